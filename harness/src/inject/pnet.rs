@@ -1,0 +1,116 @@
+//! The functional tests' injector: pnet's datalink channel (an `AF_PACKET` socket, one
+//! `sendto` per frame), opened inside the sending namespace.
+
+use std::time::{Duration, Instant};
+
+use pnet::datalink::{self, Channel, DataLinkSender};
+
+use super::{InjectError, InjectStats};
+use crate::{
+    frame::{FrameTemplate, Tag},
+    veth::VethEnd,
+};
+
+/// How often one frame is retried after ENOBUFS/EAGAIN before it counts as an error.
+const MAX_RETRIES_PER_FRAME: u32 = 1000;
+
+/// A pnet datalink sender bound to a lab interface.
+pub struct PnetInjector {
+    tx: Box<dyn DataLinkSender>,
+    interface: String,
+}
+
+impl std::fmt::Debug for PnetInjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PnetInjector")
+            .field("interface", &self.interface)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PnetInjector {
+    /// Opens a channel on `end` from inside its namespace.
+    pub fn open(end: &VethEnd) -> Result<Self, InjectError> {
+        let interface = end.name().to_owned();
+        let tx = end.netns().run(|| {
+            let iface = datalink::interfaces()
+                .into_iter()
+                .find(|i| i.name == interface)
+                .ok_or_else(|| InjectError::NoInterface {
+                    interface: interface.clone(),
+                })?;
+            let config = datalink::Config {
+                // The receive half is unused; keep its buffer small.
+                read_buffer_size: 4096,
+                read_timeout: Some(Duration::from_millis(1)),
+                ..datalink::Config::default()
+            };
+            match datalink::channel(&iface, config) {
+                Ok(Channel::Ethernet(tx, _rx)) => Ok(tx),
+                Ok(_) => Err(InjectError::Channel {
+                    interface: interface.clone(),
+                    source: std::io::Error::other("not an Ethernet channel"),
+                }),
+                Err(source) => Err(InjectError::Channel {
+                    interface: interface.clone(),
+                    source,
+                }),
+            }
+        })??;
+        Ok(Self {
+            tx,
+            interface: end.name().to_owned(),
+        })
+    }
+
+    /// Sends `count` frames of `template`, tagged `(run_id, group, 0..count)`.
+    ///
+    /// Bounded: at most `count` frames and [`MAX_RETRIES_PER_FRAME`] retries each.
+    pub fn send(
+        &mut self,
+        template: &FrameTemplate,
+        run_id: u32,
+        group: u16,
+        count: u32,
+    ) -> InjectStats {
+        let mut stats = InjectStats::default();
+        let mut buf = Vec::with_capacity(template.len());
+        let start = Instant::now();
+        for seq in 0..count {
+            template.write(Tag { run_id, group, seq }, &mut buf);
+            stats.offered += 1;
+            let mut retries = 0;
+            loop {
+                match self.tx.send_to(&buf, None) {
+                    Some(Ok(())) => {
+                        stats.accepted += 1;
+                        break;
+                    }
+                    Some(Err(e))
+                        if retries < MAX_RETRIES_PER_FRAME
+                            && matches!(
+                                e.raw_os_error(),
+                                Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR)
+                            ) =>
+                    {
+                        retries += 1;
+                        stats.retries += 1;
+                        std::thread::yield_now();
+                    }
+                    Some(Err(e)) => {
+                        stats.errors += 1;
+                        stats.last_error = Some(e.to_string());
+                        break;
+                    }
+                    None => {
+                        stats.errors += 1;
+                        stats.last_error = Some("pnet sender refused the frame".into());
+                        break;
+                    }
+                }
+            }
+        }
+        stats.elapsed = start.elapsed();
+        stats
+    }
+}

@@ -1,0 +1,192 @@
+//! The two-namespace lab: a sender namespace and a receiver namespace joined by one veth pair.
+//!
+//! ```text
+//!   netns "sender"                      netns "receiver"
+//!   xl-<pid>-tx  10.78.0.1/24  <==veth==>  xl-<pid>-rx  10.78.0.2/24   <- XDP program here
+//!   02:78:6c:00:00:01                      02:78:6c:00:00:02
+//! ```
+//!
+//! Every lab has its own namespaces, so labs in one process (parallel tests) or in several
+//! processes never see each other, even though they use the same names and addresses. Dropping
+//! the lab drops the namespaces, and the kernel deletes the pair with them.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use pnet::util::MacAddr;
+use thiserror::Error;
+
+use crate::{
+    frame::Endpoints,
+    netns::{NetNs, NetNsError},
+    veth::{EndConfig, VethConfig, VethEnd, VethError, VethPair},
+};
+
+/// An error from building a lab.
+#[derive(Debug, Error)]
+pub enum LabError {
+    /// A namespace could not be created.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// The veth pair could not be built.
+    #[error(transparent)]
+    Veth(#[from] VethError),
+    /// The configuration is out of range.
+    #[error("failed to build lab: {0}")]
+    Config(String),
+}
+
+impl LabError {
+    /// Whether the failure comes from missing privileges.
+    pub fn is_permission(&self) -> bool {
+        match self {
+            Self::NetNs(e) | Self::Veth(VethError::NetNs(e)) => e.is_permission(),
+            _ => false,
+        }
+    }
+}
+
+/// How to build a lab.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// MTU of both veth ends (68..=65535; native XDP on veth needs at most about 3500).
+    pub mtu: u32,
+    /// Keep the IPv6 stack on (quiet: no autoconfiguration, no DAD, static neighbours).
+    pub ipv6: bool,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        Self {
+            mtu: 1500,
+            ipv6: false,
+        }
+    }
+}
+
+/// Addresses of the lab's ends. Fixed, because every lab has namespaces of its own.
+pub const SENDER_MAC: MacAddr = MacAddr(0x02, 0x78, 0x6c, 0, 0, 0x01);
+/// The receiving end's hardware address.
+pub const RECEIVER_MAC: MacAddr = MacAddr(0x02, 0x78, 0x6c, 0, 0, 0x02);
+/// The sending end's IPv4 address.
+pub const SENDER_IPV4: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+/// The receiving end's IPv4 address.
+pub const RECEIVER_IPV4: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
+/// The sending end's IPv6 address.
+pub const SENDER_IPV6: Ipv6Addr = Ipv6Addr::new(0xfd78, 0x6c, 0, 0, 0, 0, 0, 1);
+/// The receiving end's IPv6 address.
+pub const RECEIVER_IPV6: Ipv6Addr = Ipv6Addr::new(0xfd78, 0x6c, 0, 0, 0, 0, 0, 2);
+
+/// A built lab. Drop it to tear everything down.
+#[derive(Debug)]
+pub struct Lab {
+    run_id: u32,
+    // Field order is drop order: the pair's ends hold the namespaces too, so the namespaces go
+    // last whatever the order, but keep it explicit.
+    pair: VethPair,
+    receiver_ns: Arc<NetNs>,
+    sender_ns: Arc<NetNs>,
+}
+
+impl Lab {
+    /// Builds the two namespaces and the veth pair between them.
+    pub fn new(config: &LabConfig) -> Result<Self, LabError> {
+        if !(68..=65535).contains(&config.mtu) {
+            return Err(LabError::Config(format!(
+                "mtu {} is outside 68..=65535",
+                config.mtu
+            )));
+        }
+        static LABS: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let sender_ns = Arc::new(NetNs::new(format!("xl{pid}-{n}s"))?);
+        let receiver_ns = Arc::new(NetNs::new(format!("xl{pid}-{n}r"))?);
+        let veth = VethConfig {
+            receiver: EndConfig {
+                name: format!("xl-{pid}-rx"),
+                mac: RECEIVER_MAC,
+                ipv4: RECEIVER_IPV4,
+                ipv6: RECEIVER_IPV6,
+            },
+            sender: EndConfig {
+                name: format!("xl-{pid}-tx"),
+                mac: SENDER_MAC,
+                ipv4: SENDER_IPV4,
+                ipv6: SENDER_IPV6,
+            },
+            mtu: config.mtu,
+            ipv6: config.ipv6,
+        };
+        let pair = VethPair::create(&receiver_ns, &sender_ns, &veth)?;
+        Ok(Self {
+            run_id: random_run_id(),
+            pair,
+            receiver_ns,
+            sender_ns,
+        })
+    }
+
+    /// The id carried in every frame's tag, unique per lab with high probability.
+    pub fn run_id(&self) -> u32 {
+        self.run_id
+    }
+
+    /// The end where programs are attached and frames arrive.
+    pub fn receiver(&self) -> &VethEnd {
+        self.pair.receiver()
+    }
+
+    /// The end frames are injected from.
+    pub fn sender(&self) -> &VethEnd {
+        self.pair.sender()
+    }
+
+    /// The receiving namespace.
+    pub fn receiver_netns(&self) -> &Arc<NetNs> {
+        &self.receiver_ns
+    }
+
+    /// The sending namespace.
+    pub fn sender_netns(&self) -> &Arc<NetNs> {
+        &self.sender_ns
+    }
+
+    /// Addresses for frames sent from the sender to the receiver.
+    pub fn endpoints(&self) -> Endpoints {
+        endpoints()
+    }
+}
+
+/// Addresses for frames sent from a lab's sender to its receiver. The same for every lab, so
+/// frames can be built and checked before a lab exists.
+pub fn endpoints() -> Endpoints {
+    Endpoints {
+        src_mac: SENDER_MAC,
+        dst_mac: RECEIVER_MAC,
+        src_ipv4: SENDER_IPV4,
+        dst_ipv4: RECEIVER_IPV4,
+        src_ipv6: SENDER_IPV6,
+        dst_ipv6: RECEIVER_IPV6,
+    }
+}
+
+fn random_run_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    // SAFETY: the buffer is valid for writes of its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == 4 {
+        u32::from_ne_bytes(bytes)
+    } else {
+        // getrandom cannot fail for 4 bytes after boot; fall back to something unique enough.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        nanos ^ std::process::id().rotate_left(16)
+    }
+}

@@ -1,0 +1,23 @@
+//! xdplab: a test and benchmark harness for XDP programs.
+//!
+//! It builds its own lab (network namespaces joined by a veth pair, made over netlink), loads
+//! and attaches XDP programs with aya, injects frames crafted with pnet from the peer namespace,
+//! and checks each frame's verdict three ways: the program's maps, what arrives after XDP, and
+//! the kernel's own veth counters. Scenario files say what to send and what to expect.
+//!
+//! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
+//! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
+
+pub mod exit;
+pub mod frame;
+pub mod inject;
+pub mod lab;
+pub mod maps;
+pub mod netns;
+pub mod observe;
+pub mod privileges;
+pub mod program;
+pub mod report;
+pub mod scenario;
+pub mod verdict;
+pub mod veth;

@@ -1,0 +1,435 @@
+//! Reading and writing a loaded program's maps by name, with keys and values as bytes.
+//!
+//! aya finds the maps, owns their file descriptors and reports their kind and sizes; the
+//! element operations here are the plain `bpf(2)` commands on those descriptors
+//! (`BPF_MAP_LOOKUP_ELEM`, `BPF_MAP_UPDATE_ELEM`, `BPF_MAP_GET_NEXT_KEY`), because scenario
+//! files name keys and values whose sizes are only known at run time, while aya's typed maps
+//! fix them at compile time. Per-CPU maps return one value per possible CPU, which callers sum
+//! or compare one by one (`bpftool map lookup` prints both).
+
+use std::{fmt, os::fd::AsFd as _, os::fd::AsRawFd as _};
+
+use aya::maps::{Map, MapData};
+use thiserror::Error;
+
+use crate::program::Program;
+
+/// An error from map access.
+#[derive(Debug, Error)]
+pub enum MapError {
+    /// No map by this name in the program's object.
+    #[error("failed to find map {name:?} in object {object} (it has: {})", available.join(", "))]
+    NotFound {
+        /// The requested map.
+        name: String,
+        /// The object.
+        object: String,
+        /// The maps the object has.
+        available: Vec<String>,
+    },
+    /// The map's info could not be read.
+    #[error("failed to read info of map {name:?}: {reason}")]
+    Info {
+        /// The map.
+        name: String,
+        /// aya's error.
+        reason: String,
+    },
+    /// A key or value has the wrong size for the map.
+    #[error("failed to use map {name:?}: {what} is {got} bytes, the map's is {want}")]
+    Size {
+        /// The map.
+        name: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// Size given.
+        got: usize,
+        /// Size the map has.
+        want: usize,
+    },
+    /// A `bpf(2)` element command failed.
+    #[error("failed to {op} map {name:?}: {source}")]
+    Syscall {
+        /// The map.
+        name: String,
+        /// The operation ("look up key in", "update", ...).
+        op: &'static str,
+        /// The errno.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The map types xdplab reads and writes, named after the kernel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// `BPF_MAP_TYPE_ARRAY`.
+    #[doc(alias = "BPF_MAP_TYPE_ARRAY")]
+    Array,
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    #[doc(alias = "BPF_MAP_TYPE_PERCPU_ARRAY")]
+    PerCpuArray,
+    /// `BPF_MAP_TYPE_HASH`.
+    #[doc(alias = "BPF_MAP_TYPE_HASH")]
+    Hash,
+    /// `BPF_MAP_TYPE_PERCPU_HASH`.
+    #[doc(alias = "BPF_MAP_TYPE_PERCPU_HASH")]
+    PerCpuHash,
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    #[doc(alias = "BPF_MAP_TYPE_LRU_HASH")]
+    LruHash,
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
+    #[doc(alias = "BPF_MAP_TYPE_LRU_PERCPU_HASH")]
+    LruPerCpuHash,
+    /// Any other type: readable with the same commands if the kernel allows, not interpreted.
+    Other,
+}
+
+impl MapKind {
+    /// Whether values are stored once per possible CPU.
+    pub fn is_per_cpu(self) -> bool {
+        matches!(
+            self,
+            Self::PerCpuArray | Self::PerCpuHash | Self::LruPerCpuHash
+        )
+    }
+}
+
+impl fmt::Display for MapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Array => "array",
+            Self::PerCpuArray => "percpu_array",
+            Self::Hash => "hash",
+            Self::PerCpuHash => "percpu_hash",
+            Self::LruHash => "lru_hash",
+            Self::LruPerCpuHash => "lru_percpu_hash",
+            Self::Other => "other",
+        })
+    }
+}
+
+/// A value read from a map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapValue {
+    /// One value (non-per-CPU maps).
+    Single(Vec<u8>),
+    /// One value per possible CPU, in CPU order.
+    PerCpu(Vec<Vec<u8>>),
+}
+
+impl MapValue {
+    /// The value as a little-endian unsigned integer, summed over CPUs for per-CPU maps.
+    /// `None` if a value is wider than 8 bytes.
+    pub fn sum_u64(&self) -> Option<u64> {
+        match self {
+            Self::Single(bytes) => le_u64(bytes),
+            Self::PerCpu(values) => values
+                .iter()
+                .try_fold(0u64, |sum, v| Some(sum.wrapping_add(le_u64(v)?))),
+        }
+    }
+
+    /// Per-CPU values as integers (`None` for non-per-CPU maps or values wider than 8 bytes).
+    pub fn per_cpu_u64(&self) -> Option<Vec<u64>> {
+        match self {
+            Self::Single(_) => None,
+            Self::PerCpu(values) => values.iter().map(|v| le_u64(v)).collect(),
+        }
+    }
+}
+
+/// Reads a little-endian unsigned integer of up to 8 bytes.
+pub fn le_u64(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() > 8 {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Some(u64::from_le_bytes(buf))
+}
+
+/// A handle on one map of a loaded program.
+#[derive(Debug)]
+pub struct ProgramMap<'a> {
+    name: String,
+    data: &'a MapData,
+    kind: MapKind,
+    key_size: usize,
+    value_size: usize,
+    max_entries: u32,
+}
+
+impl Program {
+    /// The map called `name` in this program's object.
+    pub fn map(&self, name: &str) -> Result<ProgramMap<'_>, MapError> {
+        let ebpf = self.ebpf();
+        let map = ebpf.map(name).ok_or_else(|| MapError::NotFound {
+            name: name.to_owned(),
+            object: self.object().to_owned(),
+            available: ebpf.maps().map(|(n, _)| n.to_owned()).collect(),
+        })?;
+        let (kind, data) = match map {
+            Map::Array(d) => (MapKind::Array, d),
+            Map::PerCpuArray(d) => (MapKind::PerCpuArray, d),
+            Map::HashMap(d) => (MapKind::Hash, d),
+            Map::PerCpuHashMap(d) => (MapKind::PerCpuHash, d),
+            Map::LruHashMap(d) => (MapKind::LruHash, d),
+            Map::PerCpuLruHashMap(d) => (MapKind::LruPerCpuHash, d),
+            other => (MapKind::Other, map_data(other)),
+        };
+        let info = data.info().map_err(|e| MapError::Info {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(ProgramMap {
+            name: name.to_owned(),
+            data,
+            kind,
+            key_size: info.key_size() as usize,
+            value_size: info.value_size() as usize,
+            max_entries: info.max_entries(),
+        })
+    }
+}
+
+impl ProgramMap<'_> {
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The map's type.
+    pub fn kind(&self) -> MapKind {
+        self.kind
+    }
+    /// Key size in bytes.
+    pub fn key_size(&self) -> usize {
+        self.key_size
+    }
+    /// Value size in bytes (per CPU, for per-CPU maps).
+    pub fn value_size(&self) -> usize {
+        self.value_size
+    }
+    /// Capacity.
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// Looks `key` up (`bpftool map lookup`); `None` if the key is absent.
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<MapValue>, MapError> {
+        self.check_size("key", key.len(), self.key_size)?;
+        let cpus = self.cpus()?;
+        let stride = if self.kind.is_per_cpu() {
+            self.value_size.next_multiple_of(8)
+        } else {
+            self.value_size
+        };
+        let mut value = vec![0u8; stride * cpus];
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        match sys::lookup(fd, key, &mut value) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(source) => {
+                return Err(MapError::Syscall {
+                    name: self.name.clone(),
+                    op: "look up a key in",
+                    source,
+                });
+            }
+        }
+        Ok(Some(if self.kind.is_per_cpu() {
+            MapValue::PerCpu(
+                value
+                    .chunks(stride)
+                    .map(|c| c[..self.value_size].to_vec())
+                    .collect(),
+            )
+        } else {
+            value.truncate(self.value_size);
+            MapValue::Single(value)
+        }))
+    }
+
+    /// Writes `value` at `key` (`bpftool map update`). For per-CPU maps the value is written on
+    /// every CPU.
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), MapError> {
+        self.check_size("key", key.len(), self.key_size)?;
+        self.check_size("value", value.len(), self.value_size)?;
+        let buffer = if self.kind.is_per_cpu() {
+            let stride = self.value_size.next_multiple_of(8);
+            let mut all = vec![0u8; stride * self.cpus()?];
+            for chunk in all.chunks_mut(stride) {
+                chunk[..value.len()].copy_from_slice(value);
+            }
+            all
+        } else {
+            value.to_vec()
+        };
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        sys::update(fd, key, &buffer).map_err(|source| MapError::Syscall {
+            name: self.name.clone(),
+            op: "update",
+            source,
+        })
+    }
+
+    /// Every key in the map (`bpftool map dump`, keys only). Arrays list every index.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, MapError> {
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        let mut keys = Vec::new();
+        let mut current: Option<Vec<u8>> = None;
+        // Bounded by the map's capacity, so a map changing underneath cannot loop forever.
+        for _ in 0..=self.max_entries {
+            let mut next = vec![0u8; self.key_size];
+            match sys::next_key(fd, current.as_deref(), &mut next) {
+                Ok(()) => {
+                    keys.push(next.clone());
+                    current = Some(next);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+                Err(source) => {
+                    return Err(MapError::Syscall {
+                        name: self.name.clone(),
+                        op: "iterate",
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn cpus(&self) -> Result<usize, MapError> {
+        if !self.kind.is_per_cpu() {
+            return Ok(1);
+        }
+        aya::util::nr_cpus().map_err(|(what, e)| MapError::Info {
+            name: self.name.clone(),
+            reason: format!("{what}: {e}"),
+        })
+    }
+
+    fn check_size(&self, what: &'static str, got: usize, want: usize) -> Result<(), MapError> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(MapError::Size {
+                name: self.name.clone(),
+                what,
+                got,
+                want,
+            })
+        }
+    }
+}
+
+fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::Array(d)
+        | Map::ArrayOfMaps(d)
+        | Map::BloomFilter(d)
+        | Map::CgroupArray(d)
+        | Map::CgroupStorage(d)
+        | Map::CgrpStorage(d)
+        | Map::CpuMap(d)
+        | Map::DevMap(d)
+        | Map::DevMapHash(d)
+        | Map::HashMap(d)
+        | Map::HashOfMaps(d)
+        | Map::InodeStorage(d)
+        | Map::LpmTrie(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuArray(d)
+        | Map::PerCpuCgroupStorage(d)
+        | Map::PerCpuHashMap(d)
+        | Map::PerCpuLruHashMap(d)
+        | Map::PerfEventArray(d)
+        | Map::ProgramArray(d)
+        | Map::ReusePortSockArray(d)
+        | Map::Queue(d)
+        | Map::RingBuf(d)
+        | Map::SkStorage(d)
+        | Map::SockHash(d)
+        | Map::SockMap(d)
+        | Map::Stack(d)
+        | Map::StackTraceMap(d)
+        | Map::Unsupported(d)
+        | Map::XskMap(d) => d,
+    }
+}
+
+/// The `bpf(2)` element commands, on raw byte buffers.
+mod sys {
+    use std::{io, os::fd::RawFd};
+
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+    const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+    const BPF_ANY: u64 = 0;
+
+    /// The `map_elem` member of `union bpf_attr`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct MapElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value_or_next_key: u64,
+        flags: u64,
+    }
+
+    fn bpf(cmd: libc::c_long, attr: &MapElemAttr) -> io::Result<()> {
+        // SAFETY: attr is a valid, fully initialised bpf_attr prefix; the kernel reads exactly
+        // size_of::<MapElemAttr>() bytes and the pointers in it outlive the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                std::ptr::from_ref(attr),
+                std::mem::size_of::<MapElemAttr>(),
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn lookup(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+        bpf(
+            BPF_MAP_LOOKUP_ELEM,
+            &MapElemAttr {
+                map_fd: fd as u32,
+                key: key.as_ptr() as u64,
+                value_or_next_key: value.as_mut_ptr() as u64,
+                ..Default::default()
+            },
+        )
+    }
+
+    pub(super) fn update(fd: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+        bpf(
+            BPF_MAP_UPDATE_ELEM,
+            &MapElemAttr {
+                map_fd: fd as u32,
+                key: key.as_ptr() as u64,
+                value_or_next_key: value.as_ptr() as u64,
+                flags: BPF_ANY,
+                ..Default::default()
+            },
+        )
+    }
+
+    pub(super) fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {
+        bpf(
+            BPF_MAP_GET_NEXT_KEY,
+            &MapElemAttr {
+                map_fd: fd as u32,
+                key: key.map_or(0, |k| k.as_ptr() as u64),
+                value_or_next_key: next.as_mut_ptr() as u64,
+                ..Default::default()
+            },
+        )
+    }
+}

@@ -1,0 +1,598 @@
+//! What the kernel saw, independently of the program under test.
+//!
+//! Three observers, each opened inside the lab namespace and then usable from any thread
+//! (sockets keep their namespace):
+//! - [`DriverStats`]: the veth driver's own counters (`ethtool -S`), read with the
+//!   `ETHTOOL_GSTATS` ioctl. With a native XDP program these count every frame XDP ran on and
+//!   every XDP_DROP/TX/REDIRECT, whatever the program's maps say.
+//! - [`LinkStats`]: the interface counters (`ip -s link`), read with `RTM_GETLINK`. veth counts
+//!   a received frame before any XDP runs, so in generic mode this is the count of frames that
+//!   reached the device.
+//! - [`Capture`]: an `AF_PACKET` socket on the receiving interface. Taps run after XDP (native
+//!   and generic), so it sees exactly the frames XDP passed; each is attributed by its tag.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage},
+};
+use rtnetlink::sys::{Socket, protocols::NETLINK_ROUTE};
+use thiserror::Error;
+
+use crate::{frame::Tag, netns::NetNsError, veth::VethEnd};
+
+/// An error from an observer.
+#[derive(Debug, Error)]
+pub enum ObserveError {
+    /// Entering the namespace failed.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// A socket, ioctl or netlink request failed.
+    #[error("failed to {what} on veth {interface:?}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The interface.
+        interface: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel's answer could not be understood.
+    #[error("failed to {what} on veth {interface:?}: {reason}")]
+    Protocol {
+        /// What was being done.
+        what: &'static str,
+        /// The interface.
+        interface: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io_error<'a>(what: &'static str, end: &'a str) -> impl FnOnce(io::Error) -> ObserveError + 'a {
+    move |source| ObserveError::Io {
+        what,
+        interface: end.to_owned(),
+        source,
+    }
+}
+
+fn socket(domain: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the returned descriptor is owned below.
+    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ethtool -S
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSTATS: u32 = 0x1d;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETH_SS_STATS: u32 = 1;
+const ETH_GSTRING_LEN: usize = 32;
+
+/// The driver's statistics of one interface (`ethtool -S IF`).
+#[derive(Debug)]
+pub struct DriverStats {
+    fd: OwnedFd,
+    interface: String,
+    names: Vec<String>,
+}
+
+/// One reading of [`DriverStats`], by counter name.
+pub type DriverCounters = BTreeMap<String, u64>;
+
+impl DriverStats {
+    /// Opens the counters of a lab interface (a socket made inside its namespace).
+    pub fn open(end: &VethEnd) -> Result<Self, ObserveError> {
+        let interface = end.name().to_owned();
+        let fd = end
+            .netns()
+            .run(|| socket(libc::AF_INET, libc::SOCK_DGRAM, 0))?
+            .map_err(io_error("open an ethtool socket", &interface))?;
+        let mut stats = Self {
+            fd,
+            interface,
+            names: Vec::new(),
+        };
+        stats.names = stats.read_names()?;
+        Ok(stats)
+    }
+
+    fn ioctl(&self, data: *mut u8) -> io::Result<()> {
+        #[repr(C)]
+        struct IfReq {
+            name: [u8; libc::IFNAMSIZ],
+            data: *mut u8,
+            _pad: [u8; 16],
+        }
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            data,
+            _pad: [0; 16],
+        };
+        let name = self.interface.as_bytes();
+        req.name[..name.len().min(libc::IFNAMSIZ - 1)]
+            .copy_from_slice(&name[..name.len().min(libc::IFNAMSIZ - 1)]);
+        // SAFETY: req is a valid ifreq whose data points at a buffer sized for the command.
+        let ret = unsafe { libc::ioctl(self.fd.as_raw_fd(), SIOCETHTOOL, &mut req) };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn read_names(&self) -> Result<Vec<String>, ObserveError> {
+        // struct ethtool_sset_info { u32 cmd; u32 reserved; u64 sset_mask; u32 data[1]; }
+        let mut info = [0u32; 5];
+        info[0] = ETHTOOL_GSSET_INFO;
+        info[2] = 1 << ETH_SS_STATS;
+        self.ioctl(info.as_mut_ptr().cast())
+            .map_err(io_error("count ethtool statistics", &self.interface))?;
+        let count = if info[2] & (1 << ETH_SS_STATS) != 0 {
+            info[4] as usize
+        } else {
+            0
+        };
+        // struct ethtool_gstrings { u32 cmd; u32 string_set; u32 len; u8 data[]; }
+        let mut buf = vec![0u8; 12 + count * ETH_GSTRING_LEN];
+        buf[0..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
+        buf[4..8].copy_from_slice(&ETH_SS_STATS.to_ne_bytes());
+        buf[8..12].copy_from_slice(&(count as u32).to_ne_bytes());
+        self.ioctl(buf.as_mut_ptr())
+            .map_err(io_error("read ethtool statistic names", &self.interface))?;
+        Ok(buf[12..]
+            .chunks(ETH_GSTRING_LEN)
+            .map(|raw| {
+                let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                String::from_utf8_lossy(&raw[..end]).into_owned()
+            })
+            .collect())
+    }
+
+    /// Reads every counter now.
+    pub fn read(&self) -> Result<DriverCounters, ObserveError> {
+        // struct ethtool_stats { u32 cmd; u32 n_stats; u64 data[]; }
+        let mut buf = vec![0u64; 1 + self.names.len()];
+        let head = u64::from(ETHTOOL_GSTATS) | ((self.names.len() as u64) << 32);
+        buf[0] = if cfg!(target_endian = "little") {
+            head
+        } else {
+            head.rotate_left(32)
+        };
+        self.ioctl(buf.as_mut_ptr().cast())
+            .map_err(io_error("read ethtool statistics", &self.interface))?;
+        Ok(self
+            .names
+            .iter()
+            .cloned()
+            .zip(buf[1..].iter().copied())
+            .collect())
+    }
+
+    /// Reads the veth XDP counters, summed over queues.
+    pub fn xdp(&self) -> Result<XdpStats, ObserveError> {
+        Ok(XdpStats::from_counters(&self.read()?))
+    }
+}
+
+/// The veth driver's native-XDP counters, summed over rx queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct XdpStats {
+    /// Frames native XDP ran on (`rx_queue_N_xdp_packets`).
+    pub packets: u64,
+    /// XDP_DROP and XDP_ABORTED (`rx_queue_N_xdp_drops`).
+    pub drops: u64,
+    /// XDP_TX (`rx_queue_N_xdp_tx`).
+    pub tx: u64,
+    /// XDP_REDIRECT (`rx_queue_N_xdp_redirect`).
+    pub redirect: u64,
+    /// Frames dropped by the receive ring before XDP (`rx_queue_N_drops`).
+    pub ring_drops: u64,
+}
+
+impl XdpStats {
+    /// Sums the per-queue veth counters.
+    pub fn from_counters(counters: &DriverCounters) -> Self {
+        let mut stats = Self::default();
+        for (name, value) in counters {
+            let Some(rest) = name.strip_prefix("rx_queue_") else {
+                continue;
+            };
+            let Some((_queue, counter)) = rest.split_once('_') else {
+                continue;
+            };
+            match counter {
+                "xdp_packets" => stats.packets += value,
+                "xdp_drops" => stats.drops += value,
+                "xdp_tx" => stats.tx += value,
+                "xdp_redirect" => stats.redirect += value,
+                "drops" => stats.ring_drops += value,
+                _ => {}
+            }
+        }
+        stats
+    }
+
+    /// Frames XDP_PASSed: every frame XDP ran on that it did not drop, bounce or redirect.
+    pub fn passed(&self) -> u64 {
+        self.packets
+            .saturating_sub(self.drops + self.tx + self.redirect)
+    }
+
+    /// The change from `before` to `self`.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            packets: self.packets.saturating_sub(before.packets),
+            drops: self.drops.saturating_sub(before.drops),
+            tx: self.tx.saturating_sub(before.tx),
+            redirect: self.redirect.saturating_sub(before.redirect),
+            ring_drops: self.ring_drops.saturating_sub(before.ring_drops),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ip -s link
+
+/// Interface counters (`ip -s link show IF`), read over a route netlink socket made in the lab
+/// namespace.
+#[derive(Debug)]
+pub struct LinkStats {
+    socket: Socket,
+    interface: String,
+    ifindex: u32,
+}
+
+/// One reading of [`LinkStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkCounters {
+    /// Frames received by the device (veth counts before XDP runs).
+    pub rx_packets: u64,
+    /// Frames the device dropped on receive.
+    pub rx_dropped: u64,
+    /// Frames sent by the device.
+    pub tx_packets: u64,
+    /// Frames the device dropped on transmit (for veth: the peer could not take them).
+    pub tx_dropped: u64,
+}
+
+impl LinkCounters {
+    /// The change from `before` to `self`.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            rx_packets: self.rx_packets.saturating_sub(before.rx_packets),
+            rx_dropped: self.rx_dropped.saturating_sub(before.rx_dropped),
+            tx_packets: self.tx_packets.saturating_sub(before.tx_packets),
+            tx_dropped: self.tx_dropped.saturating_sub(before.tx_dropped),
+        }
+    }
+}
+
+impl LinkStats {
+    /// Opens the counters of a lab interface.
+    pub fn open(end: &VethEnd) -> Result<Self, ObserveError> {
+        let interface = end.name().to_owned();
+        let socket = end
+            .netns()
+            .run(|| {
+                let mut socket = Socket::new(NETLINK_ROUTE)?;
+                socket.bind_auto()?;
+                Ok::<_, io::Error>(socket)
+            })?
+            .map_err(io_error("open a route netlink socket", &interface))?;
+        Ok(Self {
+            socket,
+            interface,
+            ifindex: end.ifindex(),
+        })
+    }
+
+    /// Reads the counters now.
+    pub fn read(&self) -> Result<LinkCounters, ObserveError> {
+        let mut link = LinkMessage::default();
+        link.header.index = self.ifindex;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        let mut request = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(RouteNetlinkMessage::GetLink(link)),
+        );
+        request.finalize();
+        let mut buf = vec![0u8; request.buffer_len()];
+        request.serialize(&mut buf);
+        self.socket
+            .send(&buf, 0)
+            .map_err(io_error("request link statistics", &self.interface))?;
+        let protocol = |reason: String| ObserveError::Protocol {
+            what: "read link statistics",
+            interface: self.interface.clone(),
+            reason,
+        };
+        let (reply, _) = self
+            .socket
+            .recv_from_full()
+            .map_err(io_error("read link statistics", &self.interface))?;
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+            .map_err(|e| protocol(e.to_string()))?;
+        match message.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => link
+                .attributes
+                .iter()
+                .find_map(|attr| match attr {
+                    LinkAttribute::Stats64(s) => Some(LinkCounters {
+                        rx_packets: s.rx_packets,
+                        rx_dropped: s.rx_dropped,
+                        tx_packets: s.tx_packets,
+                        tx_dropped: s.tx_dropped,
+                    }),
+                    _ => None,
+                })
+                .ok_or_else(|| protocol("no IFLA_STATS64 in the reply".into())),
+            NetlinkPayload::Error(e) => Err(protocol(e.to_string())),
+            other => Err(protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// capture
+
+/// Frames captured after XDP on the receiving interface, attributed by tag.
+#[derive(Debug)]
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    frames: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<Captured, ObserveError>>>,
+}
+
+/// Everything a [`Capture`] saw.
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    /// Per group: how many times each sequence number was seen (index = seq).
+    pub seen: Vec<Vec<u32>>,
+    /// Frames with a tag of this run whose group or sequence number was never sent.
+    pub stray_tagged: u64,
+    /// Frames without a tag of this run, by exact content (capped; see `untagged_overflow`).
+    pub untagged: HashMap<Vec<u8>, u64>,
+    /// Untagged frames not kept because too many distinct contents were seen.
+    pub untagged_overflow: u64,
+    /// Every frame received.
+    pub total: u64,
+    /// Frames the kernel dropped because the capture socket's buffer was full
+    /// (`PACKET_STATISTICS`); non-zero means the capture is incomplete.
+    pub socket_drops: u64,
+}
+
+const UNTAGGED_KEEP: usize = 4096;
+
+impl Capture {
+    /// Starts capturing on `end`, before any frame is sent. `groups[g]` is the number of frames
+    /// group `g` will send.
+    pub fn start(end: &VethEnd, run_id: u32, groups: &[u32]) -> Result<Self, ObserveError> {
+        let interface = end.name().to_owned();
+        let ifindex = end.ifindex();
+        let fd = end
+            .netns()
+            .run(|| open_packet_socket(ifindex))?
+            .map_err(io_error("open a capture socket", &interface))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let frames = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let frames = Arc::clone(&frames);
+            let groups = groups.to_vec();
+            std::thread::Builder::new()
+                .name("xdplab-capture".into())
+                .spawn(move || capture_loop(&fd, &interface, run_id, &groups, &stop, &frames))
+                .map_err(io_error("start the capture thread", end.name()))?
+        };
+        Ok(Self {
+            stop,
+            frames,
+            thread: Some(thread),
+        })
+    }
+
+    /// Frames received so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Acquire)
+    }
+
+    /// Stops, drains what is queued, and returns what was seen.
+    pub fn finish(mut self) -> Result<Captured, ObserveError> {
+        self.stop.store(true, Ordering::Release);
+        let thread = self.thread.take().expect("finish runs once");
+        match thread.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    const ETH_P_ALL: u16 = 0x0003;
+    const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+    // Protocol 0 receives nothing until bind, so no frame of another interface slips in.
+    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?;
+    let raw = fd.as_raw_fd();
+    // Large enough for a burst of passed frames while the reader is descheduled.
+    setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)?;
+    setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+    let timeout = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 20_000,
+    };
+    // SAFETY: valid socket and option buffer.
+    let ret = unsafe {
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            std::ptr::from_ref(&timeout).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = ETH_P_ALL.to_be();
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: addr is a valid sockaddr_ll of the given size.
+    let ret = unsafe {
+        libc::bind(
+            raw,
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn setsockopt(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: valid socket and a c_int option buffer.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `PACKET_STATISTICS`: frames dropped for lack of buffer since the last call.
+fn socket_drops(fd: libc::c_int) -> io::Result<u64> {
+    const PACKET_STATISTICS: libc::c_int = 6;
+    let mut stats = [0u32; 2]; // struct tpacket_stats { tp_packets, tp_drops }
+    let mut len = size_of::<[u32; 2]>() as libc::socklen_t;
+    // SAFETY: stats is a valid tpacket_stats buffer of len bytes.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            PACKET_STATISTICS,
+            stats.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(u64::from(stats[1]))
+    }
+}
+
+fn capture_loop(
+    fd: &OwnedFd,
+    interface: &str,
+    run_id: u32,
+    groups: &[u32],
+    stop: &AtomicBool,
+    frames: &AtomicU64,
+) -> Result<Captured, ObserveError> {
+    let mut captured = Captured {
+        seen: groups.iter().map(|&n| vec![0; n as usize]).collect(),
+        ..Captured::default()
+    };
+    let raw = fd.as_raw_fd();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        // Once stopped, drain without waiting: everything the kernel delivered is queued.
+        let flags = if stop.load(Ordering::Acquire) {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR) => {
+                    if flags == libc::MSG_DONTWAIT {
+                        break;
+                    }
+                    continue;
+                }
+                _ => return Err(io_error("read the capture socket", interface)(e)),
+            }
+        }
+        let frame = &buf[..n as usize];
+        captured.total += 1;
+        frames.fetch_add(1, Ordering::Release);
+        match Tag::find(frame, run_id) {
+            Some(tag) => match captured
+                .seen
+                .get_mut(usize::from(tag.group))
+                .and_then(|g| g.get_mut(tag.seq as usize))
+            {
+                Some(count) => *count += 1,
+                None => captured.stray_tagged += 1,
+            },
+            None => {
+                if let Some(count) = captured.untagged.get_mut(frame) {
+                    *count += 1;
+                } else if captured.untagged.len() < UNTAGGED_KEEP {
+                    captured.untagged.insert(frame.to_vec(), 1);
+                } else {
+                    captured.untagged_overflow += 1;
+                }
+            }
+        }
+    }
+    captured.socket_drops =
+        socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
+    Ok(captured)
+}
+
+/// How long an observer waits between polls while counts settle.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1);

@@ -1,0 +1,457 @@
+//! XDP programs: loading an ELF object with aya and attaching an entry to a lab interface.
+//!
+//! Attachment goes through [`crate::veth::VethEnd`], which only the lab can create, so a program
+//! can never be attached to an interface xdplab did not make. The attach itself runs on a thread
+//! inside the interface's namespace, because interface indexes are per namespace: index 2 there
+//! is some other device here.
+//!
+//! Only `bpf_link` attachments are kept (kernel 5.9+): closing the link's file descriptor
+//! detaches the program whichever thread or namespace closes it. aya's netlink fallback would
+//! detach by interface index in the namespace of the thread that drops it, which could be the
+//! host's, so it is refused.
+
+use std::{borrow::Cow, fmt, path::PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{
+        Link as _, ProgramError as AyaProgramError, Xdp, XdpMode as AyaXdpMode, links::FdLink,
+    },
+};
+use thiserror::Error;
+
+use crate::{netns::NetNsError, veth::VethEnd};
+
+/// The objects built from `ebpf/*.bpf.c` and embedded in the binary, by name.
+pub const BUNDLED: &[(&str, &[u8])] = &[
+    (
+        "xdp_drop",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_drop.bpf.o"),
+    ),
+    (
+        "xdp_filter",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_filter.bpf.o"),
+    ),
+    (
+        "xdp_pass",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_pass.bpf.o"),
+    ),
+];
+
+/// Where an object comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectSource {
+    /// One of [`BUNDLED`], by name.
+    Bundled(String),
+    /// An ELF file built by the user (for example with `clang -O2 -g -target bpf`).
+    File(PathBuf),
+}
+
+impl fmt::Display for ObjectSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bundled(name) => write!(f, "{name} (bundled)"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl ObjectSource {
+    /// Reads the object's bytes.
+    pub fn bytes(&self) -> Result<Cow<'static, [u8]>, ProgramError> {
+        match self {
+            Self::Bundled(name) => BUNDLED
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, bytes)| Cow::Borrowed(*bytes))
+                .ok_or_else(|| ProgramError::UnknownBundled {
+                    name: name.clone(),
+                    available: BUNDLED.iter().map(|(n, _)| *n).collect(),
+                }),
+            Self::File(path) => {
+                std::fs::read(path)
+                    .map(Cow::Owned)
+                    .map_err(|source| ProgramError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+}
+
+/// Where the program runs when a frame arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XdpMode {
+    /// In the driver, before an skb exists (veth's native XDP).
+    #[doc(alias = "XDP_FLAGS_DRV_MODE")]
+    Native,
+    /// In the core network stack, on the skb (works on any interface, slower).
+    #[doc(alias = "XDP_FLAGS_SKB_MODE")]
+    Generic,
+}
+
+impl XdpMode {
+    fn aya(self) -> AyaXdpMode {
+        match self {
+            Self::Native => AyaXdpMode::Driver,
+            Self::Generic => AyaXdpMode::Skb,
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+        })
+    }
+}
+
+/// An error from loading or attaching a program.
+#[derive(Debug, Error)]
+pub enum ProgramError {
+    /// The object file could not be read.
+    #[error("failed to read object {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No bundled object has this name.
+    #[error("failed to find bundled object {name:?} (bundled: {})", available.join(", "))]
+    UnknownBundled {
+        /// The requested name.
+        name: String,
+        /// The bundled names.
+        available: Vec<&'static str>,
+    },
+    /// The object is not a BPF ELF object aya can parse, or its maps could not be created.
+    #[error("failed to load object {object}: {}", chain(source))]
+    Object {
+        /// The object.
+        object: String,
+        /// aya's error.
+        #[source]
+        source: aya::EbpfError,
+    },
+    /// The object has no program by that name.
+    #[error(
+        "failed to find program {entry:?} in object {object} (it has: {})",
+        list(available)
+    )]
+    NoProgram {
+        /// The object.
+        object: String,
+        /// The requested entry.
+        entry: String,
+        /// The programs the object has.
+        available: Vec<String>,
+    },
+    /// The named program is not an XDP program.
+    #[error("failed to use program {entry:?} in object {object}: it is a {kind} program, not XDP")]
+    NotXdp {
+        /// The object.
+        object: String,
+        /// The entry.
+        entry: String,
+        /// The program's actual kind.
+        kind: String,
+    },
+    /// The kernel refused the program (verifier or syscall failure).
+    #[error(
+        "failed to load program {entry:?} from object {object}: {reason}{}",
+        verifier_tail(log)
+    )]
+    Load {
+        /// The object.
+        object: String,
+        /// The entry.
+        entry: String,
+        /// The syscall error.
+        reason: String,
+        /// The verifier log (may be empty).
+        log: String,
+        /// The errno, for classification.
+        errno: Option<i32>,
+    },
+    /// Entering the interface's namespace failed.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// Attaching failed.
+    #[error(
+        "failed to attach xdp program {entry:?} to veth {interface:?} in {mode} mode: {}",
+        chain(source)
+    )]
+    Attach {
+        /// The entry.
+        entry: String,
+        /// The interface.
+        interface: String,
+        /// The mode.
+        mode: XdpMode,
+        /// aya's error.
+        #[source]
+        source: AyaProgramError,
+    },
+    /// The kernel attached through netlink instead of a bpf_link.
+    #[error(
+        "failed to attach xdp program {entry:?} to veth {interface:?} through a bpf_link (kernel 5.9 or later is needed)"
+    )]
+    NoBpfLink {
+        /// The entry.
+        entry: String,
+        /// The interface.
+        interface: String,
+    },
+}
+
+impl ProgramError {
+    /// Whether the failure lies in the machine (privileges, kernel features) rather than in the
+    /// object or the request.
+    pub fn is_environment(&self) -> bool {
+        let env_errno = |errno: i32| {
+            matches!(
+                errno,
+                libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::ENOMEM
+            )
+        };
+        match self {
+            Self::NetNs(_) | Self::NoBpfLink { .. } => true,
+            Self::Load { errno, .. } => errno.is_some_and(env_errno),
+            Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
+            Self::Attach { source, .. } => errno_in(source).is_some_and(env_errno),
+            _ => false,
+        }
+    }
+}
+
+/// An object loaded into the kernel, with its maps created and one XDP entry loaded.
+pub struct Program {
+    ebpf: Ebpf,
+    object: String,
+    entry: String,
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program")
+            .field("object", &self.object)
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// Loads `entry` from the object (`bpftool prog load OBJ ... type xdp`).
+    pub fn load(source: &ObjectSource, entry: &str) -> Result<Self, ProgramError> {
+        let object = source.to_string();
+        let bytes = source.bytes()?;
+        // aya loads without a log first and retries with the verifier's log on failure.
+        let mut ebpf = EbpfLoader::new()
+            .load(&bytes)
+            .map_err(|source| ProgramError::Object {
+                object: object.clone(),
+                source,
+            })?;
+        let available: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
+        let program = ebpf
+            .program_mut(entry)
+            .ok_or_else(|| ProgramError::NoProgram {
+                object: object.clone(),
+                entry: entry.to_owned(),
+                available,
+            })?;
+        let kind = format!("{:?}", program.prog_type());
+        let xdp: &mut Xdp = program.try_into().map_err(|_| ProgramError::NotXdp {
+            object: object.clone(),
+            entry: entry.to_owned(),
+            kind,
+        })?;
+        xdp.load().map_err(|e| load_error(&object, entry, e))?;
+        Ok(Self {
+            ebpf,
+            object,
+            entry: entry.to_owned(),
+        })
+    }
+
+    /// The object this program came from.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// The entry (program function) name.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// Attaches the program to a lab interface; detached when the [`Attachment`] drops.
+    ///
+    /// Equivalent to `ip -n NS link set dev IF xdpdrv|xdpgeneric ...`, through a bpf_link.
+    pub fn attach(&mut self, end: &VethEnd, mode: XdpMode) -> Result<Attachment, ProgramError> {
+        let entry = self.entry.clone();
+        let xdp = self.xdp_mut();
+        let ifindex = end.ifindex();
+        let attach_error = |source| ProgramError::Attach {
+            entry: entry.clone(),
+            interface: end.name().to_owned(),
+            mode,
+            source,
+        };
+        let link = end.netns().run(|| {
+            let id = xdp
+                .attach_to_if_index(ifindex, mode.aya())
+                .map_err(attach_error)?;
+            let link = xdp.take_link(id).map_err(attach_error)?;
+            // A netlink attachment dropped here detaches inside the lab namespace, which is
+            // the only safe place for it.
+            FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
+                entry: entry.clone(),
+                interface: end.name().to_owned(),
+            })
+        })??;
+        Ok(Attachment {
+            link,
+            interface: end.name().to_owned(),
+            entry: self.entry.clone(),
+            mode,
+        })
+    }
+
+    /// aya's view of the loaded object, for map access.
+    pub(crate) fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    fn xdp_mut(&mut self) -> &mut Xdp {
+        let program = self
+            .ebpf
+            .program_mut(&self.entry)
+            .expect("entry was found at load time");
+        program.try_into().expect("entry was checked to be XDP")
+    }
+}
+
+/// A program attached to a lab interface. Dropping it detaches the program.
+pub struct Attachment {
+    link: FdLink,
+    interface: String,
+    entry: String,
+    mode: XdpMode,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attachment")
+            .field("interface", &self.interface)
+            .field("entry", &self.entry)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attachment {
+    /// The mode the program runs in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// The interface it is attached to.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Detaches now, reporting an error instead of printing it.
+    pub fn detach(self) -> Result<(), ProgramError> {
+        let Self {
+            link,
+            interface,
+            entry,
+            mode,
+        } = self;
+        link.detach().map_err(|source| ProgramError::Attach {
+            entry,
+            interface,
+            mode,
+            source,
+        })
+    }
+}
+
+fn load_error(object: &str, entry: &str, error: AyaProgramError) -> ProgramError {
+    match error {
+        AyaProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => ProgramError::Load {
+            object: object.to_owned(),
+            entry: entry.to_owned(),
+            errno: io_error.raw_os_error(),
+            reason: io_error.to_string(),
+            log: verifier_log.to_string(),
+        },
+        other => ProgramError::Load {
+            object: object.to_owned(),
+            entry: entry.to_owned(),
+            errno: errno_in(&other),
+            reason: chain(&other),
+            log: String::new(),
+        },
+    }
+}
+
+/// The last lines of a verifier log, which name the instruction that failed.
+fn verifier_tail(log: &str) -> String {
+    const LINES: usize = 12;
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(LINES)..];
+    format!(
+        "\nverifier log (last {} lines):\n  {}",
+        tail.len(),
+        tail.join("\n  ")
+    )
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "no programs".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// An error and its sources on one line, since aya's top-level messages often hide the errno.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// The first errno found in an error's source chain.
+pub(crate) fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(errno) = io.raw_os_error()
+        {
+            return Some(errno);
+        }
+        current = e.source();
+    }
+    None
+}

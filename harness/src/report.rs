@@ -1,0 +1,459 @@
+//! Results of a run and how they are shown: one line per scenario for people, JSON for
+//! machines, JUnit XML for CI systems.
+
+use std::{fmt::Write as _, path::PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{exit::Exit, observe::XdpStats, verdict::Verdict};
+
+/// How a scenario ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every expectation held.
+    Pass,
+    /// An expectation failed, or the scenario could not run (see [`ScenarioReport::error`]).
+    Fail,
+    /// Not run, for the stated reason.
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Fail => "FAIL",
+            Self::Skip => "SKIP",
+        }
+    }
+}
+
+/// Why a scenario could not run at all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunFailure {
+    /// `"input"` (exit 2) or `"environment"` (exit 3).
+    pub kind: FailureKind,
+    /// The error, with its causes.
+    pub message: String,
+}
+
+/// Whose fault a [`RunFailure`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The scenario or the object is unusable.
+    Input,
+    /// The machine cannot run labs (privileges, kernel features).
+    Environment,
+}
+
+/// The result of one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// The scenario's name.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The outcome.
+    pub status: Status,
+    /// Skip reason, or why the scenario could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// Set when the scenario could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunFailure>,
+    /// `object:entry` of the program.
+    pub program: String,
+    /// `native` or `generic`.
+    pub mode: String,
+    /// Per send group.
+    pub groups: Vec<GroupReport>,
+    /// Map expectations.
+    pub maps: Vec<MapCheck>,
+    /// Cross-checks of the program's verdict counters against the kernel.
+    pub counters: Vec<CounterCheck>,
+    /// Frames seen at the receiver that belong to no send group (background traffic).
+    pub unattributed: u64,
+    /// Every failed expectation, one sentence each.
+    pub failures: Vec<String>,
+    /// Wall time of the scenario, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What happened to one send group.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupReport {
+    /// The group's name.
+    pub name: String,
+    /// The expected verdict.
+    pub expect: Verdict,
+    /// Frames the sender tried to send.
+    pub offered: u64,
+    /// Frames the kernel accepted from the sender.
+    pub sent: u64,
+    /// Frames not seen at the receiver (dropped by XDP, according to the capture).
+    pub dropped: u64,
+    /// Frames seen at the receiver after XDP.
+    pub passed: u64,
+    /// How the capture attributed frames: `"tag"` or `"content"` (frame too small for a tag).
+    pub attributed_by: &'static str,
+    /// The kernel's own counters for this group.
+    pub kernel: KernelView,
+    /// Sequence numbers that should have arrived and did not (first ones only).
+    pub missing: Vec<u32>,
+    /// Sequence numbers that should have been dropped and arrived (first ones only).
+    pub leaked: Vec<u32>,
+    /// Sequence numbers that arrived more than once (first ones only).
+    pub duplicated: Vec<u32>,
+}
+
+/// The kernel's view of a group, independent of the program.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KernelView {
+    /// Frames the receiving veth got (`ip -s link`), counted before XDP.
+    pub received: u64,
+    /// veth native XDP counters (`ethtool -S`); absent in generic mode, where the driver
+    /// does not run the program.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xdp: Option<XdpStats>,
+    /// Frames the sending veth could not hand to its peer.
+    pub sender_dropped: u64,
+}
+
+/// One map expectation and what was found.
+#[derive(Clone, Debug, Serialize)]
+pub struct MapCheck {
+    /// The map.
+    pub map: String,
+    /// The key as written in the scenario (integer or hex).
+    pub key: Value,
+    /// The expected value (integer, hex string, list per CPU, or "absent").
+    pub expected: Value,
+    /// What was read (same forms, or "absent").
+    pub actual: Value,
+    /// Per-CPU values, for per-CPU maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_cpu: Option<Vec<u64>>,
+    /// Whether it matched.
+    pub ok: bool,
+}
+
+/// A program counter compared with the kernel's count of the same verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct CounterCheck {
+    /// The map (`drop_cnt` or `pass_cnt`).
+    pub map: String,
+    /// The program's count over the run.
+    pub program: u64,
+    /// The kernel's (or, where the kernel has no counter, the capture's) count.
+    pub kernel: u64,
+    /// Where the kernel figure comes from.
+    pub source: &'static str,
+    /// Whether they agree.
+    pub ok: bool,
+}
+
+impl ScenarioReport {
+    /// The exit status this scenario alone would give.
+    pub fn exit(&self) -> Exit {
+        match (&self.error, self.status) {
+            (
+                Some(RunFailure {
+                    kind: FailureKind::Input,
+                    ..
+                }),
+                _,
+            ) => Exit::BadInput,
+            (
+                Some(RunFailure {
+                    kind: FailureKind::Environment,
+                    ..
+                }),
+                _,
+            ) => Exit::Environment,
+            (None, Status::Fail) => Exit::Fail,
+            (None, Status::Pass | Status::Skip) => Exit::Pass,
+        }
+    }
+
+    /// The one-line summary, plus indented detail lines for failures.
+    pub fn human(&self) -> String {
+        let mut out = format!("{} {}", self.status.label(), self.name);
+        match self.status {
+            Status::Skip => {
+                let _ = write!(
+                    out,
+                    ": {}",
+                    self.skip_reason.as_deref().unwrap_or("skipped")
+                );
+            }
+            _ if self.error.is_some() => {
+                let error = self.error.as_ref().expect("checked");
+                let _ = write!(out, ": {}", error.message.replace('\n', "\n    "));
+            }
+            _ => {
+                let sent: u64 = self.groups.iter().map(|g| g.sent).sum();
+                let dropped: u64 = self.groups.iter().map(|g| g.dropped).sum();
+                let passed: u64 = self.groups.iter().map(|g| g.passed).sum();
+                let _ = write!(
+                    out,
+                    " ({}, {}): {sent} sent, {dropped} dropped, {passed} passed",
+                    self.program, self.mode
+                );
+                for c in &self.counters {
+                    let _ = write!(out, "; {} {} = {} {}", c.map, c.program, c.source, c.kernel);
+                }
+                for m in &self.maps {
+                    let _ = write!(out, "; {}[{}] = {}", m.map, m.key, m.actual);
+                }
+                let _ = write!(out, " [{} ms]", self.duration_ms);
+                for failure in &self.failures {
+                    let _ = write!(out, "\n    {failure}");
+                }
+                if self.unattributed > 0 {
+                    let _ = write!(
+                        out,
+                        "\n    note: {} frame(s) at the receiver belong to no send group",
+                        self.unattributed
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The machine-readable form.
+    pub fn json(&self) -> Value {
+        serde_json::to_value(self).expect("report types serialise")
+    }
+}
+
+/// All scenarios of one `xdplab run`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunReport {
+    /// In the order they ran.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+impl RunReport {
+    /// The exit status of the whole run: bad input beats environment beats failure.
+    pub fn exit(&self) -> Exit {
+        let exits = self.scenarios.iter().map(ScenarioReport::exit);
+        [Exit::BadInput, Exit::Environment, Exit::Fail]
+            .into_iter()
+            .find(|e| exits.clone().any(|x| x == *e))
+            .unwrap_or(Exit::Pass)
+    }
+
+    fn count(&self, status: Status) -> usize {
+        self.scenarios.iter().filter(|s| s.status == status).count()
+    }
+
+    /// The closing line: `N passed, N failed, N skipped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.count(Status::Pass),
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        )
+    }
+
+    /// The JSON document printed by `--format json`.
+    pub fn json(&self) -> Value {
+        json!({
+            "scenarios": self.scenarios.iter().map(ScenarioReport::json).collect::<Vec<_>>(),
+            "passed": self.count(Status::Pass),
+            "failed": self.count(Status::Fail),
+            "skipped": self.count(Status::Skip),
+            "exit": self.exit().code(),
+        })
+    }
+
+    /// JUnit XML, one test case per scenario.
+    pub fn junit(&self) -> String {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let total_ms: u64 = self.scenarios.iter().map(|s| s.duration_ms).sum();
+        let _ = writeln!(
+            xml,
+            "<testsuites name=\"xdplab\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            self.scenarios.len(),
+            self.count(Status::Fail),
+            self.count(Status::Skip),
+            total_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"xdplab run\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            self.scenarios.len(),
+            self.count(Status::Fail),
+            self.count(Status::Skip),
+            total_ms as f64 / 1000.0
+        );
+        for s in &self.scenarios {
+            let _ = write!(
+                xml,
+                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+                escape(&s.name),
+                escape(&s.path.display().to_string()),
+                s.duration_ms as f64 / 1000.0
+            );
+            match s.status {
+                Status::Pass => xml.push_str("/>\n"),
+                Status::Skip => {
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        escape(s.skip_reason.as_deref().unwrap_or(""))
+                    );
+                }
+                Status::Fail => {
+                    let message = s.error.as_ref().map_or_else(
+                        || s.failures.first().cloned().unwrap_or_default(),
+                        |e| e.message.clone(),
+                    );
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        escape(message.lines().next().unwrap_or("")),
+                        escape(&s.human())
+                    );
+                }
+            }
+        }
+        xml.push_str("  </testsuite>\n</testsuites>\n");
+        xml
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: Status, error: Option<RunFailure>) -> ScenarioReport {
+        ScenarioReport {
+            name: "s<1>".into(),
+            path: "scenarios/s.toml".into(),
+            status,
+            skip_reason: None,
+            error,
+            program: "xdp_drop:xdp_drop_all".into(),
+            mode: "native".into(),
+            groups: vec![GroupReport {
+                name: "g".into(),
+                expect: Verdict::Drop,
+                offered: 10,
+                sent: 10,
+                dropped: 9,
+                passed: 1,
+                attributed_by: "tag",
+                kernel: KernelView::default(),
+                missing: vec![],
+                leaked: vec![3],
+                duplicated: vec![],
+            }],
+            maps: vec![MapCheck {
+                map: "drop_cnt".into(),
+                key: json!(0),
+                expected: json!(10),
+                actual: json!(9),
+                per_cpu: None,
+                ok: false,
+            }],
+            counters: vec![],
+            unattributed: 0,
+            failures: vec!["send \"g\": expected drop, 1 of 10 frames arrived (seq 3)".into()],
+            duration_ms: 5,
+        }
+    }
+
+    #[test]
+    fn exit_precedence_is_input_then_environment_then_fail() {
+        let fail = report(Status::Fail, None);
+        let env = report(
+            Status::Fail,
+            Some(RunFailure {
+                kind: FailureKind::Environment,
+                message: "no".into(),
+            }),
+        );
+        let input = report(
+            Status::Fail,
+            Some(RunFailure {
+                kind: FailureKind::Input,
+                message: "bad".into(),
+            }),
+        );
+        let pass = report(Status::Pass, None);
+        let run = |s: Vec<ScenarioReport>| RunReport { scenarios: s }.exit();
+        assert_eq!(run(vec![pass.clone()]), Exit::Pass);
+        assert_eq!(run(vec![pass.clone(), fail.clone()]), Exit::Fail);
+        assert_eq!(run(vec![fail.clone(), env.clone()]), Exit::Environment);
+        assert_eq!(run(vec![env, input, fail]), Exit::BadInput);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let json = RunReport {
+            scenarios: vec![report(Status::Fail, None)],
+        }
+        .json();
+        let s = &json["scenarios"][0];
+        assert_eq!(s["name"], "s<1>");
+        assert_eq!(s["status"], "fail");
+        assert_eq!(s["groups"][0]["name"], "g");
+        assert_eq!(s["groups"][0]["sent"], 10);
+        assert_eq!(s["groups"][0]["dropped"], 9);
+        assert_eq!(s["groups"][0]["passed"], 1);
+        assert_eq!(s["maps"][0]["map"], "drop_cnt");
+        assert_eq!(s["maps"][0]["key"], 0);
+        assert_eq!(s["maps"][0]["expected"], 10);
+        assert_eq!(s["maps"][0]["actual"], 9);
+        assert_eq!(json["exit"], 1);
+    }
+
+    #[test]
+    fn junit_escapes_and_marks_failures() {
+        let xml = RunReport {
+            scenarios: vec![report(Status::Fail, None), report(Status::Pass, None)],
+        }
+        .junit();
+        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"s&lt;1&gt;\""), "{xml}");
+        assert!(
+            xml.contains("<failure message=\"send &quot;g&quot;"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<testcase").count(), 2);
+    }
+
+    #[test]
+    fn summary_counts_statuses() {
+        let run = RunReport {
+            scenarios: vec![
+                report(Status::Pass, None),
+                report(Status::Fail, None),
+                report(Status::Skip, None),
+            ],
+        };
+        assert_eq!(run.summary(), "1 passed, 1 failed, 1 skipped");
+    }
+}

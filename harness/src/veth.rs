@@ -1,0 +1,332 @@
+//! veth pairs whose two ends are created directly inside two lab namespaces.
+//!
+//! The pair is made by one `RTM_NEWLINK` request sent from the receiving namespace, with the
+//! peer's `IFLA_NET_NS_FD` pointing at the sending namespace (`ip -n rx link add rx type veth peer
+//! name tx netns tx`), so neither end ever exists in the host's namespace. Each end is up, has a
+//! fixed MAC and addresses, and a permanent neighbour entry for the other end, so the kernel never
+//! sends ARP or neighbour discovery onto the lab. The IPv6 stack is disabled unless asked for:
+//! autoconfiguration, DAD and MLD would otherwise put frames on the wire that an XDP counter
+//! counts.
+//!
+//! A pair lives exactly as long as its namespaces: the kernel deletes it when they go, so there is
+//! no separate teardown that could be skipped.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::{AsFd as _, AsRawFd as _},
+    sync::Arc,
+};
+
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    address::{AddressAttribute, AddressFlags},
+    link::{InfoData, InfoVeth},
+};
+use pnet::util::MacAddr;
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
+use thiserror::Error;
+
+use crate::netns::{NetNs, NetNsError};
+
+/// An error from building a veth pair.
+#[derive(Debug, Error)]
+pub enum VethError {
+    /// Entering a namespace failed.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// `RTM_NEWLINK` for the pair failed.
+    #[error("failed to create veth pair {name:?} / {peer:?}: {source}")]
+    Create {
+        /// The receiving end's name.
+        name: String,
+        /// The sending end's name.
+        peer: String,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// An end was not found in its namespace right after creation.
+    #[error("failed to find veth {name:?} in namespace {ns:?}: {reason}")]
+    Lookup {
+        /// The interface name.
+        name: String,
+        /// The namespace label.
+        ns: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Adding an address failed.
+    #[error("failed to add address {addr} to veth {name:?}: {source}")]
+    Address {
+        /// The interface name.
+        name: String,
+        /// The address.
+        addr: IpAddr,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Adding a permanent neighbour entry failed.
+    #[error("failed to add static neighbour {addr} on veth {name:?}: {source}")]
+    Neighbour {
+        /// The interface name.
+        name: String,
+        /// The neighbour's address.
+        addr: IpAddr,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Writing a sysctl inside a namespace failed.
+    #[error("failed to set sysctl {path} in namespace {ns:?}: {source}")]
+    Sysctl {
+        /// The `/proc/sys` path.
+        path: String,
+        /// The namespace label.
+        ns: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Addresses and settings of one end, chosen by the caller.
+#[derive(Clone, Debug)]
+pub struct EndConfig {
+    /// Interface name (at most 15 bytes).
+    pub name: String,
+    /// Hardware address.
+    pub mac: MacAddr,
+    /// IPv4 address, in a /24 shared with the peer.
+    pub ipv4: Ipv4Addr,
+    /// IPv6 address, in a /64 shared with the peer (configured only with `ipv6`).
+    pub ipv6: Ipv6Addr,
+}
+
+/// How to build a pair.
+#[derive(Clone, Debug)]
+pub struct VethConfig {
+    /// The end in the receiving namespace, where programs are attached.
+    pub receiver: EndConfig,
+    /// The end in the sending namespace, where frames are injected.
+    pub sender: EndConfig,
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// Keep the IPv6 stack enabled (addresses without DAD, static neighbours).
+    pub ipv6: bool,
+}
+
+/// One end of a lab veth pair. Only [`VethPair::create`] makes these, so every interface a
+/// program can be attached to or frames sent on was created by xdplab inside its own namespace.
+#[derive(Clone)]
+pub struct VethEnd {
+    ns: Arc<NetNs>,
+    name: String,
+    ifindex: u32,
+    mac: MacAddr,
+    ipv4: Ipv4Addr,
+    ipv6: Ipv6Addr,
+}
+
+impl fmt::Debug for VethEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VethEnd")
+            .field("ns", &self.ns.label())
+            .field("name", &self.name)
+            .field("ifindex", &self.ifindex)
+            .field("mac", &self.mac)
+            .finish()
+    }
+}
+
+impl VethEnd {
+    /// The namespace this end lives in.
+    pub fn netns(&self) -> &Arc<NetNs> {
+        &self.ns
+    }
+    /// The interface name inside its namespace.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The interface index, meaningful only inside [`Self::netns`].
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+    /// The hardware address.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+    /// The IPv4 address.
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.ipv4
+    }
+    /// The IPv6 address (configured on the interface only when the lab enables IPv6).
+    pub fn ipv6(&self) -> Ipv6Addr {
+        self.ipv6
+    }
+}
+
+/// A veth pair with one end in each of two namespaces.
+#[derive(Debug)]
+pub struct VethPair {
+    receiver: VethEnd,
+    sender: VethEnd,
+}
+
+impl VethPair {
+    /// Creates the pair, brings it up, and configures addresses and static neighbours.
+    pub fn create(
+        receiver_ns: &Arc<NetNs>,
+        sender_ns: &Arc<NetNs>,
+        config: &VethConfig,
+    ) -> Result<Self, VethError> {
+        for ns in [sender_ns, receiver_ns] {
+            configure_ipv6_defaults(ns, config.ipv6)?;
+        }
+        create_pair(receiver_ns, sender_ns, config)?;
+        let receiver = configure_end(receiver_ns, &config.receiver, &config.sender, config.ipv6)?;
+        let sender = configure_end(sender_ns, &config.sender, &config.receiver, config.ipv6)?;
+        Ok(Self { receiver, sender })
+    }
+
+    /// The end in the receiving namespace (the device under test).
+    pub fn receiver(&self) -> &VethEnd {
+        &self.receiver
+    }
+
+    /// The end in the sending namespace.
+    pub fn sender(&self) -> &VethEnd {
+        &self.sender
+    }
+}
+
+/// Sets the namespace's IPv6 defaults before any interface exists, so the veth is born with
+/// them and never emits a single autoconfiguration frame.
+fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
+    let settings: &[(&str, &str)] = if ipv6 {
+        // Stack on, but quiet: no link-local autoconfiguration, no DAD, no router solicitation.
+        &[
+            ("net/ipv6/conf/default/addr_gen_mode", "1"),
+            ("net/ipv6/conf/default/accept_dad", "0"),
+            ("net/ipv6/conf/default/dad_transmits", "0"),
+            ("net/ipv6/conf/default/router_solicitations", "0"),
+            ("net/ipv6/conf/default/accept_ra", "0"),
+        ]
+    } else {
+        &[
+            ("net/ipv6/conf/all/disable_ipv6", "1"),
+            ("net/ipv6/conf/default/disable_ipv6", "1"),
+        ]
+    };
+    ns.run(|| {
+        for (key, value) in settings {
+            let path = format!("/proc/sys/{key}");
+            std::fs::write(&path, value).map_err(|source| VethError::Sysctl {
+                path,
+                ns: ns.label().to_owned(),
+                source,
+            })?;
+        }
+        Ok(())
+    })?
+}
+
+fn create_pair(
+    receiver_ns: &NetNs,
+    sender_ns: &NetNs,
+    config: &VethConfig,
+) -> Result<(), VethError> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(config.sender.name.clone())
+        .address(config.sender.mac.octets().to_vec())
+        .mtu(config.mtu)
+        .setns_by_fd(sender_ns.as_fd().as_raw_fd())
+        // Not up here: veth opens the peer before pairing it and would refuse (ENOTCONN).
+        .build();
+    let message = LinkVeth::new(&config.receiver.name, &config.sender.name)
+        .address(config.receiver.mac.octets().to_vec())
+        .mtu(config.mtu)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    receiver_ns
+        .netlink(|handle| async move { handle.link().add(message).execute().await })?
+        .map_err(|source| VethError::Create {
+            name: config.receiver.name.clone(),
+            peer: config.sender.name.clone(),
+            source,
+        })
+}
+
+/// Looks the end up inside its namespace, adds its addresses and a permanent neighbour entry
+/// for the peer.
+fn configure_end(
+    ns: &Arc<NetNs>,
+    end: &EndConfig,
+    peer: &EndConfig,
+    ipv6: bool,
+) -> Result<VethEnd, VethError> {
+    let lookup_error = |reason: String| VethError::Lookup {
+        name: end.name.clone(),
+        ns: ns.label().to_owned(),
+        reason,
+    };
+    let ifindex = ns.netlink(|handle| async move {
+        let mut links = handle.link().get().match_name(end.name.clone()).execute();
+        let link = links
+            .try_next()
+            .await
+            .map_err(|e| lookup_error(e.to_string()))?
+            .ok_or_else(|| lookup_error("no such interface".into()))?;
+        let ifindex = link.header.index;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(ifindex).up().build())
+            .execute()
+            .await
+            .map_err(|e| lookup_error(format!("failed to bring it up: {e}")))?;
+
+        let mut addresses = vec![(IpAddr::V4(end.ipv4), 24, IpAddr::V4(peer.ipv4))];
+        if ipv6 {
+            addresses.push((IpAddr::V6(end.ipv6), 64, IpAddr::V6(peer.ipv6)));
+        }
+        for (addr, prefix, peer_addr) in addresses {
+            let mut request = handle.address().add(ifindex, addr, prefix);
+            if addr.is_ipv6() {
+                request
+                    .message_mut()
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+            request
+                .execute()
+                .await
+                .map_err(|source| VethError::Address {
+                    name: end.name.clone(),
+                    addr,
+                    source,
+                })?;
+            handle
+                .neighbours()
+                .add(ifindex, peer_addr)
+                .link_layer_address(&peer.mac.octets())
+                .execute()
+                .await
+                .map_err(|source| VethError::Neighbour {
+                    name: end.name.clone(),
+                    addr: peer_addr,
+                    source,
+                })?;
+        }
+        Ok::<u32, VethError>(ifindex)
+    })??;
+    Ok(VethEnd {
+        ns: Arc::clone(ns),
+        name: end.name.clone(),
+        ifindex,
+        mac: end.mac,
+        ipv4: end.ipv4,
+        ipv6: end.ipv6,
+    })
+}
