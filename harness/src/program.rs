@@ -136,7 +136,7 @@ pub enum ProgramError {
         object: String,
         /// aya's error.
         #[source]
-        source: aya::EbpfError,
+        source: Box<aya::EbpfError>,
     },
     /// The object has no program by that name.
     #[error(
@@ -195,7 +195,7 @@ pub enum ProgramError {
         mode: XdpMode,
         /// aya's error.
         #[source]
-        source: AyaProgramError,
+        source: Box<AyaProgramError>,
     },
     /// The kernel attached through netlink instead of a bpf_link.
     #[error(
@@ -255,7 +255,7 @@ impl Program {
             .load(&bytes)
             .map_err(|source| ProgramError::Object {
                 object: object.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let available: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
         let program = ebpf
@@ -300,7 +300,7 @@ impl Program {
             entry: entry.clone(),
             interface: end.name().to_owned(),
             mode,
-            source,
+            source: Box::new(source),
         };
         let link = end.netns().run(|| {
             let id = xdp
@@ -377,7 +377,7 @@ impl Attachment {
             entry,
             interface,
             mode,
-            source,
+            source: Box::new(source),
         })
     }
 }

@@ -44,7 +44,7 @@ pub enum VethError {
         peer: String,
         /// The netlink error.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// An end was not found in its namespace right after creation.
     #[error("failed to find veth {name:?} in namespace {ns:?}: {reason}")]
@@ -65,7 +65,7 @@ pub enum VethError {
         addr: IpAddr,
         /// The netlink error.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// Adding a permanent neighbour entry failed.
     #[error("failed to add static neighbour {addr} on veth {name:?}: {source}")]
@@ -76,7 +76,7 @@ pub enum VethError {
         addr: IpAddr,
         /// The netlink error.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// Writing a sysctl inside a namespace failed.
     #[error("failed to set sysctl {path} in namespace {ns:?}: {source}")]
@@ -255,7 +255,7 @@ fn create_pair(
         .map_err(|source| VethError::Create {
             name: config.receiver.name.clone(),
             peer: config.sender.name.clone(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -305,7 +305,7 @@ fn configure_end(
                 .map_err(|source| VethError::Address {
                     name: end.name.clone(),
                     addr,
-                    source,
+                    source: Box::new(source),
                 })?;
             handle
                 .neighbours()
@@ -316,7 +316,7 @@ fn configure_end(
                 .map_err(|source| VethError::Neighbour {
                     name: end.name.clone(),
                     addr: peer_addr,
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         Ok::<u32, VethError>(ifindex)

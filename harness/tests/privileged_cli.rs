@@ -1,0 +1,159 @@
+//! The `xdplab` binary as users run it: exit codes, reports, JUnit. Scenario runs need root;
+//! parsing and listing do not.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use xdplab::privileges;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scenarios")
+        .join(name)
+}
+
+fn xdplab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xdplab"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("xdplab runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn malformed_scenario_exits_2_with_its_location() {
+    let path = fixture("unknown-key.toml");
+    let out = xdplab(&["run", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("unknown-key.toml:10:1"), "{stderr}");
+    assert!(stderr.contains("cout"), "{stderr}");
+}
+
+#[test]
+fn list_shows_every_bundled_scenario_without_privileges() {
+    let out = xdplab(&["list"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bundled = std::fs::read_dir(repo().join("scenarios"))
+        .expect("scenarios/")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .count();
+    assert!(bundled >= 2);
+    assert_eq!(stdout.matches("    program ").count(), bundled, "{stdout}");
+    assert!(stdout.contains("seed-drop-all"), "{stdout}");
+    assert!(stdout.contains("expect map drop_cnt"), "{stdout}");
+}
+
+#[test]
+fn privileged_bundled_scenarios_pass_with_json_and_junit() {
+    if !privileges::gate("privileged_bundled_scenarios_pass_with_json_and_junit") {
+        return;
+    }
+    let junit = std::env::temp_dir().join(format!("xdplab-junit-{}.xml", std::process::id()));
+    let out = xdplab(&[
+        "run",
+        "--format",
+        "json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    let scenarios = json["scenarios"].as_array().expect("scenarios");
+    assert!(!scenarios.is_empty());
+    for s in scenarios {
+        assert_eq!(s["status"], "pass", "{s:#}");
+        for g in s["groups"].as_array().expect("groups") {
+            let sent = g["sent"].as_u64().expect("sent");
+            assert_eq!(
+                g["dropped"].as_u64().unwrap() + g["passed"].as_u64().unwrap(),
+                sent
+            );
+        }
+    }
+    let seed = scenarios
+        .iter()
+        .find(|s| s["name"] == "seed-drop-all")
+        .expect("seed scenario ran");
+    assert_eq!(seed["groups"][0]["sent"], 1000);
+    assert_eq!(seed["groups"][0]["dropped"], 1000);
+    assert_eq!(seed["maps"][0]["map"], "drop_cnt");
+    assert_eq!(seed["maps"][0]["key"], 0);
+    assert_eq!(seed["maps"][0]["expected"], 1000);
+    assert_eq!(seed["maps"][0]["actual"], 1000);
+
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    std::fs::remove_file(&junit).ok();
+    assert_eq!(xml.matches("<testcase ").count(), scenarios.len(), "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+}
+
+#[test]
+fn privileged_wrong_expectation_exits_1() {
+    if !privileges::gate("privileged_wrong_expectation_exits_1") {
+        return;
+    }
+    let out = xdplab(&["run", fixture("wrong-expect.toml").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("FAIL wrong-expect"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "send \"udp-to-9\": expected pass, 100 of 100 frames did not arrive at the receiver (seq 0, 1, 2"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn privileged_unusable_objects_exit_2_with_one_cause() {
+    if !privileges::gate("privileged_unusable_objects_exit_2_with_one_cause") {
+        return;
+    }
+    for (file, cause) in [
+        ("not-elf-object.toml", "failed to load object"),
+        (
+            "missing-entry.toml",
+            "failed to find program \"no_such_program\"",
+        ),
+        ("missing-map.toml", "failed to find map \"no_such_map\""),
+    ] {
+        let out = xdplab(&["run", fixture(file).to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{file}: {stdout}\n{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains(cause), "{file}: {stdout}");
+        assert!(!stdout.contains("panicked"), "{file}: {stdout}");
+    }
+}
