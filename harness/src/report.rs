@@ -99,6 +99,9 @@ pub struct GroupReport {
     pub passed: u64,
     /// How the capture attributed frames: `"tag"` or `"content"` (frame too small for a tag).
     pub attributed_by: &'static str,
+    /// Frames seen at the receiver while this group was sent that belong to no group
+    /// (background traffic); the kernel counted them too.
+    pub unattributed: u64,
     /// The kernel's own counters for this group.
     pub kernel: KernelView,
     /// Sequence numbers that should have arrived and did not (first ones only).
@@ -365,6 +368,7 @@ mod tests {
                 dropped: 9,
                 passed: 1,
                 attributed_by: "tag",
+                unattributed: 0,
                 kernel: KernelView::default(),
                 missing: vec![],
                 leaked: vec![3],

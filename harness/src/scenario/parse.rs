@@ -220,8 +220,8 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         ));
     }
 
-    let lab = lab(&src, raw.lab)?;
     let program = program(&src, raw.program)?;
+    let lab = lab(&src, raw.lab, program.mode)?;
     let rules = rules(&src, &raw.rule, &program)?;
     let sends = sends(&src, raw.send, &lab)?;
     let map_expects = map_expects(&src, raw.expect)?;
@@ -239,7 +239,11 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     })
 }
 
-fn lab(src: &Source<'_>, raw: Option<RawLab>) -> Result<LabSpec, ScenarioError> {
+fn lab(
+    src: &Source<'_>,
+    raw: Option<RawLab>,
+    mode: XdpModeSpec,
+) -> Result<LabSpec, ScenarioError> {
     let mut lab = LabSpec::default();
     let Some(raw) = raw else {
         return Ok(lab);
@@ -253,6 +257,16 @@ fn lab(src: &Source<'_>, raw: Option<RawLab>) -> Result<LabSpec, ScenarioError> 
                     "lab mtu {value} is out of range ({}..={})",
                     LabSpec::MIN_MTU,
                     LabSpec::MAX_MTU
+                ),
+            ));
+        }
+        if mode == XdpModeSpec::Native && value > LabSpec::MAX_NATIVE_MTU {
+            return Err(src.invalid(
+                src.line(&mtu.span()),
+                format!(
+                    "lab mtu {value} is too large for native XDP on veth (at most {} without \
+                     xdp.frags); use a smaller mtu or mode = \"generic\"",
+                    LabSpec::MAX_NATIVE_MTU
                 ),
             ));
         }

@@ -44,8 +44,9 @@ pub struct Scenario {
 /// The lab: a veth pair between two namespaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabSpec {
-    /// MTU of both veth ends, 68..=3498; default 1500. 3498 is the largest
-    /// that veth accepts with a native XDP program attached (4 KiB pages).
+    /// MTU of both veth ends, 68..=65535 (at most 3498 in native mode); default
+    /// 1500. 3498 is the largest that veth accepts with a native XDP program
+    /// attached (4 KiB pages, no xdp.frags).
     pub mtu: u32,
     /// Whether the veths keep their IPv6 stack; default false (disabled, so
     /// the kernel sends no router solicitations or DAD probes of its own).
@@ -57,8 +58,10 @@ impl LabSpec {
     pub const DEFAULT_MTU: u32 = 1500;
     /// Smallest MTU (IPv4's minimum).
     pub const MIN_MTU: u32 = 68;
-    /// Largest MTU veth takes with a native XDP program (4 KiB pages).
-    pub const MAX_MTU: u32 = 3498;
+    /// Largest MTU of a veth.
+    pub const MAX_MTU: u32 = 65535;
+    /// Largest MTU veth takes with a native XDP program (4 KiB pages, no xdp.frags).
+    pub const MAX_NATIVE_MTU: u32 = 3498;
 
     /// Longest frame (without FCS) the lab can carry for `spec`: the MTU plus
     /// the Ethernet header, plus one 802.1Q tag when the frame starts with

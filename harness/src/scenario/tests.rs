@@ -564,11 +564,21 @@ fn lab_and_program() {
     );
     assert_eq!(
         err(&format!("{HEAD}{SEND}\n[lab]\nmtu = 9000\n")),
-        "scenarios/t.toml:15: lab mtu 9000 is out of range (68..=3498)"
+        "scenarios/t.toml:15: lab mtu 9000 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags); use a smaller mtu or mode = \"generic\""
     );
     assert_eq!(
+        err(&format!("{HEAD}{SEND}\n[lab]\nmtu = 65536\n")),
+        "scenarios/t.toml:15: lab mtu 65536 is out of range (68..=65535)"
+    );
+    let s = ok(&format!("{HEAD}{SEND}\n[lab]\nmtu = 9000\n").replace(
+        "entry = \"xdp_filter\"",
+        "entry = \"xdp_filter\"\nmode = \"generic\"",
+    ));
+    assert_eq!(s.lab.mtu, 9000);
+    assert_eq!(
         err(&format!("{HEAD}{SEND}\n[lab]\nmtu = 67\n")),
-        "scenarios/t.toml:15: lab mtu 67 is out of range (68..=3498)"
+        "scenarios/t.toml:15: lab mtu 67 is out of range (68..=65535)"
     );
     let s = ok(&format!("{HEAD}{SEND}").replace("\"xdp_filter\"\nentry", "\"obj/my.o\"\nentry"));
     assert_eq!(
