@@ -54,6 +54,12 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools under `| head`: end quietly on a closed pipe instead of
+    // panicking in println!.
+    // SAFETY: resetting a signal disposition to its default before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(exit) => ExitCode::from(exit.code()),

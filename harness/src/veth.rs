@@ -119,6 +119,12 @@ pub struct VethConfig {
 
 /// One end of a lab veth pair. Only [`VethPair::create`] makes these, so every interface a
 /// program can be attached to or frames sent on was created by xdplab inside its own namespace.
+///
+/// There is no way to name a host interface instead:
+///
+/// ```compile_fail
+/// let eth0 = xdplab::veth::VethEnd { name: "eth0".into(), ifindex: 2 };
+/// ```
 #[derive(Clone)]
 pub struct VethEnd {
     ns: Arc<NetNs>,

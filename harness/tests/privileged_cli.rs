@@ -144,6 +144,10 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
             "failed to find program \"no_such_program\"",
         ),
         ("missing-map.toml", "failed to find map \"no_such_map\""),
+        (
+            "verifier-reject.toml",
+            "invalid access to packet, off=12 size=1",
+        ),
     ] {
         let out = xdplab(&["run", fixture(file).to_str().unwrap()]);
         let stdout = text(&out.stdout);

@@ -239,11 +239,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     })
 }
 
-fn lab(
-    src: &Source<'_>,
-    raw: Option<RawLab>,
-    mode: XdpModeSpec,
-) -> Result<LabSpec, ScenarioError> {
+fn lab(src: &Source<'_>, raw: Option<RawLab>, mode: XdpModeSpec) -> Result<LabSpec, ScenarioError> {
     let mut lab = LabSpec::default();
     let Some(raw) = raw else {
         return Ok(lab);
