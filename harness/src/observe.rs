@@ -9,7 +9,11 @@
 //!   a received frame before any XDP runs, so in generic mode this is the count of frames that
 //!   reached the device.
 //! - [`Capture`]: an `AF_PACKET` socket on the receiving interface. Taps run after XDP (native
-//!   and generic), so it sees exactly the frames XDP passed; each is attributed by its tag.
+//!   and generic), so it sees the frames XDP passed, each attributed by its tag (or, for frames
+//!   too small for one, by content). The kernel moves the outer VLAN tag into the skb before
+//!   taps run; the capture puts it back (`PACKET_AUXDATA`). One kind of passed frame never
+//!   reaches a tap: a VLAN-tagged frame shorter than [`MIN_OBSERVABLE_VLAN_FRAME`] bytes, which
+//!   `skb_vlan_untag` frees; see [`observable_after_xdp`].
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -450,6 +454,7 @@ fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     // Large enough for a burst of passed frames while the reader is descheduled.
     setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20)?;
     setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+    setsockopt(raw, libc::SOL_PACKET, PACKET_AUXDATA, 1)?;
     let timeout = libc::timeval {
         tv_sec: 0,
         tv_usec: 20_000,
@@ -531,6 +536,87 @@ fn socket_drops(fd: libc::c_int) -> io::Result<u64> {
     }
 }
 
+const VLAN_TAG_LEN: usize = 4;
+const PACKET_AUXDATA: libc::c_int = 8;
+
+/// `struct tpacket_auxdata`, delivered with every frame once `PACKET_AUXDATA` is on.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct AuxData {
+    status: u32,
+    len: u32,
+    snaplen: u32,
+    mac: u16,
+    net: u16,
+    vlan_tci: u16,
+    vlan_tpid: u16,
+}
+
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+
+/// Receives one frame into `buf`; returns its length and the outer VLAN tag (TPID, TCI) that
+/// the kernel removed from it, if any.
+fn recv_frame(
+    fd: libc::c_int,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, Option<(u16, u16)>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Aligned for cmsghdr; large enough for one tpacket_auxdata.
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: msg describes valid buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut vlan = None;
+    // SAFETY: walking the control messages the kernel just wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_PACKET && (*cmsg).cmsg_type == PACKET_AUXDATA {
+                let aux = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<AuxData>());
+                if aux.status & TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if aux.status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.vlan_tpid
+                    } else {
+                        0x8100
+                    };
+                    vlan = Some((tpid, aux.vlan_tci));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, vlan))
+}
+
+/// The frame as it was on the wire: the kernel strips the outer VLAN tag into the skb before
+/// packet taps see it (`skb_vlan_untag`), so put it back after the MAC addresses. `buf` holds
+/// the received frame at offset [`VLAN_TAG_LEN`].
+fn restore_vlan_tag(buf: &mut [u8], len: usize, vlan: Option<(u16, u16)>) -> &[u8] {
+    let frame = &mut buf[..VLAN_TAG_LEN + len];
+    match vlan {
+        Some((tpid, tci)) if len >= 12 => {
+            frame.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
+            frame[12..14].copy_from_slice(&tpid.to_be_bytes());
+            frame[14..16].copy_from_slice(&tci.to_be_bytes());
+            frame
+        }
+        _ => &frame[VLAN_TAG_LEN..],
+    }
+}
+
 fn capture_loop(
     fd: &OwnedFd,
     interface: &str,
@@ -544,7 +630,7 @@ fn capture_loop(
         ..Captured::default()
     };
     let raw = fd.as_raw_fd();
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
     loop {
         // Once stopped, drain without waiting: everything the kernel delivered is queued.
         let flags = if stop.load(Ordering::Acquire) {
@@ -552,11 +638,10 @@ fn capture_loop(
         } else {
             0
         };
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
+        // Room in front for the VLAN tag the kernel may have moved into the skb's metadata.
+        let (n, vlan) = match recv_frame(raw, &mut buf[VLAN_TAG_LEN..], flags) {
+            Ok(received) => received,
+            Err(e) => match e.raw_os_error() {
                 Some(libc::EAGAIN | libc::EINTR) => {
                     if flags == libc::MSG_DONTWAIT {
                         break;
@@ -564,9 +649,9 @@ fn capture_loop(
                     continue;
                 }
                 _ => return Err(io_error("read the capture socket", interface)(e)),
-            }
-        }
-        let frame = &buf[..n as usize];
+            },
+        };
+        let frame = restore_vlan_tag(&mut buf, n, vlan);
         captured.total += 1;
         frames.fetch_add(1, Ordering::Release);
         match Tag::find(frame, run_id) {
@@ -592,6 +677,16 @@ fn capture_loop(
     captured.socket_drops =
         socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
     Ok(captured)
+}
+
+/// The shortest frame with an outer VLAN tag that survives `skb_vlan_untag` (Ethernet header,
+/// the tag, and the 2-byte inner EtherType) and so can reach a capture.
+pub const MIN_OBSERVABLE_VLAN_FRAME: usize = 14 + VLAN_TAG_LEN + 2;
+
+/// Whether a frame, if XDP passes it, can be seen by a capture on the receiving interface.
+pub fn observable_after_xdp(frame: &[u8]) -> bool {
+    let outer_vlan = matches!(frame.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8]));
+    !(outer_vlan && frame.len() < MIN_OBSERVABLE_VLAN_FRAME)
 }
 
 /// How long an observer waits between polls while counts settle.

@@ -153,7 +153,7 @@ pub struct CounterCheck {
     /// The kernel's (or, where the kernel has no counter, the capture's) count.
     pub kernel: u64,
     /// Where the kernel figure comes from.
-    pub source: &'static str,
+    pub source: String,
     /// Whether they agree.
     pub ok: bool,
 }
@@ -209,7 +209,7 @@ impl ScenarioReport {
                     let _ = write!(out, "; {} {} = {} {}", c.map, c.program, c.source, c.kernel);
                 }
                 for m in &self.maps {
-                    let _ = write!(out, "; {}[{}] = {}", m.map, m.key, m.actual);
+                    let _ = write!(out, "; {}[{}] = {}", m.map, plain(&m.key), plain(&m.actual));
                 }
                 let _ = write!(out, " [{} ms]", self.duration_ms);
                 for failure in &self.failures {
@@ -328,6 +328,14 @@ impl RunReport {
         }
         xml.push_str("  </testsuite>\n</testsuites>\n");
         xml
+    }
+}
+
+/// A JSON value as a person reads it: strings without quotes.
+pub fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

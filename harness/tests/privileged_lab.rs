@@ -266,3 +266,60 @@ fn privileged_wrong_expectation_fails_with_the_frames_named() {
         "{failures}"
     );
 }
+
+const SHORT_VLAN: &str = r#"
+schema-version = 1
+name = "short-vlan"
+
+[program]
+object = "xdp_pass"
+entry = "xdp_pass"
+mode = "MODE"
+
+# 60 bytes, no room for a tag: matched by content, which needs the VLAN tag the kernel strips
+# before taps put back.
+[[send]]
+name = "dot1q-by-content"
+count = 20
+raw = "02786c000002 02786c000001 8100 0064 88b5 000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+expect = "pass"
+
+# 16 bytes, cut inside the tag: the kernel frees it before any tap, so only counters can tell.
+[[send]]
+name = "cut-in-tag"
+count = 20
+vlan = [{ id = 10 }]
+ipv4 = {}
+size = 16
+truncate = true
+expect = "EXPECT"
+"#;
+
+#[test]
+fn privileged_frames_no_capture_can_see_are_judged_by_counters() {
+    if !privileges::gate("privileged_frames_no_capture_can_see_are_judged_by_counters") {
+        return;
+    }
+    for (mode, by) in [("native", "kernel"), ("generic", "program")] {
+        let ok = run_text(&SHORT_VLAN.replace("MODE", mode).replace("EXPECT", "pass"));
+        assert_eq!(ok.status, Status::Pass, "{}", ok.human());
+        let by_group: Vec<_> = ok
+            .groups
+            .iter()
+            .map(|g| (g.attributed_by, g.passed))
+            .collect();
+        assert_eq!(by_group, vec![("content", 20), (by, 20)], "{mode}");
+
+        let wrong = run_text(&SHORT_VLAN.replace("MODE", mode).replace("EXPECT", "drop"));
+        assert_eq!(
+            wrong.status,
+            Status::Fail,
+            "{mode}: a passed frame must not look dropped"
+        );
+        assert!(
+            wrong.failures[0].contains("expected drop, 20 of 20 frames arrived"),
+            "{mode}: {:?}",
+            wrong.failures
+        );
+    }
+}

@@ -17,14 +17,45 @@ use crate::{
     inject::{InjectError, InjectStats, pnet::PnetInjector},
     lab::{Lab, LabConfig, LabError},
     maps::{MapError, MapKind, MapValue},
-    observe::{Capture, Captured, DriverStats, LinkCounters, LinkStats, ObserveError, XdpStats},
+    observe::{
+        Capture, Captured, DriverStats, LinkCounters, LinkStats, MIN_OBSERVABLE_VLAN_FRAME,
+        ObserveError, XdpStats, observable_after_xdp,
+    },
     program::{ObjectSource, Program, ProgramError, XdpMode},
     report::{
         CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, RunFailure, ScenarioReport,
-        Status,
+        Status, plain,
     },
     verdict::Verdict,
 };
+
+/// Where a group's pass/drop counts come from, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attribution {
+    /// Each frame's tag, seen (or not) after XDP.
+    Tag,
+    /// Exact frame bytes seen after XDP (frames too small for a tag).
+    Content,
+    /// The veth driver's XDP counters over the group's window (frames no capture can see).
+    Kernel,
+    /// The program's own drop_cnt/pass_cnt over the group's window (generic mode, frames no
+    /// capture can see).
+    Program,
+    /// Nothing can tell: the group fails.
+    None,
+}
+
+impl Attribution {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tag => "tag",
+            Self::Content => "content",
+            Self::Kernel => "kernel",
+            Self::Program => "program",
+            Self::None => "none",
+        }
+    }
+}
 
 /// Sequence numbers listed per problem in a report; the count is always complete.
 const LISTED: usize = 16;
@@ -290,7 +321,6 @@ fn execute(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunEr
         windows.push((stats, before, after.clone()));
         before = after;
     }
-    let last = before;
     let Observers { capture, .. } = observers;
     let mut captured = capture.finish()?;
     drop(injector);
@@ -326,7 +356,7 @@ fn execute(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunEr
             captured.socket_drops
         ));
     }
-    report.counters = check_counters(mode, &first, &last);
+    report.counters = check_counters(mode, &windows, &report.groups);
     for c in report.counters.iter().filter(|c| !c.ok) {
         report.failures.push(format!(
             "program counter {} = {} disagrees with {} = {}",
@@ -338,7 +368,10 @@ fn execute(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunEr
         if !check.ok {
             report.failures.push(format!(
                 "map {}[{}]: expected {}, got {}",
-                check.map, check.key, check.expected, check.actual
+                check.map,
+                plain(&check.key),
+                plain(&check.expected),
+                plain(&check.actual)
             ));
         }
         report.maps.push(check);
@@ -555,7 +588,8 @@ fn check_group(
     let mut missing = Vec::new();
     let mut leaked = Vec::new();
     let mut duplicated = Vec::new();
-    let passed = if template.is_tagged() {
+    let captured_in_window = after.captured - before.captured;
+    let (passed, attributed_by) = if template.is_tagged() {
         let seen = &captured.seen[index];
         let mut passed = 0;
         for (seq, &count) in seen.iter().enumerate() {
@@ -572,8 +606,8 @@ fn check_group(
                 missing.push(seq);
             }
         }
-        passed
-    } else {
+        (passed, Attribution::Tag)
+    } else if observable_after_xdp(template.bytes()) {
         // Too small for a tag: attribute by exact content, taking the frames so a later group
         // with the same bytes cannot count them again.
         let seen = captured.untagged.remove(template.bytes()).unwrap_or(0);
@@ -583,10 +617,32 @@ fn check_group(
                 .untagged
                 .insert(template.bytes().to_vec(), seen - passed);
         }
-        passed
+        (passed, Attribution::Content)
+    } else {
+        // The kernel frees these before any capture, so whatever was captured in this window
+        // is background, and the verdicts must come from a counter.
+        let background = captured_in_window;
+        let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
+        match mode {
+            XdpMode::Native => (
+                after
+                    .xdp
+                    .since(&before.xdp)
+                    .passed()
+                    .saturating_sub(background),
+                Attribution::Kernel,
+            ),
+            XdpMode::Generic => match (
+                delta(after.pass_cnt, before.pass_cnt),
+                delta(after.drop_cnt, before.drop_cnt),
+            ) {
+                (Some(passed), _) => (passed, Attribution::Program),
+                (None, Some(dropped)) => (sent.saturating_sub(dropped), Attribution::Program),
+                (None, None) => (0, Attribution::None),
+            },
+        }
     };
     let tx = after.tx.since(&before.tx);
-    let captured_in_window = after.captured - before.captured;
     GroupReport {
         name: group.name.clone(),
         expect: group.expect,
@@ -594,11 +650,7 @@ fn check_group(
         sent,
         dropped: sent.saturating_sub(passed),
         passed,
-        attributed_by: if template.is_tagged() {
-            "tag"
-        } else {
-            "content"
-        },
+        attributed_by: attributed_by.as_str(),
         unattributed: captured_in_window.saturating_sub(passed),
         kernel: KernelView {
             received: after.rx.since(&before.rx).rx_packets,
@@ -621,6 +673,22 @@ fn list(seqs: &[u32], total: u64) -> String {
     format!("seq {}{more}", shown.join(", "))
 }
 
+/// How a group's pass/drop count is known, for failure messages.
+fn evidence(g: &GroupReport, seqs: &[u32], total: u64) -> String {
+    match g.attributed_by {
+        "tag" => list(seqs, total),
+        "content" => "untagged frames, counted by content".to_owned(),
+        "kernel" => format!(
+            "counted by the veth XDP counters: the kernel frees VLAN frames shorter than \
+             {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture"
+        ),
+        _ => format!(
+            "counted by the program's drop_cnt/pass_cnt: the kernel frees VLAN frames shorter \
+             than {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture"
+        ),
+    }
+}
+
 fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<String> {
     let mut failures = Vec::new();
     let name = &g.name;
@@ -632,26 +700,26 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
             stats.last_error.as_deref().unwrap_or("no error given")
         ));
     }
+    if g.attributed_by == Attribution::None.as_str() {
+        failures.push(format!(
+            "send {name:?}: cannot observe the verdicts: the kernel frees VLAN-tagged frames \
+             shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture, and generic mode \
+             has no XDP counters; use native mode or give the program drop_cnt/pass_cnt maps"
+        ));
+        return failures;
+    }
     match g.expect {
         Verdict::Pass if g.passed < g.sent => failures.push(format!(
             "send {name:?}: expected pass, {} of {} frames did not arrive at the receiver ({})",
             g.sent - g.passed,
             g.sent,
-            if g.attributed_by == "tag" {
-                list(&g.missing, g.sent - g.passed)
-            } else {
-                "untagged frames, counted by content".to_owned()
-            }
+            evidence(g, &g.missing, g.sent - g.passed)
         )),
         Verdict::Drop if g.passed > 0 => failures.push(format!(
             "send {name:?}: expected drop, {} of {} frames arrived at the receiver ({})",
             g.passed,
             g.sent,
-            if g.attributed_by == "tag" {
-                list(&g.leaked, g.passed)
-            } else {
-                "untagged frames, counted by content".to_owned()
-            }
+            evidence(g, &g.leaked, g.passed)
         )),
         _ => {}
     }
@@ -704,21 +772,57 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
     failures
 }
 
-/// Compares `drop_cnt`/`pass_cnt` over the whole run with the kernel's count of the same
-/// verdict. In generic mode the driver has no XDP counters, so the kernel side is the device's
-/// receive count minus (for drops) or limited to (for passes) what the capture saw.
-fn check_counters(mode: XdpMode, first: &Snapshot, last: &Snapshot) -> Vec<CounterCheck> {
-    let xdp = last.xdp.since(&first.xdp);
-    let received = last.rx.since(&first.rx).rx_packets;
-    let captured = last.captured - first.captured;
-    let mut checks = Vec::new();
+/// Compares `drop_cnt`/`pass_cnt` over the run with the kernel's count of the same verdict.
+///
+/// In native mode the veth XDP counters cover every frame. In generic mode the driver has no
+/// XDP counters, so the kernel side is the device's receive count minus (for drops) or limited
+/// to (for passes) what the capture saw; that only holds where passed frames can be captured,
+/// so windows of groups the capture cannot see are left out (and said so in `source`).
+fn check_counters(
+    mode: XdpMode,
+    windows: &[(InjectStats, Snapshot, Snapshot)],
+    groups: &[GroupReport],
+) -> Vec<CounterCheck> {
     let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
-    if let Some(program) = delta(last.drop_cnt, first.drop_cnt) {
+    let observable = |g: &GroupReport| matches!(g.attributed_by, "tag" | "content");
+    let counted: Vec<&(InjectStats, Snapshot, Snapshot)> = windows
+        .iter()
+        .zip(groups)
+        .filter(|(_, g)| mode == XdpMode::Native || observable(g))
+        .map(|(w, _)| w)
+        .collect();
+    if counted.is_empty() {
+        return Vec::new();
+    }
+    let skipped = windows.len() - counted.len();
+    let sum = |f: &dyn Fn(&Snapshot, &Snapshot) -> Option<u64>| -> Option<u64> {
+        counted
+            .iter()
+            .map(|(_, before, after)| f(before, after))
+            .sum()
+    };
+    let xdp_drops = sum(&|b, a| Some(a.xdp.since(&b.xdp).drops));
+    let xdp_passed = sum(&|b, a| Some(a.xdp.since(&b.xdp).passed()));
+    let received = sum(&|b, a| Some(a.rx.since(&b.rx).rx_packets));
+    let captured = sum(&|b, a| Some(a.captured - b.captured));
+    let note = |source: &str| {
+        if skipped > 0 {
+            format!(
+                "{source} (over the {} group(s) a capture can see)",
+                counted.len()
+            )
+        } else {
+            source.to_owned()
+        }
+    };
+    let mut checks = Vec::new();
+    let drop_cnt = sum(&|b, a| delta(a.drop_cnt, b.drop_cnt));
+    if let Some(program) = drop_cnt {
         let (kernel, source) = match mode {
-            XdpMode::Native => (xdp.drops, "veth rx_xdp_drops"),
+            XdpMode::Native => (xdp_drops.unwrap_or(0), note("veth rx_xdp_drops")),
             XdpMode::Generic => (
-                received.saturating_sub(captured),
-                "veth rx_packets - captured",
+                received.unwrap_or(0).saturating_sub(captured.unwrap_or(0)),
+                note("veth rx_packets - captured"),
             ),
         };
         checks.push(CounterCheck {
@@ -729,10 +833,11 @@ fn check_counters(mode: XdpMode, first: &Snapshot, last: &Snapshot) -> Vec<Count
             ok: program == kernel,
         });
     }
-    if let Some(program) = delta(last.pass_cnt, first.pass_cnt) {
+    let pass_cnt = sum(&|b, a| delta(a.pass_cnt, b.pass_cnt));
+    if let Some(program) = pass_cnt {
         let (kernel, source) = match mode {
-            XdpMode::Native => (xdp.passed(), "veth rx_xdp_packets - drops"),
-            XdpMode::Generic => (captured, "captured after XDP"),
+            XdpMode::Native => (xdp_passed.unwrap_or(0), note("veth rx_xdp_packets - drops")),
+            XdpMode::Generic => (captured.unwrap_or(0), note("captured after XDP")),
         };
         checks.push(CounterCheck {
             map: "pass_cnt".into(),
