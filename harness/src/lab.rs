@@ -12,10 +12,7 @@
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::Arc,
 };
 
 use pnet::util::MacAddr;
@@ -24,7 +21,8 @@ use thiserror::Error;
 use crate::{
     frame::Endpoints,
     netns::{NetNs, NetNsError},
-    veth::{EndConfig, VethConfig, VethEnd, VethError, VethPair},
+    topology::{EndName, LinkDef, Topology, TopologySpec},
+    veth::{VethEnd, VethError},
 };
 
 /// An error from building a lab.
@@ -85,76 +83,69 @@ pub const RECEIVER_IPV6: Ipv6Addr = Ipv6Addr::new(0xfd78, 0x6c, 0, 0, 0, 0, 0, 2
 /// A built lab. Drop it to tear everything down.
 #[derive(Debug)]
 pub struct Lab {
-    run_id: u32,
-    // Field order is drop order: the pair's ends hold the namespaces too, so the namespaces go
-    // last whatever the order, but keep it explicit.
-    pair: VethPair,
-    receiver_ns: Arc<NetNs>,
-    sender_ns: Arc<NetNs>,
+    topology: Topology,
 }
 
+/// The name of the sending namespace in the default lab.
+pub const SENDER: &str = "sender";
+/// The name of the receiving namespace in the default lab.
+pub const RECEIVER: &str = "receiver";
+
 impl Lab {
+    /// The default lab as a topology: one link from `sender` to `receiver`.
+    pub fn spec(config: &LabConfig) -> TopologySpec {
+        let pid = std::process::id();
+        TopologySpec {
+            links: vec![LinkDef {
+                a: EndName {
+                    netns: SENDER.into(),
+                    interface: format!("xl-{pid}-tx"),
+                },
+                b: EndName {
+                    netns: RECEIVER.into(),
+                    interface: format!("xl-{pid}-rx"),
+                },
+                mtu: config.mtu,
+            }],
+            ipv6: config.ipv6,
+        }
+    }
+
     /// Builds the two namespaces and the veth pair between them.
     pub fn new(config: &LabConfig) -> Result<Self, LabError> {
-        if !(68..=65535).contains(&config.mtu) {
-            return Err(LabError::Config(format!(
-                "mtu {} is outside 68..=65535",
-                config.mtu
-            )));
-        }
-        static LABS: AtomicU32 = AtomicU32::new(0);
-        let pid = std::process::id();
-        let n = LABS.fetch_add(1, Ordering::Relaxed);
-        let sender_ns = Arc::new(NetNs::new(format!("xl{pid}-{n}s"))?);
-        let receiver_ns = Arc::new(NetNs::new(format!("xl{pid}-{n}r"))?);
-        let veth = VethConfig {
-            receiver: EndConfig {
-                name: format!("xl-{pid}-rx"),
-                mac: RECEIVER_MAC,
-                ipv4: RECEIVER_IPV4,
-                ipv6: RECEIVER_IPV6,
-            },
-            sender: EndConfig {
-                name: format!("xl-{pid}-tx"),
-                mac: SENDER_MAC,
-                ipv4: SENDER_IPV4,
-                ipv6: SENDER_IPV6,
-            },
-            mtu: config.mtu,
-            ipv6: config.ipv6,
-        };
-        let pair = VethPair::create(&receiver_ns, &sender_ns, &veth)?;
         Ok(Self {
-            run_id: random_run_id(),
-            pair,
-            receiver_ns,
-            sender_ns,
+            topology: Topology::build(&Self::spec(config))?,
         })
     }
 
     /// The id carried in every frame's tag, unique per lab with high probability.
     pub fn run_id(&self) -> u32 {
-        self.run_id
+        self.topology.run_id()
     }
 
     /// The end where programs are attached and frames arrive.
     pub fn receiver(&self) -> &VethEnd {
-        self.pair.receiver()
+        self.topology.interface(RECEIVER, None).expect("built").1
     }
 
     /// The end frames are injected from.
     pub fn sender(&self) -> &VethEnd {
-        self.pair.sender()
+        self.topology.interface(SENDER, None).expect("built").1
     }
 
     /// The receiving namespace.
     pub fn receiver_netns(&self) -> &Arc<NetNs> {
-        &self.receiver_ns
+        self.topology.netns(RECEIVER).expect("built")
     }
 
     /// The sending namespace.
     pub fn sender_netns(&self) -> &Arc<NetNs> {
-        &self.sender_ns
+        self.topology.netns(SENDER).expect("built")
+    }
+
+    /// The lab as a topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// Addresses for frames sent from the sender to the receiver.
@@ -176,7 +167,8 @@ pub fn endpoints() -> Endpoints {
     }
 }
 
-fn random_run_id() -> u32 {
+/// A random id for frame tags.
+pub(crate) fn random_run_id() -> u32 {
     let mut bytes = [0u8; 4];
     // SAFETY: the buffer is valid for writes of its length.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

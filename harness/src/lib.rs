@@ -19,5 +19,6 @@ pub mod privileges;
 pub mod program;
 pub mod report;
 pub mod scenario;
+pub mod topology;
 pub mod verdict;
 pub mod veth;

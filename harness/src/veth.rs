@@ -38,9 +38,9 @@ pub enum VethError {
     /// `RTM_NEWLINK` for the pair failed.
     #[error("failed to create veth pair {name:?} / {peer:?}: {source}")]
     Create {
-        /// The receiving end's name.
+        /// The first end's name.
         name: String,
-        /// The sending end's name.
+        /// The second end's name.
         peer: String,
         /// The netlink error.
         #[source]
@@ -107,10 +107,10 @@ pub struct EndConfig {
 /// How to build a pair.
 #[derive(Clone, Debug)]
 pub struct VethConfig {
-    /// The end in the receiving namespace, where programs are attached.
-    pub receiver: EndConfig,
-    /// The end in the sending namespace, where frames are injected.
-    pub sender: EndConfig,
+    /// One end (in the first namespace given to [`VethPair::create`]).
+    pub a: EndConfig,
+    /// The other end (in the second namespace).
+    pub b: EndConfig,
     /// MTU of both ends.
     pub mtu: u32,
     /// Keep the IPv6 stack enabled (addresses without DAD, static neighbours).
@@ -176,40 +176,39 @@ impl VethEnd {
 /// A veth pair with one end in each of two namespaces.
 #[derive(Debug)]
 pub struct VethPair {
-    receiver: VethEnd,
-    sender: VethEnd,
+    a: VethEnd,
+    b: VethEnd,
 }
 
 impl VethPair {
-    /// Creates the pair, brings it up, and configures addresses and static neighbours.
+    /// Creates the pair (`a` in `ns_a`, `b` in `ns_b`), brings it up, and configures addresses
+    /// and static neighbours. Each namespace must have had [`configure_ipv6_defaults`] applied
+    /// before its first interface is created.
     pub fn create(
-        receiver_ns: &Arc<NetNs>,
-        sender_ns: &Arc<NetNs>,
+        ns_a: &Arc<NetNs>,
+        ns_b: &Arc<NetNs>,
         config: &VethConfig,
     ) -> Result<Self, VethError> {
-        for ns in [sender_ns, receiver_ns] {
-            configure_ipv6_defaults(ns, config.ipv6)?;
-        }
-        create_pair(receiver_ns, sender_ns, config)?;
-        let receiver = configure_end(receiver_ns, &config.receiver, &config.sender, config.ipv6)?;
-        let sender = configure_end(sender_ns, &config.sender, &config.receiver, config.ipv6)?;
-        Ok(Self { receiver, sender })
+        create_pair(ns_a, ns_b, config)?;
+        let a = configure_end(ns_a, &config.a, &config.b, config.ipv6)?;
+        let b = configure_end(ns_b, &config.b, &config.a, config.ipv6)?;
+        Ok(Self { a, b })
     }
 
-    /// The end in the receiving namespace (the device under test).
-    pub fn receiver(&self) -> &VethEnd {
-        &self.receiver
+    /// The end in the first namespace.
+    pub fn a(&self) -> &VethEnd {
+        &self.a
     }
 
-    /// The end in the sending namespace.
-    pub fn sender(&self) -> &VethEnd {
-        &self.sender
+    /// The end in the second namespace.
+    pub fn b(&self) -> &VethEnd {
+        &self.b
     }
 }
 
-/// Sets the namespace's IPv6 defaults before any interface exists, so the veth is born with
+/// Sets the namespace's IPv6 defaults before any interface exists, so every veth is born with
 /// them and never emits a single autoconfiguration frame.
-fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
+pub fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
     let settings: &[(&str, &str)] = if ipv6 {
         // Stack on, but quiet: no link-local autoconfiguration, no DAD, no router solicitation.
         &[
@@ -238,29 +237,24 @@ fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
     })?
 }
 
-fn create_pair(
-    receiver_ns: &NetNs,
-    sender_ns: &NetNs,
-    config: &VethConfig,
-) -> Result<(), VethError> {
+fn create_pair(ns_a: &NetNs, ns_b: &NetNs, config: &VethConfig) -> Result<(), VethError> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(config.sender.name.clone())
-        .address(config.sender.mac.octets().to_vec())
+        .name(config.b.name.clone())
+        .address(config.b.mac.octets().to_vec())
         .mtu(config.mtu)
-        .setns_by_fd(sender_ns.as_fd().as_raw_fd())
+        .setns_by_fd(ns_b.as_fd().as_raw_fd())
         // Not up here: veth opens the peer before pairing it and would refuse (ENOTCONN).
         .build();
-    let message = LinkVeth::new(&config.receiver.name, &config.sender.name)
-        .address(config.receiver.mac.octets().to_vec())
+    let message = LinkVeth::new(&config.a.name, &config.b.name)
+        .address(config.a.mac.octets().to_vec())
         .mtu(config.mtu)
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
-    receiver_ns
-        .netlink(|handle| async move { handle.link().add(message).execute().await })?
+    ns_a.netlink(|handle| async move { handle.link().add(message).execute().await })?
         .map_err(|source| VethError::Create {
-            name: config.receiver.name.clone(),
-            peer: config.sender.name.clone(),
+            name: config.a.name.clone(),
+            peer: config.b.name.clone(),
             source: Box::new(source),
         })
 }

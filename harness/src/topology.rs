@@ -1,0 +1,212 @@
+//! Topologies: named network namespaces joined by veth pairs.
+//!
+//! ```text
+//!   sender:eth0 <==veth==> dut:in   [XDP]   dut:out <==veth==> sink:eth0
+//!   10.78.0.1               10.78.0.2        10.78.1.1          10.78.1.2
+//! ```
+//!
+//! Link `L` (0-based, in declaration order) joins end `a` (10.78.L.1/24, fd78:6c:0:L::1/64,
+//! MAC 02:78:6c:L:00:01) and end `b` (.2, ::2, 02:78:6c:L:00:02). Every namespace is created
+//! once, with its IPv6 defaults set before its first interface exists. The topology owns
+//! everything; dropping it drops the namespaces, and the kernel deletes the links with them.
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use pnet::util::MacAddr;
+
+use crate::{
+    frame::Endpoints,
+    lab::LabError,
+    netns::NetNs,
+    veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_ipv6_defaults},
+};
+
+/// One end of a link: an interface name inside a named namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndName {
+    /// The namespace's name within the topology.
+    pub netns: String,
+    /// The interface name inside it.
+    pub interface: String,
+}
+
+impl std::fmt::Display for EndName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.netns, self.interface)
+    }
+}
+
+/// A veth pair to create.
+#[derive(Clone, Debug)]
+pub struct LinkDef {
+    /// First end.
+    pub a: EndName,
+    /// Second end.
+    pub b: EndName,
+    /// MTU of both ends.
+    pub mtu: u32,
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct TopologySpec {
+    /// The links, in order (their index sets their addresses).
+    pub links: Vec<LinkDef>,
+    /// Keep the IPv6 stack on (quiet: no autoconfiguration, no DAD, static neighbours).
+    pub ipv6: bool,
+}
+
+/// Addresses of end `a` (`side` 1) or `b` (`side` 2) of link `index`.
+fn end_config(index: usize, side: u8, interface: &str) -> EndConfig {
+    let l = u8::try_from(index).expect("at most 256 links");
+    EndConfig {
+        name: interface.to_owned(),
+        mac: MacAddr(0x02, 0x78, 0x6c, l, 0, side),
+        ipv4: Ipv4Addr::new(10, 78, l, side),
+        ipv6: Ipv6Addr::new(0xfd78, 0x6c, 0, u16::from(l), 0, 0, 0, u16::from(side)),
+    }
+}
+
+/// A built topology.
+#[derive(Debug)]
+pub struct Topology {
+    run_id: u32,
+    // Links before namespaces: each end also holds its namespace, so the order only makes the
+    // intent explicit.
+    links: Vec<(LinkDef, VethPair)>,
+    namespaces: BTreeMap<String, Arc<NetNs>>,
+}
+
+impl Topology {
+    /// Creates the namespaces and links.
+    pub fn build(spec: &TopologySpec) -> Result<Self, LabError> {
+        if spec.links.is_empty() || spec.links.len() > 256 {
+            return Err(LabError::Config(format!(
+                "a topology needs 1..=256 links, not {}",
+                spec.links.len()
+            )));
+        }
+        static TOPOLOGIES: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        let n = TOPOLOGIES.fetch_add(1, Ordering::Relaxed);
+        let mut namespaces: BTreeMap<String, Arc<NetNs>> = BTreeMap::new();
+        for link in &spec.links {
+            if !(68..=65535).contains(&link.mtu) {
+                return Err(LabError::Config(format!(
+                    "mtu {} of link {} <-> {} is outside 68..=65535",
+                    link.mtu, link.a, link.b
+                )));
+            }
+            for end in [&link.a, &link.b] {
+                if !namespaces.contains_key(&end.netns) {
+                    let ns = Arc::new(NetNs::new(format!("xl{pid}-{n}-{}", end.netns))?);
+                    configure_ipv6_defaults(&ns, spec.ipv6)?;
+                    namespaces.insert(end.netns.clone(), ns);
+                }
+            }
+        }
+        let mut links = Vec::with_capacity(spec.links.len());
+        for (index, link) in spec.links.iter().enumerate() {
+            let config = VethConfig {
+                a: end_config(index, 1, &link.a.interface),
+                b: end_config(index, 2, &link.b.interface),
+                mtu: link.mtu,
+                ipv6: spec.ipv6,
+            };
+            let pair = VethPair::create(
+                &namespaces[&link.a.netns],
+                &namespaces[&link.b.netns],
+                &config,
+            )?;
+            links.push((link.clone(), pair));
+        }
+        Ok(Self {
+            run_id: crate::lab::random_run_id(),
+            links,
+            namespaces,
+        })
+    }
+
+    /// The id carried in every frame's tag.
+    pub fn run_id(&self) -> u32 {
+        self.run_id
+    }
+
+    /// A namespace by name.
+    pub fn netns(&self, name: &str) -> Option<&Arc<NetNs>> {
+        self.namespaces.get(name)
+    }
+
+    /// Every interface with its name in the topology, in link order (`a` then `b`).
+    pub fn interfaces(&self) -> impl Iterator<Item = (&EndName, &VethEnd)> {
+        self.links
+            .iter()
+            .flat_map(|(def, pair)| [(&def.a, pair.a()), (&def.b, pair.b())])
+    }
+
+    /// The interface `netns:interface`, or the only interface of `netns` when `interface` is
+    /// `None`.
+    pub fn interface(&self, netns: &str, interface: Option<&str>) -> Option<(&EndName, &VethEnd)> {
+        let mut matches = self
+            .interfaces()
+            .filter(|(name, _)| name.netns == netns)
+            .filter(|(name, _)| interface.is_none_or(|i| name.interface == i));
+        let first = matches.next()?;
+        if interface.is_none() && matches.next().is_some() {
+            return None;
+        }
+        Some(first)
+    }
+
+    /// The other end of the link `end` belongs to.
+    pub fn peer(&self, end: &EndName) -> Option<(&EndName, &VethEnd)> {
+        self.links.iter().find_map(|(def, pair)| {
+            if &def.a == end {
+                Some((&def.b, pair.b()))
+            } else if &def.b == end {
+                Some((&def.a, pair.a()))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Addresses for frames sent from `from` to its peer.
+    pub fn endpoints(&self, from: &EndName) -> Option<Endpoints> {
+        let (_, src) = self.interface(&from.netns, Some(&from.interface))?;
+        let (_, dst) = self.peer(from)?;
+        Some(Endpoints {
+            src_mac: src.mac(),
+            dst_mac: dst.mac(),
+            src_ipv4: src.ipv4(),
+            dst_ipv4: dst.ipv4(),
+            src_ipv6: src.ipv6(),
+            dst_ipv6: dst.ipv6(),
+        })
+    }
+}
+
+/// The addresses a frame sent from end `a` of link `index` would carry, without building
+/// anything: frames can be laid out and checked before a topology exists.
+pub fn link_endpoints(index: usize, from_a: bool) -> Endpoints {
+    let (src, dst) = if from_a {
+        (end_config(index, 1, ""), end_config(index, 2, ""))
+    } else {
+        (end_config(index, 2, ""), end_config(index, 1, ""))
+    };
+    Endpoints {
+        src_mac: src.mac,
+        dst_mac: dst.mac,
+        src_ipv4: src.ipv4,
+        dst_ipv4: dst.ipv4,
+        src_ipv6: src.ipv6,
+        dst_ipv6: dst.ipv6,
+    }
+}
