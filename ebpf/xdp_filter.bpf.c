@@ -41,6 +41,22 @@
  *
  * Malformed frames never reach the rules, so they never count in rule_hits.
  * Every frame increments exactly one of drop_cnt and pass_cnt.
+ *
+ * Drop events: when bit 0 (FILTER_CFG_DROP_EVENTS) of filter_config[0] is
+ * set, every dropped frame also writes one struct drop_event (12 bytes,
+ * below) to the drop_events ring buffer; when the ring is full the event is
+ * lost and events_lost goes up instead. With the bit clear (the default),
+ * the ring is never touched. Events do not change any verdict or counter.
+ *
+ * Maps:
+ *   filter_rules   ARRAY, 32 entries, __u32 index -> struct filter_rule
+ *   drop_cnt       ARRAY, 1 entry, __u32 0 -> __u64 frames dropped
+ *   pass_cnt       ARRAY, 1 entry, __u32 0 -> __u64 frames passed
+ *   malformed_cnt  ARRAY, 1 entry, __u32 0 -> __u64 dropped as malformed
+ *   rule_hits      HASH, 64 entries, __u32 rule index -> __u64 frames decided
+ *   filter_config  ARRAY, 1 entry, __u32 0 -> __u32 flags (bit 0: drop events)
+ *   drop_events    RINGBUF, 256 KiB of struct drop_event records
+ *   events_lost    ARRAY, 1 entry, __u32 0 -> __u64 events the full ring refused
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -66,6 +82,13 @@
 #define IPV6_EXT_HDR_MIN_LEN	8	/* every extension header we walk */
 #define L4_PORT_BYTES		4	/* source port + destination port */
 
+#define FILTER_CFG_DROP_EVENTS	(1 << 0)	/* filter_config[0]: emit drop events */
+#define DROP_EVENTS_BYTES	(256 * 1024)	/* ring size: a power of 2, page multiple */
+#define DROP_RULE_MALFORMED	0xffffffff	/* drop_event.rule of a malformed frame */
+#define DROP_REASON_RULE	1
+#define DROP_REASON_MALFORMED	2
+#define FRAME_LEN_MAX		0xffff		/* drop_event.len saturates here */
+
 struct filter_rule {
 	__u16 ethertype;
 	__u8 ip_proto;
@@ -75,6 +98,21 @@ struct filter_rule {
 };
 
 _Static_assert(sizeof(struct filter_rule) == 8, "filter_rule is 8 bytes");
+
+/*
+ * One record of drop_events, in the CPU's byte order (little-endian on
+ * x86-64 and arm64). No padding: 4 + 2 + 1 + 1 + 2 + 2 bytes.
+ */
+struct drop_event {
+	__u32 rule;		/* index of the deciding rule; DROP_RULE_MALFORMED */
+	__u16 ethertype;	/* host order, after VLAN tags; 0 if the frame ended before it */
+	__u8 ip_proto;		/* 0 if unknown */
+	__u8 reason;		/* DROP_REASON_RULE or DROP_REASON_MALFORMED */
+	__u16 dst_port;		/* host order; 0 if unknown */
+	__u16 len;		/* frame length, capped at FRAME_LEN_MAX */
+};
+
+_Static_assert(sizeof(struct drop_event) == 12, "drop_event is 12 bytes");
 
 /* Not in the UAPI headers: the 4 bytes that follow a TPID. */
 struct vlan_tag {
@@ -131,6 +169,25 @@ struct {
 	__type(value, __u64);
 } rule_hits SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} filter_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, DROP_EVENTS_BYTES);
+} drop_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} events_lost SEC(".maps");
+
 static __always_inline void count(void *counter_map)
 {
 	__u32 key = 0;
@@ -156,6 +213,40 @@ static __always_inline void count_rule_hit(__u32 index)
 	}
 	if (value)
 		__sync_fetch_and_add(value, 1);
+}
+
+/*
+ * Called for every dropped frame, after its counters. Without the config bit
+ * it costs one array lookup and never touches the ring.
+ */
+static __always_inline void emit_drop_event(struct xdp_md *ctx, const struct pkt_info *pi,
+					    __u32 rule, __u8 reason)
+{
+	struct drop_event *ev;
+	__u32 key = 0;
+	__u64 len;
+	__u32 *config = bpf_map_lookup_elem(&filter_config, &key);
+
+	if (!config || !(*config & FILTER_CFG_DROP_EVENTS))
+		return;
+	ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(&events_lost);
+		return;
+	}
+	ev->rule = rule;
+	ev->ethertype = pi->ethertype;
+	ev->ip_proto = pi->has_proto ? pi->ip_proto : 0;
+	ev->reason = reason;
+	ev->dst_port = pi->has_port ? pi->dst_port : 0;
+	/*
+	 * Subtracting packet pointers needs CAP_PERFMON (or CAP_SYS_ADMIN),
+	 * which the variable-offset header parsing above needs anyway; the
+	 * helper bpf_xdp_get_buff_len() would raise the kernel floor to 5.18.
+	 */
+	len = (void *)(long)ctx->data_end - (void *)(long)ctx->data;
+	ev->len = len > FRAME_LEN_MAX ? FRAME_LEN_MAX : len;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 static __always_inline int is_vlan_tpid(__u16 ethertype)
@@ -355,6 +446,7 @@ int xdp_filter(struct xdp_md *ctx)
 		/* Fail closed: what we cannot parse, we do not let through. */
 		count(&malformed_cnt);
 		count(&drop_cnt);
+		emit_drop_event(ctx, &pi, DROP_RULE_MALFORMED, DROP_REASON_MALFORMED);
 		return XDP_DROP;
 	}
 
@@ -387,6 +479,7 @@ int xdp_filter(struct xdp_md *ctx)
 		count_rule_hit(i);
 		if (rule.flags & RULE_ACTION_DROP) {
 			count(&drop_cnt);
+			emit_drop_event(ctx, &pi, i, DROP_REASON_RULE);
 			return XDP_DROP;
 		}
 		count(&pass_cnt);

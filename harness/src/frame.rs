@@ -276,11 +276,18 @@ impl Tag {
     /// Searches the whole frame rather than a fixed offset so that frames the
     /// program under test rewrote (added or removed headers) are still found.
     pub fn find(frame: &[u8], run_id: u32) -> Option<Tag> {
+        Self::locate(frame, run_id).map(|(_, tag)| tag)
+    }
+
+    /// The first tag of this run anywhere in the frame, with its offset (for
+    /// [`OutputSpec::check`](crate::scenario::OutputSpec::check)).
+    pub fn locate(frame: &[u8], run_id: u32) -> Option<(usize, Tag)> {
         let run = run_id.to_be_bytes();
         frame
             .windows(Self::LEN)
-            .filter(|w| w[0..4] == Self::MAGIC && w[4..8] == run)
-            .find_map(Tag::from_bytes)
+            .enumerate()
+            .filter(|(_, w)| w[0..4] == Self::MAGIC && w[4..8] == run)
+            .find_map(|(at, w)| Tag::from_bytes(w).map(|tag| (at, tag)))
     }
 }
 
@@ -852,6 +859,15 @@ impl FrameSpec {
         })
     }
 
+    /// Whether the frame starts with an 802.1Q tag (TPID 0x8100), which a
+    /// packet socket lets exceed the MTU by the tag's 4 bytes.
+    pub fn outer_8021q(&self) -> bool {
+        match &self.raw {
+            Some(raw) => starts_with_8021q(&raw.0),
+            None => self.vlan.first().is_some_and(|v| v.tpid == 0x8100),
+        }
+    }
+
     /// The keys this spec sets, for conflict messages, in spec order.
     fn layers(&self) -> [(&'static str, bool); 9] {
         [
@@ -1070,6 +1086,11 @@ impl FrameSpec {
         }
         Ok(())
     }
+}
+
+/// Whether `frame`'s outermost EtherType is 802.1Q (0x8100).
+pub fn starts_with_8021q(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&[0x81, 0x00])
 }
 
 /// The one layer set among `layers`, or the first conflicting pair.
@@ -1479,7 +1500,7 @@ fn write_l4(spec: &FrameSpec, plan: &Plan, buf: &mut [u8]) {
     }
 }
 
-fn parse_mac(text: &str) -> Result<MacAddr, FrameError> {
+pub(crate) fn parse_mac(text: &str) -> Result<MacAddr, FrameError> {
     let bad = || FrameError::Address {
         kind: "mac",
         text: text.to_owned(),
@@ -1499,19 +1520,25 @@ fn parse_mac(text: &str) -> Result<MacAddr, FrameError> {
     Ok(MacAddr::from(octets))
 }
 
-fn de_mac<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<MacAddr>, D::Error> {
+pub(crate) fn de_mac<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<MacAddr>, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_mac(&text).map(Some).map_err(de::Error::custom)
 }
 
-fn de_ipv4<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Ipv4Addr>, D::Error> {
+pub(crate) fn de_ipv4<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Ipv4Addr>, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse()
         .map(Some)
         .map_err(|_| de::Error::custom(FrameError::Address { kind: "ipv4", text }))
 }
 
-fn de_ipv6<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Ipv6Addr>, D::Error> {
+pub(crate) fn de_ipv6<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Ipv6Addr>, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse()
         .map(Some)
@@ -1691,6 +1718,9 @@ mod tests {
         assert_eq!(Tag::find(&frame, 1), Some(Tag { run_id: 1, ..TAG }));
         assert_eq!(Tag::find(&frame, 2), None);
         assert_eq!(Tag::find(&frame[..20], TAG.run_id), None);
+        assert_eq!(Tag::locate(&frame, TAG.run_id), Some((23, TAG)));
+        assert_eq!(Tag::locate(&frame, 1), Some((7, Tag { run_id: 1, ..TAG })));
+        assert_eq!(Tag::locate(&frame, 2), None);
 
         let mut reserved = bytes;
         reserved[11] = 1;
@@ -2207,6 +2237,23 @@ mod tests {
             build_err(&format!("{raw}\nsize = 60")),
             "conflicting keys: raw and size (raw is the whole frame)"
         );
+    }
+
+    #[test]
+    fn outer_8021q_looks_at_the_first_tag_or_raw_bytes() {
+        assert!(!spec("ipv4 = {}").outer_8021q());
+        assert!(spec("vlan = [{ id = 1 }, { id = 2, tpid = 0x88a8 }]").outer_8021q());
+        assert!(!spec("vlan = [{ id = 1, tpid = 0x88a8 }, { id = 2 }]").outer_8021q());
+        let mut raw = vec![0u8; 14];
+        assert!(!spec(&format!("raw = \"{}\"", hex(&raw))).outer_8021q());
+        raw[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert!(spec(&format!("raw = \"{}\"", hex(&raw))).outer_8021q());
+        assert!(starts_with_8021q(&raw));
+        assert!(!starts_with_8021q(&raw[..13]));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod lab;
 pub mod maps;
 pub mod netns;
 pub mod observe;
+pub mod output;
+pub mod pcap;
 pub mod privileges;
 pub mod program;
 pub mod report;

@@ -1,6 +1,9 @@
 //! The `xdplab` command: parses arguments, runs the library, maps outcomes to exit codes.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -8,7 +11,10 @@ use xdplab::{
     exit::{self, Exit},
     privileges,
     report::RunReport,
-    scenario::{self, Scenario},
+    scenario::{
+        self, Scenario,
+        run::{self, ExecPath, RunOptions},
+    },
 };
 
 #[derive(Parser)]
@@ -30,20 +36,27 @@ enum Command {
     Run {
         /// Scenario files or directories of *.toml files.
         #[arg(default_value = "scenarios")]
-        paths: Vec<PathBuf>,
+        files: Vec<PathBuf>,
         /// Report format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         /// Also write a JUnit XML report to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Run every scenario through each of these execution paths and compare them frame
+        /// by frame (default: the mode each scenario names).
+        #[arg(long, value_delimiter = ',', value_name = "PATH,...")]
+        paths: Vec<ExecPath>,
+        /// Write a pcap per interface of every failing scenario into DIR.
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
     },
     /// List scenarios and what each checks (no privileges needed).
     #[command(after_help = exit::HELP)]
     List {
         /// Scenario files or directories of *.toml files.
         #[arg(default_value = "scenarios")]
-        paths: Vec<PathBuf>,
+        files: Vec<PathBuf>,
     },
 }
 
@@ -73,11 +86,13 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Run {
-            paths,
+            files,
             format,
             junit,
-        } => run(&paths, format, junit),
-        Command::List { paths } => Ok(list(&paths)),
+            paths,
+            capture,
+        } => run(&files, format, junit.as_deref(), &paths, capture),
+        Command::List { files } => Ok(list(&files)),
     }
 }
 
@@ -105,8 +120,14 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Exit> {
     }
 }
 
-fn run(paths: &[PathBuf], format: Format, junit: Option<PathBuf>) -> anyhow::Result<Exit> {
-    let scenarios = match load_all(paths) {
+fn run(
+    files: &[PathBuf],
+    format: Format,
+    junit: Option<&Path>,
+    paths: &[ExecPath],
+    capture: Option<PathBuf>,
+) -> anyhow::Result<Exit> {
+    let scenarios = match load_all(files) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
@@ -114,14 +135,31 @@ fn run(paths: &[PathBuf], format: Format, junit: Option<PathBuf>) -> anyhow::Res
         eprintln!("xdplab: cannot build labs: {reason}");
         return Ok(Exit::Environment);
     }
+    let options = RunOptions {
+        capture_dir: capture,
+    };
     let mut report = RunReport::default();
     for scenario in &scenarios {
-        let result = scenario::run::run(scenario);
-        if format == Format::Human {
-            println!("{}", result.human());
+        let chosen = if paths.is_empty() {
+            vec![run::scenario_path(scenario)]
+        } else {
+            paths.to_vec()
+        };
+        let (results, differences) = run::run_paths(scenario, &chosen, &options);
+        let mut environment = false;
+        for result in results {
+            if format == Format::Human {
+                println!("{}", result.human());
+            }
+            environment |= result.exit() == Exit::Environment;
+            report.scenarios.push(result);
         }
-        let environment = result.exit() == Exit::Environment;
-        report.scenarios.push(result);
+        for difference in differences {
+            if format == Format::Human {
+                println!("DIFF {difference}");
+            }
+            report.differences.push(difference);
+        }
         if environment {
             // The machine will not get better for the next scenario.
             eprintln!("xdplab: stopping: the environment cannot run labs");
@@ -133,7 +171,7 @@ fn run(paths: &[PathBuf], format: Format, junit: Option<PathBuf>) -> anyhow::Res
         Format::Json => println!("{}", serde_json::to_string_pretty(&report.json())?),
     }
     if let Some(path) = junit {
-        std::fs::write(&path, report.junit())
+        std::fs::write(path, report.junit())
             .with_context(|| format!("failed to write JUnit report {}", path.display()))?;
     }
     Ok(report.exit())

@@ -163,10 +163,20 @@ pub struct ProgramMap<'a> {
 impl Program {
     /// The map called `name` in this program's object.
     pub fn map(&self, name: &str) -> Result<ProgramMap<'_>, MapError> {
-        let ebpf = self.ebpf();
+        find_map(self.ebpf(), name, self.object())
+    }
+}
+
+/// The map called `name` in a loaded object.
+pub(crate) fn find_map<'a>(
+    ebpf: &'a aya::Ebpf,
+    name: &str,
+    object: &str,
+) -> Result<ProgramMap<'a>, MapError> {
+    {
         let map = ebpf.map(name).ok_or_else(|| MapError::NotFound {
             name: name.to_owned(),
-            object: self.object().to_owned(),
+            object: object.to_owned(),
             available: ebpf.maps().map(|(n, _)| n.to_owned()).collect(),
         })?;
         let (kind, data) = match map {
@@ -431,5 +441,62 @@ mod sys {
                 ..Default::default()
             },
         )
+    }
+}
+
+/// A ring buffer taken out of a loaded program, consumed in batches.
+pub struct RingBufReader {
+    name: String,
+    ring: aya::maps::RingBuf<MapData>,
+}
+
+impl fmt::Debug for RingBufReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingBufReader")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// Takes the `BPF_MAP_TYPE_RINGBUF` called `name` out of the program, for reading events.
+    pub fn take_ringbuf(&mut self, name: &str) -> Result<RingBufReader, MapError> {
+        let object = self.object().to_owned();
+        let ebpf = self.ebpf_mut();
+        let available: Vec<String> = ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+        let map = ebpf.take_map(name).ok_or(MapError::NotFound {
+            name: name.to_owned(),
+            object,
+            available,
+        })?;
+        let ring = aya::maps::RingBuf::try_from(map).map_err(|e| MapError::Info {
+            name: name.to_owned(),
+            reason: format!("not a ring buffer: {e}"),
+        })?;
+        Ok(RingBufReader {
+            name: name.to_owned(),
+            ring,
+        })
+    }
+}
+
+impl RingBufReader {
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Hands every record available now to `f`, and returns how many there were. Bounded by
+    /// `max` so a producer that never stops cannot keep the caller here.
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(item) = self.ring.next() else {
+                break;
+            };
+            f(&item);
+            n += 1;
+        }
+        n
     }
 }

@@ -25,7 +25,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
@@ -369,6 +369,8 @@ impl LinkStats {
 pub struct Capture {
     stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
+    /// Per group: distinct tagged frames seen so far.
+    groups: Arc<Vec<AtomicU64>>,
     thread: Option<JoinHandle<Result<Captured, ObserveError>>>,
 }
 
@@ -388,14 +390,33 @@ pub struct Captured {
     /// Frames the kernel dropped because the capture socket's buffer was full
     /// (`PACKET_STATISTICS`); non-zero means the capture is incomplete.
     pub socket_drops: u64,
+    /// The first copy of each tagged frame of the groups in [`CaptureOptions::keep_groups`],
+    /// by (group, seq).
+    pub kept: HashMap<(u16, u32), Vec<u8>>,
+    /// Every frame with its arrival time, up to [`CaptureOptions::keep_all`] frames (for pcap).
+    pub all: Vec<(SystemTime, Vec<u8>)>,
+}
+
+/// What a [`Capture`] counts and keeps.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    /// `groups[g]` is the number of frames group `g` will send.
+    pub groups: Vec<u32>,
+    /// Groups whose frames are kept byte for byte (for output checks); missing = false.
+    pub keep_groups: Vec<bool>,
+    /// How many frames to keep in arrival order, whatever they are (0 = none).
+    pub keep_all: usize,
 }
 
 const UNTAGGED_KEEP: usize = 4096;
 
 impl Capture {
-    /// Starts capturing on `end`, before any frame is sent. `groups[g]` is the number of frames
-    /// group `g` will send.
-    pub fn start(end: &VethEnd, run_id: u32, groups: &[u32]) -> Result<Self, ObserveError> {
+    /// Starts capturing on `end`, before any frame is sent, counting the groups of `options`.
+    pub fn start(
+        end: &VethEnd,
+        run_id: u32,
+        options: &CaptureOptions,
+    ) -> Result<Self, ObserveError> {
         let interface = end.name().to_owned();
         let ifindex = end.ifindex();
         let fd = end
@@ -404,18 +425,24 @@ impl Capture {
             .map_err(io_error("open a capture socket", &interface))?;
         let stop = Arc::new(AtomicBool::new(false));
         let frames = Arc::new(AtomicU64::new(0));
+        let groups: Arc<Vec<AtomicU64>> =
+            Arc::new(options.groups.iter().map(|_| AtomicU64::new(0)).collect());
         let thread = {
-            let stop = Arc::clone(&stop);
-            let frames = Arc::clone(&frames);
-            let groups = groups.to_vec();
+            let counters = Counters {
+                stop: Arc::clone(&stop),
+                frames: Arc::clone(&frames),
+                groups: Arc::clone(&groups),
+            };
+            let options = options.clone();
             std::thread::Builder::new()
                 .name("xdplab-capture".into())
-                .spawn(move || capture_loop(&fd, &interface, run_id, &groups, &stop, &frames))
+                .spawn(move || capture_loop(&fd, &interface, run_id, &options, &counters))
                 .map_err(io_error("start the capture thread", end.name()))?
         };
         Ok(Self {
             stop,
             frames,
+            groups,
             thread: Some(thread),
         })
     }
@@ -423,6 +450,13 @@ impl Capture {
     /// Frames received so far.
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Acquire)
+    }
+
+    /// Distinct tagged frames of `group` received so far.
+    pub fn group_frames(&self, group: usize) -> u64 {
+        self.groups
+            .get(group)
+            .map_or(0, |n| n.load(Ordering::Acquire))
     }
 
     /// Stops, drains what is queued, and returns what was seen.
@@ -617,17 +651,39 @@ fn restore_vlan_tag(buf: &mut [u8], len: usize, vlan: Option<(u16, u16)>) -> &[u
     }
 }
 
+/// What the capture thread shares with its [`Capture`].
+struct Counters {
+    stop: Arc<AtomicBool>,
+    frames: Arc<AtomicU64>,
+    groups: Arc<Vec<AtomicU64>>,
+}
+
 fn capture_loop(
     fd: &OwnedFd,
     interface: &str,
     run_id: u32,
-    groups: &[u32],
-    stop: &AtomicBool,
-    frames: &AtomicU64,
+    options: &CaptureOptions,
+    counters: &Counters,
 ) -> Result<Captured, ObserveError> {
+    let Counters {
+        stop,
+        frames,
+        groups,
+    } = counters;
     let mut captured = Captured {
-        seen: groups.iter().map(|&n| vec![0; n as usize]).collect(),
+        seen: options
+            .groups
+            .iter()
+            .map(|&n| vec![0; n as usize])
+            .collect(),
         ..Captured::default()
+    };
+    let keep_group = |g: u16| {
+        options
+            .keep_groups
+            .get(usize::from(g))
+            .copied()
+            .unwrap_or(false)
     };
     let raw = fd.as_raw_fd();
     let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
@@ -653,14 +709,27 @@ fn capture_loop(
         };
         let frame = restore_vlan_tag(&mut buf, n, vlan);
         captured.total += 1;
+        // Counted before it is attributed, so whoever sees a group's count grow also sees
+        // the frame in the total.
         frames.fetch_add(1, Ordering::Release);
+        if captured.all.len() < options.keep_all {
+            captured.all.push((SystemTime::now(), frame.to_vec()));
+        }
         match Tag::find(frame, run_id) {
             Some(tag) => match captured
                 .seen
                 .get_mut(usize::from(tag.group))
                 .and_then(|g| g.get_mut(tag.seq as usize))
             {
-                Some(count) => *count += 1,
+                Some(count) => {
+                    *count += 1;
+                    if *count == 1 {
+                        if keep_group(tag.group) {
+                            captured.kept.insert((tag.group, tag.seq), frame.to_vec());
+                        }
+                        groups[usize::from(tag.group)].fetch_add(1, Ordering::Release);
+                    }
+                }
                 None => captured.stray_tagged += 1,
             },
             None => {
@@ -677,6 +746,78 @@ fn capture_loop(
     captured.socket_drops =
         socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
     Ok(captured)
+}
+
+// ---------------------------------------------------------------------------------------------
+// xdp:xdp_exception
+
+/// Counts `XDP_ABORTED` (and the other exceptions the kernel traces: failed XDP_TX, invalid
+/// actions) per program and action, from the `xdp:xdp_exception` tracepoint, through a small
+/// `tp_btf` program (`ebpf/xdp_exception.bpf.c`). The tracepoint is global; keying by program
+/// id keeps labs that run in parallel apart. veth counts XDP_ABORTED as a drop, so this is the
+/// only place an abort shows.
+pub struct ExceptionCounter {
+    ebpf: aya::Ebpf,
+}
+
+impl std::fmt::Debug for ExceptionCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExceptionCounter").finish_non_exhaustive()
+    }
+}
+
+const EXCEPTION_OBJECT: &[u8] = aya::include_bytes_aligned!("../../ebpf/obj/xdp_exception.bpf.o");
+
+impl ExceptionCounter {
+    /// Loads and attaches the counter (`tp_btf/xdp_exception`); detached on drop.
+    pub fn start() -> Result<Self, ObserveError> {
+        let error = |what: &'static str, reason: String| ObserveError::Protocol {
+            what,
+            interface: "-".into(),
+            reason,
+        };
+        let btf = aya::Btf::from_sys_fs().map_err(|e| {
+            error(
+                "read the kernel's BTF for tp_btf/xdp_exception",
+                e.to_string(),
+            )
+        })?;
+        let mut ebpf = aya::EbpfLoader::new()
+            .load(EXCEPTION_OBJECT)
+            .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
+        let program: &mut aya::programs::BtfTracePoint = ebpf
+            .program_mut("xdp_exception")
+            .ok_or_else(|| error("load the xdp_exception counter", "no program".into()))?
+            .try_into()
+            .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
+        program
+            .load("xdp_exception", &btf)
+            .map_err(|e| error("load tp_btf/xdp_exception", crate::program::chain(&e)))?;
+        program
+            .attach()
+            .map_err(|e| error("attach tp_btf/xdp_exception", crate::program::chain(&e)))?;
+        Ok(Self { ebpf })
+    }
+
+    /// Exceptions traced so far for program `prog_id` with `action` (0 = XDP_ABORTED).
+    pub fn count(&self, prog_id: u32, action: u32) -> Result<u64, ObserveError> {
+        let mut key = prog_id.to_le_bytes().to_vec();
+        key.extend_from_slice(&action.to_le_bytes());
+        let map =
+            crate::maps::find_map(&self.ebpf, "exceptions", "xdp_exception").map_err(|e| {
+                ObserveError::Protocol {
+                    what: "read the xdp_exception counter",
+                    interface: "-".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let value = map.lookup(&key).map_err(|e| ObserveError::Protocol {
+            what: "read the xdp_exception counter",
+            interface: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(value.and_then(|v| v.sum_u64()).unwrap_or(0))
+    }
 }
 
 /// The shortest frame with an outer VLAN tag that survives `skb_vlan_untag` (Ethernet header,

@@ -15,7 +15,8 @@ use std::{borrow::Cow, fmt, path::PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        Link as _, ProgramError as AyaProgramError, Xdp, XdpMode as AyaXdpMode, links::FdLink,
+        Link as _, ProgramError as AyaProgramError, TestRun as _, TestRunOptions, Xdp,
+        XdpMode as AyaXdpMode, links::FdLink,
     },
 };
 use thiserror::Error;
@@ -35,6 +36,18 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     (
         "xdp_pass",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_pass.bpf.o"),
+    ),
+    (
+        "xdp_tx",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_tx.bpf.o"),
+    ),
+    (
+        "xdp_redirect",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_redirect.bpf.o"),
+    ),
+    (
+        "xdp_aborted",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_aborted.bpf.o"),
     ),
 ];
 
@@ -197,6 +210,18 @@ pub enum ProgramError {
         #[source]
         source: Box<AyaProgramError>,
     },
+    /// `BPF_PROG_TEST_RUN` or a program query failed.
+    #[error(
+        "failed to run program {entry:?} through BPF_PROG_TEST_RUN: {}",
+        chain(source)
+    )]
+    TestRun {
+        /// The entry.
+        entry: String,
+        /// aya's error.
+        #[source]
+        source: Box<AyaProgramError>,
+    },
     /// The kernel attached through netlink instead of a bpf_link.
     #[error(
         "failed to attach xdp program {entry:?} to veth {interface:?} through a bpf_link (kernel 5.9 or later is needed)"
@@ -223,7 +248,9 @@ impl ProgramError {
             Self::NetNs(_) | Self::NoBpfLink { .. } => true,
             Self::Load { errno, .. } => errno.is_some_and(env_errno),
             Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
-            Self::Attach { source, .. } => errno_in(source).is_some_and(env_errno),
+            Self::Attach { source, .. } | Self::TestRun { source, .. } => {
+                errno_in(source).is_some_and(env_errno)
+            }
             _ => false,
         }
     }
@@ -322,9 +349,57 @@ impl Program {
         })
     }
 
+    /// Runs one frame through the program with `BPF_PROG_TEST_RUN` (no interface, no
+    /// namespace): the action it returned and the frame as it left the program.
+    #[doc(alias = "BPF_PROG_TEST_RUN")]
+    pub fn test_run(&self, frame: &[u8]) -> Result<TestRunOutput, ProgramError> {
+        // Room for growth through bpf_xdp_adjust_head/tail.
+        let mut out = vec![0u8; frame.len() + 4096];
+        let result = self
+            .xdp()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .map_err(|source| ProgramError::TestRun {
+                entry: self.entry.clone(),
+                source: Box::new(source),
+            })?;
+        out.truncate(result.data_size_out as usize);
+        Ok(TestRunOutput {
+            action: result.return_value,
+            data: out,
+        })
+    }
+
+    /// The kernel's id of the loaded program (`bpftool prog show id N`).
+    pub fn id(&self) -> Result<u32, ProgramError> {
+        self.xdp()
+            .info()
+            .map(|info| info.id())
+            .map_err(|source| ProgramError::TestRun {
+                entry: self.entry.clone(),
+                source: Box::new(source),
+            })
+    }
+
     /// aya's view of the loaded object, for map access.
     pub(crate) fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+
+    /// aya's view of the loaded object, for taking maps out of it (ring buffers).
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    fn xdp(&self) -> &Xdp {
+        let program = self
+            .ebpf
+            .program(&self.entry)
+            .expect("entry was found at load time");
+        program.try_into().expect("entry was checked to be XDP")
     }
 
     fn xdp_mut(&mut self) -> &mut Xdp {
@@ -334,6 +409,15 @@ impl Program {
             .expect("entry was found at load time");
         program.try_into().expect("entry was checked to be XDP")
     }
+}
+
+/// What one `BPF_PROG_TEST_RUN` of one frame gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRunOutput {
+    /// The XDP action the program returned (`XDP_ABORTED` = 0 ... `XDP_REDIRECT` = 4).
+    pub action: u32,
+    /// The frame after the program (it may have rewritten, grown or shrunk it).
+    pub data: Vec<u8>,
 }
 
 /// A program attached to a lab interface. Dropping it detaches the program.

@@ -78,6 +78,10 @@ pub struct ScenarioReport {
     pub unattributed: u64,
     /// Every failed expectation, one sentence each.
     pub failures: Vec<String>,
+    /// What the harness set up beyond the scenario (NAPI helpers and the like).
+    pub notes: Vec<String>,
+    /// pcap files written for this scenario (`--capture DIR`, on failure).
+    pub captures: Vec<PathBuf>,
     /// Wall time of the scenario, in milliseconds.
     pub duration_ms: u64,
 }
@@ -93,10 +97,31 @@ pub struct GroupReport {
     pub offered: u64,
     /// Frames the kernel accepted from the sender.
     pub sent: u64,
-    /// Frames not seen at the receiver (dropped by XDP, according to the capture).
+    /// Frames seen nowhere, and not counted as aborted: XDP_DROP.
     pub dropped: u64,
-    /// Frames seen at the receiver after XDP.
+    /// Frames seen after XDP on the interface the program is attached to: XDP_PASS.
     pub passed: u64,
+    /// Frames that came back out of the attach interface's peer: XDP_TX.
+    pub tx: u64,
+    /// Frames that arrived anywhere else in the topology: XDP_REDIRECT.
+    pub redirected: u64,
+    /// Frames the `xdp:xdp_exception` tracepoint counted as XDP_ABORTED (test-run: the
+    /// return code).
+    pub aborted: u64,
+    /// Where frames landed, by interface (`ns:if`), for frames seen anywhere.
+    pub landed: std::collections::BTreeMap<String, u64>,
+    /// Frames that landed where the expectation does not put them, by place (`nowhere`,
+    /// `at ns:if`, `at ns:if and ns:if`; for test-run, `returned <verdict>`): the first
+    /// sequence numbers of each.
+    pub misplaced: std::collections::BTreeMap<String, Vec<u32>>,
+    /// Output checks that failed, field by field (first frames only).
+    pub output_mismatches: Vec<String>,
+    /// Per frame, what happened to it (for comparing execution paths).
+    #[serde(skip)]
+    pub outcomes: Vec<Outcome>,
+    /// Per frame, the bytes that left the program (for groups with output checks).
+    #[serde(skip)]
+    pub outputs: std::collections::BTreeMap<u32, Vec<u8>>,
     /// How the capture attributed frames: `"tag"` or `"content"` (frame too small for a tag).
     pub attributed_by: &'static str,
     /// Frames seen at the receiver while this group was sent that belong to no group
@@ -112,6 +137,53 @@ pub struct GroupReport {
     pub duplicated: Vec<u32>,
 }
 
+/// What happened to one frame, as comparable across execution paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Not observed (too small for a tag and not matched individually).
+    Unknown,
+    /// Seen nowhere: dropped or aborted.
+    Nowhere,
+    /// Returned XDP_DROP (test-run only; live paths see [`Outcome::Nowhere`]).
+    Drop,
+    /// Returned XDP_ABORTED (test-run only).
+    Aborted,
+    /// Passed to the stack of the attach interface.
+    Pass,
+    /// Sent back out of the attach interface.
+    Tx,
+    /// Redirected elsewhere.
+    Redirect,
+    /// Seen at more than one place.
+    Multiple,
+}
+
+impl Outcome {
+    /// The class used to compare a live path (which cannot tell drop from aborted per frame)
+    /// with test-run.
+    pub fn comparable(self) -> Self {
+        match self {
+            Self::Drop | Self::Aborted => Self::Nowhere,
+            other => other,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Nowhere => "nowhere (drop or aborted)",
+            Self::Drop => "drop",
+            Self::Aborted => "aborted",
+            Self::Pass => "pass",
+            Self::Tx => "tx",
+            Self::Redirect => "redirect",
+            Self::Multiple => "several places",
+        }
+    }
+}
+
 /// The kernel's view of a group, independent of the program.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct KernelView {
@@ -123,6 +195,9 @@ pub struct KernelView {
     pub xdp: Option<XdpStats>,
     /// Frames the sending veth could not hand to its peer.
     pub sender_dropped: u64,
+    /// Frames seen after XDP on the attach interface during this group that belong to no
+    /// group (background traffic the kernel counted too).
+    pub background: u64,
 }
 
 /// One map expectation and what was found.
@@ -197,14 +272,25 @@ impl ScenarioReport {
                 let _ = write!(out, ": {}", error.message.replace('\n', "\n    "));
             }
             _ => {
-                let sent: u64 = self.groups.iter().map(|g| g.sent).sum();
-                let dropped: u64 = self.groups.iter().map(|g| g.dropped).sum();
-                let passed: u64 = self.groups.iter().map(|g| g.passed).sum();
+                let total = |f: fn(&GroupReport) -> u64| self.groups.iter().map(f).sum::<u64>();
                 let _ = write!(
                     out,
-                    " ({}, {}): {sent} sent, {dropped} dropped, {passed} passed",
-                    self.program, self.mode
+                    " ({}, {}): {} sent, {} dropped, {} passed",
+                    self.program,
+                    self.mode,
+                    total(|g| g.sent),
+                    total(|g| g.dropped),
+                    total(|g| g.passed)
                 );
+                for (label, n) in [
+                    ("tx", total(|g| g.tx)),
+                    ("redirected", total(|g| g.redirected)),
+                    ("aborted", total(|g| g.aborted)),
+                ] {
+                    if n > 0 {
+                        let _ = write!(out, ", {n} {label}");
+                    }
+                }
                 for c in &self.counters {
                     let _ = write!(out, "; {} {} = {} {}", c.map, c.program, c.source, c.kernel);
                 }
@@ -215,10 +301,16 @@ impl ScenarioReport {
                 for failure in &self.failures {
                     let _ = write!(out, "\n    {failure}");
                 }
+                for note in &self.notes {
+                    let _ = write!(out, "\n    note: {note}");
+                }
+                for file in &self.captures {
+                    let _ = write!(out, "\n    capture: {}", file.display());
+                }
                 if self.unattributed > 0 {
                     let _ = write!(
                         out,
-                        "\n    note: {} frame(s) at the receiver belong to no send group",
+                        "\n    note: {} frame(s) seen in the lab belong to no send group",
                         self.unattributed
                     );
                 }
@@ -233,17 +325,47 @@ impl ScenarioReport {
     }
 }
 
+/// Two execution paths that treated the same frame differently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathDifference {
+    /// The scenario.
+    pub scenario: String,
+    /// What differs: `send "g" seq 3` or `send "g" aborted count`.
+    pub what: String,
+    /// First path and what it did.
+    pub a: (String, String),
+    /// Second path and what it did.
+    pub b: (String, String),
+}
+
+impl std::fmt::Display for PathDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} says {}, {} says {}",
+            self.scenario, self.what, self.a.0, self.a.1, self.b.0, self.b.1
+        )
+    }
+}
+
 /// All scenarios of one `xdplab run`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
-    /// In the order they ran.
+    /// In the order they ran (one per scenario and execution path).
     pub scenarios: Vec<ScenarioReport>,
+    /// Disagreements between execution paths (`--paths`); any is a failure.
+    pub differences: Vec<PathDifference>,
 }
 
 impl RunReport {
     /// The exit status of the whole run: bad input beats environment beats failure.
     pub fn exit(&self) -> Exit {
-        let exits = self.scenarios.iter().map(ScenarioReport::exit);
+        let differ = (!self.differences.is_empty()).then_some(Exit::Fail);
+        let exits = self
+            .scenarios
+            .iter()
+            .map(ScenarioReport::exit)
+            .chain(differ);
         [Exit::BadInput, Exit::Environment, Exit::Fail]
             .into_iter()
             .find(|e| exits.clone().any(|x| x == *e))
@@ -254,14 +376,18 @@ impl RunReport {
         self.scenarios.iter().filter(|s| s.status == status).count()
     }
 
-    /// The closing line: `N passed, N failed, N skipped`.
+    /// The closing line: `N passed, N failed, N skipped` (and path differences, if any).
     pub fn summary(&self) -> String {
-        format!(
+        let mut line = format!(
             "{} passed, {} failed, {} skipped",
             self.count(Status::Pass),
             self.count(Status::Fail),
             self.count(Status::Skip)
-        )
+        );
+        if !self.differences.is_empty() {
+            let _ = write!(line, ", {} path difference(s)", self.differences.len());
+        }
+        line
     }
 
     /// The JSON document printed by `--format json`.
@@ -271,6 +397,7 @@ impl RunReport {
             "passed": self.count(Status::Pass),
             "failed": self.count(Status::Fail),
             "skipped": self.count(Status::Skip),
+            "differences": self.differences,
             "exit": self.exit().code(),
         })
     }
@@ -326,6 +453,15 @@ impl RunReport {
                 }
             }
         }
+        if !self.differences.is_empty() {
+            let lines: Vec<String> = self.differences.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                xml,
+                "    <testcase name=\"execution paths agree\" classname=\"xdplab\">\n      <failure message=\"{} path difference(s)\">{}</failure>\n    </testcase>",
+                self.differences.len(),
+                escape(&lines.join("\n"))
+            );
+        }
         xml.push_str("  </testsuite>\n</testsuites>\n");
         xml
     }
@@ -375,6 +511,14 @@ mod tests {
                 sent: 10,
                 dropped: 9,
                 passed: 1,
+                tx: 0,
+                redirected: 0,
+                aborted: 0,
+                landed: Default::default(),
+                misplaced: Default::default(),
+                output_mismatches: vec![],
+                outcomes: vec![],
+                outputs: Default::default(),
                 attributed_by: "tag",
                 unattributed: 0,
                 kernel: KernelView::default(),
@@ -392,6 +536,8 @@ mod tests {
             }],
             counters: vec![],
             unattributed: 0,
+            notes: vec![],
+            captures: vec![],
             failures: vec!["send \"g\": expected drop, 1 of 10 frames arrived (seq 3)".into()],
             duration_ms: 5,
         }
@@ -415,7 +561,13 @@ mod tests {
             }),
         );
         let pass = report(Status::Pass, None);
-        let run = |s: Vec<ScenarioReport>| RunReport { scenarios: s }.exit();
+        let run = |s: Vec<ScenarioReport>| {
+            RunReport {
+                scenarios: s,
+                differences: vec![],
+            }
+            .exit()
+        };
         assert_eq!(run(vec![pass.clone()]), Exit::Pass);
         assert_eq!(run(vec![pass.clone(), fail.clone()]), Exit::Fail);
         assert_eq!(run(vec![fail.clone(), env.clone()]), Exit::Environment);
@@ -426,6 +578,7 @@ mod tests {
     fn json_has_the_documented_fields() {
         let json = RunReport {
             scenarios: vec![report(Status::Fail, None)],
+            differences: vec![],
         }
         .json();
         let s = &json["scenarios"][0];
@@ -446,6 +599,7 @@ mod tests {
     fn junit_escapes_and_marks_failures() {
         let xml = RunReport {
             scenarios: vec![report(Status::Fail, None), report(Status::Pass, None)],
+            differences: vec![],
         }
         .junit();
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
@@ -465,6 +619,7 @@ mod tests {
                 report(Status::Fail, None),
                 report(Status::Skip, None),
             ],
+            differences: vec![],
         };
         assert_eq!(run.summary(), "1 passed, 1 failed, 1 skipped");
     }

@@ -25,7 +25,7 @@ use crate::{
     frame::Endpoints,
     lab::LabError,
     netns::NetNs,
-    veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_ipv6_defaults},
+    veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_namespace},
 };
 
 /// One end of a link: an interface name inside a named namespace.
@@ -107,7 +107,7 @@ impl Topology {
             for end in [&link.a, &link.b] {
                 if !namespaces.contains_key(&end.netns) {
                     let ns = Arc::new(NetNs::new(format!("xl{pid}-{n}-{}", end.netns))?);
-                    configure_ipv6_defaults(&ns, spec.ipv6)?;
+                    configure_namespace(&ns, spec.ipv6)?;
                     namespaces.insert(end.netns.clone(), ns);
                 }
             }

@@ -182,7 +182,7 @@ pub struct VethPair {
 
 impl VethPair {
     /// Creates the pair (`a` in `ns_a`, `b` in `ns_b`), brings it up, and configures addresses
-    /// and static neighbours. Each namespace must have had [`configure_ipv6_defaults`] applied
+    /// and static neighbours. Each namespace must have had [`configure_namespace`] applied
     /// before its first interface is created.
     pub fn create(
         ns_a: &Arc<NetNs>,
@@ -206,10 +206,21 @@ impl VethPair {
     }
 }
 
-/// Sets the namespace's IPv6 defaults before any interface exists, so every veth is born with
-/// them and never emits a single autoconfiguration frame.
-pub fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
-    let settings: &[(&str, &str)] = if ipv6 {
+/// Makes a fresh namespace's stack quiet before any interface exists, so every veth is born
+/// that way: no IPv6 autoconfiguration, DAD or router solicitation (IPv6 off unless asked
+/// for), no ICMP errors and no echo replies. The stack would otherwise answer passed frames
+/// with "port unreachable" messages or echo replies that carry them, tag and all, back into
+/// the lab, where they would look like frames the program sent back.
+pub fn configure_namespace(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
+    let quiet_icmp: &[(&str, &str)] = &[
+        // Per namespace: the global ICMP error budget, and the per-peer rate limit.
+        ("net/ipv4/icmp_msgs_per_sec", "0"),
+        ("net/ipv4/icmp_msgs_burst", "0"),
+        // Echo replies carry the request's payload, so they would carry its tag too.
+        ("net/ipv4/icmp_echo_ignore_all", "1"),
+        ("net/ipv6/icmp/echo_ignore_all", "1"),
+    ];
+    let ip_settings: &[(&str, &str)] = if ipv6 {
         // Stack on, but quiet: no link-local autoconfiguration, no DAD, no router solicitation.
         &[
             ("net/ipv6/conf/default/addr_gen_mode", "1"),
@@ -225,7 +236,7 @@ pub fn configure_ipv6_defaults(ns: &NetNs, ipv6: bool) -> Result<(), VethError> 
         ]
     };
     ns.run(|| {
-        for (key, value) in settings {
+        for (key, value) in quiet_icmp.iter().chain(ip_settings) {
             let path = format!("/proc/sys/{key}");
             std::fs::write(&path, value).map_err(|source| VethError::Sysctl {
                 path,

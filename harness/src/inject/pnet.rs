@@ -63,20 +63,26 @@ impl PnetInjector {
         })
     }
 
-    /// Sends `count` frames of `template`, tagged `(run_id, group, 0..count)`.
+    /// Sends `count` frames tagged `(run_id, group, 0..count)`; frame `seq` is built from
+    /// `templates[seq % templates.len()]` (one template, or the frames of a pcap in order).
     ///
     /// Bounded: at most `count` frames and [`MAX_RETRIES_PER_FRAME`] retries each.
     pub fn send(
         &mut self,
-        template: &FrameTemplate,
+        templates: &[FrameTemplate],
         run_id: u32,
         group: u16,
         count: u32,
     ) -> InjectStats {
         let mut stats = InjectStats::default();
-        let mut buf = Vec::with_capacity(template.len());
+        if templates.is_empty() {
+            return stats;
+        }
+        let mut buf =
+            Vec::with_capacity(templates.iter().map(FrameTemplate::len).max().unwrap_or(0));
         let start = Instant::now();
         for seq in 0..count {
+            let template = &templates[seq as usize % templates.len()];
             template.write(Tag { run_id, group, seq }, &mut buf);
             stats.offered += 1;
             let mut retries = 0;

@@ -14,8 +14,10 @@ pub mod run;
 pub mod schema;
 
 pub use schema::{
-    BUNDLED, FilterRule, LabSpec, MapBytes, MapExpect, ObjectRef, ProgramSpec, SCHEMA_VERSION,
-    Scenario, SendGroup, XdpModeSpec,
+    AttachSpec, BUNDLED, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef,
+    IfaceRefError, LabSpec, LinkEnd, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup,
+    ObjectRef, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField,
+    XdpModeSpec,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

@@ -1,13 +1,19 @@
 //! Reading a scenario file: TOML into raw tables that mirror the file, then
-//! checks that need more than one key, each located at the table it is about.
+//! checks that need more than one key, each located at the table or value it
+//! is about.
 //!
 //! The raw tables deny unknown keys and use no `untagged` or `flatten`, so
 //! every serde error comes back from toml with a span that points at the
 //! offending key or value.
+//!
+//! Checks run in dependency order: the topology first (`[[link]]`), then
+//! everything that names an interface in it (`[program] attach`,
+//! `[[attach]]`, `from`, `redirect-to`, `ifindex` struct fields), then the
+//! MTU rules that depend on where native programs sit.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -15,12 +21,13 @@ use toml::Spanned;
 
 use super::ScenarioError;
 use super::schema::{
-    EtherTypeValue, FilterRule, IpProtoValue, LabSpec, MapBytes, MapExpect, ObjectRef, PORT_PROTOS,
-    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, XdpModeSpec,
+    self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
+    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
+    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, WhereTable, XdpModeSpec,
 };
 use crate::frame::{
-    ArpSpec, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec, Ipv6Spec, TcpSpec,
-    UdpSpec, VlanSpec,
+    ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
+    Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
 use crate::verdict::Verdict;
 
@@ -42,11 +49,16 @@ struct RawScenario {
     description: Option<String>,
     skip: Option<Spanned<String>>,
     lab: Option<RawLab>,
+    #[serde(default)]
+    link: Vec<Spanned<RawLink>>,
     program: RawProgram,
+    #[serde(default)]
+    attach: Vec<Spanned<RawAttach>>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
     #[serde(default)]
     send: Vec<Spanned<RawSend>>,
+    setup: Option<RawSetup>,
     expect: Option<RawExpect>,
 }
 
@@ -59,7 +71,25 @@ struct RawLab {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLink {
+    a: Spanned<Endpoint>,
+    b: Spanned<Endpoint>,
+    mtu: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawProgram {
+    object: Spanned<String>,
+    entry: Spanned<String>,
+    mode: Option<XdpModeSpec>,
+    attach: Option<Spanned<IfaceRef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAttach {
+    at: Spanned<IfaceRef>,
     object: Spanned<String>,
     entry: Spanned<String>,
     mode: Option<XdpModeSpec>,
@@ -80,8 +110,12 @@ struct RawRule {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawSend {
     name: String,
-    count: u32,
+    count: Option<u32>,
     expect: Verdict,
+    from: Option<Spanned<IfaceRef>>,
+    redirect_to: Option<Spanned<IfaceRef>>,
+    output: Option<OutputSpec>,
+    pcap: Option<String>,
     eth: Option<EthSpec>,
     #[serde(default)]
     vlan: Vec<VlanSpec>,
@@ -117,6 +151,43 @@ impl RawSend {
             raw: self.raw.clone(),
         }
     }
+
+    /// The first frame key given, in table order, for conflicts with `pcap`.
+    fn first_frame_key(&self) -> Option<&'static str> {
+        [
+            ("eth", self.eth.is_some()),
+            ("vlan", !self.vlan.is_empty()),
+            ("arp", self.arp.is_some()),
+            ("ipv4", self.ipv4.is_some()),
+            ("ipv6", self.ipv6.is_some()),
+            ("udp", self.udp.is_some()),
+            ("tcp", self.tcp.is_some()),
+            ("icmp", self.icmp.is_some()),
+            ("icmpv6", self.icmpv6.is_some()),
+            ("payload", self.payload.is_some()),
+            ("size", self.size.is_some()),
+            ("truncate", self.truncate),
+            ("raw", self.raw.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(key, _)| key)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSetup {
+    #[serde(default)]
+    map: Vec<Spanned<RawMapSetup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMapSetup {
+    map: String,
+    key: Spanned<MapBytes>,
+    value: Spanned<MapBytes>,
 }
 
 #[derive(Deserialize)]
@@ -124,16 +195,29 @@ impl RawSend {
 struct RawExpect {
     #[serde(default)]
     map: Vec<Spanned<RawMapExpect>>,
+    #[serde(default)]
+    events: Vec<Spanned<RawEvents>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMapExpect {
     map: String,
-    key: MapBytes,
-    value: Option<MapBytes>,
+    key: Spanned<MapBytes>,
+    value: Option<Spanned<MapBytes>>,
     per_cpu: Option<Vec<u64>>,
     absent: Option<bool>,
+    delta: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEvents {
+    ringbuf: String,
+    layout: Spanned<Vec<Spanned<String>>>,
+    #[serde(rename = "where")]
+    filter: Option<Spanned<WhereTable>>,
+    count: u64,
 }
 
 /// Most send groups: the tag's group field is 16 bits.
@@ -183,6 +267,67 @@ impl Source<'_> {
     }
 }
 
+/// The topology, for resolving interface references.
+struct Topo<'a> {
+    links: &'a [LinkSpec],
+}
+
+impl Topo<'_> {
+    /// Where `iface` sits, or an error at its line naming `what` refers to it.
+    fn find(
+        &self,
+        src: &Source<'_>,
+        iface: &Spanned<IfaceRef>,
+        what: &str,
+    ) -> Result<LinkEnd, ScenarioError> {
+        self.find_at(src, src.line(&iface.span()), iface.get_ref(), what)
+    }
+
+    fn find_at(
+        &self,
+        src: &Source<'_>,
+        line: usize,
+        iface: &IfaceRef,
+        what: &str,
+    ) -> Result<LinkEnd, ScenarioError> {
+        schema::resolve(self.links, iface)
+            .map_err(|message| src.invalid(line, format!("{what} \"{iface}\": {message}")))
+    }
+
+    /// The interface's full name for messages: `"dut:in"`, or `"receiver"`
+    /// in the default lab.
+    fn name(&self, end: LinkEnd) -> String {
+        match self.links.get(end.link) {
+            Some(link) => match end.side {
+                schema::Side::A => link.a.to_string(),
+                schema::Side::B => link.b.to_string(),
+            },
+            None => match end.side {
+                schema::Side::A => LabSpec::SENDER.to_owned(),
+                schema::Side::B => LabSpec::RECEIVER.to_owned(),
+            },
+        }
+    }
+
+    /// Checks every `ifindex` in a map key or value.
+    fn check_map_bytes(
+        &self,
+        src: &Source<'_>,
+        bytes: &Spanned<MapBytes>,
+        map: &str,
+    ) -> Result<(), ScenarioError> {
+        for iface in bytes.get_ref().ifaces() {
+            self.find_at(
+                src,
+                src.line(&bytes.span()),
+                iface,
+                &format!("map {map:?}: ifindex"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let src = Source { path, text };
     let probe: VersionProbe = toml::from_str(text).map_err(|e| src.parse_error(&e))?;
@@ -220,11 +365,25 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         ));
     }
 
-    let program = program(&src, raw.program)?;
-    let lab = lab(&src, raw.lab, program.mode)?;
+    let (lab, lab_mtu_line) = lab(&src, raw.lab)?;
+    let links = links(&src, raw.link)?;
+    let topo = Topo { links: &links };
+    let (program, program_end) = program(&src, &topo, raw.program)?;
+    let attachments = attachments(&src, &topo, raw.attach, program_end)?;
     let rules = rules(&src, &raw.rule, &program)?;
-    let sends = sends(&src, raw.send, &lab)?;
-    let map_expects = map_expects(&src, raw.expect)?;
+    let sends = sends(&src, &topo, raw.send, &lab, &program, program_end)?;
+    native_mtus(
+        &src,
+        &topo,
+        &lab,
+        lab_mtu_line,
+        &program,
+        program_end,
+        &attachments,
+        &sends,
+    )?;
+    let map_setup = map_setup(&src, &topo, raw.setup)?;
+    let (map_expects, event_expects) = expects(&src, &topo, raw.expect)?;
 
     Ok(Scenario {
         path: path.to_owned(),
@@ -232,64 +391,272 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         description: raw.description,
         skip: raw.skip.map(Spanned::into_inner),
         lab,
+        links,
         program,
+        attachments: attachments.into_iter().map(|(a, _)| a).collect(),
         rules,
         sends,
+        map_setup,
         map_expects,
+        event_expects,
     })
 }
 
-fn lab(src: &Source<'_>, raw: Option<RawLab>, mode: XdpModeSpec) -> Result<LabSpec, ScenarioError> {
+/// The lab settings, and the line of `mtu` when the file gives one.
+fn lab(src: &Source<'_>, raw: Option<RawLab>) -> Result<(LabSpec, Option<usize>), ScenarioError> {
     let mut lab = LabSpec::default();
     let Some(raw) = raw else {
-        return Ok(lab);
+        return Ok((lab, None));
     };
+    let mut mtu_line = None;
     if let Some(mtu) = raw.mtu {
-        let value = *mtu.get_ref();
-        if !(LabSpec::MIN_MTU..=LabSpec::MAX_MTU).contains(&value) {
-            return Err(src.invalid(
-                src.line(&mtu.span()),
-                format!(
-                    "lab mtu {value} is out of range ({}..={})",
-                    LabSpec::MIN_MTU,
-                    LabSpec::MAX_MTU
-                ),
-            ));
-        }
-        if mode == XdpModeSpec::Native && value > LabSpec::MAX_NATIVE_MTU {
-            return Err(src.invalid(
-                src.line(&mtu.span()),
-                format!(
-                    "lab mtu {value} is too large for native XDP on veth (at most {} without \
-                     xdp.frags); use a smaller mtu or mode = \"generic\"",
-                    LabSpec::MAX_NATIVE_MTU
-                ),
-            ));
-        }
-        lab.mtu = value;
+        let line = src.line(&mtu.span());
+        lab.mtu = check_mtu(src, line, "lab", *mtu.get_ref())?;
+        mtu_line = Some(line);
     }
     if let Some(ipv6) = raw.ipv6 {
         lab.ipv6 = ipv6;
     }
-    Ok(lab)
+    Ok((lab, mtu_line))
 }
 
-fn program(src: &Source<'_>, raw: RawProgram) -> Result<ProgramSpec, ScenarioError> {
-    let object = raw.object.get_ref();
-    if object.trim().is_empty() {
-        return Err(src.invalid(src.line(&raw.object.span()), "program object is empty"));
+fn check_mtu(src: &Source<'_>, line: usize, what: &str, value: u32) -> Result<u32, ScenarioError> {
+    if !(LabSpec::MIN_MTU..=LabSpec::MAX_MTU).contains(&value) {
+        return Err(src.invalid(
+            line,
+            format!(
+                "{what} mtu {value} is out of range ({}..={})",
+                LabSpec::MIN_MTU,
+                LabSpec::MAX_MTU
+            ),
+        ));
     }
-    let entry = raw.entry.get_ref();
-    if entry.trim().is_empty() {
-        return Err(src.invalid(src.line(&raw.entry.span()), "program entry is empty"));
+    Ok(value)
+}
+
+fn links(src: &Source<'_>, raw: Vec<Spanned<RawLink>>) -> Result<Vec<LinkSpec>, ScenarioError> {
+    if let Some(extra) = raw.get(LabSpec::MAX_LINKS) {
+        return Err(src.invalid(
+            src.line(&extra.span()),
+            format!(
+                "too many links ({}): at most {}",
+                raw.len(),
+                LabSpec::MAX_LINKS
+            ),
+        ));
+    }
+    let mut seen: HashMap<Endpoint, usize> = HashMap::new();
+    let mut links = Vec::with_capacity(raw.len());
+    for spanned in raw {
+        let line = src.line(&spanned.span());
+        let link = spanned.into_inner();
+        let (a, b) = (link.a.into_inner(), link.b.into_inner());
+        if a.netns == b.netns {
+            return Err(src.invalid(
+                line,
+                format!(
+                    "link {a} <-> {b} joins namespace {:?} to itself: the ends of a link are in \
+                     different namespaces",
+                    a.netns
+                ),
+            ));
+        }
+        for end in [&a, &b] {
+            if let Some(first) = seen.insert(end.clone(), line) {
+                return Err(src.invalid(
+                    line,
+                    format!("interface \"{end}\" is already an end of the link at line {first}"),
+                ));
+            }
+        }
+        let mtu = link
+            .mtu
+            .map(|mtu| check_mtu(src, src.line(&mtu.span()), "link", *mtu.get_ref()))
+            .transpose()?;
+        links.push(LinkSpec { a, b, mtu, line });
+    }
+    Ok(links)
+}
+
+/// An object and entry, checked: neither empty.
+fn object_and_entry(
+    src: &Source<'_>,
+    object: &Spanned<String>,
+    entry: &Spanned<String>,
+    what: &str,
+) -> Result<(ObjectRef, String), ScenarioError> {
+    if object.get_ref().trim().is_empty() {
+        return Err(src.invalid(src.line(&object.span()), format!("{what} object is empty")));
+    }
+    if entry.get_ref().trim().is_empty() {
+        return Err(src.invalid(src.line(&entry.span()), format!("{what} entry is empty")));
     }
     // An empty parent means the file is in the working directory.
     let dir = src.path.parent().unwrap_or(Path::new(""));
-    Ok(ProgramSpec {
-        object: ObjectRef::resolve(object, dir),
-        entry: entry.clone(),
-        mode: raw.mode.unwrap_or_default(),
-    })
+    Ok((
+        ObjectRef::resolve(object.get_ref(), dir),
+        entry.get_ref().clone(),
+    ))
+}
+
+fn program(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    raw: RawProgram,
+) -> Result<(ProgramSpec, LinkEnd), ScenarioError> {
+    let (object, entry) = object_and_entry(src, &raw.object, &raw.entry, "program")?;
+    let (attach, end) = match raw.attach {
+        Some(attach) => {
+            let end = topo.find(src, &attach, "program attach")?;
+            (attach.into_inner(), end)
+        }
+        None => {
+            let attach = match topo.links.first() {
+                Some(link) => IfaceRef::from(&link.b),
+                None => IfaceRef::netns(LabSpec::RECEIVER),
+            };
+            let end = topo.find_at(src, 1, &attach, "program attach")?;
+            (attach, end)
+        }
+    };
+    Ok((
+        ProgramSpec {
+            object,
+            entry,
+            mode: raw.mode.unwrap_or_default(),
+            attach,
+        },
+        end,
+    ))
+}
+
+fn attachments(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    raw: Vec<Spanned<RawAttach>>,
+    program_end: LinkEnd,
+) -> Result<Vec<(AttachSpec, LinkEnd)>, ScenarioError> {
+    let mut taken: HashMap<LinkEnd, String> = HashMap::new();
+    taken.insert(program_end, "[program]".to_owned());
+    let mut out = Vec::with_capacity(raw.len());
+    for spanned in raw {
+        let line = src.line(&spanned.span());
+        let raw = spanned.into_inner();
+        let end = topo.find(src, &raw.at, "[[attach]] at")?;
+        let name = topo.name(end);
+        if let Some(other) = taken.insert(end, format!("the [[attach]] at line {line}")) {
+            return Err(src.invalid(
+                src.line(&raw.at.span()),
+                format!(
+                    "interface \"{name}\" already has a program ({other}): at most one per \
+                     interface"
+                ),
+            ));
+        }
+        let (object, entry) = object_and_entry(src, &raw.object, &raw.entry, "[[attach]]")?;
+        out.push((
+            AttachSpec {
+                at: raw.at.into_inner(),
+                object,
+                entry,
+                mode: raw.mode.unwrap_or_default(),
+                line,
+            },
+            end,
+        ));
+    }
+    Ok(out)
+}
+
+/// veth takes at most [`LabSpec::MAX_NATIVE_MTU`] on a link with a native
+/// program on either end. That is every link with a native program, and,
+/// when the program under test is native, the link of every `redirect-to`
+/// target: a veth drops the `xdp_frame`s it is handed unless its peer runs
+/// XDP (or GRO), so the runner puts `xdp_pass` on that peer.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one check that needs the whole parsed scenario"
+)]
+fn native_mtus(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    lab: &LabSpec,
+    lab_mtu_line: Option<usize>,
+    program: &ProgramSpec,
+    program_end: LinkEnd,
+    attachments: &[(AttachSpec, LinkEnd)],
+    sends: &[SendGroup],
+) -> Result<(), ScenarioError> {
+    let mut needs: Vec<(LinkEnd, String)> = Vec::new();
+    let runs = |end: LinkEnd| format!("\"{}\" runs a native program", topo.name(end));
+    if program.mode == XdpModeSpec::Native {
+        needs.push((program_end, runs(program_end)));
+    }
+    for (attach, end) in attachments {
+        if attach.mode == XdpModeSpec::Native {
+            needs.push((*end, runs(*end)));
+        }
+    }
+    if program.mode == XdpModeSpec::Native {
+        for group in sends {
+            if let Some(end) = group.redirect_to.as_ref().and_then(|t| resolve(topo, t)) {
+                needs.push((
+                    end,
+                    format!(
+                        "\"{}\" is the target of a native redirect (its peer needs XDP to take \
+                         the frames)",
+                        topo.name(end)
+                    ),
+                ));
+            }
+        }
+    }
+    let max = LabSpec::MAX_NATIVE_MTU;
+    for (end, why) in needs {
+        let Some(link) = topo.links.get(end.link) else {
+            // The default lab: the lab's MTU is the link's.
+            if lab.mtu > max {
+                return Err(src.invalid(
+                    lab_mtu_line.unwrap_or(1),
+                    format!(
+                        "lab mtu {} is too large for native XDP on veth (at most {max} without \
+                         xdp.frags); use a smaller mtu or mode = \"generic\"",
+                        lab.mtu
+                    ),
+                ));
+            }
+            continue;
+        };
+        match link.mtu {
+            Some(mtu) if mtu > max => {
+                return Err(src.invalid(
+                    link.line,
+                    format!(
+                        "link mtu {mtu} is too large for native XDP on veth (at most {max} \
+                         without xdp.frags), and {why}; use a smaller mtu or mode = \"generic\""
+                    ),
+                ));
+            }
+            None if lab.mtu > max => {
+                return Err(src.invalid(
+                    lab_mtu_line.unwrap_or(link.line),
+                    format!(
+                        "lab mtu {} is too large for native XDP on veth (at most {max} without \
+                         xdp.frags), and link {link} has no mtu of its own while {why}; give \
+                         the link a smaller mtu or use mode = \"generic\"",
+                        lab.mtu
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Where a reference parse already checked sits.
+fn resolve(topo: &Topo<'_>, iface: &IfaceRef) -> Option<LinkEnd> {
+    schema::resolve(topo.links, iface).ok()
 }
 
 fn rules(
@@ -321,6 +688,16 @@ fn rules(
             let line = src.line(&spanned.span());
             let rule = spanned.get_ref();
             let number = i + 1;
+            if !matches!(rule.action, Verdict::Drop | Verdict::Pass) {
+                return Err(src.invalid(
+                    line,
+                    format!(
+                        "rule {number}: action \"{}\" is not one xdp_filter takes: use \"drop\" \
+                         or \"pass\"",
+                        rule.action
+                    ),
+                ));
+            }
             if rule.ethertype.is_none() && rule.ip_proto.is_none() && rule.dst_port.is_none() {
                 return Err(src.invalid(
                     line,
@@ -361,8 +738,11 @@ fn rules(
 
 fn sends(
     src: &Source<'_>,
+    topo: &Topo<'_>,
     raw: Vec<Spanned<RawSend>>,
     lab: &LabSpec,
+    program: &ProgramSpec,
+    program_end: LinkEnd,
 ) -> Result<Vec<SendGroup>, ScenarioError> {
     if raw.is_empty() {
         return Err(src.invalid(1, "no [[send]] groups: a scenario sends at least one"));
@@ -373,6 +753,10 @@ fn sends(
             format!("too many send groups: at most {MAX_SEND_GROUPS}"),
         ));
     }
+    let default_from = match topo.links.first() {
+        Some(link) => IfaceRef::from(&link.a),
+        None => IfaceRef::netns(LabSpec::SENDER),
+    };
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut groups = Vec::with_capacity(raw.len());
     for spanned in raw {
@@ -388,22 +772,125 @@ fn sends(
                 format!("duplicate send group name {name:?} (first at line {first})"),
             ));
         }
-        let group = |message: String| src.invalid(line, format!("send group {name:?}: {message}"));
-        if !(1..=SendGroup::MAX_COUNT).contains(&send.count) {
+        let what = format!("send group {name:?}:");
+        let group = |message: String| src.invalid(line, format!("{what} {message}"));
+
+        let (from, from_end) = match &send.from {
+            Some(from) => (
+                from.get_ref().clone(),
+                topo.find(src, from, &format!("{what} from"))?,
+            ),
+            None => (
+                default_from.clone(),
+                topo.find_at(src, line, &default_from, &format!("{what} from"))?,
+            ),
+        };
+        let mtu = topo
+            .links
+            .get(from_end.link)
+            .map_or(lab.mtu, |link| link.mtu(lab));
+
+        let frames = match &send.pcap {
+            Some(pcap) => pcap_frames(src, &send, pcap, mtu).map_err(group)?,
+            None => {
+                let frame = send.frame();
+                frame
+                    .validate(schema::max_frame_len(mtu, frame.outer_8021q()))
+                    .map_err(|e| group(e.to_string()))?;
+                FrameSource::Spec(frame)
+            }
+        };
+        let count = match (send.count, &frames) {
+            (Some(count), _) => count,
+            (None, FrameSource::Pcap { path, frames }) => u32::try_from(frames.len())
+                .ok()
+                .filter(|n| *n <= SendGroup::MAX_COUNT)
+                .ok_or_else(|| {
+                    group(format!(
+                        "pcap file {} holds {} frames, more than the most a group sends \
+                             ({}): set count",
+                        path.display(),
+                        frames.len(),
+                        SendGroup::MAX_COUNT
+                    ))
+                })?,
+            (None, FrameSource::Spec(_)) => {
+                return Err(group(
+                    "missing key \"count\" (only a group with pcap may leave it out)".to_owned(),
+                ));
+            }
+        };
+        if !(1..=SendGroup::MAX_COUNT).contains(&count) {
             return Err(group(format!(
-                "count {} is out of range (1..={})",
-                send.count,
+                "count {count} is out of range (1..={})",
                 SendGroup::MAX_COUNT
             )));
         }
-        let frame = send.frame();
-        frame
-            .validate(lab.max_frame_len(&frame))
-            .map_err(|e| group(e.to_string()))?;
+
+        let redirect_to = match (send.expect, send.redirect_to) {
+            (Verdict::Redirect, None) => {
+                return Err(group(
+                    "expect = \"redirect\" needs redirect-to: the interface the program \
+                     redirects to"
+                        .to_owned(),
+                ));
+            }
+            (Verdict::Redirect, Some(target)) => {
+                let at = src.line(&target.span());
+                let end = topo.find(src, &target, &format!("{what} redirect-to"))?;
+                let target = target.into_inner();
+                if end == program_end {
+                    return Err(src.invalid(
+                        at,
+                        format!(
+                            "{what} redirect-to \"{target}\" is the interface the program is \
+                             attached to; frames sent back out of it are expect = \"tx\""
+                        ),
+                    ));
+                }
+                if target.netns != program.attach.netns {
+                    return Err(src.invalid(
+                        at,
+                        format!(
+                            "{what} redirect-to \"{target}\" is in namespace {:?}, not {:?} \
+                             where the program is attached: a devmap only reaches interfaces \
+                             of the program's namespace",
+                            target.netns, program.attach.netns
+                        ),
+                    ));
+                }
+                Some(target)
+            }
+            (_, Some(target)) => {
+                return Err(src.invalid(
+                    src.line(&target.span()),
+                    format!("{what} redirect-to is only for expect = \"redirect\""),
+                ));
+            }
+            (_, None) => None,
+        };
+
+        if let Some(output) = &send.output {
+            if matches!(send.expect, Verdict::Drop | Verdict::Aborted) {
+                return Err(group(format!(
+                    "output checks the frames that come out, and expect = \"{}\" lets none out",
+                    send.expect
+                )));
+            }
+            if output.is_empty() {
+                return Err(group(
+                    "output checks nothing: set swapped-macs = true or a field".to_owned(),
+                ));
+            }
+        }
+
         groups.push(SendGroup {
             name: name.to_owned(),
-            count: send.count,
-            frame,
+            count,
+            from,
+            redirect_to,
+            output: send.output,
+            frames,
             expect: send.expect,
             line,
         });
@@ -411,7 +898,56 @@ fn sends(
     Ok(groups)
 }
 
-fn map_expects(src: &Source<'_>, raw: Option<RawExpect>) -> Result<Vec<MapExpect>, ScenarioError> {
+/// Reads a send group's pcap file; the error is the message after the
+/// group's name.
+fn pcap_frames(
+    src: &Source<'_>,
+    send: &RawSend,
+    pcap: &str,
+    mtu: u32,
+) -> Result<FrameSource, String> {
+    if let Some(key) = send.first_frame_key() {
+        return Err(format!(
+            "conflicting keys: pcap and {key} (the frames come from the file)"
+        ));
+    }
+    if pcap.trim().is_empty() {
+        return Err("pcap names no file".to_owned());
+    }
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    let path: PathBuf = dir.join(pcap);
+    let frames = crate::pcap::read(&path).map_err(|e| e.to_string())?;
+    if frames.is_empty() {
+        return Err(format!("pcap file {} holds no frames", path.display()));
+    }
+    for (i, frame) in frames.iter().enumerate() {
+        let max = schema::max_frame_len(mtu, starts_with_8021q(frame));
+        if frame.len() < ETH_HEADER_LEN {
+            return Err(format!(
+                "frame {} of pcap file {} is {} bytes, shorter than an ethernet header \
+                 ({ETH_HEADER_LEN} bytes)",
+                i + 1,
+                path.display(),
+                frame.len()
+            ));
+        }
+        if frame.len() > max {
+            return Err(format!(
+                "frame {} of pcap file {} is {} bytes, longer than the maximum of {max} bytes",
+                i + 1,
+                path.display(),
+                frame.len()
+            ));
+        }
+    }
+    Ok(FrameSource::Pcap { path, frames })
+}
+
+fn map_setup(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    raw: Option<RawSetup>,
+) -> Result<Vec<MapSetup>, ScenarioError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
@@ -421,32 +957,163 @@ fn map_expects(src: &Source<'_>, raw: Option<RawExpect>) -> Result<Vec<MapExpect
             let line = src.line(&spanned.span());
             let m = spanned.into_inner();
             if m.map.trim().is_empty() {
-                return Err(src.invalid(line, "map expectation names no map"));
+                return Err(src.invalid(line, "map setup names no map"));
             }
-            let absent = m.absent.unwrap_or(false);
-            let given = usize::from(m.value.is_some())
-                + usize::from(m.per_cpu.is_some())
-                + usize::from(absent);
-            if given != 1 {
-                return Err(src.invalid(
-                    line,
-                    format!(
-                        "map {:?}: give exactly one of value, per-cpu or absent = true",
-                        m.map
-                    ),
-                ));
-            }
-            if m.per_cpu.as_ref().is_some_and(Vec::is_empty) {
-                return Err(src.invalid(line, format!("map {:?}: per-cpu lists no values", m.map)));
-            }
-            Ok(MapExpect {
+            topo.check_map_bytes(src, &m.key, &m.map)?;
+            topo.check_map_bytes(src, &m.value, &m.map)?;
+            Ok(MapSetup {
                 map: m.map,
-                key: m.key,
-                value: m.value,
-                per_cpu: m.per_cpu,
-                absent,
+                key: m.key.into_inner(),
+                value: m.value.into_inner(),
                 line,
             })
         })
         .collect()
+}
+
+fn expects(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    raw: Option<RawExpect>,
+) -> Result<(Vec<MapExpect>, Vec<EventExpect>), ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let maps = raw
+        .map
+        .into_iter()
+        .map(|spanned| map_expect(src, topo, spanned))
+        .collect::<Result<_, _>>()?;
+    let events = raw
+        .events
+        .into_iter()
+        .map(|spanned| event_expect(src, spanned))
+        .collect::<Result<_, _>>()?;
+    Ok((maps, events))
+}
+
+fn map_expect(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    spanned: Spanned<RawMapExpect>,
+) -> Result<MapExpect, ScenarioError> {
+    let line = src.line(&spanned.span());
+    let m = spanned.into_inner();
+    if m.map.trim().is_empty() {
+        return Err(src.invalid(line, "map expectation names no map"));
+    }
+    let absent = m.absent.unwrap_or(false);
+    let given = usize::from(m.value.is_some())
+        + usize::from(m.per_cpu.is_some())
+        + usize::from(m.delta.is_some())
+        + usize::from(absent);
+    if given != 1 {
+        return Err(src.invalid(
+            line,
+            format!(
+                "map {:?}: give exactly one of value, per-cpu, delta or absent = true",
+                m.map
+            ),
+        ));
+    }
+    if m.per_cpu.as_ref().is_some_and(Vec::is_empty) {
+        return Err(src.invalid(line, format!("map {:?}: per-cpu lists no values", m.map)));
+    }
+    topo.check_map_bytes(src, &m.key, &m.map)?;
+    if let Some(value) = &m.value {
+        topo.check_map_bytes(src, value, &m.map)?;
+    }
+    Ok(MapExpect {
+        map: m.map,
+        key: m.key.into_inner(),
+        value: m.value.map(Spanned::into_inner),
+        per_cpu: m.per_cpu,
+        absent,
+        delta: m.delta,
+        line,
+    })
+}
+
+fn event_expect(
+    src: &Source<'_>,
+    spanned: Spanned<RawEvents>,
+) -> Result<EventExpect, ScenarioError> {
+    let line = src.line(&spanned.span());
+    let e = spanned.into_inner();
+    if e.ringbuf.trim().is_empty() {
+        return Err(src.invalid(line, "event expectation names no ring buffer"));
+    }
+    let what = format!("ring buffer {:?}:", e.ringbuf);
+    let layout_line = src.line(&e.layout.span());
+    let layout = e
+        .layout
+        .into_inner()
+        .into_iter()
+        .map(|field| {
+            schema::layout_field(field.get_ref()).map_err(|message| {
+                let (line, col) = src.line_col(field.span().start);
+                ScenarioError::Parse {
+                    path: src.path.to_owned(),
+                    line,
+                    col,
+                    message,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if layout.is_empty() {
+        return Err(src.invalid(layout_line, format!("{what} layout lists no fields")));
+    }
+    for (i, (name, _)) in layout.iter().enumerate() {
+        if name != "_" && layout[..i].iter().any(|(other, _)| other == name) {
+            return Err(src.invalid(
+                layout_line,
+                format!("{what} layout names field {name:?} twice"),
+            ));
+        }
+    }
+    let mut filter = Vec::new();
+    if let Some(table) = e.filter {
+        let where_line = src.line(&table.span());
+        for (name, value) in table.into_inner().0 {
+            let field = layout
+                .iter()
+                .find(|(field, _)| *field == name && name != "_");
+            let Some((_, kind)) = field else {
+                let names: Vec<String> = layout
+                    .iter()
+                    .filter(|(field, kind)| field != "_" && kind.max().is_some())
+                    .map(|(field, _)| format!("{field:?}"))
+                    .collect();
+                return Err(src.invalid(
+                    where_line,
+                    format!(
+                        "{what} where names {name:?}, which is not a field of the layout \
+                         (fields: {})",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            let Some(max) = kind.max() else {
+                return Err(src.invalid(
+                    where_line,
+                    format!("{what} where names {name:?}, which is padding ({kind})"),
+                ));
+            };
+            if value > max {
+                return Err(src.invalid(
+                    where_line,
+                    format!("{what} where {name} = {value} does not fit its type ({kind})"),
+                ));
+            }
+            filter.push((name, value));
+        }
+    }
+    Ok(EventExpect {
+        ringbuf: e.ringbuf,
+        layout,
+        filter,
+        count: e.count,
+        line,
+    })
 }

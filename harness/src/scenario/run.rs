@@ -1,67 +1,116 @@
-//! Running one scenario: load the program, build a lab, send each group, observe, compare.
+//! Running a scenario through an execution path, or several, and comparing them.
 //!
-//! Every group's verdicts are checked three ways, and disagreement between them is a failure:
-//! the capture after XDP (per frame, by tag), the kernel's counters (veth XDP statistics in
-//! native mode, the device's receive counter in generic mode), and the program's own
-//! `drop_cnt`/`pass_cnt` maps when it has them. Groups are sent one after another and the run
-//! waits, with a deadline, until the kernel has accounted for every frame of a group before the
-//! next one starts, so each group's kernel counts are its own.
+//! Live paths (`native`, `generic`) build the scenario's topology, attach the program, send
+//! each group from its interface and look for every frame everywhere: a capture after XDP on
+//! every interface of the topology says where each tagged frame landed (the attach interface:
+//! XDP_PASS; the attach interface's peer: XDP_TX; any other interface: XDP_REDIRECT; nowhere:
+//! XDP_DROP or XDP_ABORTED, told apart by the `xdp:xdp_exception` tracepoint). The kernel's
+//! own counters (veth XDP statistics in native mode, the device's receive counter in generic
+//! mode) and the program's `drop_cnt`/`pass_cnt` maps are checked against the captures.
+//! Groups are sent one after another, and the run waits, with a deadline, until the kernel has
+//! accounted for every frame of a group before the next one starts, so each group's counts
+//! are its own.
+//!
+//! The `test-run` path runs the same frames through `BPF_PROG_TEST_RUN`, one call per frame,
+//! and reads the verdict from the return code and the output from `data_out`.
+//!
+//! [`run_paths`] runs several paths and reports every frame they treat differently.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use serde_json::{Value, json};
 
-use super::{MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, XdpModeSpec};
+use super::{
+    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, XdpModeSpec,
+};
 use crate::{
-    frame::{FrameError, FrameTemplate},
+    frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
     inject::{InjectError, InjectStats, pnet::PnetInjector},
-    lab::{Lab, LabConfig, LabError},
-    maps::{MapError, MapKind, MapValue},
+    lab::LabError,
+    maps::{MapError, MapKind, MapValue, RingBufReader},
     observe::{
-        Capture, Captured, DriverStats, LinkCounters, LinkStats, MIN_OBSERVABLE_VLAN_FRAME,
-        ObserveError, XdpStats, observable_after_xdp,
+        Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
+        MIN_OBSERVABLE_VLAN_FRAME, ObserveError, XdpStats, observable_after_xdp,
     },
-    program::{ObjectSource, Program, ProgramError, XdpMode},
+    program::{Attachment, ObjectSource, Program, ProgramError, XdpMode},
     report::{
-        CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, RunFailure, ScenarioReport,
-        Status, plain,
+        CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, Outcome, PathDifference,
+        RunFailure, ScenarioReport, Status, plain,
     },
+    topology::{EndName, LinkDef, Topology, TopologySpec, link_endpoints},
     verdict::Verdict,
+    veth::VethEnd,
 };
 
-/// Where a group's pass/drop counts come from, best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Attribution {
-    /// Each frame's tag, seen (or not) after XDP.
-    Tag,
-    /// Exact frame bytes seen after XDP (frames too small for a tag).
-    Content,
-    /// The veth driver's XDP counters over the group's window (frames no capture can see).
-    Kernel,
-    /// The program's own drop_cnt/pass_cnt over the group's window (generic mode, frames no
-    /// capture can see).
-    Program,
-    /// Nothing can tell: the group fails.
-    None,
-}
-
-impl Attribution {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Tag => "tag",
-            Self::Content => "content",
-            Self::Kernel => "kernel",
-            Self::Program => "program",
-            Self::None => "none",
-        }
-    }
-}
-
-/// Sequence numbers listed per problem in a report; the count is always complete.
+/// Frames listed per problem in a report; counts are always complete.
 const LISTED: usize = 16;
 /// How long counts must stay unchanged before a group that cannot reach its target is taken
 /// as settled.
 const QUIET: Duration = Duration::from_millis(100);
+/// Frames kept per interface for `--capture` pcaps.
+const CAPTURE_KEEP: usize = 100_000;
+/// Ring buffer records consumed per poll.
+const EVENT_BATCH: usize = 4096;
+
+/// Where a scenario's frames meet the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExecPath {
+    /// Attached in driver mode on a veth, frames injected live.
+    Native,
+    /// Attached in skb mode, frames injected live.
+    Generic,
+    /// `BPF_PROG_TEST_RUN`, one call per frame, no interface.
+    #[doc(alias = "BPF_PROG_TEST_RUN")]
+    TestRun,
+}
+
+impl ExecPath {
+    /// The live mode, if this is a live path.
+    pub fn mode(self) -> Option<XdpMode> {
+        match self {
+            Self::Native => Some(XdpMode::Native),
+            Self::Generic => Some(XdpMode::Generic),
+            Self::TestRun => None,
+        }
+    }
+}
+
+impl fmt::Display for ExecPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+            Self::TestRun => "test-run",
+        })
+    }
+}
+
+impl FromStr for ExecPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(Self::Native),
+            "generic" => Ok(Self::Generic),
+            "test-run" => Ok(Self::TestRun),
+            other => Err(format!(
+                "unknown execution path {other:?} (expected native, generic or test-run)"
+            )),
+        }
+    }
+}
+
+/// Options of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Write a pcap per interface of a failing scenario here.
+    pub capture_dir: Option<PathBuf>,
+}
 
 /// Why a scenario could not run.
 #[derive(Debug)]
@@ -127,10 +176,22 @@ impl From<MapError> for RunError {
     }
 }
 
-/// Runs a scenario and reports what happened. Never panics on bad input: problems with the
-/// scenario or the object, and missing privileges, become a failed report with
-/// [`ScenarioReport::error`] set.
+/// Runs a scenario in the mode it names (v1 behaviour).
 pub fn run(scenario: &Scenario) -> ScenarioReport {
+    run_path(scenario, scenario_path(scenario), &RunOptions::default())
+}
+
+/// The execution path a scenario names for itself.
+pub fn scenario_path(scenario: &Scenario) -> ExecPath {
+    match scenario.program.mode {
+        XdpModeSpec::Native => ExecPath::Native,
+        XdpModeSpec::Generic => ExecPath::Generic,
+    }
+}
+
+/// Runs a scenario through one path. Never panics on bad input: problems with the scenario or
+/// the object, and missing privileges, become a failed report with [`ScenarioReport::error`].
+pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> ScenarioReport {
     let start = Instant::now();
     let object = match &scenario.program.object {
         ObjectRef::Bundled(name) => name.clone(),
@@ -143,12 +204,14 @@ pub fn run(scenario: &Scenario) -> ScenarioReport {
         skip_reason: None,
         error: None,
         program: format!("{object}:{}", scenario.program.entry),
-        mode: mode(scenario).to_string(),
+        mode: path.to_string(),
         groups: Vec::new(),
         maps: Vec::new(),
         counters: Vec::new(),
         unattributed: 0,
         failures: Vec::new(),
+        notes: Vec::new(),
+        captures: Vec::new(),
         duration_ms: 0,
     };
     if let Some(reason) = &scenario.skip {
@@ -156,7 +219,11 @@ pub fn run(scenario: &Scenario) -> ScenarioReport {
         report.skip_reason = Some(reason.clone());
         return report;
     }
-    match execute(scenario, &mut report) {
+    let result = match path.mode() {
+        Some(mode) => execute_live(scenario, mode, options, &mut report),
+        None => execute_test_run(scenario, &mut report),
+    };
+    match result {
         Ok(()) if report.failures.is_empty() => report.status = Status::Pass,
         Ok(()) => report.status = Status::Fail,
         Err(e) => {
@@ -171,266 +238,230 @@ pub fn run(scenario: &Scenario) -> ScenarioReport {
     report
 }
 
-fn mode(scenario: &Scenario) -> XdpMode {
-    match scenario.program.mode {
-        XdpModeSpec::Native => XdpMode::Native,
-        XdpModeSpec::Generic => XdpMode::Generic,
+/// Runs a scenario through each path and compares them frame by frame.
+///
+/// The reports come back in `paths` order; the differences name the frame, both paths and
+/// what each did. A live path cannot tell XDP_DROP from XDP_ABORTED for one frame (neither
+/// is seen anywhere), so those are compared per frame as "nowhere" and per group by count.
+pub fn run_paths(
+    scenario: &Scenario,
+    paths: &[ExecPath],
+    options: &RunOptions,
+) -> (Vec<ScenarioReport>, Vec<PathDifference>) {
+    let reports: Vec<ScenarioReport> = paths
+        .iter()
+        .map(|&path| run_path(scenario, path, options))
+        .collect();
+    let mut differences = Vec::new();
+    let comparable: Vec<&ScenarioReport> = reports
+        .iter()
+        .filter(|r| r.error.is_none() && r.status != Status::Skip)
+        .collect();
+    if let Some((first, rest)) = comparable.split_first() {
+        for other in rest {
+            differences.extend(compare(scenario, first, other));
+        }
     }
+    (reports, differences)
 }
 
-/// Where a problem with a scenario item is: `file:line: send "name"`.
+fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<PathDifference> {
+    let mut out = Vec::new();
+    let diff = |what: String, x: String, y: String| PathDifference {
+        scenario: scenario.name.clone(),
+        what,
+        a: (a.mode.clone(), x),
+        b: (b.mode.clone(), y),
+    };
+    for (ga, gb) in a.groups.iter().zip(&b.groups) {
+        let mut listed = 0;
+        for (seq, (oa, ob)) in ga.outcomes.iter().zip(&gb.outcomes).enumerate() {
+            if *oa == Outcome::Unknown || *ob == Outcome::Unknown {
+                continue;
+            }
+            if oa.comparable() != ob.comparable() && listed < LISTED {
+                listed += 1;
+                out.push(diff(
+                    format!("send {:?} seq {seq}", ga.name),
+                    oa.as_str().into(),
+                    ob.as_str().into(),
+                ));
+            }
+        }
+        if ga.outcomes.iter().all(|o| *o != Outcome::Unknown)
+            && gb.outcomes.iter().all(|o| *o != Outcome::Unknown)
+            && ga.aborted != gb.aborted
+        {
+            out.push(diff(
+                format!("send {:?} frames aborted", ga.name),
+                ga.aborted.to_string(),
+                gb.aborted.to_string(),
+            ));
+        }
+        let mut listed = 0;
+        for (seq, bytes) in &ga.outputs {
+            if let Some(other) = gb.outputs.get(seq)
+                && bytes != other
+                && listed < LISTED
+            {
+                listed += 1;
+                out.push(diff(
+                    format!("send {:?} seq {seq} output bytes", ga.name),
+                    hex(bytes),
+                    hex(other),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Where a problem with a scenario item is: `file:line: ...`.
 fn at(scenario: &Scenario, line: usize, what: &str) -> String {
     format!("{}:{line}: {what}", scenario.path.display())
 }
 
-/// The kernel's and the program's counts at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Snapshot {
-    xdp: XdpStats,
-    rx: LinkCounters,
-    tx: LinkCounters,
-    captured: u64,
-    drop_cnt: Option<u64>,
-    pass_cnt: Option<u64>,
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The observers of one run.
-struct Observers<'a> {
-    driver: DriverStats,
-    rx: LinkStats,
-    tx: LinkStats,
-    capture: Capture,
-    program: &'a Program,
-    drop_cnt: bool,
-    pass_cnt: bool,
-}
+// ---------------------------------------------------------------------------------------------
+// The scenario's topology, resolved before anything is built
 
-impl Observers<'_> {
-    fn snapshot(&self) -> Result<Snapshot, RunError> {
-        Ok(Snapshot {
-            xdp: self.driver.xdp()?,
-            rx: self.rx.read()?,
-            tx: self.tx.read()?,
-            captured: self.capture.frames(),
-            drop_cnt: self
-                .drop_cnt
-                .then(|| counter(self.program, "drop_cnt"))
-                .transpose()?
-                .flatten(),
-            pass_cnt: self
-                .pass_cnt
-                .then(|| counter(self.program, "pass_cnt"))
-                .transpose()?
-                .flatten(),
-        })
+/// The scenario's links as a topology to build.
+fn topology_spec(scenario: &Scenario) -> TopologySpec {
+    if scenario.links.is_empty() {
+        return crate::lab::Lab::spec(&crate::lab::LabConfig {
+            mtu: scenario.lab.mtu,
+            ipv6: scenario.lab.ipv6,
+        });
     }
+    TopologySpec {
+        links: scenario
+            .links
+            .iter()
+            .map(|l| LinkDef {
+                a: EndName {
+                    netns: l.a.netns.clone(),
+                    interface: l.a.interface.clone(),
+                },
+                b: EndName {
+                    netns: l.b.netns.clone(),
+                    interface: l.b.interface.clone(),
+                },
+                mtu: l.mtu.unwrap_or(scenario.lab.mtu),
+            })
+            .collect(),
+        ipv6: scenario.lab.ipv6,
+    }
+}
 
-    /// Polls until the kernel has accounted for `sent` frames since `before` and every frame
-    /// it passed has reached the capture; or until counts stop moving; or the deadline.
-    fn settle(&self, mode: XdpMode, before: &Snapshot, sent: u64) -> Result<Snapshot, RunError> {
-        let deadline = Instant::now() + Duration::from_secs(3) + Duration::from_micros(sent * 5);
-        let mut last = self.snapshot()?;
-        let mut last_change = Instant::now();
-        loop {
-            let lost_at_sender = last.tx.since(&before.tx).tx_dropped;
-            let captured = last.captured - before.captured;
-            let (arrived, complete) = match mode {
-                XdpMode::Native => {
-                    let xdp = last.xdp.since(&before.xdp);
-                    let arrived = xdp.packets + xdp.ring_drops + lost_at_sender >= sent;
-                    (arrived, arrived && captured >= xdp.passed())
-                }
-                XdpMode::Generic => {
-                    let received = last.rx.since(&before.rx).rx_packets;
-                    let arrived = received + lost_at_sender >= sent;
-                    let dropped = match (last.drop_cnt, before.drop_cnt) {
-                        (Some(now), Some(then)) => Some(now - then),
-                        _ => None,
-                    };
-                    // Without a drop counter, only "everything passed" is provably complete;
-                    // otherwise the quiet period below decides.
-                    let complete = captured + dropped.unwrap_or(0) >= received;
-                    (arrived, arrived && complete)
-                }
-            };
-            if complete || (arrived && last_change.elapsed() >= QUIET) || Instant::now() >= deadline
-            {
-                return Ok(last);
-            }
-            std::thread::sleep(crate::observe::POLL_INTERVAL);
-            let now = self.snapshot()?;
-            if now != last {
-                last = now;
-                last_change = Instant::now();
-            }
+/// The interface a reference names (the only one of its namespace without `:if`).
+fn resolve(spec: &TopologySpec, r: &IfaceRef) -> Result<EndName, RunError> {
+    let mut ends = spec
+        .links
+        .iter()
+        .flat_map(|l| [&l.a, &l.b])
+        .filter(|e| e.netns == r.netns)
+        .filter(|e| r.interface.as_ref().is_none_or(|i| &e.interface == i));
+    match (ends.next(), ends.next()) {
+        (Some(end), None) => Ok(end.clone()),
+        (Some(_), Some(_)) => Err(RunError::input(format!(
+            "{r} names a namespace with several interfaces: say which (ns:if)"
+        ))),
+        (None, _) => Err(RunError::input(format!("{r} is not in the topology"))),
+    }
+}
+
+/// The link index of `end` and whether it is the link's `a` end.
+fn link_of(spec: &TopologySpec, end: &EndName) -> Option<(usize, bool)> {
+    spec.links.iter().enumerate().find_map(|(i, l)| {
+        if &l.a == end {
+            Some((i, true))
+        } else if &l.b == end {
+            Some((i, false))
+        } else {
+            None
         }
-    }
-}
-
-/// A program's verdict counter by convention: a one-slot u64 array (or per-CPU array) at key 0.
-fn counter(program: &Program, name: &str) -> Result<Option<u64>, RunError> {
-    let map = program.map(name)?;
-    Ok(map.lookup(&0u32.to_le_bytes())?.and_then(|v| v.sum_u64()))
-}
-
-fn has_counter(program: &Program, name: &str) -> bool {
-    program.map(name).is_ok_and(|m| {
-        matches!(m.kind(), MapKind::Array | MapKind::PerCpuArray)
-            && m.key_size() == 4
-            && m.value_size() == 8
     })
 }
 
-fn execute(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunError> {
-    let source = match &scenario.program.object {
-        ObjectRef::Bundled(name) => ObjectSource::Bundled(name.clone()),
-        ObjectRef::Path(path) => ObjectSource::File(path.clone()),
-    };
-    let program = Program::load(&source, &scenario.program.entry)?;
-    check_map_expectations(scenario, &program)?;
-    write_rules(scenario, &program)?;
-    let templates = build_frames(scenario)?;
-
-    let mode = mode(scenario);
-    let lab = Lab::new(&LabConfig {
-        mtu: scenario.lab.mtu,
-        ipv6: scenario.lab.ipv6,
-    })?;
-    let mut program = program;
-    let attachment = program.attach(lab.receiver(), mode)?;
-    let counts: Vec<u32> = scenario.sends.iter().map(|g| g.count).collect();
-    let observers = Observers {
-        driver: DriverStats::open(lab.receiver())?,
-        rx: LinkStats::open(lab.receiver())?,
-        tx: LinkStats::open(lab.sender())?,
-        capture: Capture::start(lab.receiver(), lab.run_id(), &counts)?,
-        drop_cnt: has_counter(&program, "drop_cnt"),
-        pass_cnt: has_counter(&program, "pass_cnt"),
-        program: &program,
-    };
-    let mut injector = PnetInjector::open(lab.sender())?;
-
-    let first = observers.snapshot()?;
-    let mut windows = Vec::with_capacity(scenario.sends.len());
-    let mut before = first.clone();
-    for (index, (group, template)) in scenario.sends.iter().zip(&templates).enumerate() {
-        let group_id = u16::try_from(index)
-            .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
-        let stats = injector.send(template, lab.run_id(), group_id, group.count);
-        let after = observers.settle(mode, &before, stats.accepted)?;
-        windows.push((stats, before, after.clone()));
-        before = after;
-    }
-    let Observers { capture, .. } = observers;
-    let mut captured = capture.finish()?;
-    drop(injector);
-
-    for (index, ((group, template), (stats, before, after))) in scenario
-        .sends
-        .iter()
-        .zip(&templates)
-        .zip(&windows)
-        .enumerate()
-    {
-        let group_report = check_group(
-            mode,
-            index,
-            group,
-            template,
-            stats,
-            before,
-            after,
-            &mut captured,
-        );
-        report
-            .failures
-            .extend(group_failures(mode, &group_report, stats));
-        report.groups.push(group_report);
-    }
-    report.unattributed = captured.stray_tagged
-        + captured.untagged.values().sum::<u64>()
-        + captured.untagged_overflow;
-    if captured.socket_drops > 0 {
-        report.failures.push(format!(
-            "the capture socket dropped {} frame(s): the receiver-side counts are incomplete",
-            captured.socket_drops
-        ));
-    }
-    report.counters = check_counters(mode, &windows, &report.groups);
-    for c in report.counters.iter().filter(|c| !c.ok) {
-        report.failures.push(format!(
-            "program counter {} = {} disagrees with {} = {}",
-            c.map, c.program, c.source, c.kernel
-        ));
-    }
-    for expect in &scenario.map_expects {
-        let check = check_map(scenario, &program, expect)?;
-        if !check.ok {
-            report.failures.push(format!(
-                "map {}[{}]: expected {}, got {}",
-                check.map,
-                plain(&check.key),
-                plain(&check.expected),
-                plain(&check.actual)
-            ));
-        }
-        report.maps.push(check);
-    }
-    attachment.detach()?;
-    drop(lab);
-    Ok(())
+fn peer_name(spec: &TopologySpec, end: &EndName) -> Option<EndName> {
+    let (i, is_a) = link_of(spec, end)?;
+    Some(if is_a {
+        spec.links[i].b.clone()
+    } else {
+        spec.links[i].a.clone()
+    })
 }
 
-fn build_frames(scenario: &Scenario) -> Result<Vec<FrameTemplate>, RunError> {
-    let endpoints = crate::lab::endpoints();
+/// The frames of each group, laid out once.
+fn build_frames(
+    scenario: &Scenario,
+    spec: &TopologySpec,
+) -> Result<Vec<Vec<FrameTemplate>>, RunError> {
     scenario
         .sends
         .iter()
         .map(|group| {
-            let max_len = scenario.lab.max_frame_len(&group.frame);
-            FrameTemplate::build(&group.frame, &endpoints, max_len).map_err(|e: FrameError| {
+            let from = resolve(spec, &group.from)?;
+            let (index, is_a) = link_of(spec, &from).expect("resolved ends are in a link");
+            let endpoints = link_endpoints(index, is_a);
+            let mtu = spec.links[index].mtu;
+            let error = |e: FrameError| {
                 RunError::input(at(
                     scenario,
                     group.line,
                     &format!("send {:?}: {e}", group.name),
                 ))
-            })
+            };
+            match &group.frames {
+                FrameSource::Spec(frame) => {
+                    let lab = crate::scenario::LabSpec {
+                        mtu,
+                        ..scenario.lab.clone()
+                    };
+                    let max_len = lab.max_frame_len(frame);
+                    Ok(vec![
+                        FrameTemplate::build(frame, &endpoints, max_len).map_err(error)?,
+                    ])
+                }
+                FrameSource::Pcap { frames, .. } => frames
+                    .iter()
+                    .map(|bytes| {
+                        let frame = FrameSpec {
+                            raw: Some(HexBytes(bytes.clone())),
+                            ..FrameSpec::default()
+                        };
+                        let lab = crate::scenario::LabSpec {
+                            mtu,
+                            ..scenario.lab.clone()
+                        };
+                        FrameTemplate::build(&frame, &endpoints, lab.max_frame_len(&frame))
+                            .map_err(error)
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }
 
-fn write_rules(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
-    if scenario.rules.is_empty() {
-        return Ok(());
+fn object_source(object: &ObjectRef) -> ObjectSource {
+    match object {
+        ObjectRef::Bundled(name) => ObjectSource::Bundled(name.clone()),
+        ObjectRef::Path(path) => ObjectSource::File(path.clone()),
     }
-    let map = program.map("filter_rules").map_err(|e| {
-        RunError::input(format!(
-            "{}: [[rule]] needs the xdp_filter rule map: {e}",
-            scenario.path.display()
-        ))
-    })?;
-    if map.kind() != MapKind::Array || map.value_size() != 8 || map.key_size() != 4 {
-        return Err(RunError::input(format!(
-            "{}: map filter_rules is a {} with {}-byte keys and {}-byte values, not the xdp_filter rule array",
-            scenario.path.display(),
-            map.kind(),
-            map.key_size(),
-            map.value_size()
-        )));
-    }
-    if scenario.rules.len() > map.max_entries() as usize {
-        return Err(RunError::input(format!(
-            "{}: {} rules do not fit the {} slots of filter_rules",
-            scenario.path.display(),
-            scenario.rules.len(),
-            map.max_entries()
-        )));
-    }
-    for (index, rule) in scenario.rules.iter().enumerate() {
-        map.update(&(index as u32).to_le_bytes(), &rule.encode())?;
-    }
-    Ok(())
 }
+
+fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
+    match mode {
+        XdpModeSpec::Native => XdpMode::Native,
+        XdpModeSpec::Generic => XdpMode::Generic,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks that need the program but no lab
 
 fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
     for expect in &scenario.map_expects {
@@ -447,43 +478,61 @@ fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), 
                 ),
             )));
         }
-        expect.key.to_bytes(map.key_size()).map_err(|e| {
-            RunError::input(at(
-                scenario,
-                expect.line,
-                &format!("key of map {:?}: {e}", expect.map),
-            ))
-        })?;
+        key_bytes(
+            scenario,
+            expect.line,
+            &expect.map,
+            &expect.key,
+            map.key_size(),
+            &|_| Ok(0),
+        )?;
         if let Some(value) = &expect.value {
-            if map.kind().is_per_cpu() && matches!(value, MapBytes::Hex(_)) {
-                return Err(RunError::input(at(
-                    scenario,
-                    expect.line,
-                    &format!(
-                        "map {:?} is per-CPU: give value as an integer (the sum) or per-cpu as a list",
-                        expect.map
-                    ),
-                )));
-            }
-            if let MapBytes::Hex(_) = value {
-                value.to_bytes(map.value_size()).map_err(|e| {
-                    RunError::input(at(
+            match value {
+                MapBytes::Int(_) if map.value_size() > 8 => {
+                    return Err(RunError::input(at(
                         scenario,
                         expect.line,
-                        &format!("value of map {:?}: {e}", expect.map),
-                    ))
-                })?;
-            } else if map.value_size() > 8 {
-                return Err(RunError::input(at(
-                    scenario,
-                    expect.line,
-                    &format!(
-                        "map {:?} has {}-byte values: give value as hex bytes",
-                        expect.map,
-                        map.value_size()
-                    ),
-                )));
+                        &format!(
+                            "map {:?} has {}-byte values: give value as hex bytes or a struct",
+                            expect.map,
+                            map.value_size()
+                        ),
+                    )));
+                }
+                MapBytes::Int(_) => {}
+                _ if map.kind().is_per_cpu() => {
+                    return Err(RunError::input(at(
+                        scenario,
+                        expect.line,
+                        &format!(
+                            "map {:?} is per-CPU: give value as an integer (the sum) or per-cpu as a list",
+                            expect.map
+                        ),
+                    )));
+                }
+                other => {
+                    other
+                        .to_bytes_with(map.value_size(), &|_| Ok(0))
+                        .map_err(|e| {
+                            RunError::input(at(
+                                scenario,
+                                expect.line,
+                                &format!("value of map {:?}: {e}", expect.map),
+                            ))
+                        })?;
+                }
             }
+        }
+        if expect.delta.is_some() && map.value_size() > 8 {
+            return Err(RunError::input(at(
+                scenario,
+                expect.line,
+                &format!(
+                    "map {:?} has {}-byte values: delta needs integer values of at most 8 bytes",
+                    expect.map,
+                    map.value_size()
+                ),
+            )));
         }
         if expect.per_cpu.is_some() && !map.kind().is_per_cpu() {
             return Err(RunError::input(at(
@@ -500,33 +549,156 @@ fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), 
     Ok(())
 }
 
-fn key_json(key: &MapBytes) -> Value {
-    match key {
-        MapBytes::Int(n) => json!(n),
-        MapBytes::Hex(bytes) => json!(hex(bytes)),
-    }
+fn key_bytes(
+    scenario: &Scenario,
+    line: usize,
+    map: &str,
+    key: &MapBytes,
+    size: usize,
+    ifindex: &dyn Fn(&IfaceRef) -> Result<u32, String>,
+) -> Result<Vec<u8>, RunError> {
+    key.to_bytes_with(size, ifindex)
+        .map_err(|e| RunError::input(at(scenario, line, &format!("key of map {map:?}: {e}"))))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes `[[rule]]` and `[[setup.map]]` entries. Updates that name an interface (a devmap's
+/// target) run inside that interface's namespace, where the kernel resolves the index.
+fn setup_maps(
+    scenario: &Scenario,
+    program: &Program,
+    topology: Option<(&TopologySpec, &Topology)>,
+) -> Result<(), RunError> {
+    if !scenario.rules.is_empty() {
+        let map = program.map("filter_rules").map_err(|e| {
+            RunError::input(format!(
+                "{}: [[rule]] needs the xdp_filter rule map: {e}",
+                scenario.path.display()
+            ))
+        })?;
+        if map.kind() != MapKind::Array || map.value_size() != 8 || map.key_size() != 4 {
+            return Err(RunError::input(format!(
+                "{}: map filter_rules is a {} with {}-byte keys and {}-byte values, not the xdp_filter rule array",
+                scenario.path.display(),
+                map.kind(),
+                map.key_size(),
+                map.value_size()
+            )));
+        }
+        if scenario.rules.len() > map.max_entries() as usize {
+            return Err(RunError::input(format!(
+                "{}: {} rules do not fit the {} slots of filter_rules",
+                scenario.path.display(),
+                scenario.rules.len(),
+                map.max_entries()
+            )));
+        }
+        for (index, rule) in scenario.rules.iter().enumerate() {
+            map.update(&(index as u32).to_le_bytes(), &rule.encode())?;
+        }
+    }
+    for setup in &scenario.map_setup {
+        let map = program
+            .map(&setup.map)
+            .map_err(|e| RunError::input(at(scenario, setup.line, &e.to_string())))?;
+        let ifindex = |r: &IfaceRef| -> Result<u32, String> {
+            let Some((spec, topology)) = topology else {
+                return Err("needs the lab".into());
+            };
+            let end = resolve(spec, r).map_err(|e| e.message)?;
+            topology
+                .interface(&end.netns, Some(&end.interface))
+                .map(|(_, e)| e.ifindex())
+                .ok_or_else(|| format!("{r} is not in the topology"))
+        };
+        let key = key_bytes(
+            scenario,
+            setup.line,
+            &setup.map,
+            &setup.key,
+            map.key_size(),
+            &ifindex,
+        )?;
+        let value = setup
+            .value
+            .to_bytes_with(map.value_size(), &ifindex)
+            .map_err(|e| {
+                RunError::input(at(
+                    scenario,
+                    setup.line,
+                    &format!("value of map {:?}: {e}", setup.map),
+                ))
+            })?;
+        let refs: Vec<&IfaceRef> = setup
+            .key
+            .ifaces()
+            .into_iter()
+            .chain(setup.value.ifaces())
+            .collect();
+        let netns = match (refs.first(), topology) {
+            (Some(r), Some((spec, topology))) => {
+                let end = resolve(spec, r)?;
+                topology.netns(&end.netns).cloned()
+            }
+            _ => None,
+        };
+        let update = || map.update(&key, &value);
+        match netns {
+            Some(ns) => ns
+                .run(update)
+                .map_err(|e| RunError::environment(e.to_string()))??,
+            None => update()?,
+        }
+    }
+    Ok(())
+}
+
+/// Map values before traffic, for `delta` expectations.
+fn map_baselines(scenario: &Scenario, program: &Program) -> Result<Vec<Option<u64>>, RunError> {
+    scenario
+        .map_expects
+        .iter()
+        .map(|e| {
+            if e.delta.is_none() {
+                return Ok(None);
+            }
+            let map = program.map(&e.map)?;
+            let key = key_bytes(scenario, e.line, &e.map, &e.key, map.key_size(), &|_| Ok(0))?;
+            Ok(Some(
+                map.lookup(&key)?.and_then(|v| v.sum_u64()).unwrap_or(0),
+            ))
+        })
+        .collect()
 }
 
 fn check_map(
     scenario: &Scenario,
     program: &Program,
     expect: &MapExpect,
+    baseline: Option<u64>,
 ) -> Result<MapCheck, RunError> {
     let map = program.map(&expect.map)?;
-    let key = expect
-        .key
-        .to_bytes(map.key_size())
-        .map_err(|e| RunError::input(at(scenario, expect.line, &e)))?;
+    let key = key_bytes(
+        scenario,
+        expect.line,
+        &expect.map,
+        &expect.key,
+        map.key_size(),
+        &|_| Ok(0),
+    )?;
     let value = map.lookup(&key)?;
     let per_cpu = value.as_ref().and_then(MapValue::per_cpu_u64);
     let absent = json!("absent");
     let (expected, actual, ok) = if expect.absent {
         let actual = value.as_ref().map_or(absent.clone(), value_json);
         (absent, actual, value.is_none())
+    } else if let Some(delta) = expect.delta {
+        let now = value.as_ref().and_then(MapValue::sum_u64).unwrap_or(0);
+        let change = i128::from(now) - i128::from(baseline.unwrap_or(0));
+        (
+            json!(format!("delta {delta}")),
+            json!(format!("delta {change}")),
+            change == i128::from(delta),
+        )
     } else if let Some(list) = &expect.per_cpu {
         let actual = per_cpu.as_ref().map_or(absent, |v| json!(v));
         let ok = per_cpu.as_deref() == Some(list.as_slice());
@@ -537,22 +709,32 @@ fn check_map(
                 let sum = v.sum_u64();
                 (json!(n), json!(sum), sum == Some(*n))
             }
-            (Some(MapBytes::Hex(bytes)), Some(MapValue::Single(v))) => {
-                (json!(hex(bytes)), json!(hex(v)), bytes == v)
+            (Some(expected), Some(MapValue::Single(v))) => {
+                let bytes = expected
+                    .to_bytes_with(map.value_size(), &|_| Ok(0))
+                    .unwrap_or_default();
+                (json!(hex(&bytes)), json!(hex(v)), &bytes == v)
             }
             (Some(expected), v) => {
                 let expected = match expected {
                     MapBytes::Int(n) => json!(n),
-                    MapBytes::Hex(b) => json!(hex(b)),
+                    other => json!(hex(&other
+                        .to_bytes_with(map.value_size(), &|_| Ok(0))
+                        .unwrap_or_default())),
                 };
                 (expected, v.as_ref().map_or(absent, value_json), false)
             }
-            (None, _) => unreachable!("the parser requires value, per-cpu or absent"),
+            (None, _) => unreachable!("the parser requires value, per-cpu, absent or delta"),
         }
     };
     Ok(MapCheck {
         map: expect.map.clone(),
-        key: key_json(&expect.key),
+        key: match &expect.key {
+            MapBytes::Int(n) => json!(n),
+            other => json!(hex(&other
+                .to_bytes_with(map.key_size(), &|_| Ok(0))
+                .unwrap_or_default())),
+        },
         expected,
         actual,
         per_cpu,
@@ -570,114 +752,1003 @@ fn value_json(value: &MapValue) -> Value {
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one group's inputs and observations, used once"
-)]
-fn check_group(
-    mode: XdpMode,
-    index: usize,
-    group: &SendGroup,
-    template: &FrameTemplate,
-    stats: &InjectStats,
-    before: &Snapshot,
-    after: &Snapshot,
-    captured: &mut Captured,
-) -> GroupReport {
-    let sent = stats.accepted;
-    let mut missing = Vec::new();
-    let mut leaked = Vec::new();
-    let mut duplicated = Vec::new();
-    let captured_in_window = after.captured - before.captured;
-    let (passed, attributed_by) = if template.is_tagged() {
-        let seen = &captured.seen[index];
-        let mut passed = 0;
-        for (seq, &count) in seen.iter().enumerate() {
-            let seq = seq as u32;
-            if count > 0 {
-                passed += 1;
-                if group.expect == Verdict::Drop && leaked.len() < LISTED {
-                    leaked.push(seq);
-                }
-                if count > 1 && duplicated.len() < LISTED {
-                    duplicated.push(seq);
-                }
-            } else if group.expect == Verdict::Pass && missing.len() < LISTED {
-                missing.push(seq);
+/// The ring buffers the scenario's event expectations read, with the records seen so far.
+struct Events {
+    readers: Vec<(RingBufReader, Vec<Vec<u8>>)>,
+}
+
+impl Events {
+    fn open(scenario: &Scenario, program: &mut Program) -> Result<Self, RunError> {
+        let mut readers: Vec<(RingBufReader, Vec<Vec<u8>>)> = Vec::new();
+        for expect in &scenario.event_expects {
+            if readers.iter().any(|(r, _)| r.name() == expect.ringbuf) {
+                continue;
+            }
+            let reader = program
+                .take_ringbuf(&expect.ringbuf)
+                .map_err(|e| RunError::input(at(scenario, expect.line, &e.to_string())))?;
+            readers.push((reader, Vec::new()));
+        }
+        Ok(Self { readers })
+    }
+
+    /// Consumes what the ring buffers hold now, in batches.
+    fn poll(&mut self) {
+        for (reader, records) in &mut self.readers {
+            while reader.drain(EVENT_BATCH, |r| records.push(r.to_vec())) == EVENT_BATCH {}
+        }
+    }
+
+    fn check(&mut self, scenario: &Scenario, failures: &mut Vec<String>) {
+        self.poll();
+        for expect in &scenario.event_expects {
+            let records = self
+                .readers
+                .iter()
+                .find(|(r, _)| r.name() == expect.ringbuf)
+                .map(|(_, records)| records.as_slice())
+                .unwrap_or_default();
+            let matching = records.iter().filter(|r| expect.matches(r)).count() as u64;
+            if matching != expect.count {
+                let filter: Vec<String> = expect
+                    .filter
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect();
+                failures.push(format!(
+                    "ring buffer {}: expected {} event(s){}, got {matching} (of {} read)",
+                    expect.ringbuf,
+                    expect.count,
+                    if filter.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {}", filter.join(", "))
+                    },
+                    records.len()
+                ));
             }
         }
-        (passed, Attribution::Tag)
-    } else if observable_after_xdp(template.bytes()) {
-        // Too small for a tag: attribute by exact content, taking the frames so a later group
-        // with the same bytes cannot count them again.
-        let seen = captured.untagged.remove(template.bytes()).unwrap_or(0);
-        let passed = seen.min(sent);
-        if seen > passed {
-            captured
-                .untagged
-                .insert(template.bytes().to_vec(), seen - passed);
-        }
-        (passed, Attribution::Content)
-    } else {
-        // The kernel frees these before any capture, so whatever was captured in this window
-        // is background, and the verdicts must come from a counter.
-        let background = captured_in_window;
-        let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
-        match mode {
-            XdpMode::Native => (
-                after
-                    .xdp
-                    .since(&before.xdp)
-                    .passed()
-                    .saturating_sub(background),
-                Attribution::Kernel,
-            ),
-            XdpMode::Generic => match (
-                delta(after.pass_cnt, before.pass_cnt),
-                delta(after.drop_cnt, before.drop_cnt),
-            ) {
-                (Some(passed), _) => (passed, Attribution::Program),
-                (None, Some(dropped)) => (sent.saturating_sub(dropped), Attribution::Program),
-                (None, None) => (0, Attribution::None),
-            },
-        }
+    }
+}
+
+fn check_outputs(
+    group: &SendGroup,
+    templates: &[FrameTemplate],
+    run_id: u32,
+    index: u16,
+    outputs: &BTreeMap<u32, Vec<u8>>,
+) -> Vec<String> {
+    let Some(spec) = &group.output else {
+        return Vec::new();
     };
-    let tx = after.tx.since(&before.tx);
+    let mut problems = Vec::new();
+    let mut sent = Vec::new();
+    for (&seq, received) in outputs {
+        let template = &templates[seq as usize % templates.len()];
+        template.write(
+            Tag {
+                run_id,
+                group: index,
+                seq,
+            },
+            &mut sent,
+        );
+        let mismatches = spec.check(&sent, received, template.tag_offset());
+        if !mismatches.is_empty() && problems.len() < LISTED {
+            let fields: Vec<String> = mismatches
+                .iter()
+                .map(|m| format!("{} expected {}, got {}", m.field, m.expected, m.actual))
+                .collect();
+            problems.push(format!(
+                "send {:?} seq {seq}: output {}",
+                group.name,
+                fields.join("; ")
+            ));
+        }
+    }
+    problems
+}
+
+fn expected_outcome(verdict: Verdict) -> Outcome {
+    match verdict {
+        Verdict::Drop => Outcome::Drop,
+        Verdict::Aborted => Outcome::Aborted,
+        Verdict::Pass => Outcome::Pass,
+        Verdict::Tx => Outcome::Tx,
+        Verdict::Redirect => Outcome::Redirect,
+    }
+}
+
+fn empty_group(group: &SendGroup, stats: &InjectStats) -> GroupReport {
     GroupReport {
         name: group.name.clone(),
         expect: group.expect,
         offered: stats.offered,
-        sent,
-        dropped: sent.saturating_sub(passed),
-        passed,
-        attributed_by: attributed_by.as_str(),
-        unattributed: captured_in_window.saturating_sub(passed),
-        kernel: KernelView {
-            received: after.rx.since(&before.rx).rx_packets,
-            xdp: (mode == XdpMode::Native).then(|| after.xdp.since(&before.xdp)),
-            sender_dropped: tx.tx_dropped,
-        },
-        missing,
-        leaked,
-        duplicated,
+        sent: stats.accepted,
+        dropped: 0,
+        passed: 0,
+        tx: 0,
+        redirected: 0,
+        aborted: 0,
+        landed: BTreeMap::new(),
+        misplaced: BTreeMap::new(),
+        output_mismatches: Vec::new(),
+        outcomes: Vec::new(),
+        outputs: BTreeMap::new(),
+        attributed_by: "tag",
+        unattributed: 0,
+        kernel: KernelView::default(),
+        missing: Vec::new(),
+        leaked: Vec::new(),
+        duplicated: Vec::new(),
     }
 }
 
-fn list(seqs: &[u32], total: u64) -> String {
-    let shown: Vec<String> = seqs.iter().map(u32::to_string).collect();
-    let more = if total > seqs.len() as u64 {
-        ", ..."
+// ---------------------------------------------------------------------------------------------
+// test-run
+
+fn execute_test_run(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunError> {
+    let mut program = Program::load(
+        &object_source(&scenario.program.object),
+        &scenario.program.entry,
+    )?;
+    check_map_expectations(scenario, &program)?;
+    let spec = topology_spec(scenario);
+    let templates = build_frames(scenario, &spec)?;
+    // Only map setup that names an interface (a devmap target) needs a lab.
+    let needs_lab = scenario
+        .map_setup
+        .iter()
+        .any(|s| !s.key.ifaces().is_empty() || !s.value.ifaces().is_empty());
+    let topology = if needs_lab {
+        report
+            .notes
+            .push("built the topology only to resolve the interfaces map setup names".into());
+        Some(Topology::build(&spec)?)
     } else {
-        ""
+        None
     };
-    format!("seq {}{more}", shown.join(", "))
+    setup_maps(scenario, &program, topology.as_ref().map(|t| (&spec, t)))?;
+    let baselines = map_baselines(scenario, &program)?;
+    let counter_before = (
+        counter(&program, "drop_cnt")?,
+        counter(&program, "pass_cnt")?,
+    );
+    let mut events = Events::open(scenario, &mut program)?;
+    // Tags carry an id, as on the wire, so outputs compare byte for byte with live paths.
+    let run_id = 0x7e57_0000;
+    let mut buf = Vec::new();
+    let (mut drops, mut passes) = (0u64, 0u64);
+    for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
+        let group_id = u16::try_from(index)
+            .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
+        let stats = InjectStats {
+            offered: u64::from(group.count),
+            accepted: u64::from(group.count),
+            ..InjectStats::default()
+        };
+        let mut g = empty_group(group, &stats);
+        g.attributed_by = "test-run";
+        let expected = expected_outcome(group.expect);
+        for seq in 0..group.count {
+            let template = &templates[seq as usize % templates.len()];
+            template.write(
+                Tag {
+                    run_id,
+                    group: group_id,
+                    seq,
+                },
+                &mut buf,
+            );
+            let out = program.test_run(&buf)?;
+            let outcome = match Verdict::from_xdp_action(out.action) {
+                Some(Verdict::Drop) => {
+                    g.dropped += 1;
+                    Outcome::Drop
+                }
+                Some(Verdict::Aborted) => {
+                    g.aborted += 1;
+                    Outcome::Aborted
+                }
+                Some(Verdict::Pass) => {
+                    g.passed += 1;
+                    Outcome::Pass
+                }
+                Some(Verdict::Tx) => {
+                    g.tx += 1;
+                    Outcome::Tx
+                }
+                Some(Verdict::Redirect) => {
+                    g.redirected += 1;
+                    Outcome::Redirect
+                }
+                None => {
+                    // The kernel treats an unknown action as XDP_ABORTED (with a warning).
+                    g.aborted += 1;
+                    Outcome::Aborted
+                }
+            };
+            if outcome != expected {
+                let seqs = g
+                    .misplaced
+                    .entry(format!("returned {} ({})", outcome.as_str(), out.action))
+                    .or_default();
+                if seqs.len() < LISTED {
+                    seqs.push(seq);
+                }
+            }
+            if group.output.is_some()
+                && matches!(outcome, Outcome::Pass | Outcome::Tx | Outcome::Redirect)
+            {
+                g.outputs.insert(seq, out.data);
+            }
+            g.outcomes.push(outcome);
+        }
+        drops += g.dropped;
+        passes += g.passed;
+        g.output_mismatches = check_outputs(group, templates, run_id, group_id, &g.outputs);
+        let wrong = g.outcomes.iter().filter(|o| **o != expected).count();
+        if wrong > 0 {
+            report.failures.push(format!(
+                "send {:?}: expected {}, {wrong} of {} frames returned something else ({})",
+                group.name,
+                group.expect,
+                group.count,
+                places_text(&g.misplaced)
+            ));
+        }
+        report.failures.extend(g.output_mismatches.iter().cloned());
+        events.poll();
+        report.groups.push(g);
+    }
+    let counter_after = (
+        counter(&program, "drop_cnt")?,
+        counter(&program, "pass_cnt")?,
+    );
+    for (name, before, after, returned) in [
+        ("drop_cnt", counter_before.0, counter_after.0, drops),
+        ("pass_cnt", counter_before.1, counter_after.1, passes),
+    ] {
+        if let (Some(before), Some(after)) = (before, after) {
+            let program_count = after - before;
+            let check = CounterCheck {
+                map: name.into(),
+                program: program_count,
+                kernel: returned,
+                source: "frames the program returned the verdict for".into(),
+                ok: program_count == returned,
+            };
+            if !check.ok {
+                report.failures.push(format!(
+                    "program counter {name} = {program_count} disagrees with {returned} frames the program returned the verdict for"
+                ));
+            }
+            report.counters.push(check);
+        }
+    }
+    events.check(scenario, &mut report.failures);
+    check_maps(scenario, &program, &baselines, report)?;
+    drop(topology);
+    Ok(())
 }
 
-/// How a group's pass/drop count is known, for failure messages.
-fn evidence(g: &GroupReport, seqs: &[u32], total: u64) -> String {
+fn check_maps(
+    scenario: &Scenario,
+    program: &Program,
+    baselines: &[Option<u64>],
+    report: &mut ScenarioReport,
+) -> Result<(), RunError> {
+    for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
+        let check = check_map(scenario, program, expect, *baseline)?;
+        if !check.ok {
+            report.failures.push(format!(
+                "map {}[{}]: expected {}, got {}",
+                check.map,
+                plain(&check.key),
+                plain(&check.expected),
+                plain(&check.actual)
+            ));
+        }
+        report.maps.push(check);
+    }
+    Ok(())
+}
+
+/// A program's verdict counter by convention: a one-slot u64 array (or per-CPU array) at key 0.
+fn counter(program: &Program, name: &str) -> Result<Option<u64>, RunError> {
+    let Ok(map) = program.map(name) else {
+        return Ok(None);
+    };
+    if !matches!(map.kind(), MapKind::Array | MapKind::PerCpuArray)
+        || map.key_size() != 4
+        || map.value_size() != 8
+    {
+        return Ok(None);
+    }
+    Ok(map.lookup(&0u32.to_le_bytes())?.and_then(|v| v.sum_u64()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live paths
+
+/// Everything observed on one interface at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IfaceSnapshot {
+    xdp: XdpStats,
+    link: LinkCounters,
+    captured: u64,
+}
+
+/// The kernel's and the program's counts at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Snapshot {
+    ifaces: Vec<IfaceSnapshot>,
+    drop_cnt: Option<u64>,
+    pass_cnt: Option<u64>,
+    aborted: u64,
+}
+
+/// Observers of one interface.
+struct IfaceObservers {
+    name: EndName,
+    driver: DriverStats,
+    link: LinkStats,
+    capture: Capture,
+}
+
+/// The observers of one live run.
+struct Observers<'a> {
+    ifaces: Vec<IfaceObservers>,
+    program: &'a Program,
+    prog_id: u32,
+    exceptions: Option<ExceptionCounter>,
+}
+
+impl Observers<'_> {
+    fn snapshot(&self) -> Result<Snapshot, RunError> {
+        let ifaces = self
+            .ifaces
+            .iter()
+            .map(|i| {
+                Ok(IfaceSnapshot {
+                    xdp: i.driver.xdp()?,
+                    link: i.link.read()?,
+                    captured: i.capture.frames(),
+                })
+            })
+            .collect::<Result<Vec<_>, RunError>>()?;
+        Ok(Snapshot {
+            ifaces,
+            drop_cnt: counter(self.program, "drop_cnt")?,
+            pass_cnt: counter(self.program, "pass_cnt")?,
+            aborted: match &self.exceptions {
+                Some(e) => e.count(self.prog_id, Verdict::Aborted.xdp_action())?,
+                None => 0,
+            },
+        })
+    }
+
+    /// Polls until the kernel has accounted for `sent` frames at the attach interface since
+    /// `before` and every frame it let through has reached a capture; or until counts stop
+    /// moving; or the deadline.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group's place in the topology and what it sent"
+    )]
+    fn settle(
+        &self,
+        mode: XdpMode,
+        attach: usize,
+        from: usize,
+        group: usize,
+        tagged: bool,
+        before: &Snapshot,
+        sent: u64,
+        events: &mut Events,
+    ) -> Result<Snapshot, RunError> {
+        let deadline = Instant::now() + Duration::from_secs(3) + Duration::from_micros(sent * 5);
+        let mut last = self.snapshot()?;
+        let mut last_change = Instant::now();
+        loop {
+            events.poll();
+            let at = |i: usize| (&last.ifaces[i], &before.ifaces[i]);
+            let (now, then) = at(attach);
+            let lost_at_sender = last.ifaces[from]
+                .link
+                .since(&before.ifaces[from].link)
+                .tx_dropped;
+            // This group's own frames, wherever they landed. Untagged frames can only be
+            // counted by what arrived since the group started: at the attach interface (where
+            // the stack's own replies never land), and elsewhere only if the kernel says some
+            // were bounced or redirected.
+            let captured_at = |i: usize| last.ifaces[i].captured - before.ifaces[i].captured;
+            let captured: u64 = if tagged {
+                self.ifaces
+                    .iter()
+                    .map(|i| i.capture.group_frames(group))
+                    .sum()
+            } else {
+                let xdp = now.xdp.since(&then.xdp);
+                if mode == XdpMode::Native && xdp.tx + xdp.redirect == 0 {
+                    captured_at(attach)
+                } else if mode == XdpMode::Native {
+                    (0..last.ifaces.len()).map(captured_at).sum()
+                } else {
+                    captured_at(attach)
+                }
+            };
+            let aborted = last.aborted - before.aborted;
+            let (arrived, complete) = match mode {
+                XdpMode::Native => {
+                    let xdp = now.xdp.since(&then.xdp);
+                    let arrived = xdp.packets + xdp.ring_drops + lost_at_sender >= sent;
+                    let visible = xdp.passed() + xdp.tx + xdp.redirect;
+                    (arrived, arrived && captured >= visible)
+                }
+                XdpMode::Generic => {
+                    let received = now.link.since(&then.link).rx_packets;
+                    let arrived = received + lost_at_sender >= sent;
+                    let dropped = match (last.drop_cnt, before.drop_cnt) {
+                        (Some(now), Some(then)) => now - then,
+                        _ => 0,
+                    };
+                    // Without a drop counter, only "everything accounted for" is provably
+                    // complete; otherwise the quiet period below decides.
+                    (arrived, arrived && captured + dropped + aborted >= received)
+                }
+            };
+            if complete {
+                // The group's frames counted as captured above are in the per-interface
+                // counts from now on; `last` may predate some of them.
+                return self.snapshot();
+            }
+            if (arrived && last_change.elapsed() >= QUIET) || Instant::now() >= deadline {
+                return Ok(last);
+            }
+            std::thread::sleep(crate::observe::POLL_INTERVAL);
+            let now = self.snapshot()?;
+            if now != last {
+                last = now;
+                last_change = Instant::now();
+            }
+        }
+    }
+}
+
+/// Programs the run attached, kept alive until the end (dropped in reverse order).
+struct Attached {
+    programs: Vec<(Program, Attachment)>,
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one linear run: setup, traffic, evaluation; split further it reads worse"
+)]
+fn execute_live(
+    scenario: &Scenario,
+    mode: XdpMode,
+    options: &RunOptions,
+    report: &mut ScenarioReport,
+) -> Result<(), RunError> {
+    let mut program = Program::load(
+        &object_source(&scenario.program.object),
+        &scenario.program.entry,
+    )?;
+    check_map_expectations(scenario, &program)?;
+    let spec = topology_spec(scenario);
+    let templates = build_frames(scenario, &spec)?;
+    let attach_name = resolve(&spec, &scenario.program.attach)?;
+    let attach_peer = peer_name(&spec, &attach_name).expect("every end has a peer");
+    let mut extra = Vec::new();
+    for a in &scenario.attachments {
+        let program = Program::load(&object_source(&a.object), &a.entry)?;
+        extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
+    }
+    if mode == XdpMode::Native
+        && let Some(link) = spec
+            .links
+            .iter()
+            .find(|l| l.a == attach_name || l.b == attach_name)
+        && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
+    {
+        return Err(RunError::input(format!(
+            "{}: native XDP on {attach_name} needs an mtu of at most {} (the link has {}); \
+             use the generic path",
+            scenario.path.display(),
+            crate::scenario::LabSpec::MAX_NATIVE_MTU,
+            link.mtu
+        )));
+    }
+
+    let topology = Topology::build(&spec)?;
+    let end = |name: &EndName| -> &VethEnd {
+        topology
+            .interface(&name.netns, Some(&name.interface))
+            .expect("resolved names exist")
+            .1
+    };
+    setup_maps(scenario, &program, Some((&spec, &topology)))?;
+    let baselines = map_baselines(scenario, &program)?;
+    let mut events = Events::open(scenario, &mut program)?;
+
+    let mut attached = Attached {
+        programs: Vec::new(),
+    };
+    let mut taken: Vec<EndName> = vec![attach_name.clone()];
+    for (at, mut program, mode) in extra {
+        let attachment = program.attach(end(&at), mode)?;
+        taken.push(at);
+        attached.programs.push((program, attachment));
+    }
+    // Frames that leave by XDP_TX or XDP_REDIRECT in driver mode are xdp_frames, which a
+    // veth drops unless the receiving end runs NAPI; an XDP program on it turns NAPI on.
+    if mode == XdpMode::Native {
+        let mut landing: Vec<(EndName, &str)> = Vec::new();
+        for group in &scenario.sends {
+            match group.expect {
+                Verdict::Tx => landing.push((attach_peer.clone(), "XDP_TX")),
+                Verdict::Redirect => {
+                    if let Some(target) = &group.redirect_to {
+                        let target = resolve(&spec, target)?;
+                        landing.push((
+                            peer_name(&spec, &target).expect("every end has a peer"),
+                            "XDP_REDIRECT",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (at, why) in landing {
+            if taken.contains(&at) {
+                continue;
+            }
+            let mut helper = Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")?;
+            let attachment = helper.attach(end(&at), XdpMode::Native)?;
+            report.notes.push(format!(
+                "attached xdp_pass (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
+            ));
+            taken.push(at);
+            attached.programs.push((helper, attachment));
+        }
+    }
+    let attachment = program.attach(end(&attach_name), mode)?;
+    let prog_id = program.id()?;
+    let exceptions = match ExceptionCounter::start() {
+        Ok(counter) => Some(counter),
+        Err(e) => {
+            if scenario.sends.iter().any(|g| g.expect == Verdict::Aborted) {
+                return Err(RunError::environment(format!(
+                    "cannot count XDP_ABORTED: {e}"
+                )));
+            }
+            report.notes.push(format!(
+                "XDP_ABORTED cannot be told from XDP_DROP here: {e}"
+            ));
+            None
+        }
+    };
+
+    let names: Vec<EndName> = topology.interfaces().map(|(n, _)| n.clone()).collect();
+    let attach_index = names
+        .iter()
+        .position(|n| *n == attach_name)
+        .expect("attach end");
+    let peer_index = names
+        .iter()
+        .position(|n| *n == attach_peer)
+        .expect("peer end");
+    let capture_options = CaptureOptions {
+        groups: scenario.sends.iter().map(|g| g.count).collect(),
+        keep_groups: scenario.sends.iter().map(|g| g.output.is_some()).collect(),
+        keep_all: if options.capture_dir.is_some() {
+            CAPTURE_KEEP
+        } else {
+            0
+        },
+    };
+    let mut ifaces = Vec::new();
+    for name in &names {
+        let e = end(name);
+        ifaces.push(IfaceObservers {
+            name: name.clone(),
+            driver: DriverStats::open(e)?,
+            link: LinkStats::open(e)?,
+            capture: Capture::start(e, topology.run_id(), &capture_options)?,
+        });
+    }
+    let observers = Observers {
+        ifaces,
+        program: &program,
+        prog_id,
+        exceptions,
+    };
+    let mut injectors: HashMap<EndName, PnetInjector> = HashMap::new();
+
+    let first = observers.snapshot()?;
+    let mut windows = Vec::with_capacity(scenario.sends.len());
+    let mut before = first.clone();
+    for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
+        let group_id = u16::try_from(index)
+            .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
+        let from = resolve(&spec, &group.from)?;
+        let from_index = names.iter().position(|n| *n == from).expect("from end");
+        let injector = match injectors.entry(from.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(PnetInjector::open(end(&from))?)
+            }
+        };
+        let stats = injector.send(templates, topology.run_id(), group_id, group.count);
+        let tagged = templates.iter().all(FrameTemplate::is_tagged);
+        let after = observers.settle(
+            mode,
+            attach_index,
+            from_index,
+            index,
+            tagged,
+            &before,
+            stats.accepted,
+            &mut events,
+        )?;
+        windows.push((stats, before, after.clone(), from_index));
+        before = after;
+    }
+    let Observers { ifaces, .. } = observers;
+    let mut captured: Vec<(EndName, Captured)> = Vec::new();
+    for i in ifaces {
+        captured.push((i.name, i.capture.finish()?));
+    }
+    drop(injectors);
+
+    let places = Places {
+        names: &names,
+        attach: attach_index,
+        peer: peer_index,
+    };
+    for (index, ((group, templates), (stats, before, after, from))) in scenario
+        .sends
+        .iter()
+        .zip(&templates)
+        .zip(&windows)
+        .enumerate()
+    {
+        let expected_at = match group.expect {
+            Verdict::Pass => Some(attach_index),
+            Verdict::Tx => Some(peer_index),
+            Verdict::Redirect => {
+                let target = resolve(&spec, group.redirect_to.as_ref().expect("parser"))?;
+                let landing = peer_name(&spec, &target).expect("every end has a peer");
+                names.iter().position(|n| *n == landing)
+            }
+            Verdict::Drop | Verdict::Aborted => None,
+        };
+        let mut g = observe_group(
+            mode,
+            index,
+            group,
+            templates,
+            stats,
+            before,
+            after,
+            *from,
+            expected_at,
+            &places,
+            &mut captured,
+        );
+        g.output_mismatches = check_outputs(
+            group,
+            templates,
+            topology.run_id(),
+            index as u16,
+            &g.outputs,
+        );
+        report.failures.extend(group_failures(mode, &g, stats));
+        report.failures.extend(g.output_mismatches.iter().cloned());
+        report.groups.push(g);
+    }
+    report.unattributed = captured
+        .iter()
+        .map(|(_, c)| c.stray_tagged + c.untagged.values().sum::<u64>() + c.untagged_overflow)
+        .sum();
+    for (name, c) in &captured {
+        if c.socket_drops > 0 {
+            report.failures.push(format!(
+                "the capture on {name} dropped {} frame(s): the counts seen there are incomplete",
+                c.socket_drops
+            ));
+        }
+    }
+    let windows3: Vec<(InjectStats, Snapshot, Snapshot)> = windows
+        .iter()
+        .map(|(s, b, a, _)| (s.clone(), b.clone(), a.clone()))
+        .collect();
+    report.counters = check_counters(mode, attach_index, &windows3, &report.groups);
+    for c in report.counters.iter().filter(|c| !c.ok) {
+        report.failures.push(format!(
+            "program counter {} = {} disagrees with {} = {}",
+            c.map, c.program, c.source, c.kernel
+        ));
+    }
+    events.check(scenario, &mut report.failures);
+    check_maps(scenario, &program, &baselines, report)?;
+    if !report.failures.is_empty()
+        && let Some(dir) = &options.capture_dir
+    {
+        report.captures = write_captures(dir, scenario, &report.mode, &captured)?;
+    }
+    attachment.detach()?;
+    drop(attached);
+    drop(topology);
+    Ok(())
+}
+
+/// Writes one pcap per interface; returns the files.
+fn write_captures(
+    dir: &Path,
+    scenario: &Scenario,
+    path: &str,
+    captured: &[(EndName, Captured)],
+) -> Result<Vec<PathBuf>, RunError> {
+    let io = |e: crate::pcap::PcapError| RunError::environment(e.to_string());
+    std::fs::create_dir_all(dir).map_err(|e| {
+        RunError::environment(format!(
+            "failed to create capture directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut files = Vec::new();
+    for (name, c) in captured {
+        let file = dir.join(format!(
+            "{}.{}.{}-{}.pcap",
+            safe(&scenario.name),
+            safe(path),
+            safe(&name.netns),
+            safe(&name.interface)
+        ));
+        let mut writer = crate::pcap::PcapWriter::create(&file).map_err(io)?;
+        for (time, frame) in &c.all {
+            writer.write(frame, *time).map_err(io)?;
+        }
+        writer.finish().map_err(io)?;
+        files.push(file);
+    }
+    Ok(files)
+}
+
+/// Interfaces of a live run by index.
+struct Places<'a> {
+    names: &'a [EndName],
+    attach: usize,
+    peer: usize,
+}
+
+impl Places<'_> {
+    fn outcome(&self, at: usize) -> Outcome {
+        if at == self.attach {
+            Outcome::Pass
+        } else if at == self.peer {
+            Outcome::Tx
+        } else {
+            Outcome::Redirect
+        }
+    }
+}
+
+/// Where a group's pass/drop counts come from when its frames carry no tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attribution {
+    Tag,
+    Content,
+    Kernel,
+    Program,
+    None,
+}
+
+impl Attribution {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tag => "tag",
+            Self::Content => "content",
+            Self::Kernel => "kernel",
+            Self::Program => "program",
+            Self::None => "none",
+        }
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one group's inputs and observations, used once"
+)]
+fn observe_group(
+    mode: XdpMode,
+    index: usize,
+    group: &SendGroup,
+    templates: &[FrameTemplate],
+    stats: &InjectStats,
+    before: &Snapshot,
+    after: &Snapshot,
+    from: usize,
+    expected_at: Option<usize>,
+    places: &Places<'_>,
+    captured: &mut [(EndName, Captured)],
+) -> GroupReport {
+    let sent = stats.accepted;
+    let mut g = empty_group(group, stats);
+    let window: Vec<u64> = after
+        .ifaces
+        .iter()
+        .zip(&before.ifaces)
+        .map(|(a, b)| a.captured - b.captured)
+        .collect();
+    let tagged = templates.iter().all(FrameTemplate::is_tagged);
+    let mut seen_here = vec![0u64; places.names.len()];
+    let attribution = if tagged {
+        for seq in 0..group.count as usize {
+            let at: Vec<usize> = captured
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, c))| c.seen[index][seq] > 0)
+                .map(|(i, _)| i)
+                .collect();
+            let outcome = match at.as_slice() {
+                [] => Outcome::Nowhere,
+                [i] => places.outcome(*i),
+                _ => Outcome::Multiple,
+            };
+            for &i in &at {
+                seen_here[i] += 1;
+                if captured[i].1.seen[index][seq] > 1 && g.duplicated.len() < LISTED {
+                    g.duplicated.push(seq as u32);
+                }
+            }
+            let right = match (expected_at, at.as_slice()) {
+                (None, []) => true,
+                (Some(e), [i]) => *i == e,
+                _ => false,
+            };
+            if !right {
+                if expected_at.is_some_and(|e| !at.contains(&e)) && g.missing.len() < LISTED {
+                    g.missing.push(seq as u32);
+                }
+                if !at.is_empty() && g.leaked.len() < LISTED {
+                    g.leaked.push(seq as u32);
+                }
+                let place = if at.is_empty() {
+                    "nowhere".to_owned()
+                } else {
+                    let wheres: Vec<String> =
+                        at.iter().map(|i| places.names[*i].to_string()).collect();
+                    format!("at {}", wheres.join(" and "))
+                };
+                let seqs = g.misplaced.entry(place).or_default();
+                if seqs.len() < LISTED {
+                    seqs.push(seq as u32);
+                }
+            }
+            if group.output.is_some()
+                && let Some(e) = expected_at
+                && let Some(bytes) = captured[e].1.kept.get(&(index as u16, seq as u32))
+            {
+                g.outputs.insert(seq as u32, bytes.clone());
+            }
+            g.outcomes.push(outcome);
+        }
+        Attribution::Tag
+    } else {
+        g.outcomes = vec![Outcome::Unknown; group.count as usize];
+        let observable = templates.iter().all(|t| observable_after_xdp(t.bytes()));
+        if observable {
+            // Without tags, a frame is this group's if it arrived during the group's window;
+            // at the attach interface, where it arrives unchanged, its exact bytes must match.
+            for (i, n) in window.iter().enumerate() {
+                seen_here[i] = *n;
+            }
+            let mut matched = 0;
+            for t in templates {
+                let c = &mut captured[places.attach].1;
+                if let Some(n) = c.untagged.remove(t.bytes()) {
+                    matched += n;
+                }
+            }
+            seen_here[places.attach] = matched.min(window[places.attach]);
+            Attribution::Content
+        } else {
+            // The kernel frees these before any capture; only counters can tell.
+            let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
+            let xdp = after.ifaces[places.attach]
+                .xdp
+                .since(&before.ifaces[places.attach].xdp);
+            match mode {
+                XdpMode::Native => {
+                    seen_here[places.attach] = xdp.passed().saturating_sub(window[places.attach]);
+                    seen_here[places.peer] = xdp.tx;
+                    Attribution::Kernel
+                }
+                XdpMode::Generic => match (
+                    delta(after.pass_cnt, before.pass_cnt),
+                    delta(after.drop_cnt, before.drop_cnt),
+                ) {
+                    (Some(passed), _) => {
+                        seen_here[places.attach] = passed;
+                        Attribution::Program
+                    }
+                    (None, Some(dropped)) => {
+                        seen_here[places.attach] = sent.saturating_sub(dropped);
+                        Attribution::Program
+                    }
+                    (None, None) => Attribution::None,
+                },
+            }
+        }
+    };
+    for (i, n) in seen_here.iter().enumerate() {
+        if *n > 0 {
+            g.landed.insert(places.names[i].to_string(), *n);
+        }
+        match places.outcome(i) {
+            Outcome::Pass => g.passed += n,
+            Outcome::Tx => g.tx += n,
+            _ => g.redirected += n,
+        }
+    }
+    let landed: u64 = seen_here.iter().sum();
+    g.aborted = after.aborted - before.aborted;
+    let nowhere = sent.saturating_sub(landed);
+    g.dropped = nowhere.saturating_sub(g.aborted);
+    g.attributed_by = attribution.as_str();
+    g.unattributed = window
+        .iter()
+        .zip(&seen_here)
+        .map(|(w, s)| w.saturating_sub(*s))
+        .sum();
+    let attach = places.attach;
+    g.kernel = KernelView {
+        received: after.ifaces[attach]
+            .link
+            .since(&before.ifaces[attach].link)
+            .rx_packets,
+        xdp: (mode == XdpMode::Native)
+            .then(|| after.ifaces[attach].xdp.since(&before.ifaces[attach].xdp)),
+        sender_dropped: after.ifaces[from]
+            .link
+            .since(&before.ifaces[from].link)
+            .tx_dropped,
+        background: window[attach].saturating_sub(seen_here[attach]),
+    };
+    g
+}
+
+/// `nowhere: seq 0, 1, 2, ...; at ns:if: seq 7`
+fn places_text(misplaced: &BTreeMap<String, Vec<u32>>) -> String {
+    misplaced
+        .iter()
+        .map(|(place, seqs)| {
+            let list: Vec<String> = seqs.iter().map(u32::to_string).collect();
+            let more = if seqs.len() == LISTED { ", ..." } else { "" };
+            format!("{place}: seq {}{more}", list.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How a group's counts are known, for failure messages.
+fn evidence(g: &GroupReport) -> String {
     match g.attributed_by {
-        "tag" => list(seqs, total),
-        "content" => "untagged frames, counted by content".to_owned(),
+        "tag" => places_text(&g.misplaced),
+        "content" => "untagged frames, counted by content and window".to_owned(),
         "kernel" => format!(
             "counted by the veth XDP counters: the kernel frees VLAN frames shorter than \
              {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture"
@@ -708,25 +1779,59 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
         ));
         return failures;
     }
-    match g.expect {
-        Verdict::Pass if g.passed < g.sent => failures.push(format!(
-            "send {name:?}: expected pass, {} of {} frames did not arrive at the receiver ({})",
-            g.sent - g.passed,
+    let got = |verdict: Verdict| match verdict {
+        Verdict::Drop => g.dropped,
+        Verdict::Aborted => g.aborted,
+        Verdict::Pass => g.passed,
+        Verdict::Tx => g.tx,
+        Verdict::Redirect => g.redirected,
+    };
+    let right = if g.attributed_by == "tag" {
+        g.outcomes
+            .iter()
+            .filter(|o| **o == expected_outcome(g.expect).comparable())
+            .count() as u64
+            - if matches!(g.expect, Verdict::Drop | Verdict::Aborted) {
+                // "Nowhere" covers both; the tracepoint splits them.
+                match g.expect {
+                    Verdict::Drop => g.aborted,
+                    _ => g.dropped,
+                }
+            } else {
+                0
+            }
+    } else {
+        got(g.expect)
+    };
+    if right < g.sent {
+        let mut others: Vec<String> = [
+            (Verdict::Drop, g.dropped),
+            (Verdict::Aborted, g.aborted),
+            (Verdict::Pass, g.passed),
+            (Verdict::Tx, g.tx),
+            (Verdict::Redirect, g.redirected),
+        ]
+        .iter()
+        .filter(|(v, n)| *v != g.expect && *n > 0)
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect();
+        if others.is_empty() {
+            others.push("unaccounted".into());
+        }
+        failures.push(format!(
+            "send {name:?}: expected {}, {} of {} frames went elsewhere: {} ({})",
+            g.expect,
+            g.sent - right,
             g.sent,
-            evidence(g, &g.missing, g.sent - g.passed)
-        )),
-        Verdict::Drop if g.passed > 0 => failures.push(format!(
-            "send {name:?}: expected drop, {} of {} frames arrived at the receiver ({})",
-            g.passed,
-            g.sent,
-            evidence(g, &g.leaked, g.passed)
-        )),
-        _ => {}
+            others.join(", "),
+            evidence(g)
+        ));
     }
     if !g.duplicated.is_empty() {
+        let seqs: Vec<String> = g.duplicated.iter().map(u32::to_string).collect();
         failures.push(format!(
-            "send {name:?}: frames arrived more than once ({})",
-            list(&g.duplicated, g.duplicated.len() as u64)
+            "send {name:?}: frames arrived more than once (seq {})",
+            seqs.join(", ")
         ));
     }
     if g.kernel.sender_dropped > 0 {
@@ -735,10 +1840,11 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
             g.kernel.sender_dropped
         ));
     }
-    // Background frames seen in this group's window passed XDP too: the kernel counted them.
-    let background = g.unattributed;
+    // Background frames seen on the attach interface in this group's window passed XDP too:
+    // the kernel counted them.
+    let background = g.kernel.background;
     let also = if background > 0 {
-        format!(" (+{background} background frame(s) seen at the receiver)")
+        format!(" (+{background} background frame(s) seen)")
     } else {
         String::new()
     };
@@ -750,13 +1856,17 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
                     xdp.packets, g.sent
                 ));
             }
-            let not_passed = xdp.drops + xdp.tx + xdp.redirect;
-            if xdp.passed() != g.passed + background || not_passed != g.dropped {
+            let ours = (g.passed, g.dropped + g.aborted, g.tx, g.redirected);
+            let kernel = (
+                xdp.passed().saturating_sub(background),
+                xdp.drops,
+                xdp.tx,
+                xdp.redirect,
+            );
+            if ours != kernel {
                 failures.push(format!(
-                    "send {name:?}: kernel oracle disagrees with the capture: veth counted {} passed and {not_passed} dropped, the receiver saw {} and missed {}{also}",
-                    xdp.passed(),
-                    g.passed,
-                    g.dropped
+                    "send {name:?}: kernel oracle disagrees: veth counted {} passed, {} dropped or aborted, {} tx, {} redirected; the captures saw {}, {}, {}, {}{also}",
+                    kernel.0, kernel.1, kernel.2, kernel.3, ours.0, ours.1, ours.2, ours.3
                 ));
             }
         }
@@ -775,11 +1885,13 @@ fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<St
 /// Compares `drop_cnt`/`pass_cnt` over the run with the kernel's count of the same verdict.
 ///
 /// In native mode the veth XDP counters cover every frame. In generic mode the driver has no
-/// XDP counters, so the kernel side is the device's receive count minus (for drops) or limited
-/// to (for passes) what the capture saw; that only holds where passed frames can be captured,
-/// so windows of groups the capture cannot see are left out (and said so in `source`).
+/// XDP counters, so the kernel side is the device's receive count minus what was captured
+/// anywhere (and minus traced aborts) for drops, and what the capture saw on the attach
+/// interface for passes; that only holds where frames can be captured, so windows of groups
+/// the capture cannot see are left out (and said so in `source`).
 fn check_counters(
     mode: XdpMode,
+    attach: usize,
     windows: &[(InjectStats, Snapshot, Snapshot)],
     groups: &[GroupReport],
 ) -> Vec<CounterCheck> {
@@ -801,10 +1913,23 @@ fn check_counters(
             .map(|(_, before, after)| f(before, after))
             .sum()
     };
-    let xdp_drops = sum(&|b, a| Some(a.xdp.since(&b.xdp).drops));
-    let xdp_passed = sum(&|b, a| Some(a.xdp.since(&b.xdp).passed()));
-    let received = sum(&|b, a| Some(a.rx.since(&b.rx).rx_packets));
-    let captured = sum(&|b, a| Some(a.captured - b.captured));
+    let at = |s: &Snapshot| s.ifaces[attach].clone();
+    let xdp_drops = sum(&|b, a| Some(at(a).xdp.since(&at(b).xdp).drops));
+    let xdp_passed = sum(&|b, a| Some(at(a).xdp.since(&at(b).xdp).passed()));
+    let aborted = sum(&|b, a| Some(a.aborted - b.aborted));
+    let counted_groups: Vec<&GroupReport> = groups
+        .iter()
+        .filter(|g| mode == XdpMode::Native || observable(g))
+        .collect();
+    // Generic mode: everything the device received that was seen nowhere and not aborted.
+    let unseen: u64 = counted_groups
+        .iter()
+        .map(|g| {
+            (g.kernel.received - g.kernel.background.min(g.kernel.received))
+                .saturating_sub(g.passed + g.tx + g.redirected + g.aborted)
+        })
+        .sum();
+    let passed: u64 = counted_groups.iter().map(|g| g.passed).sum();
     let note = |source: &str| {
         if skipped > 0 {
             format!(
@@ -816,13 +1941,15 @@ fn check_counters(
         }
     };
     let mut checks = Vec::new();
-    let drop_cnt = sum(&|b, a| delta(a.drop_cnt, b.drop_cnt));
-    if let Some(program) = drop_cnt {
+    if let Some(program) = sum(&|b, a| delta(a.drop_cnt, b.drop_cnt)) {
         let (kernel, source) = match mode {
-            XdpMode::Native => (xdp_drops.unwrap_or(0), note("veth rx_xdp_drops")),
+            XdpMode::Native => (
+                xdp_drops.unwrap_or(0).saturating_sub(aborted.unwrap_or(0)),
+                note("veth rx_xdp_drops - traced aborts"),
+            ),
             XdpMode::Generic => (
-                received.unwrap_or(0).saturating_sub(captured.unwrap_or(0)),
-                note("veth rx_packets - captured"),
+                unseen,
+                note("veth rx_packets - frames seen anywhere - traced aborts"),
             ),
         };
         checks.push(CounterCheck {
@@ -833,11 +1960,10 @@ fn check_counters(
             ok: program == kernel,
         });
     }
-    let pass_cnt = sum(&|b, a| delta(a.pass_cnt, b.pass_cnt));
-    if let Some(program) = pass_cnt {
+    if let Some(program) = sum(&|b, a| delta(a.pass_cnt, b.pass_cnt)) {
         let (kernel, source) = match mode {
             XdpMode::Native => (xdp_passed.unwrap_or(0), note("veth rx_xdp_packets - drops")),
-            XdpMode::Generic => (captured.unwrap_or(0), note("captured after XDP")),
+            XdpMode::Generic => (passed, note("captured after XDP")),
         };
         checks.push(CounterCheck {
             map: "pass_cnt".into(),

@@ -3,22 +3,34 @@
 //! `docs/scenario-format.md`.
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 
-use crate::frame::{ETH_HEADER_LEN, FrameSpec, HexBytes, VLAN_TAG_LEN};
+use crate::frame::{
+    ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, de_ipv4, de_ipv6,
+    de_mac, parse_mac,
+};
 use crate::verdict::Verdict;
 
 /// The only `schema-version` this build reads.
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Objects built into xdplab, named by `program.object`.
-pub const BUNDLED: &[&str] = &["xdp_drop", "xdp_filter", "xdp_pass"];
+pub const BUNDLED: &[&str] = &[
+    "xdp_aborted",
+    "xdp_drop",
+    "xdp_filter",
+    "xdp_pass",
+    "xdp_redirect",
+    "xdp_tx",
+];
 
-/// A scenario: one lab, one program, frames to send and what should happen
-/// to them.
+/// A scenario: one lab, the program under test (and perhaps helpers on
+/// other interfaces), frames to send and what should happen to them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     /// The file it came from.
@@ -29,24 +41,77 @@ pub struct Scenario {
     pub description: Option<String>,
     /// When set, the scenario is reported SKIP with this reason and not run.
     pub skip: Option<String>,
-    /// The lab to build.
+    /// Lab-wide settings.
     pub lab: LabSpec,
-    /// The program to attach.
+    /// The topology's veth pairs, in file order; empty for the default lab
+    /// (namespaces [`LabSpec::SENDER`] and [`LabSpec::RECEIVER`] joined by
+    /// one pair).
+    pub links: Vec<LinkSpec>,
+    /// The program under test.
     pub program: ProgramSpec,
+    /// More programs, each on an interface of its own, in file order.
+    pub attachments: Vec<AttachSpec>,
     /// Rules for the bundled `xdp_filter` program, in match order.
     pub rules: Vec<FilterRule>,
     /// Send groups, in file order; at least one.
     pub sends: Vec<SendGroup>,
+    /// Map entries written before any frame is sent, in file order.
+    pub map_setup: Vec<MapSetup>,
     /// Map contents expected after every frame was sent.
     pub map_expects: Vec<MapExpect>,
+    /// Ring buffer events expected after every frame was sent.
+    pub event_expects: Vec<EventExpect>,
 }
 
-/// The lab: a veth pair between two namespaces.
+impl Scenario {
+    /// Where `iface` sits in the topology: which link, which end. The
+    /// default lab is one link, [`LabSpec::SENDER`] its `a` end and
+    /// [`LabSpec::RECEIVER`] its `b` end. `None` if it names nothing, or
+    /// names a namespace with several interfaces (parse rejects both).
+    pub fn link_end(&self, iface: &IfaceRef) -> Option<LinkEnd> {
+        resolve(&self.links, iface).ok()
+    }
+
+    /// The link end `iface` names; `None` in the default lab, whose ends
+    /// have no interface names, and wherever [`Scenario::link_end`] is `None`.
+    pub fn resolve(&self, iface: &IfaceRef) -> Option<&Endpoint> {
+        let end = self.link_end(iface)?;
+        let link = self.links.get(end.link)?;
+        Some(match end.side {
+            Side::A => &link.a,
+            Side::B => &link.b,
+        })
+    }
+
+    /// MTU of the link holding `iface`: its own `mtu`, else `[lab] mtu`.
+    pub fn mtu_at(&self, iface: &IfaceRef) -> u32 {
+        self.link_end(iface)
+            .and_then(|end| self.links.get(end.link))
+            .map_or(self.lab.mtu, |link| link.mtu(&self.lab))
+    }
+
+    /// Longest frame (without FCS) that can be sent from `from`: its link's
+    /// MTU plus the Ethernet header, plus 4 when the frame starts with an
+    /// 802.1Q tag (see [`FrameSpec::outer_8021q`]), which is what a packet
+    /// socket allows (`packet_extra_vlan_len_allowed`).
+    pub fn max_frame_len(&self, from: &IfaceRef, outer_8021q: bool) -> usize {
+        max_frame_len(self.mtu_at(from), outer_8021q)
+    }
+}
+
+/// Longest frame for an MTU; see [`Scenario::max_frame_len`].
+pub(super) fn max_frame_len(mtu: u32, outer_8021q: bool) -> usize {
+    // u32 always fits usize on the targets xdplab builds for (Linux).
+    mtu as usize + ETH_HEADER_LEN + if outer_8021q { VLAN_TAG_LEN } else { 0 }
+}
+
+/// Lab-wide settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabSpec {
-    /// MTU of both veth ends, 68..=65535 (at most 3498 in native mode); default
-    /// 1500. 3498 is the largest that veth accepts with a native XDP program
-    /// attached (4 KiB pages, no xdp.frags).
+    /// MTU of every link without an `mtu` of its own (of both ends of the
+    /// default lab's pair), 68..=65535 (at most 3498 on a link with a native
+    /// program); default 1500. 3498 is the largest that veth accepts with a
+    /// native XDP program attached (4 KiB pages, no xdp.frags).
     pub mtu: u32,
     /// Whether the veths keep their IPv6 stack; default false (disabled, so
     /// the kernel sends no router solicitations or DAD probes of its own).
@@ -62,18 +127,20 @@ impl LabSpec {
     pub const MAX_MTU: u32 = 65535;
     /// Largest MTU veth takes with a native XDP program (4 KiB pages, no xdp.frags).
     pub const MAX_NATIVE_MTU: u32 = 3498;
+    /// The default lab's sending namespace (one interface, the `a` end).
+    pub const SENDER: &'static str = "sender";
+    /// The default lab's receiving namespace (one interface, the `b` end).
+    pub const RECEIVER: &'static str = "receiver";
+    /// Most `[[link]]`s: the link index is one byte of every address.
+    pub const MAX_LINKS: usize = 256;
 
-    /// Longest frame (without FCS) the lab can carry for `spec`: the MTU plus
-    /// the Ethernet header, plus one 802.1Q tag when the frame starts with
-    /// one, which is what a packet socket allows
-    /// (`packet_extra_vlan_len_allowed`).
+    /// Longest frame (without FCS) a link of this MTU carries for `spec`:
+    /// the MTU plus the Ethernet header, plus one 802.1Q tag when the frame
+    /// starts with one, which is what a packet socket allows
+    /// (`packet_extra_vlan_len_allowed`). For a topology, use
+    /// [`Scenario::max_frame_len`], which takes the sending link's MTU.
     pub fn max_frame_len(&self, spec: &FrameSpec) -> usize {
-        let outer_8021q = match &spec.raw {
-            Some(raw) => raw.0.get(12..14) == Some(&[0x81, 0x00]),
-            None => spec.vlan.first().is_some_and(|v| v.tpid == 0x8100),
-        };
-        // u32 always fits usize on the targets xdplab builds for (Linux).
-        self.mtu as usize + ETH_HEADER_LEN + if outer_8021q { VLAN_TAG_LEN } else { 0 }
+        max_frame_len(self.mtu, spec.outer_8021q())
     }
 }
 
@@ -86,6 +153,308 @@ impl Default for LabSpec {
     }
 }
 
+/// One veth pair of the topology (`[[link]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// First end; frames are sent from it by default when this is the first link.
+    pub a: Endpoint,
+    /// Second end; the program is attached to it by default when this is the first link.
+    pub b: Endpoint,
+    /// MTU of both ends, 68..=65535 (at most 3498 with a native program on
+    /// either end); default `[lab] mtu`.
+    pub mtu: Option<u32>,
+    /// Line of the `[[link]]` header in the scenario file.
+    pub line: usize,
+}
+
+impl LinkSpec {
+    /// The link's MTU: its own, else the lab's.
+    pub fn mtu(&self, lab: &LabSpec) -> u32 {
+        self.mtu.unwrap_or(lab.mtu)
+    }
+}
+
+impl fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} <-> {}", self.a, self.b)
+    }
+}
+
+/// Which end of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The `a` end.
+    A,
+    /// The `b` end.
+    B,
+}
+
+/// Where an interface sits in the topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkEnd {
+    /// Index of its link in [`Scenario::links`] (0 for the default lab's pair).
+    pub link: usize,
+    /// Which end of it.
+    pub side: Side,
+}
+
+/// A named interface in a named namespace, written `"ns:if"`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// Namespace name: 1..=15 characters from `a-z`, `0-9`, `_`, `-`.
+    pub netns: String,
+    /// Interface name in it: 1..=15 bytes, no `/`, `:` or whitespace, not
+    /// `.` or `..` (what the kernel accepts, minus `:`).
+    pub interface: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.netns, self.interface)
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = IfaceRefError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let iface: IfaceRef = text.parse()?;
+        match iface.interface {
+            Some(interface) => Ok(Endpoint {
+                netns: iface.netns,
+                interface,
+            }),
+            None => Err(IfaceRefError::NoInterface {
+                text: text.to_owned(),
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// A reference to an interface: `"ns:if"`, or `"ns"` for the only
+/// interface of namespace `ns`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfaceRef {
+    /// Namespace name.
+    pub netns: String,
+    /// Interface name; `None` means the namespace's only interface.
+    pub interface: Option<String>,
+}
+
+impl IfaceRef {
+    /// The only interface of `netns`.
+    pub fn netns(netns: &str) -> IfaceRef {
+        IfaceRef {
+            netns: netns.to_owned(),
+            interface: None,
+        }
+    }
+}
+
+impl From<&Endpoint> for IfaceRef {
+    fn from(end: &Endpoint) -> Self {
+        IfaceRef {
+            netns: end.netns.clone(),
+            interface: Some(end.interface.clone()),
+        }
+    }
+}
+
+impl fmt::Display for IfaceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.interface {
+            Some(interface) => write!(f, "{}:{interface}", self.netns),
+            None => f.write_str(&self.netns),
+        }
+    }
+}
+
+impl FromStr for IfaceRef {
+    type Err = IfaceRefError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (netns, interface) = match text.split_once(':') {
+            Some((netns, interface)) => (netns, Some(interface)),
+            None => (text, None),
+        };
+        if !valid_netns(netns) {
+            return Err(IfaceRefError::Netns {
+                text: text.to_owned(),
+                name: netns.to_owned(),
+            });
+        }
+        if let Some(interface) = interface
+            && !valid_interface(interface)
+        {
+            return Err(IfaceRefError::Interface {
+                text: text.to_owned(),
+                name: interface.to_owned(),
+            });
+        }
+        Ok(IfaceRef {
+            netns: netns.to_owned(),
+            interface: interface.map(str::to_owned),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for IfaceRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// Longest namespace or interface name (`IFNAMSIZ` - 1).
+#[doc(alias = "IFNAMSIZ")]
+pub const MAX_NAME_LEN: usize = 15;
+
+fn valid_netns(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// What the kernel's `dev_valid_name` accepts, minus `:` (the separator).
+fn valid_interface(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// An interface reference that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IfaceRefError {
+    /// A namespace name with a bad character or length.
+    #[error(
+        "invalid namespace name {name:?} in {text:?}: use 1..=15 characters from a-z, 0-9, \"_\" and \"-\""
+    )]
+    Netns {
+        /// The whole reference.
+        text: String,
+        /// The namespace part.
+        name: String,
+    },
+    /// An interface name the kernel would refuse.
+    #[error(
+        "invalid interface name {name:?} in {text:?}: use 1..=15 bytes without \"/\", \":\" or \
+         whitespace, not \".\" or \"..\""
+    )]
+    Interface {
+        /// The whole reference.
+        text: String,
+        /// The interface part.
+        name: String,
+    },
+    /// A link end given as a bare namespace.
+    #[error("{text:?} names no interface: a link end is \"namespace:interface\"")]
+    NoInterface {
+        /// The whole reference.
+        text: String,
+    },
+}
+
+/// Finds what `iface` names among `links` (the default lab when empty), or
+/// says why it names nothing.
+pub(super) fn resolve(links: &[LinkSpec], iface: &IfaceRef) -> Result<LinkEnd, String> {
+    if links.is_empty() {
+        let side = match iface.netns.as_str() {
+            LabSpec::SENDER => Side::A,
+            LabSpec::RECEIVER => Side::B,
+            other => {
+                return Err(format!(
+                    "no namespace {other:?} in the default lab (it has {:?} and {:?}; declare \
+                     [[link]]s for others)",
+                    LabSpec::SENDER,
+                    LabSpec::RECEIVER
+                ));
+            }
+        };
+        if iface.interface.is_some() {
+            return Err(format!(
+                "the default lab's interfaces have no names: write {:?}",
+                iface.netns
+            ));
+        }
+        return Ok(LinkEnd { link: 0, side });
+    }
+    let ends = || {
+        links.iter().enumerate().flat_map(|(link, spec)| {
+            [
+                (
+                    LinkEnd {
+                        link,
+                        side: Side::A,
+                    },
+                    &spec.a,
+                ),
+                (
+                    LinkEnd {
+                        link,
+                        side: Side::B,
+                    },
+                    &spec.b,
+                ),
+            ]
+        })
+    };
+    let in_netns: Vec<(LinkEnd, &Endpoint)> =
+        ends().filter(|(_, end)| end.netns == iface.netns).collect();
+    if in_netns.is_empty() {
+        let mut namespaces: Vec<&str> = Vec::new();
+        for (_, end) in ends() {
+            if !namespaces.contains(&end.netns.as_str()) {
+                namespaces.push(&end.netns);
+            }
+        }
+        return Err(format!(
+            "no namespace {:?} in the topology (it has {})",
+            iface.netns,
+            quoted_list(namespaces)
+        ));
+    }
+    match &iface.interface {
+        Some(interface) => in_netns
+            .iter()
+            .find(|(_, end)| &end.interface == interface)
+            .map(|(at, _)| *at)
+            .ok_or_else(|| {
+                format!(
+                    "no interface {interface:?} in namespace {:?} (it has {})",
+                    iface.netns,
+                    quoted_list(in_netns.iter().map(|(_, end)| end.interface.as_str()))
+                )
+            }),
+        None if in_netns.len() == 1 => Ok(in_netns[0].0),
+        None => Err(format!(
+            "namespace {:?} has {} interfaces: write one of {}",
+            iface.netns,
+            in_netns.len(),
+            quoted_list(in_netns.iter().map(|(_, end)| end.to_string()))
+        )),
+    }
+}
+
+/// `"a", "b", "c"`.
+fn quoted_list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The program under test.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramSpec {
@@ -95,6 +464,25 @@ pub struct ProgramSpec {
     pub entry: String,
     /// How to attach it; default native.
     pub mode: XdpModeSpec,
+    /// The interface to attach it to; default [`LabSpec::RECEIVER`] in the
+    /// default lab, else the `b` end of the first link.
+    pub attach: IfaceRef,
+}
+
+/// Another program, on an interface of its own (`[[attach]]`): a helper
+/// such as the far side of a redirect, not the program under test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachSpec {
+    /// The interface.
+    pub at: IfaceRef,
+    /// The ELF object holding the program.
+    pub object: ObjectRef,
+    /// Name of the XDP program in the object.
+    pub entry: String,
+    /// How to attach it; default native.
+    pub mode: XdpModeSpec,
+    /// Line of the `[[attach]]` header in the scenario file.
+    pub line: usize,
 }
 
 /// Where a program's object comes from.
@@ -324,15 +712,29 @@ impl<'de> Deserialize<'de> for IpProtoValue {
     }
 }
 
-/// A send group: `count` copies of one frame, each expected to get `expect`.
+/// A send group: `count` frames from one interface, each expected to get
+/// `expect`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SendGroup {
     /// Unique within the scenario.
     pub name: String,
-    /// Frames to send, 1..=10_000_000.
+    /// Frames to send, 1..=10_000_000. With a pcap file and no `count` in
+    /// the scenario: the number of frames in the file.
     pub count: u32,
-    /// The frame.
-    pub frame: FrameSpec,
+    /// The interface the frames are sent from, towards its peer; default
+    /// [`LabSpec::SENDER`] in the default lab, else the `a` end of the
+    /// first link.
+    pub from: IfaceRef,
+    /// With `expect = Redirect` (and only then): the interface the program
+    /// redirects to (its devmap target), in the namespace of
+    /// [`ProgramSpec::attach`] and not that interface itself. Redirected
+    /// frames arrive at its peer.
+    pub redirect_to: Option<IfaceRef>,
+    /// What every frame must look like where it comes out (not with drop or
+    /// aborted).
+    pub output: Option<OutputSpec>,
+    /// The frames.
+    pub frames: FrameSource,
     /// The verdict every frame should get.
     pub expect: Verdict,
     /// Line of the `[[send]]` header in the scenario file.
@@ -344,6 +746,112 @@ impl SendGroup {
     pub const MAX_COUNT: u32 = 10_000_000;
 }
 
+/// Where a send group's frames come from.
+#[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per send group, built once; a Box would only complicate matching"
+)]
+pub enum FrameSource {
+    /// One frame described key by key, sent `count` times (each copy tagged
+    /// when it has room for the tag).
+    Spec(FrameSpec),
+    /// Frames read from a pcap file at parse time, sent in file order,
+    /// cycling until `count` frames went out; sent byte for byte.
+    Pcap {
+        /// The file, resolved against the scenario file's directory.
+        path: PathBuf,
+        /// Its frames, at least one, each 14 bytes or more and no longer
+        /// than the sending link allows.
+        frames: Vec<Vec<u8>>,
+    },
+}
+
+impl FrameSource {
+    /// The frame spec, unless the frames come from a pcap file.
+    pub fn spec(&self) -> Option<&FrameSpec> {
+        match self {
+            FrameSource::Spec(spec) => Some(spec),
+            FrameSource::Pcap { .. } => None,
+        }
+    }
+}
+
+/// What a frame must look like where it comes out of the program: each
+/// field given is compared, the others are not; see [`OutputSpec::check`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OutputSpec {
+    /// The Ethernet addresses are the sent frame's, swapped.
+    pub swapped_macs: bool,
+    /// Ethernet source.
+    #[serde(deserialize_with = "de_mac")]
+    pub eth_src: Option<MacAddr>,
+    /// Ethernet destination.
+    #[serde(deserialize_with = "de_mac")]
+    pub eth_dst: Option<MacAddr>,
+    /// IPv4 source (the frame must be IPv4).
+    #[serde(deserialize_with = "de_ipv4")]
+    pub ipv4_src: Option<Ipv4Addr>,
+    /// IPv4 destination.
+    #[serde(deserialize_with = "de_ipv4")]
+    pub ipv4_dst: Option<Ipv4Addr>,
+    /// IPv4 TTL.
+    pub ipv4_ttl: Option<u8>,
+    /// IPv6 source (the frame must be IPv6).
+    #[serde(deserialize_with = "de_ipv6")]
+    pub ipv6_src: Option<Ipv6Addr>,
+    /// IPv6 destination.
+    #[serde(deserialize_with = "de_ipv6")]
+    pub ipv6_dst: Option<Ipv6Addr>,
+    /// IPv6 hop limit.
+    pub ipv6_hop_limit: Option<u8>,
+    /// TCP or UDP source port.
+    pub src_port: Option<u16>,
+    /// TCP or UDP destination port.
+    pub dst_port: Option<u16>,
+    /// Frame length in bytes, without FCS.
+    pub length: Option<usize>,
+    /// The whole frame (the per-frame tag excepted).
+    pub bytes: Option<HexBytes>,
+}
+
+impl OutputSpec {
+    /// The stated checks, by key: `["swapped-macs", "ipv4-ttl 63"]`.
+    pub fn checks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.swapped_macs {
+            out.push("swapped-macs".to_owned());
+        }
+        let mut field = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.push(format!("{name} {value}"));
+            }
+        };
+        field("eth-src", self.eth_src.map(|v| v.to_string()));
+        field("eth-dst", self.eth_dst.map(|v| v.to_string()));
+        field("ipv4-src", self.ipv4_src.map(|v| v.to_string()));
+        field("ipv4-dst", self.ipv4_dst.map(|v| v.to_string()));
+        field("ipv4-ttl", self.ipv4_ttl.map(|v| v.to_string()));
+        field("ipv6-src", self.ipv6_src.map(|v| v.to_string()));
+        field("ipv6-dst", self.ipv6_dst.map(|v| v.to_string()));
+        field("ipv6-hop-limit", self.ipv6_hop_limit.map(|v| v.to_string()));
+        field("src-port", self.src_port.map(|v| v.to_string()));
+        field("dst-port", self.dst_port.map(|v| v.to_string()));
+        field("length", self.length.map(|v| v.to_string()));
+        field(
+            "bytes",
+            self.bytes.as_ref().map(|b| format!("({} bytes)", b.len())),
+        );
+        out
+    }
+
+    /// Whether it checks nothing (parse rejects such an `output`).
+    pub fn is_empty(&self) -> bool {
+        self.checks().is_empty()
+    }
+}
+
 /// What one map entry should hold after the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapExpect {
@@ -351,19 +859,24 @@ pub struct MapExpect {
     pub map: String,
     /// The key.
     pub key: MapBytes,
-    /// Expected value (plain maps); exclusive with `per_cpu` and `absent`.
+    /// Expected value (plain maps); exclusive with the other three.
     pub value: Option<MapBytes>,
     /// Expected value on each CPU, as integers of the value size (per-CPU
-    /// maps); exclusive with `value` and `absent`.
+    /// maps); exclusive with the other three.
     pub per_cpu: Option<Vec<u64>>,
-    /// The key must not be in the map; exclusive with `value` and `per_cpu`.
+    /// The key must not be in the map; exclusive with the other three.
     pub absent: bool,
+    /// Expected change of the value across the run (after minus before,
+    /// values read as unsigned little-endian integers, summed over CPUs for
+    /// per-CPU maps; a key missing before counts as 0); exclusive with the
+    /// other three.
+    pub delta: Option<i64>,
     /// Line of the `[[expect.map]]` header in the scenario file.
     pub line: usize,
 }
 
 impl MapExpect {
-    /// One line for listings: `drop_cnt[0] == 1000`.
+    /// One line for listings: `drop_cnt[0] == 1000`, `hits[1] changes by +5`.
     pub fn describe(&self) -> String {
         let what = if self.absent {
             "absent".to_owned()
@@ -372,29 +885,71 @@ impl MapExpect {
         } else if let Some(per_cpu) = &self.per_cpu {
             let values: Vec<String> = per_cpu.iter().map(u64::to_string).collect();
             format!("== per-cpu [{}]", values.join(", "))
+        } else if let Some(delta) = self.delta {
+            format!("changes by {delta:+}")
         } else {
-            // parse() lets no expectation through without one of the three.
+            // parse() lets no expectation through without one of the four.
             "(nothing expected)".to_owned()
         };
         format!("{}[{}] {what}", self.map, self.key)
     }
 }
 
-/// A map key or value: an integer (stored little-endian in the map's size)
-/// or exact bytes written as hex text.
+/// One map entry written before any frame is sent (`[[setup.map]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSetup {
+    /// Map name in the object of the program under test.
+    pub map: String,
+    /// The key.
+    pub key: MapBytes,
+    /// The value (for a per-CPU map, written on every CPU).
+    pub value: MapBytes,
+    /// Line of the `[[setup.map]]` header in the scenario file.
+    pub line: usize,
+}
+
+impl MapSetup {
+    /// One line for listings: `filter_config[0] = 1`.
+    pub fn describe(&self) -> String {
+        format!("{}[{}] = {}", self.map, self.key, self.value)
+    }
+}
+
+/// A map key or value: an integer (stored little-endian in the map's size),
+/// exact bytes written as hex text, or a C struct written field by field.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MapBytes {
     /// A non-negative integer, e.g. `key = 0`.
     Int(u64),
     /// Bytes in map order, e.g. `key = "0a 00 00 01"`.
     Hex(Vec<u8>),
+    /// Fields in order, e.g. `value = [{ u32 = 5 }, { pad = 4 }]`; at least
+    /// one. Padding is explicit: nothing is aligned for you.
+    Struct(Vec<StructField>),
 }
 
 impl MapBytes {
     /// The bytes for a map field of `size` bytes: an integer little-endian,
-    /// zero-extended; hex as is. Fails if the integer does not fit or the hex
-    /// is not exactly `size` bytes.
+    /// zero-extended; hex as is; a struct field by field. Fails if the
+    /// integer does not fit, the hex or struct is not exactly `size` bytes,
+    /// or the struct holds an `ifindex` (which needs the lab: use
+    /// [`MapBytes::to_bytes_with`]).
     pub fn to_bytes(&self, size: usize) -> Result<Vec<u8>, String> {
+        self.to_bytes_with(size, &|iface| {
+            Err(format!(
+                "ifindex of \"{iface}\" needs the lab: the value is only known once it is built"
+            ))
+        })
+    }
+
+    /// Like [`MapBytes::to_bytes`], with `ifindex` giving the index of each
+    /// interface a struct's `ifindex` fields name (stored as a
+    /// little-endian `u32`); its errors are passed on.
+    pub fn to_bytes_with(
+        &self,
+        size: usize,
+        ifindex: &dyn Fn(&IfaceRef) -> Result<u32, String>,
+    ) -> Result<Vec<u8>, String> {
         match self {
             MapBytes::Int(value) => {
                 let le = value.to_le_bytes();
@@ -411,6 +966,36 @@ impl MapBytes {
                 "hex value is {} bytes long, the map's field is {size}",
                 bytes.len()
             )),
+            MapBytes::Struct(fields) => {
+                let len = fields
+                    .iter()
+                    .try_fold(0usize, |sum, field| sum.checked_add(field.len()));
+                if len != Some(size) {
+                    let len = len.map_or_else(|| "too many".to_owned(), |l| l.to_string());
+                    return Err(format!(
+                        "struct value is {len} bytes long, the map's field is {size}"
+                    ));
+                }
+                let mut out = Vec::with_capacity(size);
+                for field in fields {
+                    field.write(&mut out, ifindex)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The interfaces a struct's `ifindex` fields name, in order.
+    pub fn ifaces(&self) -> Vec<&IfaceRef> {
+        match self {
+            MapBytes::Struct(fields) => fields
+                .iter()
+                .filter_map(|field| match field {
+                    StructField::Ifindex(iface) => Some(iface),
+                    _ => None,
+                })
+                .collect(),
+            MapBytes::Int(_) | MapBytes::Hex(_) => Vec::new(),
         }
     }
 }
@@ -419,25 +1004,38 @@ impl fmt::Display for MapBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MapBytes::Int(value) => write!(f, "{value}"),
-            MapBytes::Hex(bytes) => {
-                f.write_str("\"")?;
-                for (i, byte) in bytes.iter().enumerate() {
-                    let sep = if i == 0 { "" } else { " " };
-                    write!(f, "{sep}{byte:02x}")?;
+            MapBytes::Hex(bytes) => write!(f, "\"{}\"", spaced_hex(bytes)),
+            MapBytes::Struct(fields) => {
+                f.write_str("[")?;
+                for (i, field) in fields.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{field}")?;
                 }
-                f.write_str("\"")
+                f.write_str("]")
             }
         }
     }
 }
 
+/// `"0a 00 00 01"` without the quotes.
+fn spaced_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl<'de> Deserialize<'de> for MapBytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BytesVisitor;
-        impl Visitor<'_> for BytesVisitor {
+        impl<'de> Visitor<'de> for BytesVisitor {
             type Value = MapBytes;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a non-negative integer or a hex string")
+                f.write_str(
+                    "a non-negative integer, a hex string or an array of one-key tables \
+                     (a struct)",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<MapBytes, E> {
                 u64::try_from(v)
@@ -452,8 +1050,439 @@ impl<'de> Deserialize<'de> for MapBytes {
                     .map(|hex| MapBytes::Hex(hex.0))
                     .map_err(E::custom)
             }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MapBytes, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(field) = seq.next_element::<StructField>()? {
+                    fields.push(field);
+                }
+                if fields.is_empty() {
+                    return Err(de::Error::custom(
+                        "a struct value lists no fields (write e.g. [{ u32 = 5 }])",
+                    ));
+                }
+                Ok(MapBytes::Struct(fields))
+            }
         }
         deserializer.deserialize_any(BytesVisitor)
+    }
+}
+
+/// One field of a struct map key or value, written as a one-key table whose
+/// key names the type: `{ u32 = 5 }`, `{ be16 = 53 }`, `{ pad = 2 }`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StructField {
+    /// 1 byte.
+    U8(u8),
+    /// 2 bytes, little-endian (host order on x86-64 and arm64).
+    U16(u16),
+    /// 4 bytes, little-endian.
+    U32(u32),
+    /// 8 bytes, little-endian.
+    U64(u64),
+    /// 2 bytes, big-endian (network order, `__be16`).
+    Be16(u16),
+    /// 4 bytes, big-endian.
+    Be32(u32),
+    /// 8 bytes, big-endian.
+    Be64(u64),
+    /// An IPv4 address, 4 bytes in network order.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address, 16 bytes in network order.
+    Ipv6(Ipv6Addr),
+    /// A MAC address, 6 bytes.
+    Mac(MacAddr),
+    /// Bytes as given (hex text).
+    Bytes(Vec<u8>),
+    /// This many zero bytes.
+    Pad(usize),
+    /// The index of an interface of the lab (in its own namespace), 4 bytes
+    /// little-endian: a devmap value, a redirect target.
+    Ifindex(IfaceRef),
+}
+
+/// The type keys of [`StructField`], in its order.
+const STRUCT_FIELD_KEYS: &[&str] = &[
+    "u8", "u16", "u32", "u64", "be16", "be32", "be64", "ipv4", "ipv6", "mac", "bytes", "pad",
+    "ifindex",
+];
+
+impl StructField {
+    /// Bytes the field takes.
+    pub fn len(&self) -> usize {
+        match self {
+            StructField::U8(_) => 1,
+            StructField::U16(_) | StructField::Be16(_) => 2,
+            StructField::U32(_)
+            | StructField::Be32(_)
+            | StructField::Ipv4(_)
+            | StructField::Ifindex(_) => 4,
+            StructField::U64(_) | StructField::Be64(_) => 8,
+            StructField::Ipv6(_) => 16,
+            StructField::Mac(_) => 6,
+            StructField::Bytes(bytes) => bytes.len(),
+            StructField::Pad(n) => *n,
+        }
+    }
+
+    /// Whether the field takes no bytes (`pad = 0`, `bytes = ""`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        ifindex: &dyn Fn(&IfaceRef) -> Result<u32, String>,
+    ) -> Result<(), String> {
+        match self {
+            StructField::U8(v) => out.push(*v),
+            StructField::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
+            StructField::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
+            StructField::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
+            StructField::Be16(v) => out.extend_from_slice(&v.to_be_bytes()),
+            StructField::Be32(v) => out.extend_from_slice(&v.to_be_bytes()),
+            StructField::Be64(v) => out.extend_from_slice(&v.to_be_bytes()),
+            StructField::Ipv4(v) => out.extend_from_slice(&v.octets()),
+            StructField::Ipv6(v) => out.extend_from_slice(&v.octets()),
+            StructField::Mac(v) => out.extend_from_slice(&v.octets()),
+            StructField::Bytes(v) => out.extend_from_slice(v),
+            StructField::Pad(n) => out.resize(out.len() + n, 0),
+            StructField::Ifindex(iface) => out.extend_from_slice(&ifindex(iface)?.to_le_bytes()),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StructField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StructField::U8(v) => write!(f, "{{ u8 = {v} }}"),
+            StructField::U16(v) => write!(f, "{{ u16 = {v} }}"),
+            StructField::U32(v) => write!(f, "{{ u32 = {v} }}"),
+            StructField::U64(v) => write!(f, "{{ u64 = {v} }}"),
+            StructField::Be16(v) => write!(f, "{{ be16 = {v} }}"),
+            StructField::Be32(v) => write!(f, "{{ be32 = {v} }}"),
+            StructField::Be64(v) => write!(f, "{{ be64 = {v} }}"),
+            StructField::Ipv4(v) => write!(f, "{{ ipv4 = \"{v}\" }}"),
+            StructField::Ipv6(v) => write!(f, "{{ ipv6 = \"{v}\" }}"),
+            StructField::Mac(v) => write!(f, "{{ mac = \"{v}\" }}"),
+            StructField::Bytes(v) => write!(f, "{{ bytes = \"{}\" }}", spaced_hex(v)),
+            StructField::Pad(n) => write!(f, "{{ pad = {n} }}"),
+            StructField::Ifindex(iface) => write!(f, "{{ ifindex = \"{iface}\" }}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StructField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = StructField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table with one key naming the field's type, e.g. { u32 = 5 }")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StructField, A::Error> {
+                let Some(key) = map.next_key::<toml::Spanned<String>>()? else {
+                    return Err(de::Error::invalid_length(0, &self));
+                };
+                let kind = key.get_ref();
+                let field = match kind.as_str() {
+                    "u8" => StructField::U8(map.next_value()?),
+                    "u16" => StructField::U16(map.next_value()?),
+                    "u32" => StructField::U32(map.next_value()?),
+                    "u64" => StructField::U64(map.next_value()?),
+                    "be16" => StructField::Be16(map.next_value()?),
+                    "be32" => StructField::Be32(map.next_value()?),
+                    "be64" => StructField::Be64(map.next_value()?),
+                    "ipv4" => StructField::Ipv4(map.next_value::<Addr<Ipv4Addr>>()?.0),
+                    "ipv6" => StructField::Ipv6(map.next_value::<Addr<Ipv6Addr>>()?.0),
+                    "mac" => StructField::Mac(map.next_value::<Addr<MacAddr>>()?.0),
+                    "bytes" => StructField::Bytes(map.next_value::<HexBytes>()?.0),
+                    "pad" => StructField::Pad(map.next_value()?),
+                    "ifindex" => StructField::Ifindex(map.next_value()?),
+                    other => return Err(de::Error::unknown_field(other, STRUCT_FIELD_KEYS)),
+                };
+                if let Some(extra) = map.next_key::<toml::Spanned<String>>()? {
+                    // toml hands keys over sorted; name them in file order.
+                    let (first, second) = if extra.span().start < key.span().start {
+                        (extra.get_ref(), kind)
+                    } else {
+                        (kind, extra.get_ref())
+                    };
+                    return Err(de::Error::custom(format!(
+                        "a struct field is a table with one key, but this one has {first:?} \
+                         and {second:?}: write [{{ {first} = ... }}, {{ {second} = ... }}]"
+                    )));
+                }
+                Ok(field)
+            }
+        }
+        deserializer.deserialize_map(FieldVisitor)
+    }
+}
+
+/// An address written as a string, failing inside its own value so toml
+/// locates the error at it.
+struct Addr<T>(T);
+
+impl<'de> Deserialize<'de> for Addr<Ipv4Addr> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map(Addr)
+            .map_err(|_| de::Error::custom(FrameError::Address { kind: "ipv4", text }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Addr<Ipv6Addr> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map(Addr)
+            .map_err(|_| de::Error::custom(FrameError::Address { kind: "ipv6", text }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Addr<MacAddr> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_mac(&text).map(Addr).map_err(de::Error::custom)
+    }
+}
+
+/// What a ring buffer should have received during the run
+/// (`[[expect.events]]`): `count` records that match `filter`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventExpect {
+    /// Name of the `BPF_MAP_TYPE_RINGBUF` map in the program's object.
+    pub ringbuf: String,
+    /// The record's fields in order, each with its name; names are unique
+    /// except `_`, which may repeat and is never decoded.
+    pub layout: Vec<(String, FieldKind)>,
+    /// Field values a record must have to count (all of them); empty: every
+    /// record counts. In file order.
+    pub filter: Vec<(String, u64)>,
+    /// How many matching records are expected, exactly.
+    pub count: u64,
+    /// Line of the `[[expect.events]]` header in the scenario file.
+    pub line: usize,
+}
+
+impl EventExpect {
+    /// Bytes the layout covers: records must be at least this long.
+    pub fn record_len(&self) -> usize {
+        self.layout
+            .iter()
+            .fold(0usize, |sum, (_, kind)| sum.saturating_add(kind.len()))
+    }
+
+    /// The record's named fields in layout order (padding and fields named
+    /// `_` left out); `None` if the record is shorter than the layout.
+    /// Bytes after the layout are ignored.
+    pub fn decode(&self, record: &[u8]) -> Option<Vec<(String, u64)>> {
+        if record.len() < self.record_len() {
+            return None;
+        }
+        let mut at = 0;
+        let mut out = Vec::new();
+        for (name, kind) in &self.layout {
+            let bytes = &record[at..at + kind.len()];
+            at += kind.len();
+            if let (Some(value), false) = (kind.read(bytes), name == "_") {
+                out.push((name.clone(), value));
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether the record is long enough and has every value of `filter`.
+    pub fn matches(&self, record: &[u8]) -> bool {
+        let Some(fields) = self.decode(record) else {
+            return false;
+        };
+        self.filter.iter().all(|(name, want)| {
+            fields
+                .iter()
+                .any(|(field, value)| field == name && value == want)
+        })
+    }
+
+    /// One line for listings: `drop_events: 350 x { reason = 1, dst-port = 53 }`.
+    pub fn describe(&self) -> String {
+        if self.filter.is_empty() {
+            return format!("{}: {} records", self.ringbuf, self.count);
+        }
+        let filter: Vec<String> = self
+            .filter
+            .iter()
+            .map(|(name, value)| format!("{name} = {value}"))
+            .collect();
+        format!(
+            "{}: {} records with {{ {} }}",
+            self.ringbuf,
+            self.count,
+            filter.join(", ")
+        )
+    }
+}
+
+/// Type of one ring buffer record field, written after the name:
+/// `"len:u16"`, `"port:be16"`, `"_:pad2"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    /// 1 byte.
+    U8,
+    /// 2 bytes, little-endian (host order on x86-64 and arm64).
+    U16,
+    /// 4 bytes, little-endian.
+    U32,
+    /// 8 bytes, little-endian.
+    U64,
+    /// 2 bytes, big-endian (network order).
+    Be16,
+    /// 4 bytes, big-endian.
+    Be32,
+    /// 8 bytes, big-endian.
+    Be64,
+    /// This many bytes skipped (`padN`, N >= 1).
+    Pad(usize),
+}
+
+impl FieldKind {
+    /// Bytes the field takes.
+    pub fn len(self) -> usize {
+        match self {
+            FieldKind::U8 => 1,
+            FieldKind::U16 | FieldKind::Be16 => 2,
+            FieldKind::U32 | FieldKind::Be32 => 4,
+            FieldKind::U64 | FieldKind::Be64 => 8,
+            FieldKind::Pad(n) => n,
+        }
+    }
+
+    /// Whether the field takes no bytes (never, for a parsed layout).
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Largest value the field holds; `None` for padding.
+    pub fn max(self) -> Option<u64> {
+        match self {
+            FieldKind::U8 => Some(u8::MAX.into()),
+            FieldKind::U16 | FieldKind::Be16 => Some(u16::MAX.into()),
+            FieldKind::U32 | FieldKind::Be32 => Some(u32::MAX.into()),
+            FieldKind::U64 | FieldKind::Be64 => Some(u64::MAX),
+            FieldKind::Pad(_) => None,
+        }
+    }
+
+    /// The value in `bytes` (exactly [`FieldKind::len`] of them); `None`
+    /// for padding.
+    fn read(self, bytes: &[u8]) -> Option<u64> {
+        let mut buf = [0u8; 8];
+        match self {
+            FieldKind::Pad(_) => None,
+            FieldKind::U8 | FieldKind::U16 | FieldKind::U32 | FieldKind::U64 => {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Some(u64::from_le_bytes(buf))
+            }
+            FieldKind::Be16 | FieldKind::Be32 | FieldKind::Be64 => {
+                buf[8 - bytes.len()..].copy_from_slice(bytes);
+                Some(u64::from_be_bytes(buf))
+            }
+        }
+    }
+}
+
+impl fmt::Display for FieldKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldKind::U8 => f.write_str("u8"),
+            FieldKind::U16 => f.write_str("u16"),
+            FieldKind::U32 => f.write_str("u32"),
+            FieldKind::U64 => f.write_str("u64"),
+            FieldKind::Be16 => f.write_str("be16"),
+            FieldKind::Be32 => f.write_str("be32"),
+            FieldKind::Be64 => f.write_str("be64"),
+            FieldKind::Pad(n) => write!(f, "pad{n}"),
+        }
+    }
+}
+
+impl FromStr for FieldKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "u8" => FieldKind::U8,
+            "u16" => FieldKind::U16,
+            "u32" => FieldKind::U32,
+            "u64" => FieldKind::U64,
+            "be16" => FieldKind::Be16,
+            "be32" => FieldKind::Be32,
+            "be64" => FieldKind::Be64,
+            _ => match text.strip_prefix("pad").map(|n| (n, n.parse::<usize>())) {
+                Some((digits, Ok(n))) if n >= 1 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    FieldKind::Pad(n)
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown field type {text:?}: expected u8, u16, u32, u64, be16, be32, \
+                         be64 or padN (N bytes, N >= 1)"
+                    ));
+                }
+            },
+        })
+    }
+}
+
+/// Reads one `layout` entry of `[[expect.events]]`: `"name:type"`.
+pub(super) fn layout_field(text: &str) -> Result<(String, FieldKind), String> {
+    let Some((name, kind)) = text.split_once(':') else {
+        return Err(format!(
+            "layout field {text:?} has no type: write \"name:type\", e.g. \"len:u16\""
+        ));
+    };
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "invalid layout field name {name:?}: use letters, digits, \"_\" and \"-\""
+        ));
+    }
+    Ok((name.to_owned(), kind.parse()?))
+}
+
+/// The `where` table of `[[expect.events]]`, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct WhereTable(pub Vec<(String, u64)>);
+
+impl<'de> Deserialize<'de> for WhereTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WhereVisitor;
+        impl<'de> Visitor<'de> for WhereVisitor {
+            type Value = WhereTable;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of field names and non-negative integers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WhereTable, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = map.next_key::<toml::Spanned<String>>()? {
+                    let value: u64 = map.next_value()?;
+                    out.push((name, value));
+                }
+                // toml hands keys over sorted; their spans give the file order.
+                out.sort_by_key(|(name, _)| name.span().start);
+                Ok(WhereTable(
+                    out.into_iter()
+                        .map(|(name, value)| (name.into_inner(), value))
+                        .collect(),
+                ))
+            }
+        }
+        deserializer.deserialize_map(WhereVisitor)
     }
 }
 

@@ -77,6 +77,14 @@ fn ok(text: &str) -> Scenario {
     parse(text, path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
 }
 
+/// The frame spec of send group `i`.
+fn spec(s: &Scenario, i: usize) -> &FrameSpec {
+    s.sends[i]
+        .frames
+        .spec()
+        .expect("a frame spec, not a pcap file")
+}
+
 fn err(text: &str) -> String {
     match parse(text, path()) {
         Ok(s) => panic!("parsed, expected an error: {s:?}\n---\n{text}"),
@@ -100,16 +108,22 @@ fn seed_drop_all_parses_as_written() {
                 mtu: 1500,
                 ipv6: false
             },
+            links: vec![],
             program: ProgramSpec {
                 object: ObjectRef::Bundled("xdp_drop".into()),
                 entry: "xdp_drop_all".into(),
                 mode: XdpModeSpec::Native,
+                attach: IfaceRef::netns("receiver"),
             },
+            attachments: vec![],
             rules: vec![],
             sends: vec![SendGroup {
                 name: "udp-to-9".into(),
                 count: 1000,
-                frame: FrameSpec {
+                from: IfaceRef::netns("sender"),
+                redirect_to: None,
+                output: None,
+                frames: FrameSource::Spec(FrameSpec {
                     ipv4: Some(Ipv4Spec::default()),
                     udp: Some(UdpSpec {
                         src_port: 40000,
@@ -117,18 +131,21 @@ fn seed_drop_all_parses_as_written() {
                     }),
                     size: Some(64),
                     ..FrameSpec::default()
-                },
+                }),
                 expect: Verdict::Drop,
                 line: 10,
             }],
+            map_setup: vec![],
             map_expects: vec![MapExpect {
                 map: "drop_cnt".into(),
                 key: MapBytes::Int(0),
                 value: Some(MapBytes::Int(1000)),
                 per_cpu: None,
                 absent: false,
+                delta: None,
                 line: 18,
             }],
+            event_expects: vec![],
         }
     );
 }
@@ -148,7 +165,10 @@ fn pass_baseline_generic_parses_as_written() {
         vec![SendGroup {
             name: "tcp-syn".into(),
             count: 200,
-            frame: FrameSpec {
+            from: IfaceRef::netns("sender"),
+            redirect_to: None,
+            output: None,
+            frames: FrameSource::Spec(FrameSpec {
                 ipv6: Some(Ipv6Spec::default()),
                 tcp: Some(TcpSpec {
                     dst_port: 80,
@@ -156,7 +176,7 @@ fn pass_baseline_generic_parses_as_written() {
                     ..TcpSpec::default()
                 }),
                 ..FrameSpec::default()
-            },
+            }),
             expect: Verdict::Pass,
             line: 9,
         }]
@@ -171,7 +191,8 @@ fn unknown_keys_are_located() {
             PROGRAM
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
-         \"name\", \"description\", \"skip\", \"lab\", \"program\", \"rule\", \"send\", \"expect\""
+         \"name\", \"description\", \"skip\", \"lab\", \"link\", \"program\", \"attach\", \
+         \"rule\", \"send\", \"setup\", \"expect\""
     );
     // Keys after a table header belong to that table.
     let e = err(&format!("{HEAD}{SEND}cout = 3\n"));
@@ -221,7 +242,8 @@ fn wrong_types_are_located() {
     ));
     assert_eq!(
         e,
-        "scenarios/t.toml:11:10: unknown variant \"dropped\", expected \"drop\" or \"pass\""
+        "scenarios/t.toml:11:10: unknown variant \"dropped\", expected one of \"aborted\", \
+         \"drop\", \"pass\", \"tx\", \"redirect\""
     );
     let e = err(&format!("{HEAD}mode = \"offload\"\n{SEND}"));
     assert!(
@@ -369,7 +391,7 @@ payload = "de ad be ef"
 size = 200
 "#
     ));
-    let frame = &s.sends[0].frame;
+    let frame = spec(&s, 0);
     assert_eq!(frame.vlan.len(), 2);
     assert_eq!(frame.vlan[0].tpid, 0x88a8);
     assert_eq!(frame.ipv4.as_ref().unwrap().ttl, 1);
@@ -382,7 +404,7 @@ size = 200
         "{HEAD}\n[[send]]\nname = \"r\"\ncount = 1\nexpect = \"pass\"\nraw = \"{}\"\n",
         "ff".repeat(60)
     ));
-    assert_eq!(raw.sends[0].frame.raw.as_ref().unwrap().0, vec![0xff; 60]);
+    assert_eq!(spec(&raw, 0).raw.as_ref().unwrap().0, vec![0xff; 60]);
 }
 
 #[test]
@@ -525,8 +547,7 @@ value = "ff ff"
             "{HEAD}{SEND}\n[[expect.map]]\nmap = \"m\"\nkey = 0\n{body}"
         ))
     };
-    let one_of =
-        "scenarios/t.toml:14: map \"m\": give exactly one of value, per-cpu or absent = true";
+    let one_of = "scenarios/t.toml:14: map \"m\": give exactly one of value, per-cpu, delta or absent = true";
     assert_eq!(bad(""), one_of);
     assert_eq!(bad("absent = false\n"), one_of);
     assert_eq!(bad("value = 1\nabsent = true\n"), one_of);
@@ -722,8 +743,8 @@ fn layer_sub_tables_belong_to_the_last_send() {
     let s = ok(&format!(
         "{HEAD}{SEND}\n[send.udp]\ndst-port = 53\n\n[[send]]\nname = \"b\"\ncount = 1\nexpect = \"drop\"\n"
     ));
-    assert_eq!(s.sends[0].frame.udp.as_ref().map(|u| u.dst_port), Some(53));
-    assert_eq!(s.sends[1].frame.udp, None);
+    assert_eq!(spec(&s, 0).udp.as_ref().map(|u| u.dst_port), Some(53));
+    assert_eq!(spec(&s, 1).udp, None);
 }
 
 #[test]
@@ -745,5 +766,1278 @@ fn documented_examples_parse() {
             toml::from_str::<toml::Table>(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         }
     }
-    assert_eq!(examples, 2);
+    assert_eq!(examples, 6);
+}
+
+/// A three-namespace topology: sender -> dut (program on "in") -> sink.
+const TOPO: &str = r#"schema-version = 1
+name = "fwd"
+
+[[link]]
+a = "sender:eth0"
+b = "dut:in"
+
+[[link]]
+a = "dut:out"
+b = "sink:eth0"
+mtu = 3000
+
+[program]
+object = "xdp_redirect"
+entry = "xdp_redirect"
+attach = "dut:in"
+"#;
+
+/// A send group for [`TOPO`], starting at line 19.
+const TOPO_SEND: &str = r#"
+[[send]]
+name = "fwd"
+count = 10
+ipv4 = {}
+udp = { dst-port = 53 }
+expect = "redirect"
+redirect-to = "dut:out"
+"#;
+
+fn iface(text: &str) -> IfaceRef {
+    text.parse().unwrap()
+}
+
+fn endpoint(text: &str) -> Endpoint {
+    text.parse().unwrap()
+}
+
+#[test]
+fn topology_parses() {
+    let s = ok(&format!("{TOPO}{TOPO_SEND}"));
+    assert_eq!(
+        s.links,
+        vec![
+            LinkSpec {
+                a: endpoint("sender:eth0"),
+                b: endpoint("dut:in"),
+                mtu: None,
+                line: 4,
+            },
+            LinkSpec {
+                a: endpoint("dut:out"),
+                b: endpoint("sink:eth0"),
+                mtu: Some(3000),
+                line: 8,
+            },
+        ]
+    );
+    assert_eq!(s.links[0].to_string(), "sender:eth0 <-> dut:in");
+    assert_eq!(s.program.attach, iface("dut:in"));
+    assert_eq!(s.program.object, ObjectRef::Bundled("xdp_redirect".into()));
+    let send = &s.sends[0];
+    // `from` defaults to the first link's a end.
+    assert_eq!(send.from, iface("sender:eth0"));
+    assert_eq!(send.redirect_to, Some(iface("dut:out")));
+    assert_eq!(send.expect, Verdict::Redirect);
+
+    // Helpers for the runner.
+    let end = |text: &str| s.link_end(&iface(text));
+    assert_eq!(
+        end("sender"),
+        Some(LinkEnd {
+            link: 0,
+            side: Side::A
+        })
+    );
+    assert_eq!(
+        end("dut:out"),
+        Some(
+            LinkEnd {
+                link: 1,
+                side: Side::B
+            }
+            .with_side(Side::A)
+        )
+    );
+    assert_eq!(
+        end("sink"),
+        Some(LinkEnd {
+            link: 1,
+            side: Side::B
+        })
+    );
+    assert_eq!(end("dut"), None);
+    assert_eq!(end("nowhere"), None);
+    assert_eq!(s.resolve(&iface("sink")), Some(&endpoint("sink:eth0")));
+    assert_eq!(s.resolve(&iface("dut")), None);
+    assert_eq!(s.mtu_at(&iface("sender")), 1500);
+    assert_eq!(s.mtu_at(&iface("sink:eth0")), 3000);
+    assert_eq!(s.max_frame_len(&iface("dut:out"), false), 3014);
+    assert_eq!(s.max_frame_len(&iface("sender:eth0"), true), 1518);
+}
+
+impl LinkEnd {
+    fn with_side(self, side: Side) -> LinkEnd {
+        LinkEnd { side, ..self }
+    }
+}
+
+#[test]
+fn default_lab_references() {
+    let s = ok(&format!("{HEAD}{SEND}"));
+    assert!(s.links.is_empty());
+    assert_eq!(s.program.attach, IfaceRef::netns("receiver"));
+    assert_eq!(s.sends[0].from, IfaceRef::netns("sender"));
+    assert_eq!(
+        s.link_end(&IfaceRef::netns("sender")),
+        Some(LinkEnd {
+            link: 0,
+            side: Side::A
+        })
+    );
+    assert_eq!(
+        s.link_end(&IfaceRef::netns("receiver")),
+        Some(LinkEnd {
+            link: 0,
+            side: Side::B
+        })
+    );
+    assert_eq!(s.resolve(&IfaceRef::netns("receiver")), None);
+    assert_eq!(s.mtu_at(&IfaceRef::netns("sender")), 1500);
+    assert_eq!(s.max_frame_len(&IfaceRef::netns("sender"), true), 1518);
+
+    // Both may be written out; the program may sit on the sender.
+    let s = ok(&format!(
+        "{HEAD}attach = \"sender\"\n{SEND}from = \"receiver\"\n"
+    ));
+    assert_eq!(s.program.attach, IfaceRef::netns("sender"));
+    assert_eq!(s.sends[0].from, IfaceRef::netns("receiver"));
+
+    assert_eq!(
+        err(&format!("{HEAD}attach = \"dut\"\n{SEND}")),
+        "scenarios/t.toml:7: program attach \"dut\": no namespace \"dut\" in the default lab \
+         (it has \"sender\" and \"receiver\"; declare [[link]]s for others)"
+    );
+    assert_eq!(
+        err(&format!("{HEAD}attach = \"receiver:eth0\"\n{SEND}")),
+        "scenarios/t.toml:7: program attach \"receiver:eth0\": the default lab's interfaces \
+         have no names: write \"receiver\""
+    );
+    assert_eq!(
+        err(&format!("{HEAD}{SEND}from = \"dut\"\n")),
+        "scenarios/t.toml:13: send group \"a\": from \"dut\": no namespace \"dut\" in the \
+         default lab (it has \"sender\" and \"receiver\"; declare [[link]]s for others)"
+    );
+}
+
+#[test]
+fn topology_defaults_come_from_the_first_link() {
+    let text = TOPO.replace("attach = \"dut:in\"\n", "");
+    let s = ok(&format!("{text}{TOPO_SEND}"));
+    assert_eq!(s.program.attach, iface("dut:in"));
+    assert_eq!(s.sends[0].from, iface("sender:eth0"));
+}
+
+#[test]
+fn interface_references_are_checked_against_the_topology() {
+    let bad = |attach: &str| {
+        err(&format!(
+            "{}{TOPO_SEND}",
+            TOPO.replace("attach = \"dut:in\"\n", &format!("attach = {attach}"))
+        ))
+    };
+    assert_eq!(
+        bad("\"dut\"\n"),
+        "scenarios/t.toml:16: program attach \"dut\": namespace \"dut\" has 2 interfaces: \
+         write one of \"dut:in\", \"dut:out\""
+    );
+    assert_eq!(
+        bad("\"dut:eth9\"\n"),
+        "scenarios/t.toml:16: program attach \"dut:eth9\": no interface \"eth9\" in namespace \
+         \"dut\" (it has \"in\", \"out\")"
+    );
+    assert_eq!(
+        bad("\"router\"\n"),
+        "scenarios/t.toml:16: program attach \"router\": no namespace \"router\" in the \
+         topology (it has \"sender\", \"dut\", \"sink\")"
+    );
+    // Syntax errors come with a column.
+    assert_eq!(
+        bad("\"Dut:in\"\n"),
+        "scenarios/t.toml:16:10: invalid namespace name \"Dut\" in \"Dut:in\": use 1..=15 \
+         characters from a-z, 0-9, \"_\" and \"-\""
+    );
+    assert_eq!(
+        bad("\"dut:a b\"\n"),
+        "scenarios/t.toml:16:10: invalid interface name \"a b\" in \"dut:a b\": use 1..=15 \
+         bytes without \"/\", \":\" or whitespace, not \".\" or \"..\""
+    );
+    assert!(bad("\"dut:\"\n").starts_with("scenarios/t.toml:16:10: invalid interface name \"\""));
+    assert!(bad("\"\"\n").starts_with("scenarios/t.toml:16:10: invalid namespace name \"\""));
+    assert!(bad("\"dut:in:x\"\n").contains("invalid interface name \"in:x\""));
+    assert!(bad("\"a-very-long-name-here\"\n").contains("invalid namespace name"));
+    assert!(bad("\"dut:sixteen-bytes-xx\"\n").contains("invalid interface name"));
+    assert!(bad("\"dut:..\"\n").contains("invalid interface name \"..\""));
+    assert!(bad("\"dut:a/b\"\n").contains("invalid interface name \"a/b\""));
+}
+
+#[test]
+fn names_parse_and_display() {
+    assert_eq!(
+        iface("ns_1-a:veth.0@x"),
+        IfaceRef {
+            netns: "ns_1-a".into(),
+            interface: Some("veth.0@x".into())
+        }
+    );
+    assert_eq!(iface("ns").to_string(), "ns");
+    assert_eq!(iface("ns:if").to_string(), "ns:if");
+    assert_eq!(endpoint("a:b").to_string(), "a:b");
+    assert_eq!(IfaceRef::from(&endpoint("a:b")), iface("a:b"));
+    assert_eq!(
+        "ns".parse::<Endpoint>().unwrap_err().to_string(),
+        "\"ns\" names no interface: a link end is \"namespace:interface\""
+    );
+    assert!(
+        "fifteen-chars-x:fifteen-bytes-x"
+            .parse::<Endpoint>()
+            .is_ok()
+    );
+    assert!("sixteen-chars-xx:i".parse::<Endpoint>().is_err());
+    assert!("n:sixteen-bytes-xx".parse::<Endpoint>().is_err());
+    assert!("n:.".parse::<Endpoint>().is_err());
+    assert!("n:...".parse::<Endpoint>().is_ok());
+    assert!("n:a\tb".parse::<Endpoint>().is_err());
+    assert!("N:a".parse::<Endpoint>().is_err());
+}
+
+#[test]
+fn link_errors() {
+    let link = |body: &str| err(&format!("{HEAD}{SEND}\n[[link]]\n{body}"));
+    assert_eq!(
+        link("a = \"x\"\nb = \"y:eth0\"\n"),
+        "scenarios/t.toml:15:5: \"x\" names no interface: a link end is \"namespace:interface\""
+    );
+    assert_eq!(
+        link("a = \"x:eth0\"\n"),
+        "scenarios/t.toml:14:1: missing field \"b\""
+    );
+    assert!(
+        link("a = \"x:eth0\"\nb = \"y:eth0\"\nmtu = 1500\nname = \"l\"\n").starts_with(
+            "scenarios/t.toml:18:1: unknown field \"name\", expected one of \"a\", \"b\", \"mtu\""
+        )
+    );
+    assert_eq!(
+        link("a = \"x:eth0\"\nb = \"x:eth1\"\n"),
+        "scenarios/t.toml:14: link x:eth0 <-> x:eth1 joins namespace \"x\" to itself: the ends \
+         of a link are in different namespaces"
+    );
+    assert_eq!(
+        link("a = \"x:eth0\"\nb = \"y:eth0\"\nmtu = 67\n"),
+        "scenarios/t.toml:17: link mtu 67 is out of range (68..=65535)"
+    );
+    let text = format!("{TOPO}{TOPO_SEND}\n[[link]]\na = \"dut:in\"\nb = \"other:eth0\"\n");
+    assert_eq!(
+        err(&text),
+        "scenarios/t.toml:26: interface \"dut:in\" is already an end of the link at line 4"
+    );
+    // The same interface name in two namespaces is two interfaces.
+    ok(&format!(
+        "{TOPO}{TOPO_SEND}\n[[link]]\na = \"sender:eth1\"\nb = \"other:eth0\"\n"
+    ));
+    let many: String = (0..257)
+        .map(|i| format!("\n[[link]]\na = \"a:e{i}\"\nb = \"b:e{i}\"\n"))
+        .collect();
+    let e = err(&format!(
+        "{HEAD}attach = \"b:e0\"\n{SEND}from = \"a:e0\"\n{many}"
+    ));
+    assert_eq!(
+        e,
+        format!(
+            "scenarios/t.toml:{}: too many links (257): at most 256",
+            16 + 256 * 4
+        )
+    );
+}
+
+#[test]
+fn native_mtu_cap_follows_the_programs() {
+    // The program's link inherits [lab] mtu.
+    let text = format!("{TOPO}{TOPO_SEND}\n[lab]\nmtu = 4000\n");
+    assert_eq!(
+        err(&text),
+        "scenarios/t.toml:27: lab mtu 4000 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags), and link sender:eth0 <-> dut:in has no mtu of its own while \
+         \"dut:in\" runs a native program; give the link a smaller mtu or use mode = \"generic\""
+    );
+    let big = TOPO.replace("mtu = 3000", "mtu = 9000");
+    // A native redirect's target: the runner puts XDP on its peer.
+    assert_eq!(
+        err(&format!("{big}{TOPO_SEND}")),
+        "scenarios/t.toml:8: link mtu 9000 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags), and \"dut:out\" is the target of a native redirect (its peer needs \
+         XDP to take the frames); use a smaller mtu or mode = \"generic\""
+    );
+    ok(&format!(
+        "{}{TOPO_SEND}",
+        big.replace(
+            "attach = \"dut:in\"",
+            "attach = \"dut:in\"\nmode = \"generic\""
+        )
+    ));
+    // A native program on either end of the link.
+    let pass = TOPO_SEND.replace(
+        "expect = \"redirect\"\nredirect-to = \"dut:out\"\n",
+        "expect = \"pass\"\n",
+    );
+    ok(&format!("{big}{pass}"));
+    let attach = |at: &str, mode: &str| {
+        format!(
+            "{big}{pass}\n[[attach]]\nat = \"{at}\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\nmode = \"{mode}\"\n"
+        )
+    };
+    assert_eq!(
+        err(&attach("sink", "native")),
+        "scenarios/t.toml:8: link mtu 9000 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags), and \"sink:eth0\" runs a native program; use a smaller mtu or \
+         mode = \"generic\""
+    );
+    assert!(
+        err(&attach("dut:out", "native"))
+            .starts_with("scenarios/t.toml:8: link mtu 9000 is too large")
+    );
+    ok(&attach("sink", "generic"));
+    ok(&format!(
+        "{}{TOPO_SEND}\n[lab]\nmtu = 9000\n",
+        TOPO.replace("b = \"dut:in\"\n", "b = \"dut:in\"\nmtu = 3498\n")
+    ));
+    assert_eq!(
+        err(&format!(
+            "{}{TOPO_SEND}\n[lab]\nmtu = 9000\n",
+            TOPO.replace("b = \"dut:in\"\n", "b = \"dut:in\"\nmtu = 3499\n")
+        )),
+        "scenarios/t.toml:4: link mtu 3499 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags), and \"dut:in\" runs a native program; use a smaller mtu or mode = \
+         \"generic\""
+    );
+    // The default lab: an attachment on the sender counts too.
+    let text = format!(
+        "{HEAD}mode = \"generic\"\n{SEND}\n[lab]\nmtu = 9000\n\n[[attach]]\nat = \"sender\"\n\
+         object = \"xdp_pass\"\nentry = \"xdp_pass\"\n"
+    );
+    assert_eq!(
+        err(&text),
+        "scenarios/t.toml:16: lab mtu 9000 is too large for native XDP on veth (at most 3498 \
+         without xdp.frags); use a smaller mtu or mode = \"generic\""
+    );
+    ok(&text.replace(
+        "entry = \"xdp_pass\"\n",
+        "entry = \"xdp_pass\"\nmode = \"generic\"\n",
+    ));
+}
+
+#[test]
+fn frames_must_fit_the_sending_link() {
+    // dut:out is on the 3000-byte link.
+    let big = TOPO_SEND.replace("ipv4 = {}", "ipv4 = {}\nsize = 3014");
+    assert_eq!(
+        err(&format!("{TOPO}{big}")),
+        "scenarios/t.toml:18: send group \"fwd\": frame of 3014 bytes is longer than the \
+         maximum of 1514 bytes"
+    );
+    let s = ok(&format!(
+        "{TOPO}{}",
+        big.replace(
+            "expect = \"redirect\"\nredirect-to = \"dut:out\"\n",
+            "expect = \"pass\"\nfrom = \"dut:out\"\n"
+        )
+    ));
+    assert_eq!(s.sends[0].from, iface("dut:out"));
+    assert_eq!(spec(&s, 0).size, Some(3014));
+}
+
+#[test]
+fn attachments() {
+    let s = ok(&format!(
+        "{TOPO}{TOPO_SEND}\n[[attach]]\nat = \"dut:out\"\nobject = \"obj/helper.o\"\nentry = \"helper\"\nmode = \"generic\"\n\n[[attach]]\nat = \"sender\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"
+    ));
+    assert_eq!(
+        s.attachments,
+        vec![
+            AttachSpec {
+                at: iface("dut:out"),
+                object: ObjectRef::Path("scenarios/obj/helper.o".into()),
+                entry: "helper".into(),
+                mode: XdpModeSpec::Generic,
+                line: 26,
+            },
+            AttachSpec {
+                at: iface("sender"),
+                object: ObjectRef::Bundled("xdp_pass".into()),
+                entry: "xdp_pass".into(),
+                mode: XdpModeSpec::Native,
+                line: 32,
+            },
+        ]
+    );
+    let attach = |body: &str| err(&format!("{TOPO}{TOPO_SEND}\n[[attach]]\n{body}"));
+    assert_eq!(
+        attach("at = \"dut:in\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"),
+        "scenarios/t.toml:27: interface \"dut:in\" already has a program ([program]): at most \
+         one per interface"
+    );
+    assert_eq!(
+        err(&format!(
+            "{TOPO}{TOPO_SEND}\n[[attach]]\nat = \"sender\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n\n[[attach]]\nat = \"sender:eth0\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"
+        )),
+        "scenarios/t.toml:32: interface \"sender:eth0\" already has a program (the [[attach]] \
+         at line 26): at most one per interface"
+    );
+    assert_eq!(
+        attach("at = \"dut\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"),
+        "scenarios/t.toml:27: [[attach]] at \"dut\": namespace \"dut\" has 2 interfaces: write \
+         one of \"dut:in\", \"dut:out\""
+    );
+    assert_eq!(
+        attach("at = \"sender\"\nobject = \"\"\nentry = \"xdp_pass\"\n"),
+        "scenarios/t.toml:28: [[attach]] object is empty"
+    );
+    assert_eq!(
+        attach("at = \"sender\"\nobject = \"xdp_pass\"\n"),
+        "scenarios/t.toml:26:1: missing field \"entry\""
+    );
+    assert!(
+        attach("at = \"sender\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\nrules = []\n")
+            .starts_with("scenarios/t.toml:30:1: unknown field \"rules\"")
+    );
+    // In the default lab.
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[attach]]\nat = \"sender\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"
+    ));
+    assert_eq!(s.attachments[0].at, IfaceRef::netns("sender"));
+    assert_eq!(
+        err(&format!(
+            "{HEAD}{SEND}\n[[attach]]\nat = \"receiver\"\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"
+        )),
+        "scenarios/t.toml:15: interface \"receiver\" already has a program ([program]): at most \
+         one per interface"
+    );
+}
+
+#[test]
+fn verdicts_tx_redirect_and_aborted() {
+    let with = |expect: &str, extra: &str| {
+        format!(
+            "{HEAD}\n[[send]]\nname = \"a\"\ncount = 1\nipv4 = {{}}\nexpect = \"{expect}\"\n{extra}"
+        )
+    };
+    assert_eq!(ok(&with("tx", "")).sends[0].expect, Verdict::Tx);
+    assert_eq!(ok(&with("aborted", "")).sends[0].expect, Verdict::Aborted);
+    assert_eq!(
+        err(&with("redirect", "")),
+        "scenarios/t.toml:8: send group \"a\": expect = \"redirect\" needs redirect-to: the \
+         interface the program redirects to"
+    );
+    assert_eq!(
+        err(&with("pass", "redirect-to = \"receiver\"\n")),
+        "scenarios/t.toml:13: send group \"a\": redirect-to is only for expect = \"redirect\""
+    );
+    // In the default lab the receiver's only interface is the attach interface.
+    assert_eq!(
+        err(&with("redirect", "redirect-to = \"receiver\"\n")),
+        "scenarios/t.toml:13: send group \"a\": redirect-to \"receiver\" is the interface the \
+         program is attached to; frames sent back out of it are expect = \"tx\""
+    );
+    let redirect = |target: &str| {
+        err(&format!(
+            "{TOPO}{}",
+            TOPO_SEND.replace("\"dut:out\"", &format!("\"{target}\""))
+        ))
+    };
+    assert_eq!(
+        redirect("dut:in"),
+        "scenarios/t.toml:24: send group \"fwd\": redirect-to \"dut:in\" is the interface the \
+         program is attached to; frames sent back out of it are expect = \"tx\""
+    );
+    assert_eq!(
+        redirect("sink"),
+        "scenarios/t.toml:24: send group \"fwd\": redirect-to \"sink\" is in namespace \"sink\", \
+         not \"dut\" where the program is attached: a devmap only reaches interfaces of the \
+         program's namespace"
+    );
+    assert_eq!(
+        redirect("dut"),
+        "scenarios/t.toml:24: send group \"fwd\": redirect-to \"dut\": namespace \"dut\" has 2 \
+         interfaces: write one of \"dut:in\", \"dut:out\""
+    );
+    assert_eq!(
+        redirect("Dut"),
+        "scenarios/t.toml:24:15: invalid namespace name \"Dut\" in \"Dut\": use 1..=15 \
+         characters from a-z, 0-9, \"_\" and \"-\""
+    );
+}
+
+#[test]
+fn rules_take_only_drop_and_pass() {
+    let e = err(&format!(
+        "{HEAD}{SEND}\n[[rule]]\nethertype = \"arp\"\naction = \"tx\"\n"
+    ));
+    assert_eq!(
+        e,
+        "scenarios/t.toml:14: rule 1: action \"tx\" is not one xdp_filter takes: use \"drop\" \
+         or \"pass\""
+    );
+}
+
+#[test]
+fn output_checks() {
+    let s = ok(&format!(
+        r#"{TOPO}{TOPO_SEND}output = {{ swapped-macs = true, eth-src = "02:00:00:00:00:01", eth-dst = "02:00:00:00:00:02", ipv4-src = "10.0.0.1", ipv4-dst = "10.0.0.2", ipv4-ttl = 63, ipv6-src = "fd00::1", ipv6-dst = "fd00::2", ipv6-hop-limit = 1, src-port = 1, dst-port = 2, length = 60, bytes = "00 11" }}
+"#
+    ));
+    let output = s.sends[0].output.as_ref().unwrap();
+    assert_eq!(
+        output,
+        &OutputSpec {
+            swapped_macs: true,
+            eth_src: Some(crate::frame::MacAddr::new(2, 0, 0, 0, 0, 1)),
+            eth_dst: Some(crate::frame::MacAddr::new(2, 0, 0, 0, 0, 2)),
+            ipv4_src: Some("10.0.0.1".parse().unwrap()),
+            ipv4_dst: Some("10.0.0.2".parse().unwrap()),
+            ipv4_ttl: Some(63),
+            ipv6_src: Some("fd00::1".parse().unwrap()),
+            ipv6_dst: Some("fd00::2".parse().unwrap()),
+            ipv6_hop_limit: Some(1),
+            src_port: Some(1),
+            dst_port: Some(2),
+            length: Some(60),
+            bytes: Some(crate::frame::HexBytes(vec![0, 0x11])),
+        }
+    );
+    assert_eq!(
+        output.checks(),
+        [
+            "swapped-macs",
+            "eth-src 02:00:00:00:00:01",
+            "eth-dst 02:00:00:00:00:02",
+            "ipv4-src 10.0.0.1",
+            "ipv4-dst 10.0.0.2",
+            "ipv4-ttl 63",
+            "ipv6-src fd00::1",
+            "ipv6-dst fd00::2",
+            "ipv6-hop-limit 1",
+            "src-port 1",
+            "dst-port 2",
+            "length 60",
+            "bytes (2 bytes)"
+        ]
+    );
+    // As a sub-table, with tx.
+    let s = ok(
+        &format!("{HEAD}{SEND}\n[send.output]\nswapped-macs = true\n")
+            .replace("\"pass\"", "\"tx\""),
+    );
+    assert!(s.sends[0].output.as_ref().unwrap().swapped_macs);
+
+    let bad = |output: &str, expect: &str| {
+        err(&format!(
+            "{HEAD}\n[[send]]\nname = \"a\"\ncount = 1\nexpect = \"{expect}\"\noutput = {output}\n"
+        ))
+    };
+    assert_eq!(
+        bad("{ ipv4-ttl = 63 }", "drop"),
+        "scenarios/t.toml:8: send group \"a\": output checks the frames that come out, and \
+         expect = \"drop\" lets none out"
+    );
+    assert!(bad("{ ipv4-ttl = 63 }", "aborted").contains("expect = \"aborted\" lets none out"));
+    assert_eq!(
+        bad("{}", "pass"),
+        "scenarios/t.toml:8: send group \"a\": output checks nothing: set swapped-macs = true or \
+         a field"
+    );
+    assert_eq!(
+        bad("{ swapped-macs = false }", "pass"),
+        "scenarios/t.toml:8: send group \"a\": output checks nothing: set swapped-macs = true or \
+         a field"
+    );
+    assert!(
+        bad("{ ttl = 63 }", "pass")
+            .starts_with("scenarios/t.toml:12:12: unknown field \"ttl\", expected one of"),
+    );
+    assert_eq!(
+        bad("{ ipv4-ttl = 256 }", "pass"),
+        "scenarios/t.toml:12:23: invalid value: integer \"256\", expected u8"
+    );
+    assert_eq!(
+        bad("{ eth-src = \"02:00\" }", "pass"),
+        "scenarios/t.toml:12:22: invalid mac address \"02:00\""
+    );
+    ok(&format!(
+        "{HEAD}\n[[send]]\nname = \"a\"\ncount = 1\nexpect = \"pass\"\noutput = {{ length = 60 }}\n"
+    ));
+}
+
+/// The committed pcap fixture's directory, as a scenario file's path in it.
+fn in_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pcap/t.toml")
+}
+
+#[test]
+fn pcap_sends() {
+    let text =
+        format!("{HEAD}\n[[send]]\nname = \"replay\"\npcap = \"mixed.pcap\"\nexpect = \"pass\"\n");
+    let s = parse(&text, &in_fixtures()).unwrap();
+    let group = &s.sends[0];
+    assert_eq!(group.count, 3);
+    assert_eq!(group.frames.spec(), None);
+    match &group.frames {
+        FrameSource::Pcap { path, frames } => {
+            assert_eq!(path, &in_fixtures().with_file_name("mixed.pcap"));
+            assert_eq!(frames, &crate::pcap::tests::mixed_frames());
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = parse(
+        &text.replace("pcap = ", "count = 10\npcap = "),
+        &in_fixtures(),
+    )
+    .unwrap();
+    assert_eq!(s.sends[0].count, 10);
+
+    let bad = |extra: &str| {
+        parse(&format!("{text}{extra}"), &in_fixtures())
+            .unwrap_err()
+            .to_string()
+    };
+    let at = |rest: &str| {
+        format!(
+            "{}:8: send group \"replay\": {rest}",
+            in_fixtures().display()
+        )
+    };
+    assert_eq!(
+        bad("udp = {}\n"),
+        at("conflicting keys: pcap and udp (the frames come from the file)")
+    );
+    assert_eq!(
+        bad("truncate = true\n"),
+        at("conflicting keys: pcap and truncate (the frames come from the file)")
+    );
+    assert_eq!(
+        bad("raw = \"00\"\n"),
+        at("conflicting keys: pcap and raw (the frames come from the file)")
+    );
+    assert_eq!(
+        bad("count = 0\n"),
+        at("count 0 is out of range (1..=10000000)")
+    );
+    let e = parse(&text.replace("mixed.pcap", "missing.pcap"), &in_fixtures())
+        .unwrap_err()
+        .to_string();
+    let missing = in_fixtures().with_file_name("missing.pcap");
+    assert!(
+        e.starts_with(&at(&format!(
+            "cannot read pcap file {}: ",
+            missing.display()
+        ))),
+        "{e}"
+    );
+    assert_eq!(
+        parse(&text.replace("\"mixed.pcap\"", "\" \""), &in_fixtures())
+            .unwrap_err()
+            .to_string(),
+        at("pcap names no file")
+    );
+    assert_eq!(
+        err(&format!(
+            "{HEAD}\n[[send]]\nname = \"a\"\nexpect = \"pass\"\n"
+        )),
+        "scenarios/t.toml:8: send group \"a\": missing key \"count\" (only a group with pcap may \
+         leave it out)"
+    );
+}
+
+/// A fresh directory under the system temp dir, removed on drop, holding
+/// pcap files written by the test.
+fn pcap_dir(name: &str, files: &[(&str, &[u8])]) -> TempDir {
+    let tmp = TempDir::new(name);
+    for (file, bytes) in files {
+        std::fs::write(tmp.0.join(file), bytes).unwrap();
+    }
+    tmp
+}
+
+fn pcap_file(frames: &[Vec<u8>]) -> Vec<u8> {
+    let tmp = TempDir::new("pcap-file");
+    let path = tmp.0.join("x.pcap");
+    let mut writer = crate::pcap::PcapWriter::create(&path).unwrap();
+    for frame in frames {
+        writer.write(frame, std::time::SystemTime::now()).unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn pcap_file_errors() {
+    let mut vlan = vec![0u8; 1518];
+    vlan[12..14].copy_from_slice(&[0x81, 0x00]);
+    let mut qinq = vlan.clone();
+    qinq[12..14].copy_from_slice(&[0x88, 0xa8]);
+    let empty = pcap_file(&[]);
+    let short = pcap_file(&[vec![0; 60], vec![0; 13]]);
+    let long = pcap_file(&[vlan.clone(), qinq]);
+    let fits = pcap_file(&[vlan, vec![0; 1514]]);
+    let mut linktype = pcap_file(&[vec![0; 60]]);
+    linktype[20] = 113;
+    let tmp = pcap_dir(
+        "pcap-errors",
+        &[
+            ("empty.pcap", &empty),
+            ("short.pcap", &short),
+            ("long.pcap", &long),
+            ("fits.pcap", &fits),
+            ("sll.pcap", &linktype),
+            ("text.pcap", b"not a capture at all, just some text"),
+        ],
+    );
+    let file = tmp.0.join("t.toml");
+    let run = |pcap: &str| {
+        parse(
+            &format!("{HEAD}\n[[send]]\nname = \"p\"\npcap = \"{pcap}\"\nexpect = \"drop\"\n"),
+            &file,
+        )
+    };
+    let e = |pcap: &str| run(pcap).unwrap_err().to_string();
+    let at = |rest: String| format!("{}:8: send group \"p\": {rest}", file.display());
+    let path = |name: &str| tmp.0.join(name).display().to_string();
+    assert_eq!(
+        e("empty.pcap"),
+        at(format!("pcap file {} holds no frames", path("empty.pcap")))
+    );
+    assert_eq!(
+        e("short.pcap"),
+        at(format!(
+            "frame 2 of pcap file {} is 13 bytes, shorter than an ethernet header (14 bytes)",
+            path("short.pcap")
+        ))
+    );
+    // 1518 bytes fit with an outer 802.1Q tag, not with an 802.1ad one.
+    assert_eq!(
+        e("long.pcap"),
+        at(format!(
+            "frame 2 of pcap file {} is 1518 bytes, longer than the maximum of 1514 bytes",
+            path("long.pcap")
+        ))
+    );
+    assert_eq!(run("fits.pcap").unwrap().sends[0].count, 2);
+    assert_eq!(
+        e("sll.pcap"),
+        at(format!(
+            "{}: link type 113 is not ethernet (1)",
+            path("sll.pcap")
+        ))
+    );
+    assert!(e("text.pcap").starts_with(&at(format!(
+        "{} is not a pcap file (unknown magic number",
+        path("text.pcap")
+    ))),);
+    // Relative to the scenario file's directory, not the working directory.
+    let sub = tmp.0.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let s = parse(
+        &format!("{HEAD}\n[[send]]\nname = \"p\"\npcap = \"../fits.pcap\"\nexpect = \"drop\"\n"),
+        &sub.join("t.toml"),
+    )
+    .unwrap();
+    assert!(
+        matches!(&s.sends[0].frames, FrameSource::Pcap { path, .. } if path == &sub.join("../fits.pcap"))
+    );
+}
+
+#[test]
+fn struct_values() {
+    let s = ok(&format!(
+        r#"{TOPO}{TOPO_SEND}
+[[setup.map]]
+map = "tx_port"
+key = [{{ u32 = 0 }}]
+value = [{{ ifindex = "dut:out" }}]
+
+[[setup.map]]
+map = "all"
+key = "00 01"
+value = [
+  {{ u8 = 1 }}, {{ u16 = 0x0203 }}, {{ u32 = 4 }}, {{ u64 = 5 }},
+  {{ be16 = 0x0607 }}, {{ be32 = 8 }}, {{ be64 = 9 }},
+  {{ ipv4 = "10.0.0.1" }}, {{ ipv6 = "fd00::1" }}, {{ mac = "02:00:00:00:00:0a" }},
+  {{ bytes = "de ad" }}, {{ pad = 3 }},
+]
+"#
+    ));
+    assert_eq!(
+        s.map_setup[0],
+        MapSetup {
+            map: "tx_port".into(),
+            key: MapBytes::Struct(vec![StructField::U32(0)]),
+            value: MapBytes::Struct(vec![StructField::Ifindex(iface("dut:out"))]),
+            line: 26,
+        }
+    );
+    assert_eq!(
+        s.map_setup[0].describe(),
+        "tx_port[[{ u32 = 0 }]] = [{ ifindex = \"dut:out\" }]"
+    );
+    let value = &s.map_setup[1].value;
+    let MapBytes::Struct(fields) = value else {
+        panic!("{value:?}")
+    };
+    assert_eq!(
+        fields,
+        &vec![
+            StructField::U8(1),
+            StructField::U16(0x0203),
+            StructField::U32(4),
+            StructField::U64(5),
+            StructField::Be16(0x0607),
+            StructField::Be32(8),
+            StructField::Be64(9),
+            StructField::Ipv4("10.0.0.1".parse().unwrap()),
+            StructField::Ipv6("fd00::1".parse().unwrap()),
+            StructField::Mac(crate::frame::MacAddr::new(2, 0, 0, 0, 0, 10)),
+            StructField::Bytes(vec![0xde, 0xad]),
+            StructField::Pad(3),
+        ]
+    );
+    let bytes = value.to_bytes(60).unwrap();
+    let want: Vec<u8> = [
+        &[1u8][..],
+        &[3, 2],
+        &[4, 0, 0, 0],
+        &[5, 0, 0, 0, 0, 0, 0, 0],
+        &[6, 7],
+        &[0, 0, 0, 8],
+        &[0, 0, 0, 0, 0, 0, 0, 9],
+        &[10, 0, 0, 1],
+        &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        &[2, 0, 0, 0, 0, 10],
+        &[0xde, 0xad],
+        &[0, 0, 0],
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    assert_eq!(
+        value.to_bytes(61),
+        Err("struct value is 60 bytes long, the map's field is 61".to_owned())
+    );
+    assert_eq!(
+        value.to_string(),
+        "[{ u8 = 1 }, { u16 = 515 }, { u32 = 4 }, { u64 = 5 }, { be16 = 1543 }, { be32 = 8 }, \
+         { be64 = 9 }, { ipv4 = \"10.0.0.1\" }, { ipv6 = \"fd00::1\" }, \
+         { mac = \"02:00:00:00:00:0a\" }, { bytes = \"de ad\" }, { pad = 3 }]"
+    );
+    assert!(value.ifaces().is_empty());
+
+    let devmap = &s.map_setup[0].value;
+    assert_eq!(devmap.ifaces(), vec![&iface("dut:out")]);
+    assert_eq!(
+        devmap.to_bytes(4),
+        Err(
+            "ifindex of \"dut:out\" needs the lab: the value is only known once it is built"
+                .to_owned()
+        )
+    );
+    let lookup = |i: &IfaceRef| {
+        if i == &iface("dut:out") {
+            Ok(0x0102_0304)
+        } else {
+            Err(format!("no {i}"))
+        }
+    };
+    assert_eq!(devmap.to_bytes_with(4, &lookup), Ok(vec![4, 3, 2, 1]));
+    assert_eq!(
+        MapBytes::Struct(vec![StructField::Pad(1), StructField::Ifindex(iface("x"))])
+            .to_bytes_with(5, &lookup),
+        Err("no x".to_owned())
+    );
+    // Integers and hex ignore the lookup.
+    assert_eq!(MapBytes::Int(7).to_bytes_with(2, &lookup), Ok(vec![7, 0]));
+    assert_eq!(
+        MapBytes::Struct(vec![StructField::Pad(usize::MAX), StructField::U8(1)]).to_bytes(4),
+        Err("struct value is too many bytes long, the map's field is 4".to_owned())
+    );
+}
+
+#[test]
+fn struct_value_errors() {
+    let bad = |value: &str| {
+        err(&format!(
+            "{HEAD}{SEND}\n[[setup.map]]\nmap = \"m\"\nkey = 0\nvalue = {value}\n"
+        ))
+    };
+    assert_eq!(
+        bad("[]"),
+        "scenarios/t.toml:17:9: a struct value lists no fields (write e.g. [{ u32 = 5 }])"
+    );
+    assert_eq!(
+        bad("[{ u24 = 1 }]"),
+        "scenarios/t.toml:17:10: unknown field \"u24\", expected one of \"u8\", \"u16\", \
+         \"u32\", \"u64\", \"be16\", \"be32\", \"be64\", \"ipv4\", \"ipv6\", \"mac\", \"bytes\", \
+         \"pad\", \"ifindex\""
+    );
+    assert_eq!(
+        bad("[{ u8 = 256 }]"),
+        "scenarios/t.toml:17:17: invalid value: integer \"256\", expected u8"
+    );
+    assert_eq!(
+        bad("[{ u8 = 1, u16 = 2 }]"),
+        "scenarios/t.toml:17:10: a struct field is a table with one key, but this one has \"u8\" \
+         and \"u16\": write [{ u8 = ... }, { u16 = ... }]"
+    );
+    assert!(
+        bad("[{}]")
+            .starts_with("scenarios/t.toml:17:10: invalid length 0, expected a table with one key")
+    );
+    assert!(
+        bad("[1]")
+            .starts_with("scenarios/t.toml:17:10: invalid type: integer \"1\", expected a table")
+    );
+    assert_eq!(
+        bad("[{ ipv4 = \"10.0.0\" }]"),
+        "scenarios/t.toml:17:19: invalid ipv4 address \"10.0.0\""
+    );
+    assert_eq!(
+        bad("[{ ipv6 = \"fd00::x\" }]"),
+        "scenarios/t.toml:17:19: invalid ipv6 address \"fd00::x\""
+    );
+    assert_eq!(
+        bad("[{ mac = \"02\" }]"),
+        "scenarios/t.toml:17:18: invalid mac address \"02\""
+    );
+    assert_eq!(
+        bad("[{ bytes = \"0\" }]"),
+        "scenarios/t.toml:17:20: odd number of hex digits (1): every byte needs two"
+    );
+    assert_eq!(
+        bad("[{ pad = -1 }]"),
+        "scenarios/t.toml:17:18: invalid value: integer \"-1\", expected usize"
+    );
+    assert_eq!(
+        bad("[{ ifindex = \"Dut\" }]"),
+        "scenarios/t.toml:17:22: invalid namespace name \"Dut\" in \"Dut\": use 1..=15 \
+         characters from a-z, 0-9, \"_\" and \"-\""
+    );
+    // Checked against the topology, at the value's line.
+    assert_eq!(
+        bad("[\n  { ifindex = \"dut\" },\n]"),
+        "scenarios/t.toml:17: map \"m\": ifindex \"dut\": no namespace \"dut\" in the default \
+         lab (it has \"sender\" and \"receiver\"; declare [[link]]s for others)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.map]]\nmap = \"m\"\nkey = [{{ ifindex = \"sender:x\" }}]\nabsent = true\n"
+        )),
+        "scenarios/t.toml:16: map \"m\": ifindex \"sender:x\": the default lab's interfaces have \
+         no names: write \"sender\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{TOPO}{TOPO_SEND}\n[[expect.map]]\nmap = \"m\"\nkey = 0\nvalue = [{{ ifindex = \"dut\" }}]\n"
+        )),
+        "scenarios/t.toml:29: map \"m\": ifindex \"dut\": namespace \"dut\" has 2 interfaces: \
+         write one of \"dut:in\", \"dut:out\""
+    );
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[expect.map]]\nmap = \"m\"\nkey = [{{ ifindex = \"sender\" }}]\nvalue = [{{ be16 = 1 }}]\n"
+    ));
+    assert_eq!(
+        s.map_expects[0].describe(),
+        "m[[{ ifindex = \"sender\" }]] == [{ be16 = 1 }]"
+    );
+}
+
+#[test]
+fn map_delta() {
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[expect.map]]\nmap = \"pass_cnt\"\nkey = 0\ndelta = 100\n\n\
+         [[expect.map]]\nmap = \"budget\"\nkey = 1\ndelta = -5\n"
+    ));
+    assert_eq!(s.map_expects[0].delta, Some(100));
+    assert_eq!(s.map_expects[0].value, None);
+    assert_eq!(s.map_expects[0].describe(), "pass_cnt[0] changes by +100");
+    assert_eq!(s.map_expects[1].describe(), "budget[1] changes by -5");
+    let one_of = "scenarios/t.toml:14: map \"m\": give exactly one of value, per-cpu, delta or absent = true";
+    let bad = |body: &str| {
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.map]]\nmap = \"m\"\nkey = 0\n{body}"
+        ))
+    };
+    assert_eq!(bad("delta = 1\nvalue = 1\n"), one_of);
+    assert_eq!(bad("delta = 1\nabsent = true\n"), one_of);
+    assert_eq!(bad("delta = 1\nper-cpu = [1]\n"), one_of);
+    assert_eq!(
+        bad("delta = 1.5\n"),
+        "scenarios/t.toml:17:9: invalid type: floating point \"1.5\", expected i64"
+    );
+}
+
+#[test]
+fn setup_maps() {
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[setup.map]]\nmap = \"filter_config\"\nkey = 0\nvalue = 1\n\n\
+         [[setup.map]]\nmap = \"filter_config\"\nkey = 0\nvalue = \"01 00 00 00\"\n"
+    ));
+    assert_eq!(
+        s.map_setup,
+        vec![
+            MapSetup {
+                map: "filter_config".into(),
+                key: MapBytes::Int(0),
+                value: MapBytes::Int(1),
+                line: 14,
+            },
+            MapSetup {
+                map: "filter_config".into(),
+                key: MapBytes::Int(0),
+                value: MapBytes::Hex(vec![1, 0, 0, 0]),
+                line: 19,
+            },
+        ]
+    );
+    assert_eq!(s.map_setup[0].describe(), "filter_config[0] = 1");
+    let bad = |body: &str| err(&format!("{HEAD}{SEND}\n{body}"));
+    assert_eq!(
+        bad("[[setup.map]]\nmap = \"m\"\nkey = 0\n"),
+        "scenarios/t.toml:14:1: missing field \"value\""
+    );
+    assert_eq!(
+        bad("[[setup.map]]\nmap = \" \"\nkey = 0\nvalue = 0\n"),
+        "scenarios/t.toml:14: map setup names no map"
+    );
+    assert!(
+        bad("[[setup.map]]\nmap = \"m\"\nkey = 0\nvalue = 0\nper-cpu = [1]\n")
+            .starts_with("scenarios/t.toml:18:1: unknown field \"per-cpu\", expected one of \"map\", \"key\", \"value\"")
+    );
+    assert_eq!(
+        bad("[setup]\nmaps = []\n"),
+        "scenarios/t.toml:15:1: unknown field \"maps\", expected \"map\""
+    );
+    // An empty [setup] is allowed.
+    assert!(ok(&format!("{HEAD}{SEND}\n[setup]\n")).map_setup.is_empty());
+}
+
+const EVENTS: &str = r#"
+[[expect.events]]
+ringbuf = "drop_events"
+layout = ["rule:u32", "ethertype:u16", "ip-proto:u8", "reason:u8", "dst-port:u16", "len:u16"]
+where = { reason = 1, dst-port = 53 }
+count = 350
+"#;
+
+#[test]
+fn event_expectations() {
+    let s = ok(&format!("{HEAD}{SEND}{EVENTS}"));
+    let e = &s.event_expects[0];
+    assert_eq!(
+        e,
+        &EventExpect {
+            ringbuf: "drop_events".into(),
+            layout: vec![
+                ("rule".into(), FieldKind::U32),
+                ("ethertype".into(), FieldKind::U16),
+                ("ip-proto".into(), FieldKind::U8),
+                ("reason".into(), FieldKind::U8),
+                ("dst-port".into(), FieldKind::U16),
+                ("len".into(), FieldKind::U16),
+            ],
+            filter: vec![("reason".into(), 1), ("dst-port".into(), 53)],
+            count: 350,
+            line: 14,
+        }
+    );
+    assert_eq!(e.record_len(), 12);
+    assert_eq!(
+        e.describe(),
+        "drop_events: 350 records with { reason = 1, dst-port = 53 }"
+    );
+    // struct drop_event { u32 rule; u16 ethertype; u8 ip_proto; u8 reason; u16 dst_port; u16 len; }
+    let record = [2, 0, 0, 0, 0x00, 0x08, 17, 1, 53, 0, 64, 0];
+    assert_eq!(
+        e.decode(&record),
+        Some(vec![
+            ("rule".into(), 2),
+            ("ethertype".into(), 0x0800),
+            ("ip-proto".into(), 17),
+            ("reason".into(), 1),
+            ("dst-port".into(), 53),
+            ("len".into(), 64),
+        ])
+    );
+    assert!(e.matches(&record));
+    // Longer records are fine; shorter ones never match.
+    assert!(e.matches(&[&record[..], &[0xff; 4]].concat()));
+    assert_eq!(e.decode(&record[..11]), None);
+    assert!(!e.matches(&record[..11]));
+    let mut other = record;
+    other[7] = 2;
+    assert!(!e.matches(&other));
+    let mut other = record;
+    other[8] = 54;
+    assert!(!e.matches(&other));
+
+    // No where: every record counts; pads, "_" and big-endian fields.
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[expect.events]]\nringbuf = \"rb\"\n\
+         layout = [\"a:u8\", \"_:pad3\", \"port:be16\", \"_:u16\", \"b:be32\", \"c:u64\", \"d:be64\"]\n\
+         count = 0\n"
+    ));
+    let e = &s.event_expects[0];
+    assert_eq!(e.filter, vec![]);
+    assert_eq!(e.count, 0);
+    assert_eq!(e.record_len(), 28);
+    assert_eq!(e.describe(), "rb: 0 records");
+    let record: Vec<u8> = [
+        &[7u8, 0xee, 0xee, 0xee][..],
+        &[0x01, 0xbb],
+        &[0xff, 0xff],
+        &[0, 0, 1, 0],
+        &[1, 0, 0, 0, 0, 0, 0, 2],
+        &[1, 0, 0, 0, 0, 0, 0, 2],
+    ]
+    .concat();
+    assert_eq!(
+        e.decode(&record),
+        Some(vec![
+            ("a".into(), 7),
+            ("port".into(), 443),
+            ("b".into(), 256),
+            ("c".into(), 0x0200_0000_0000_0001),
+            ("d".into(), 0x0100_0000_0000_0002),
+        ])
+    );
+    assert!(e.matches(&record));
+    assert!(!e.matches(&record[..27]));
+}
+
+#[test]
+fn event_expectation_errors() {
+    let bad = |layout: &str, rest: &str| {
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.events]]\nringbuf = \"rb\"\nlayout = {layout}\n{rest}count = 1\n"
+        ))
+    };
+    assert_eq!(
+        bad("[\"a:u24\"]", ""),
+        "scenarios/t.toml:16:11: unknown field type \"u24\": expected u8, u16, u32, u64, be16, \
+         be32, be64 or padN (N bytes, N >= 1)"
+    );
+    for kind in ["pad0", "pad", "pad+2", "pad-1", "Pad2", "u8 "] {
+        assert!(
+            bad(&format!("[\"a:{kind}\"]"), "").contains("unknown field type"),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        bad("[\"a\"]", ""),
+        "scenarios/t.toml:16:11: layout field \"a\" has no type: write \"name:type\", e.g. \
+         \"len:u16\""
+    );
+    assert_eq!(
+        bad("[\"a b:u8\"]", ""),
+        "scenarios/t.toml:16:11: invalid layout field name \"a b\": use letters, digits, \"_\" \
+         and \"-\""
+    );
+    assert!(bad("[\":u8\"]", "").contains("invalid layout field name \"\""));
+    assert_eq!(
+        bad("[]", ""),
+        "scenarios/t.toml:16: ring buffer \"rb\": layout lists no fields"
+    );
+    assert_eq!(
+        bad("[\"a:u8\", \"b:u8\", \"a:u16\"]", ""),
+        "scenarios/t.toml:16: ring buffer \"rb\": layout names field \"a\" twice"
+    );
+    assert_eq!(
+        bad("[\"a:u8\", \"p:pad2\", \"_:u8\"]", "where = { b = 1 }\n"),
+        "scenarios/t.toml:17: ring buffer \"rb\": where names \"b\", which is not a field of the \
+         layout (fields: \"a\")"
+    );
+    assert_eq!(
+        bad("[\"a:u8\", \"_:u8\"]", "where = { _ = 1 }\n"),
+        "scenarios/t.toml:17: ring buffer \"rb\": where names \"_\", which is not a field of the \
+         layout (fields: \"a\")"
+    );
+    assert_eq!(
+        bad("[\"a:u8\", \"p:pad2\"]", "where = { p = 0 }\n"),
+        "scenarios/t.toml:17: ring buffer \"rb\": where names \"p\", which is padding (pad2)"
+    );
+    assert_eq!(
+        bad("[\"a:u8\", \"b:be16\"]", "where = { a = 1, b = 65536 }\n"),
+        "scenarios/t.toml:17: ring buffer \"rb\": where b = 65536 does not fit its type (be16)"
+    );
+    assert_eq!(
+        bad("[\"a:u8\"]", "where = { a = -1 }\n"),
+        "scenarios/t.toml:17:15: invalid value: integer \"-1\", expected u64"
+    );
+    assert_eq!(
+        bad("[\"a:u8\"]", "where = { a = \"x\" }\n"),
+        "scenarios/t.toml:17:15: invalid type: string \"x\", expected u64"
+    );
+    assert!(
+        bad("[\"a:u8\"]", "filter = {}\n")
+            .starts_with("scenarios/t.toml:17:1: unknown field \"filter\", expected one of \"ringbuf\", \"layout\", \"where\", \"count\"")
+    );
+    assert_eq!(
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.events]]\nringbuf = \"\"\nlayout = [\"a:u8\"]\ncount = 1\n"
+        )),
+        "scenarios/t.toml:14: event expectation names no ring buffer"
+    );
+    assert_eq!(
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.events]]\nringbuf = \"rb\"\nlayout = [\"a:u8\"]\n"
+        )),
+        "scenarios/t.toml:14:1: missing field \"count\""
+    );
+    // Repeated "_" names are fine; so is a where sub-table.
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[expect.events]]\nringbuf = \"rb\"\nlayout = [\"_:u8\", \"_:pad1\", \"x:u16\"]\ncount = 1\n\n[expect.events.where]\nx = 5\n"
+    ));
+    assert_eq!(s.event_expects[0].filter, vec![("x".to_owned(), 5)]);
+}
+
+#[test]
+fn field_kinds() {
+    for (text, kind, len) in [
+        ("u8", FieldKind::U8, 1),
+        ("u16", FieldKind::U16, 2),
+        ("u32", FieldKind::U32, 4),
+        ("u64", FieldKind::U64, 8),
+        ("be16", FieldKind::Be16, 2),
+        ("be32", FieldKind::Be32, 4),
+        ("be64", FieldKind::Be64, 8),
+        ("pad7", FieldKind::Pad(7), 7),
+    ] {
+        assert_eq!(text.parse::<FieldKind>(), Ok(kind));
+        assert_eq!(kind.len(), len);
+        assert_eq!(kind.to_string(), text);
+    }
+    assert_eq!(FieldKind::Be16.max(), Some(65535));
+    assert_eq!(FieldKind::Pad(1).max(), None);
+}
+
+/// Every scenario shipped with xdplab still parses (schema v1 only grew).
+#[test]
+fn bundled_scenarios_still_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut parsed = 0;
+    for dir in ["scenarios", "harness/tests/fixtures/scenarios"] {
+        for file in discover(&[root.join(dir)]).unwrap() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // A fixture made to fail parsing says so in its name.
+            if file.ends_with("unknown-key.toml") {
+                assert!(parse(&text, &file).is_err());
+                continue;
+            }
+            let s = parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.links.is_empty());
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 10, "{parsed}");
 }

@@ -1,0 +1,671 @@
+//! Output checks: whether a frame that came out of the program under test
+//! (sent back with XDP_TX, redirected, or passed to the stack) looks the way
+//! a send group's `output` says.
+//!
+//! The frame is read with pnet: Ethernet, up to two VLAN tags (0x8100 or
+//! 0x88a8, in any order), IPv4 or IPv6 (IPv6 extension headers are walked),
+//! then the TCP or UDP ports of a first fragment. Each field the
+//! [`OutputSpec`] states is compared; a field the frame does not have is a
+//! mismatch whose actual value is `absent`.
+
+use std::fmt;
+
+use pnet::packet::ethernet::EthernetPacket;
+use pnet::packet::ipv4::Ipv4Packet;
+use pnet::packet::ipv6::Ipv6Packet;
+use pnet::packet::tcp::TcpPacket;
+use pnet::packet::udp::UdpPacket;
+use pnet::packet::vlan::VlanPacket;
+use pnet::util::MacAddr;
+
+use crate::frame::{ETH_HEADER_LEN, Tag, VLAN_TAG_LEN};
+use crate::scenario::OutputSpec;
+
+/// What [`FieldMismatch::actual`] says for a field the frame does not have.
+pub const ABSENT: &str = "absent";
+
+/// Most VLAN tags read before the EtherType (as `xdp_filter` does).
+const MAX_VLAN_TAGS: usize = 2;
+/// Most IPv6 extension headers walked before the upper layer.
+const MAX_IPV6_EXT: usize = 8;
+/// Bytes of context shown on each side of the first difference in `bytes`.
+const BYTES_CONTEXT: usize = 8;
+
+/// One stated field that the frame does not match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldMismatch {
+    /// The `output` key: `"ipv4-ttl"`, `"swapped-macs"`, ...
+    pub field: &'static str,
+    /// What the scenario says, as text.
+    pub expected: String,
+    /// What the frame has, as text; [`ABSENT`] if it has no such field.
+    pub actual: String,
+}
+
+impl fmt::Display for FieldMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.field, self.expected, self.actual
+        )
+    }
+}
+
+/// The fields of a received frame that output checks read.
+#[derive(Debug, Default)]
+struct Fields {
+    eth_src: Option<MacAddr>,
+    eth_dst: Option<MacAddr>,
+    ipv4: Option<Ip<std::net::Ipv4Addr>>,
+    ipv6: Option<Ip<std::net::Ipv6Addr>>,
+    ports: Option<(u16, u16)>,
+}
+
+#[derive(Debug)]
+struct Ip<A> {
+    src: A,
+    dst: A,
+    /// TTL or hop limit.
+    ttl: u8,
+}
+
+impl Fields {
+    fn read(frame: &[u8]) -> Fields {
+        let mut fields = Fields::default();
+        let Some(eth) = EthernetPacket::new(frame) else {
+            return fields;
+        };
+        fields.eth_src = Some(eth.get_source());
+        fields.eth_dst = Some(eth.get_destination());
+        let mut ethertype = eth.get_ethertype().0;
+        let mut at = ETH_HEADER_LEN;
+        for _ in 0..MAX_VLAN_TAGS {
+            if !matches!(ethertype, 0x8100 | 0x88a8) {
+                break;
+            }
+            let Some(tag) = frame.get(at..).and_then(VlanPacket::new) else {
+                return fields;
+            };
+            ethertype = tag.get_ethertype().0;
+            at += VLAN_TAG_LEN;
+        }
+        let l3 = &frame[at..];
+        let (protocol, l4) = match ethertype {
+            0x0800 => {
+                let Some(ip) = Ipv4Packet::new(l3) else {
+                    return fields;
+                };
+                fields.ipv4 = Some(Ip {
+                    src: ip.get_source(),
+                    dst: ip.get_destination(),
+                    ttl: ip.get_ttl(),
+                });
+                let header_len = usize::from(ip.get_header_length()) * 4;
+                if ip.get_version() != 4 || header_len < 20 || ip.get_fragment_offset() != 0 {
+                    return fields;
+                }
+                (ip.get_next_level_protocol().0, l3.get(header_len..))
+            }
+            0x86dd => {
+                let Some(ip) = Ipv6Packet::new(l3) else {
+                    return fields;
+                };
+                fields.ipv6 = Some(Ip {
+                    src: ip.get_source(),
+                    dst: ip.get_destination(),
+                    ttl: ip.get_hop_limit(),
+                });
+                if ip.get_version() != 6 {
+                    return fields;
+                }
+                match ipv6_upper_layer(ip.get_next_header().0, &l3[40..]) {
+                    Some((protocol, l4)) => (protocol, Some(l4)),
+                    None => return fields,
+                }
+            }
+            _ => return fields,
+        };
+        let l4 = l4.unwrap_or_default();
+        fields.ports = match protocol {
+            6 => TcpPacket::new(l4).map(|tcp| (tcp.get_source(), tcp.get_destination())),
+            17 => UdpPacket::new(l4).map(|udp| (udp.get_source(), udp.get_destination())),
+            _ => None,
+        };
+        fields
+    }
+}
+
+/// Walks IPv6 extension headers from `next` over `rest`: the upper-layer
+/// protocol and its bytes, or `None` for a non-first fragment or a chain
+/// that is cut or too long.
+fn ipv6_upper_layer(mut next: u8, mut rest: &[u8]) -> Option<(u8, &[u8])> {
+    for _ in 0..=MAX_IPV6_EXT {
+        let len = match next {
+            // Hop-by-hop, routing, destination options: (len + 1) * 8.
+            0 | 43 | 60 => (usize::from(*rest.get(1)?) + 1) * 8,
+            // Fragment: 8 bytes; a later fragment has no upper-layer header.
+            44 => {
+                let offset = u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]) >> 3;
+                if offset != 0 {
+                    return None;
+                }
+                8
+            }
+            // Authentication header: (len + 2) * 4.
+            51 => (usize::from(*rest.get(1)?) + 2) * 4,
+            upper => return Some((upper, rest)),
+        };
+        next = *rest.first()?;
+        rest = rest.get(len..)?;
+    }
+    None
+}
+
+fn show<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| ABSENT.to_owned(), |v| v.to_string())
+}
+
+fn text<T: ToString>(value: Option<T>) -> Option<String> {
+    value.map(|v| v.to_string())
+}
+
+impl OutputSpec {
+    /// Compares `received`, a frame that came out of the program, with every
+    /// field this spec states; `sent` is the frame as it was sent (for
+    /// `swapped-macs`). Returns the mismatches, in key order; empty when the
+    /// frame matches.
+    ///
+    /// `bytes` is compared exactly, with one exception: when `tag_offset` is
+    /// `Some(o)` and the expected bytes reach past `o + 16`, their bytes
+    /// `o..o + 16` are taken from `received`, because they hold the
+    /// per-frame [`Tag`] (run, group, sequence number), which no scenario can
+    /// know. Pass the tag's offset in the received frame
+    /// ([`Tag::locate`]), or `None` for untagged frames. Checksums that
+    /// cover the tag still differ from frame to frame: compare such frames
+    /// field by field, or send them untagged.
+    pub fn check(
+        &self,
+        sent: &[u8],
+        received: &[u8],
+        tag_offset: Option<usize>,
+    ) -> Vec<FieldMismatch> {
+        let got = Fields::read(received);
+        let mut out = Vec::new();
+        let mut compare =
+            |field: &'static str, expected: Option<String>, actual: Option<String>| {
+                if let Some(expected) = expected {
+                    let actual = actual.unwrap_or_else(|| ABSENT.to_owned());
+                    if expected != actual {
+                        out.push(FieldMismatch {
+                            field,
+                            expected,
+                            actual,
+                        });
+                    }
+                }
+            };
+        if self.swapped_macs {
+            let sent = EthernetPacket::new(sent);
+            let expected = format!(
+                "dst {}, src {}",
+                show(sent.as_ref().map(EthernetPacket::get_source)),
+                show(sent.as_ref().map(EthernetPacket::get_destination)),
+            );
+            let actual = got
+                .eth_dst
+                .zip(got.eth_src)
+                .map(|(dst, src)| format!("dst {dst}, src {src}"));
+            compare("swapped-macs", Some(expected), actual);
+        }
+        compare("eth-src", text(self.eth_src), text(got.eth_src));
+        compare("eth-dst", text(self.eth_dst), text(got.eth_dst));
+        let v4 = got.ipv4.as_ref();
+        compare(
+            "ipv4-src",
+            self.ipv4_src.map(|v| v.to_string()),
+            v4.map(|ip| ip.src.to_string()),
+        );
+        compare(
+            "ipv4-dst",
+            self.ipv4_dst.map(|v| v.to_string()),
+            v4.map(|ip| ip.dst.to_string()),
+        );
+        compare(
+            "ipv4-ttl",
+            self.ipv4_ttl.map(|v| v.to_string()),
+            v4.map(|ip| ip.ttl.to_string()),
+        );
+        let v6 = got.ipv6.as_ref();
+        compare(
+            "ipv6-src",
+            self.ipv6_src.map(|v| v.to_string()),
+            v6.map(|ip| ip.src.to_string()),
+        );
+        compare(
+            "ipv6-dst",
+            self.ipv6_dst.map(|v| v.to_string()),
+            v6.map(|ip| ip.dst.to_string()),
+        );
+        compare(
+            "ipv6-hop-limit",
+            self.ipv6_hop_limit.map(|v| v.to_string()),
+            v6.map(|ip| ip.ttl.to_string()),
+        );
+        compare(
+            "src-port",
+            self.src_port.map(|v| v.to_string()),
+            got.ports.map(|p| p.0.to_string()),
+        );
+        compare(
+            "dst-port",
+            self.dst_port.map(|v| v.to_string()),
+            got.ports.map(|p| p.1.to_string()),
+        );
+        compare(
+            "length",
+            self.length.map(|v| v.to_string()),
+            Some(received.len().to_string()),
+        );
+        if let Some(bytes) = &self.bytes
+            && let Some(mismatch) = compare_bytes(&bytes.0, received, tag_offset)
+        {
+            out.push(mismatch);
+        }
+        out
+    }
+}
+
+/// `bytes`: exact, the tag area taken from `received`; a mismatch shows the
+/// lengths and the bytes around the first difference.
+fn compare_bytes(
+    expected: &[u8],
+    received: &[u8],
+    tag_offset: Option<usize>,
+) -> Option<FieldMismatch> {
+    let mut expected = expected.to_vec();
+    if let Some(at) = tag_offset
+        && let Some(end) = at.checked_add(Tag::LEN)
+        && end <= expected.len()
+        && let Some(tag) = received.get(at..end)
+    {
+        expected[at..end].copy_from_slice(tag);
+    }
+    if expected == received {
+        return None;
+    }
+    let first = expected
+        .iter()
+        .zip(received)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(received.len()));
+    let window = |bytes: &[u8]| {
+        let from = first.saturating_sub(BYTES_CONTEXT);
+        let to = (first + BYTES_CONTEXT).min(bytes.len()).max(from);
+        let hex: Vec<String> = bytes
+            .get(from..to)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let shown = if hex.is_empty() {
+            "(end)".to_owned()
+        } else {
+            hex.join(" ")
+        };
+        format!(
+            "{} bytes, first difference at offset {first}; bytes {from}..{to}: {shown}",
+            bytes.len()
+        )
+    };
+    Some(FieldMismatch {
+        field: "bytes",
+        expected: window(&expected),
+        actual: window(received),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Endpoints, FrameSpec, FrameTemplate, HexBytes};
+
+    fn ends() -> Endpoints {
+        Endpoints {
+            src_mac: MacAddr::new(2, 0, 0, 0, 0, 1),
+            dst_mac: MacAddr::new(2, 0, 0, 0, 0, 2),
+            src_ipv4: "10.0.0.1".parse().unwrap(),
+            dst_ipv4: "10.0.0.2".parse().unwrap(),
+            src_ipv6: "fd00::1".parse().unwrap(),
+            dst_ipv6: "fd00::2".parse().unwrap(),
+        }
+    }
+
+    fn template(text: &str) -> FrameTemplate {
+        let spec: FrameSpec = toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        FrameTemplate::build(&spec, &ends(), 1518).unwrap()
+    }
+
+    fn frame(text: &str) -> Vec<u8> {
+        template(text).bytes().to_vec()
+    }
+
+    fn output(text: &str) -> OutputSpec {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The mismatches as "field: expected X, got Y" lines.
+    fn check(spec: &str, sent: &[u8], received: &[u8]) -> Vec<String> {
+        output(spec)
+            .check(sent, received, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const V4_UDP: &str = "ipv4 = { ttl = 9 }\nudp = { src-port = 1000, dst-port = 53 }";
+    const V6_TCP: &str = "ipv6 = { hop-limit = 7 }\ntcp = { src-port = 2000, dst-port = 80 }";
+
+    #[test]
+    fn matching_frames_have_no_mismatches() {
+        let v4 = frame(V4_UDP);
+        let all_v4 = r#"
+            eth-src = "02:00:00:00:00:01"
+            eth-dst = "02:00:00:00:00:02"
+            ipv4-src = "10.0.0.1"
+            ipv4-dst = "10.0.0.2"
+            ipv4-ttl = 9
+            src-port = 1000
+            dst-port = 53
+            length = 60
+        "#;
+        assert_eq!(check(all_v4, &v4, &v4), Vec::<String>::new());
+        let v6 = frame(V6_TCP);
+        let all_v6 = r#"
+            ipv6-src = "fd00::1"
+            ipv6-dst = "fd00::2"
+            ipv6-hop-limit = 7
+            src-port = 2000
+            dst-port = 80
+        "#;
+        assert_eq!(check(all_v6, &v6, &v6), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_field_reports_its_mismatch() {
+        let v4 = frame(V4_UDP);
+        let cases = [
+            (
+                "eth-src = \"02:00:00:00:00:09\"",
+                "eth-src: expected 02:00:00:00:00:09, got 02:00:00:00:00:01",
+            ),
+            (
+                "eth-dst = \"02:00:00:00:00:09\"",
+                "eth-dst: expected 02:00:00:00:00:09, got 02:00:00:00:00:02",
+            ),
+            (
+                "ipv4-src = \"10.0.0.9\"",
+                "ipv4-src: expected 10.0.0.9, got 10.0.0.1",
+            ),
+            (
+                "ipv4-dst = \"10.0.0.9\"",
+                "ipv4-dst: expected 10.0.0.9, got 10.0.0.2",
+            ),
+            ("ipv4-ttl = 8", "ipv4-ttl: expected 8, got 9"),
+            ("src-port = 1", "src-port: expected 1, got 1000"),
+            ("dst-port = 54", "dst-port: expected 54, got 53"),
+            ("length = 61", "length: expected 61, got 60"),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(check(spec, &v4, &v4), vec![want.to_owned()], "{spec}");
+        }
+        let v6 = frame(V6_TCP);
+        let cases = [
+            (
+                "ipv6-src = \"fd00::9\"",
+                "ipv6-src: expected fd00::9, got fd00::1",
+            ),
+            (
+                "ipv6-dst = \"fd00::9\"",
+                "ipv6-dst: expected fd00::9, got fd00::2",
+            ),
+            ("ipv6-hop-limit = 6", "ipv6-hop-limit: expected 6, got 7"),
+            ("src-port = 1", "src-port: expected 1, got 2000"),
+            ("dst-port = 1", "dst-port: expected 1, got 80"),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(check(spec, &v6, &v6), vec![want.to_owned()], "{spec}");
+        }
+    }
+
+    #[test]
+    fn several_mismatches_come_in_key_order() {
+        let v4 = frame(V4_UDP);
+        assert_eq!(
+            check(
+                "dst-port = 1\nipv4-ttl = 1\neth-src = \"02:00:00:00:00:01\"",
+                &v4,
+                &v4
+            ),
+            vec![
+                "ipv4-ttl: expected 1, got 9",
+                "dst-port: expected 1, got 53"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_layers_are_absent() {
+        let v4 = frame(V4_UDP);
+        let v6 = frame(V6_TCP);
+        let arp = frame("arp = {}");
+        assert_eq!(
+            check("ipv6-src = \"fd00::1\"\nipv6-hop-limit = 64", &v4, &v4),
+            vec![
+                "ipv6-src: expected fd00::1, got absent",
+                "ipv6-hop-limit: expected 64, got absent"
+            ]
+        );
+        assert_eq!(
+            check("ipv4-dst = \"10.0.0.2\"\nipv4-ttl = 64", &v6, &v6),
+            vec![
+                "ipv4-dst: expected 10.0.0.2, got absent",
+                "ipv4-ttl: expected 64, got absent"
+            ]
+        );
+        assert_eq!(
+            check("src-port = 1\ndst-port = 2", &arp, &arp),
+            vec![
+                "src-port: expected 1, got absent",
+                "dst-port: expected 2, got absent"
+            ]
+        );
+        let icmp = frame("ipv4 = {}\nicmp = {}");
+        assert_eq!(
+            check("dst-port = 2", &icmp, &icmp),
+            vec!["dst-port: expected 2, got absent"]
+        );
+        // A later fragment has no ports; the IPv4 header is still read.
+        let fragment = frame("ipv4 = { fragment-offset = 1 }\nudp = {}");
+        assert_eq!(
+            check("dst-port = 9\nipv4-ttl = 64", &fragment, &fragment),
+            vec!["dst-port: expected 9, got absent"]
+        );
+        // Cut inside the UDP header: no ports.
+        let cut = frame("ipv4 = {}\nudp = {}\nsize = 38\ntruncate = true");
+        assert_eq!(
+            check("dst-port = 9", &cut, &cut),
+            vec!["dst-port: expected 9, got absent"]
+        );
+        // Shorter than Ethernet: nothing but the length.
+        let runt = [0u8; 10];
+        assert_eq!(
+            check("eth-dst = \"02:00:00:00:00:02\"\nlength = 10", &runt, &runt),
+            vec!["eth-dst: expected 02:00:00:00:00:02, got absent"]
+        );
+    }
+
+    #[test]
+    fn vlan_tags_and_ipv6_extension_headers_are_skipped() {
+        let qinq = frame(&format!(
+            "vlan = [{{ id = 1, tpid = 0x88a8 }}, {{ id = 2 }}]\n{V4_UDP}"
+        ));
+        assert_eq!(
+            check("ipv4-ttl = 9\ndst-port = 53", &qinq, &qinq),
+            Vec::<String>::new()
+        );
+        // A third tag is not read through.
+        let three = frame(&format!(
+            "vlan = [{{ id = 1 }}, {{ id = 2 }}, {{ id = 3 }}]\n{V4_UDP}"
+        ));
+        assert_eq!(
+            check("ipv4-ttl = 9", &three, &three),
+            vec!["ipv4-ttl: expected 9, got absent"]
+        );
+        let ext = frame(
+            "ipv6 = { ext = [{ kind = \"hop-by-hop\" }, { kind = \"routing\" }, \
+             { kind = \"fragment\" }, { kind = \"destination\" }] }\nudp = { dst-port = 7 }",
+        );
+        assert_eq!(check("dst-port = 7", &ext, &ext), Vec::<String>::new());
+        let later =
+            frame("ipv6 = { ext = [{ kind = \"fragment\", offset = 3 }] }\nudp = { dst-port = 7 }");
+        assert_eq!(
+            check("dst-port = 7\nipv6-hop-limit = 64", &later, &later),
+            vec!["dst-port: expected 7, got absent"]
+        );
+        let nine: Vec<String> = (0..9)
+            .map(|_| "{ kind = \"destination\" }".to_owned())
+            .collect();
+        let deep = frame(&format!(
+            "ipv6 = {{ ext = [{}] }}\nudp = {{ dst-port = 7 }}",
+            nine.join(", ")
+        ));
+        assert_eq!(
+            check("dst-port = 7", &deep, &deep),
+            vec!["dst-port: expected 7, got absent"]
+        );
+    }
+
+    #[test]
+    fn swapped_macs() {
+        let sent = frame(V4_UDP);
+        let mut back = sent.clone();
+        back[..6].copy_from_slice(&sent[6..12]);
+        back[6..12].copy_from_slice(&sent[..6]);
+        assert_eq!(
+            check("swapped-macs = true", &sent, &back),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check("swapped-macs = true", &sent, &sent),
+            vec![
+                "swapped-macs: expected dst 02:00:00:00:00:01, src 02:00:00:00:00:02, \
+                 got dst 02:00:00:00:00:02, src 02:00:00:00:00:01"
+            ]
+        );
+        assert_eq!(
+            check("swapped-macs = true", &sent, &back[..8]),
+            vec![
+                "swapped-macs: expected dst 02:00:00:00:00:01, src 02:00:00:00:00:02, \
+                 got absent"
+            ]
+        );
+        // Not asked for: not checked.
+        assert_eq!(
+            check("swapped-macs = false\nlength = 60", &sent, &sent),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn bytes_compare_exactly_and_show_the_first_difference() {
+        let sent = frame("raw = \"00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13\"");
+        let spec = |bytes: &[u8]| OutputSpec {
+            bytes: Some(HexBytes(bytes.to_vec())),
+            ..OutputSpec::default()
+        };
+        assert_eq!(spec(&sent).check(&sent, &sent, None), vec![]);
+        let mut other = sent.clone();
+        other[12] = 0xff;
+        assert_eq!(
+            spec(&sent).check(&sent, &other, None),
+            vec![FieldMismatch {
+                field: "bytes",
+                expected: "20 bytes, first difference at offset 12; bytes 4..20: \
+                           04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13"
+                    .to_owned(),
+                actual: "20 bytes, first difference at offset 12; bytes 4..20: \
+                         04 05 06 07 08 09 0a 0b ff 0d 0e 0f 10 11 12 13"
+                    .to_owned(),
+            }]
+        );
+        let longer = [&sent[..], &[0xee]].concat();
+        assert_eq!(
+            spec(&sent).check(&sent, &longer, None)[0].to_string(),
+            "bytes: expected 20 bytes, first difference at offset 20; bytes 12..20: \
+             0c 0d 0e 0f 10 11 12 13, got 21 bytes, first difference at offset 20; \
+             bytes 12..21: 0c 0d 0e 0f 10 11 12 13 ee"
+        );
+        assert_eq!(
+            spec(&sent).check(&sent, &[], None)[0].actual,
+            "0 bytes, first difference at offset 0; bytes 0..0: (end)"
+        );
+    }
+
+    #[test]
+    fn bytes_take_the_tag_from_the_received_frame() {
+        // An untagged-looking expectation (zero tag area) matches every
+        // tagged copy once the tag is taken from the frame.
+        let template = template("eth = { ethertype = 0x88b5 }");
+        let expected = template.bytes().to_vec();
+        let at = template.tag_offset().unwrap();
+        let mut received = Vec::new();
+        let tag = Tag {
+            run_id: 7,
+            group: 1,
+            seq: 99,
+        };
+        template.write(tag, &mut received);
+        let spec = OutputSpec {
+            bytes: Some(HexBytes(expected.clone())),
+            ..OutputSpec::default()
+        };
+        assert_eq!(Tag::locate(&received, 7), Some((at, tag)));
+        assert_eq!(spec.check(&expected, &received, Some(at)), vec![]);
+        // Without the offset the tag is a difference.
+        let without = spec.check(&expected, &received, None);
+        assert_eq!(without.len(), 1);
+        assert!(
+            without[0]
+                .expected
+                .contains(&format!("first difference at offset {at};")),
+            "{without:?}"
+        );
+        // Only the 16 tag bytes are excused.
+        let mut changed = received.clone();
+        changed[at + Tag::LEN] ^= 1;
+        assert_eq!(spec.check(&expected, &changed, Some(at)).len(), 1);
+        // Expected bytes that end inside the tag area are compared as given.
+        let short = OutputSpec {
+            bytes: Some(HexBytes(expected[..at + 4].to_vec())),
+            ..OutputSpec::default()
+        };
+        assert_eq!(short.check(&expected, &received, Some(at)).len(), 1);
+        // A tag offset past the received frame cannot be honoured.
+        assert_eq!(
+            spec.check(&expected, &received[..at + 8], Some(at)).len(),
+            1
+        );
+        assert_eq!(spec.check(&expected, &received, Some(usize::MAX)).len(), 1);
+    }
+
+    #[test]
+    fn mismatch_display() {
+        let m = FieldMismatch {
+            field: "ipv4-ttl",
+            expected: "63".into(),
+            actual: ABSENT.into(),
+        };
+        assert_eq!(m.to_string(), "ipv4-ttl: expected 63, got absent");
+    }
+}
