@@ -168,7 +168,7 @@ pub fn endpoints() -> Endpoints {
 }
 
 /// A random id for frame tags.
-pub(crate) fn random_run_id() -> u32 {
+pub fn random_run_id() -> u32 {
     let mut bytes = [0u8; 4];
     // SAFETY: the buffer is valid for writes of its length.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

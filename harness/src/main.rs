@@ -137,6 +137,7 @@ fn run(
     }
     let options = RunOptions {
         capture_dir: capture,
+        run_id: None,
     };
     let mut report = RunReport::default();
     for scenario in &scenarios {

@@ -49,6 +49,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_aborted",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_aborted.bpf.o"),
     ),
+    (
+        "xdp_count",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_count.bpf.o"),
+    ),
 ];
 
 /// Where an object comes from.

@@ -110,6 +110,9 @@ impl FromStr for ExecPath {
 pub struct RunOptions {
     /// Write a pcap per interface of a failing scenario here.
     pub capture_dir: Option<PathBuf>,
+    /// The id tagged into every frame (default: the lab's random one). [`run_paths`] gives
+    /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
+    pub run_id: Option<u32>,
 }
 
 /// Why a scenario could not run.
@@ -221,7 +224,7 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
     }
     let result = match path.mode() {
         Some(mode) => execute_live(scenario, mode, options, &mut report),
-        None => execute_test_run(scenario, &mut report),
+        None => execute_test_run(scenario, options, &mut report),
     };
     match result {
         Ok(()) if report.failures.is_empty() => report.status = Status::Pass,
@@ -248,9 +251,13 @@ pub fn run_paths(
     paths: &[ExecPath],
     options: &RunOptions,
 ) -> (Vec<ScenarioReport>, Vec<PathDifference>) {
+    let options = RunOptions {
+        run_id: Some(options.run_id.unwrap_or_else(crate::lab::random_run_id)),
+        ..options.clone()
+    };
     let reports: Vec<ScenarioReport> = paths
         .iter()
-        .map(|&path| run_path(scenario, path, options))
+        .map(|&path| run_path(scenario, path, &options))
         .collect();
     let mut differences = Vec::new();
     let comparable: Vec<&ScenarioReport> = reports
@@ -305,15 +312,34 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
                 && listed < LISTED
             {
                 listed += 1;
+                let (at, x, y) = first_difference(bytes, other);
                 out.push(diff(
-                    format!("send {:?} seq {seq} output bytes", ga.name),
-                    hex(bytes),
-                    hex(other),
+                    format!("send {:?} seq {seq} output byte {at}", ga.name),
+                    x,
+                    y,
                 ));
             }
         }
     }
     out
+}
+
+/// The first byte where two frames differ, and up to 8 bytes of each from there (or their
+/// lengths, if one is a prefix of the other).
+fn first_difference(a: &[u8], b: &[u8]) -> (usize, String, String) {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let show = |v: &[u8]| {
+        if at >= v.len() {
+            format!("end of frame ({} bytes)", v.len())
+        } else {
+            format!("{}...", hex(&v[at..v.len().min(at + 8)]))
+        }
+    };
+    (at, show(a), show(b))
 }
 
 /// Where a problem with a scenario item is: `file:line: ...`.
@@ -887,7 +913,11 @@ fn empty_group(group: &SendGroup, stats: &InjectStats) -> GroupReport {
 // ---------------------------------------------------------------------------------------------
 // test-run
 
-fn execute_test_run(scenario: &Scenario, report: &mut ScenarioReport) -> Result<(), RunError> {
+fn execute_test_run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    report: &mut ScenarioReport,
+) -> Result<(), RunError> {
     let mut program = Program::load(
         &object_source(&scenario.program.object),
         &scenario.program.entry,
@@ -916,7 +946,7 @@ fn execute_test_run(scenario: &Scenario, report: &mut ScenarioReport) -> Result<
     );
     let mut events = Events::open(scenario, &mut program)?;
     // Tags carry an id, as on the wire, so outputs compare byte for byte with live paths.
-    let run_id = 0x7e57_0000;
+    let run_id = options.run_id.unwrap_or_else(crate::lab::random_run_id);
     let mut buf = Vec::new();
     let (mut drops, mut passes) = (0u64, 0u64);
     for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
@@ -1261,6 +1291,7 @@ fn execute_live(
     }
 
     let topology = Topology::build(&spec)?;
+    let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
     let end = |name: &EndName| -> &VethEnd {
         topology
             .interface(&name.netns, Some(&name.interface))
@@ -1354,7 +1385,7 @@ fn execute_live(
             name: name.clone(),
             driver: DriverStats::open(e)?,
             link: LinkStats::open(e)?,
-            capture: Capture::start(e, topology.run_id(), &capture_options)?,
+            capture: Capture::start(e, run_id, &capture_options)?,
         });
     }
     let observers = Observers {
@@ -1379,7 +1410,7 @@ fn execute_live(
                 v.insert(PnetInjector::open(end(&from))?)
             }
         };
-        let stats = injector.send(templates, topology.run_id(), group_id, group.count);
+        let stats = injector.send(templates, run_id, group_id, group.count);
         let tagged = templates.iter().all(FrameTemplate::is_tagged);
         let after = observers.settle(
             mode,
@@ -1436,13 +1467,7 @@ fn execute_live(
             &places,
             &mut captured,
         );
-        g.output_mismatches = check_outputs(
-            group,
-            templates,
-            topology.run_id(),
-            index as u16,
-            &g.outputs,
-        );
+        g.output_mismatches = check_outputs(group, templates, run_id, index as u16, &g.outputs);
         report.failures.extend(group_failures(mode, &g, stats));
         report.failures.extend(g.output_mismatches.iter().cloned());
         report.groups.push(g);

@@ -22,6 +22,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Objects built into xdplab, named by `program.object`.
 pub const BUNDLED: &[&str] = &[
     "xdp_aborted",
+    "xdp_count",
     "xdp_drop",
     "xdp_filter",
     "xdp_pass",
