@@ -86,10 +86,11 @@ fn privileged_bundled_scenarios_pass_with_json_and_junit() {
         assert_eq!(s["status"], "pass", "{s:#}");
         for g in s["groups"].as_array().expect("groups") {
             let sent = g["sent"].as_u64().expect("sent");
-            assert_eq!(
-                g["dropped"].as_u64().unwrap() + g["passed"].as_u64().unwrap(),
-                sent
-            );
+            let fates: u64 = ["dropped", "passed", "tx", "redirected", "aborted"]
+                .iter()
+                .map(|k| g[*k].as_u64().expect("count"))
+                .sum();
+            assert_eq!(fates, sent, "every frame has exactly one fate: {g:#}");
         }
     }
     let seed = scenarios
@@ -160,4 +161,71 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         assert!(stdout.contains(cause), "{file}: {stdout}");
         assert!(!stdout.contains("panicked"), "{file}: {stdout}");
     }
+}
+
+#[test]
+fn privileged_paths_flag_reports_disagreements_and_exits_1() {
+    if !privileges::gate("privileged_paths_flag_reports_disagreements_and_exits_1") {
+        return;
+    }
+    let out = xdplab(&[
+        "run",
+        "--paths",
+        "native,generic,test-run",
+        fixture("path-divergence.toml").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("\nPASS path-divergence").count()
+            + usize::from(stdout.starts_with("PASS path-divergence")),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "DIFF path-divergence: send \"udp\" seq 0: native says pass, test-run says drop"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("16 path difference(s)"), "{stdout}");
+}
+
+#[test]
+fn privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario() {
+    if !privileges::gate("privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("xdplab-capture-{}", std::process::id()));
+    let out = xdplab(&[
+        "run",
+        "--capture",
+        dir.to_str().unwrap(),
+        fixture("wrong-expect-pass.toml").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let files: Vec<PathBuf> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("capture: "))
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(files.len(), 2, "one pcap per interface: {stdout}");
+    let receiver = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains(".receiver-"))
+        .expect("receiver pcap");
+    let frames = xdplab::pcap::read(receiver).expect("a readable pcap");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(frames.len(), 10, "the 10 passed frames");
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.len() >= 60 && f[12..14] == [0x08, 0x00])
+    );
 }
