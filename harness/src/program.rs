@@ -55,6 +55,11 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     ),
 ];
 
+/// Whether `name` is one of the [`BUNDLED`] objects.
+pub fn is_bundled(name: &str) -> bool {
+    BUNDLED.iter().any(|(n, _)| *n == name)
+}
+
 /// Where an object comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectSource {

@@ -14,10 +14,9 @@ pub mod run;
 pub mod schema;
 
 pub use schema::{
-    AttachSpec, BUNDLED, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef,
-    IfaceRefError, LabSpec, LinkEnd, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup,
-    ObjectRef, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField,
-    XdpModeSpec,
+    AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
+    LabSpec, LinkEnd, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
+    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField, XdpModeSpec,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

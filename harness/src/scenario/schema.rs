@@ -19,17 +19,6 @@ use crate::verdict::Verdict;
 /// The only `schema-version` this build reads.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// Objects built into xdplab, named by `program.object`.
-pub const BUNDLED: &[&str] = &[
-    "xdp_aborted",
-    "xdp_count",
-    "xdp_drop",
-    "xdp_filter",
-    "xdp_pass",
-    "xdp_redirect",
-    "xdp_tx",
-];
-
 /// A scenario: one lab, the program under test (and perhaps helpers on
 /// other interfaces), frames to send and what should happen to them.
 #[derive(Clone, Debug, PartialEq)]
@@ -489,20 +478,17 @@ pub struct AttachSpec {
 /// Where a program's object comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectRef {
-    /// One of [`BUNDLED`], by name.
+    /// One of [`crate::program::BUNDLED`], by name.
     Bundled(String),
     /// A file, already resolved against the scenario file's directory.
     Path(PathBuf),
 }
 
 impl ObjectRef {
-    /// Objects built into xdplab (same as [`BUNDLED`]).
-    pub const BUNDLED: &'static [&'static str] = BUNDLED;
-
     /// A bundled name stays one; anything else is a path, relative to `dir`
     /// (the scenario file's directory) unless absolute.
     pub fn resolve(text: &str, dir: &std::path::Path) -> ObjectRef {
-        if BUNDLED.contains(&text) {
+        if crate::program::is_bundled(text) {
             ObjectRef::Bundled(text.to_owned())
         } else {
             ObjectRef::Path(dir.join(text))
