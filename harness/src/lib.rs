@@ -8,6 +8,7 @@
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
 
+pub mod bench;
 pub mod exit;
 pub mod frame;
 pub mod inject;
