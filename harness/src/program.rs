@@ -61,7 +61,7 @@ pub fn is_bundled(name: &str) -> bool {
 }
 
 /// Where an object comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ObjectSource {
     /// One of [`BUNDLED`], by name.
     Bundled(String),
