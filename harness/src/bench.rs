@@ -6,16 +6,23 @@
 //! receive counter) and from the program's own map, never from the sender; what the sender
 //! offered is reported beside it, with the loss between them.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{
+    fmt,
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::{
-    inject::InjectError,
-    lab::LabError,
-    observe::ObserveError,
-    program::{ObjectSource, ProgramError, XdpMode},
+    frame::{FrameSpec, FrameTemplate},
+    inject::{
+        Budget, InjectError, batched::BatchedInjector, live::LiveInjector, pnet::PnetInjector,
+    },
+    lab::{Lab, LabConfig, LabError},
+    observe::{DriverStats, LinkStats, ObserveError},
+    program::{ObjectSource, Program, ProgramError, XdpMode},
 };
 
 /// An error from a measurement.
@@ -257,4 +264,207 @@ pub fn matrix(filter: &MatrixFilter, duration: Duration) -> Vec<BenchConfig> {
         }
     }
     configs
+}
+
+/// Runs one configuration: a fresh lab, the program, the injector for `config.duration`.
+pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
+    let invalid = |reason: String| BenchError::Config {
+        config: config.to_string(),
+        reason,
+    };
+    if !(60..=1514).contains(&config.size) {
+        return Err(invalid(format!(
+            "frame size {} is outside 60..=1514",
+            config.size
+        )));
+    }
+    if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&config.duration) {
+        return Err(invalid(format!(
+            "duration {:?} is outside 10ms..=10min",
+            config.duration
+        )));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if config.threads == 0 || config.threads > cpus {
+        return Err(invalid(format!(
+            "{} sending threads on a machine with {cpus} CPUs",
+            config.threads
+        )));
+    }
+    let lab = Lab::new(&LabConfig::default())?;
+    let mut notes = Vec::new();
+    let (entry, source) = match &config.program {
+        BenchProgram::None => (None, None),
+        BenchProgram::Drop => (
+            Some("xdp_drop_all".to_owned()),
+            Some(ObjectSource::Bundled("xdp_drop".into())),
+        ),
+        BenchProgram::Pass => (
+            Some("xdp_pass".to_owned()),
+            Some(ObjectSource::Bundled("xdp_pass".into())),
+        ),
+        BenchProgram::Object { source, entry } => (Some(entry.clone()), Some(source.clone())),
+    };
+    let mut program = match (&source, &entry) {
+        (Some(source), Some(entry)) => Some(Program::load(source, entry)?),
+        _ => None,
+    };
+    let attachment = match &mut program {
+        Some(p) => Some(p.attach(lab.receiver(), config.mode)?),
+        None => None,
+    };
+    let native = program.is_some() && config.mode == XdpMode::Native;
+    if config.injector == InjectorKind::Live && !native {
+        // Live frames reach a veth as xdp_frames, which it drops unless the receiving end
+        // runs NAPI: a native program turns it on, otherwise GRO does.
+        crate::veth::set_gro(lab.receiver(), true).map_err(|e| invalid(e.to_string()))?;
+        notes.push("GRO turned on at the receiver so live frames arrive (veth needs NAPI)".into());
+    }
+    let frame = {
+        let spec: FrameSpec = FrameSpec {
+            ipv4: Some(Default::default()),
+            udp: Some(crate::frame::UdpSpec {
+                dst_port: 9,
+                ..Default::default()
+            }),
+            size: Some(config.size),
+            ..FrameSpec::default()
+        };
+        FrameTemplate::build(&spec, &crate::lab::endpoints(), 1514)
+            .map_err(|e| invalid(e.to_string()))?
+            .bytes()
+            .to_vec()
+    };
+    let driver = DriverStats::open(lab.receiver())?;
+    let link = LinkStats::open(lab.receiver())?;
+    let counter_name = match &config.program {
+        BenchProgram::Drop => Some("drop_cnt"),
+        BenchProgram::Pass => Some("pass_cnt"),
+        BenchProgram::Object { .. } => ["drop_cnt", "pass_cnt"]
+            .into_iter()
+            .find(|name| program.as_ref().is_some_and(|p| counter(p, name).is_some())),
+        BenchProgram::None => None,
+    };
+    let read_map = || -> Option<u64> {
+        let name = counter_name?;
+        counter(program.as_ref()?, name)
+    };
+    let oracle = || -> Result<u64, BenchError> {
+        Ok(if native {
+            driver.xdp()?.packets
+        } else {
+            link.read()?.rx_packets
+        })
+    };
+    // A generous bound: no injector here comes near 200 Mpps.
+    let budget = Budget {
+        frames: (config.duration.as_secs_f64() * 200e6) as u64,
+        duration: config.duration,
+    };
+
+    let rx_before = oracle()?;
+    let map_before = read_map();
+    let cpu_before = cpu_ticks();
+    let stats = match config.injector {
+        InjectorKind::Pnet => PnetInjector::open(lab.sender())?.send_for(&frame, budget),
+        InjectorKind::Batched => BatchedInjector::open(lab.sender())?.send_for(&frame, budget),
+        InjectorKind::Live => {
+            LiveInjector::open(lab.sender(), config.threads)?.send_for(&frame, budget)
+        }
+    };
+    let cpu_after = cpu_ticks();
+    // Frames still in flight when the sender stopped are the receiver's too: wait until the
+    // oracle stops moving (bounded).
+    let mut received = oracle()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = oracle()?;
+        if now == received || Instant::now() >= deadline {
+            received = now;
+            break;
+        }
+        received = now;
+    }
+    let received = received - rx_before;
+    let map = match (read_map(), map_before) {
+        (Some(after), Some(before)) => Some(after - before),
+        _ => None,
+    };
+    drop(attachment);
+    drop(lab);
+
+    let seconds = stats.elapsed.as_secs_f64().max(1e-9);
+    let cpu = match (cpu_before, cpu_after) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            (busy1 - busy0) as f64 / (total1 - total0) as f64 * cpus as f64
+        }
+        _ => f64::NAN,
+    };
+    if stats.errors > 0 {
+        notes.push(format!(
+            "{} send call(s) failed{}",
+            stats.errors,
+            stats
+                .last_error
+                .as_deref()
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(Measurement {
+        injector: config.injector,
+        mode: if config.program == BenchProgram::None {
+            "-".into()
+        } else {
+            config.mode.to_string()
+        },
+        program: config.program.to_string(),
+        size: config.size,
+        threads: config.threads,
+        seconds,
+        offered: stats.offered,
+        accepted: stats.accepted,
+        errors: stats.errors,
+        received,
+        oracle: if native {
+            "veth rx_queue_*_xdp_packets"
+        } else {
+            "veth rx_packets"
+        },
+        map,
+        offered_pps: stats.offered as f64 / seconds,
+        rx_pps: received as f64 / seconds,
+        map_pps: map.map(|m| m as f64 / seconds),
+        cpu,
+        sender_cpu: stats.cpu.as_secs_f64() / seconds,
+        loss: stats.accepted as i64 - received as i64,
+        notes,
+    })
+}
+
+/// A one-slot u64 counter at key 0, if the program has one by that name.
+fn counter(program: &Program, name: &str) -> Option<u64> {
+    program
+        .map(name)
+        .ok()?
+        .lookup(&0u32.to_le_bytes())
+        .ok()??
+        .sum_u64()
+}
+
+/// Busy and total jiffies of all CPUs (`/proc/stat`), for the machine's CPU use.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle + iowait
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }

@@ -7,6 +7,7 @@
 //!
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
+//! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
 
 pub mod bench;
 pub mod exit;
@@ -21,6 +22,7 @@ pub mod pcap;
 pub mod privileges;
 pub mod program;
 pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod topology;
 pub mod verdict;

@@ -78,6 +78,9 @@ pub struct ScenarioReport {
     pub unattributed: u64,
     /// Every failed expectation, one sentence each.
     pub failures: Vec<String>,
+    /// The `[throughput]` check, when the scenario has one and the path is live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputCheck>,
     /// What the harness set up beyond the scenario (NAPI helpers and the like).
     pub notes: Vec<String>,
     /// pcap files written for this scenario (`--capture DIR`, on failure).
@@ -218,6 +221,21 @@ pub struct MapCheck {
     pub ok: bool,
 }
 
+/// The scenario's program against a baseline, measured in the same run (`[throughput]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ThroughputCheck {
+    /// The program's measurement.
+    pub program: crate::bench::Measurement,
+    /// The baseline's measurement.
+    pub baseline: crate::bench::Measurement,
+    /// `program.rx_pps / baseline.rx_pps`.
+    pub ratio: f64,
+    /// The lowest acceptable ratio.
+    pub min_ratio: f64,
+    /// Whether `ratio >= min_ratio`.
+    pub ok: bool,
+}
+
 /// A program counter compared with the kernel's count of the same verdict.
 #[derive(Clone, Debug, Serialize)]
 pub struct CounterCheck {
@@ -293,6 +311,17 @@ impl ScenarioReport {
                 }
                 for c in &self.counters {
                     let _ = write!(out, "; {} {} = {} {}", c.map, c.program, c.source, c.kernel);
+                }
+                if let Some(t) = &self.throughput {
+                    let _ = write!(
+                        out,
+                        "; throughput {:.2} Mpps = {:.2} x {} ({:.2} Mpps, {} injector)",
+                        t.program.rx_pps / 1e6,
+                        t.ratio,
+                        t.baseline.program,
+                        t.baseline.rx_pps / 1e6,
+                        t.program.injector
+                    );
                 }
                 for m in &self.maps {
                     let _ = write!(out, "; {}[{}] = {}", m.map, plain(&m.key), plain(&m.actual));
@@ -536,6 +565,7 @@ mod tests {
             }],
             counters: vec![],
             unattributed: 0,
+            throughput: None,
             notes: vec![],
             captures: vec![],
             failures: vec!["send \"g\": expected drop, 1 of 10 frames arrived (seq 3)".into()],

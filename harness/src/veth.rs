@@ -78,6 +78,17 @@ pub enum VethError {
         #[source]
         source: Box<rtnetlink::Error>,
     },
+    /// An ethtool request (`SIOCETHTOOL`) on an interface failed.
+    #[error("failed to {what} on veth {name:?}: {source}")]
+    Ethtool {
+        /// The interface name.
+        name: String,
+        /// What was being done (`"turn GRO on"`).
+        what: &'static str,
+        /// The errno, or what the kernel's answer lacked.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing a sysctl inside a namespace failed.
     #[error("failed to set sysctl {path} in namespace {ns:?}: {source}")]
     Sysctl {
@@ -340,4 +351,127 @@ fn configure_end(
         ipv4: end.ipv4,
         ipv6: end.ipv6,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ethtool -K IF gro on|off
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_GFEATURES: u32 = 0x3a;
+const ETHTOOL_SFEATURES: u32 = 0x3b;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
+/// The kernel's name of GRO in the features string set (`NETIF_F_GRO_BIT`).
+const GRO_FEATURE: &str = "rx-gro";
+
+/// Turns GRO on or off on a lab interface (`ip netns exec NS ethtool -K IF gro on|off`).
+///
+/// Sent as `ETHTOOL_SFEATURES` through `SIOCETHTOOL` on a socket made in the interface's
+/// namespace; the feature's bit is looked up by name (`"rx-gro"`) in the `ETH_SS_FEATURES`
+/// string set, since bit numbers change between kernels. Afterwards the feature is read back
+/// (`ETHTOOL_GFEATURES`), and an interface that did not take the change is an error.
+///
+/// Why a lab needs this: a veth delivers frames that arrive as `xdp_frame`s (XDP_TX or
+/// XDP_REDIRECT by a native program on the peer, `BPF_PROG_TEST_RUN` live frames redirected
+/// to the peer) only to an end that runs NAPI, and drops them silently otherwise. Attaching
+/// any native XDP program turns NAPI on; GRO turns it on without one, so such frames reach the
+/// receiving stack unprocessed.
+#[doc(alias = "ETHTOOL_SFEATURES")]
+pub fn set_gro(end: &VethEnd, on: bool) -> Result<(), VethError> {
+    let name = end.name().to_owned();
+    let what = if on { "turn GRO on" } else { "turn GRO off" };
+    let result = end.netns().run(|| set_feature(&name, GRO_FEATURE, on))?;
+    result.map_err(|source| VethError::Ethtool { name, what, source })
+}
+
+fn set_feature(interface: &str, feature: &str, on: bool) -> std::io::Result<()> {
+    use std::{
+        io,
+        os::fd::{FromRawFd as _, OwnedFd},
+    };
+    // SAFETY: plain socket(2); the descriptor is owned right below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let ethtool = |data: *mut u8| ethtool_ioctl(&fd, interface, data);
+
+    // struct ethtool_sset_info { u32 cmd; u32 reserved; u64 sset_mask; u32 data[1]; }
+    let mut info = [0u32; 5];
+    info[0] = ETHTOOL_GSSET_INFO;
+    info[2] = 1 << ETH_SS_FEATURES;
+    ethtool(info.as_mut_ptr().cast())?;
+    if info[2] & (1 << ETH_SS_FEATURES) == 0 {
+        return Err(io::Error::other("the interface has no feature names"));
+    }
+    let count = info[4] as usize;
+    // struct ethtool_gstrings { u32 cmd; u32 string_set; u32 len; u8 data[]; }
+    let mut names = vec![0u8; 12 + count * ETH_GSTRING_LEN];
+    names[0..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
+    names[4..8].copy_from_slice(&ETH_SS_FEATURES.to_ne_bytes());
+    names[8..12].copy_from_slice(&(count as u32).to_ne_bytes());
+    ethtool(names.as_mut_ptr())?;
+    let bit = names[12..]
+        .chunks(ETH_GSTRING_LEN)
+        .position(|raw| raw.split(|&b| b == 0).next() == Some(feature.as_bytes()))
+        .ok_or_else(|| io::Error::other(format!("the interface has no feature {feature:?}")))?;
+    let (block, mask) = (bit / 32, 1u32 << (bit % 32));
+    let blocks = count.div_ceil(32);
+
+    // struct ethtool_sfeatures { u32 cmd; u32 size; struct { u32 valid, requested; } [size]; }
+    let mut set = vec![0u32; 2 + 2 * blocks];
+    set[0] = ETHTOOL_SFEATURES;
+    set[1] = blocks as u32;
+    set[2 + 2 * block] = mask;
+    set[3 + 2 * block] = if on { mask } else { 0 };
+    ethtool(set.as_mut_ptr().cast())?;
+
+    // struct ethtool_gfeatures { u32 cmd; u32 size;
+    //     struct { u32 available, requested, active, never_changed; } [size]; }
+    let mut get = vec![0u32; 2 + 4 * blocks];
+    get[0] = ETHTOOL_GFEATURES;
+    get[1] = blocks as u32;
+    ethtool(get.as_mut_ptr().cast())?;
+    let active = get[2 + 4 * block + 2] & mask != 0;
+    if active != on {
+        return Err(io::Error::other(format!(
+            "{feature:?} is still {} after the request",
+            if active { "on" } else { "off" }
+        )));
+    }
+    Ok(())
+}
+
+/// `ioctl(fd, SIOCETHTOOL, ifreq { name, data })`; `data` points at an ethtool command buffer
+/// sized for that command.
+fn ethtool_ioctl(
+    fd: &std::os::fd::OwnedFd,
+    interface: &str,
+    data: *mut u8,
+) -> std::io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd as _;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut u8,
+        _pad: [u8; 16],
+    }
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data,
+        _pad: [0; 16],
+    };
+    let len = interface.len().min(libc::IFNAMSIZ - 1);
+    req.name[..len].copy_from_slice(&interface.as_bytes()[..len]);
+    // SAFETY: req is a valid ifreq whose data points at a buffer sized for its command.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL, &mut req) };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }

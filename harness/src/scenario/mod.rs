@@ -16,7 +16,8 @@ pub mod schema;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
     LabSpec, LinkEnd, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
-    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField, XdpModeSpec,
+    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField, ThroughputSpec,
+    XdpModeSpec, format_duration, parse_duration,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

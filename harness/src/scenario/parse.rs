@@ -23,8 +23,10 @@ use super::ScenarioError;
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
     IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
-    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, WhereTable, XdpModeSpec,
+    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
+    XdpModeSpec,
 };
+use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
@@ -60,6 +62,7 @@ struct RawScenario {
     send: Vec<Spanned<RawSend>>,
     setup: Option<RawSetup>,
     expect: Option<RawExpect>,
+    throughput: Option<Spanned<RawThroughput>>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +223,17 @@ struct RawEvents {
     count: u64,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawThroughput {
+    injector: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+    size: Option<Spanned<usize>>,
+    threads: Option<Spanned<usize>>,
+    baseline: Option<Spanned<String>>,
+    min_ratio: Option<Spanned<f64>>,
+}
+
 /// Most send groups: the tag's group field is 16 bits.
 const MAX_SEND_GROUPS: usize = 1 << 16;
 
@@ -255,6 +269,17 @@ impl Source<'_> {
             // serde quotes names with backticks; the rest of xdplab's
             // messages use double quotes.
             message: error.message().replace('`', "\""),
+        }
+    }
+
+    /// An error about one value, at its line and column.
+    fn at_value(&self, span: &Range<usize>, message: impl Into<String>) -> ScenarioError {
+        let (line, col) = self.line_col(span.start);
+        ScenarioError::Parse {
+            path: self.path.to_owned(),
+            line,
+            col,
+            message: message.into(),
         }
     }
 
@@ -384,6 +409,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     )?;
     let map_setup = map_setup(&src, &topo, raw.setup)?;
     let (map_expects, event_expects) = expects(&src, &topo, raw.expect)?;
+    let throughput = raw
+        .throughput
+        .map(|t| throughput(&src, &links, t))
+        .transpose()?;
 
     Ok(Scenario {
         path: path.to_owned(),
@@ -399,6 +428,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         map_setup,
         map_expects,
         event_expects,
+        throughput,
     })
 }
 
@@ -1114,6 +1144,119 @@ fn event_expect(
         layout,
         filter,
         count: e.count,
+        line,
+    })
+}
+
+fn throughput(
+    src: &Source<'_>,
+    links: &[LinkSpec],
+    spanned: Spanned<RawThroughput>,
+) -> Result<ThroughputSpec, ScenarioError> {
+    let line = src.line(&spanned.span());
+    if let Some(link) = links.first() {
+        return Err(src.invalid(
+            line,
+            format!(
+                "[throughput] measures the program in the default two-namespace lab, and this \
+                 scenario declares its own topology ([[link]] at line {}): measure it in a \
+                 scenario without [[link]]s",
+                link.line
+            ),
+        ));
+    }
+    let t = spanned.into_inner();
+    let injector = match t.injector {
+        Some(value) => value
+            .get_ref()
+            .parse::<InjectorKind>()
+            .map_err(|e| src.at_value(&value.span(), e))?,
+        None => ThroughputSpec::DEFAULT_INJECTOR,
+    };
+    let duration = match t.duration {
+        Some(value) => {
+            let duration = schema::parse_duration(value.get_ref())
+                .map_err(|e| src.at_value(&value.span(), e))?;
+            let (min, max) = (ThroughputSpec::MIN_DURATION, ThroughputSpec::MAX_DURATION);
+            if !(min..=max).contains(&duration) {
+                return Err(src.at_value(
+                    &value.span(),
+                    format!(
+                        "duration {:?} is out of range ({}..={})",
+                        value.get_ref(),
+                        schema::format_duration(min),
+                        schema::format_duration(max)
+                    ),
+                ));
+            }
+            duration
+        }
+        None => ThroughputSpec::DEFAULT_DURATION,
+    };
+    let size = match t.size {
+        Some(value) => {
+            let (min, max) = (ThroughputSpec::MIN_SIZE, ThroughputSpec::MAX_SIZE);
+            if !(min..=max).contains(value.get_ref()) {
+                return Err(src.at_value(
+                    &value.span(),
+                    format!(
+                        "size {} is out of range ({min}..={max} bytes, without FCS)",
+                        value.get_ref()
+                    ),
+                ));
+            }
+            *value.get_ref()
+        }
+        None => ThroughputSpec::DEFAULT_SIZE,
+    };
+    let threads = match t.threads {
+        Some(value) => {
+            if !(1..=ThroughputSpec::MAX_THREADS).contains(value.get_ref()) {
+                return Err(src.at_value(
+                    &value.span(),
+                    format!(
+                        "threads {} is out of range (1..={})",
+                        value.get_ref(),
+                        ThroughputSpec::MAX_THREADS
+                    ),
+                ));
+            }
+            *value.get_ref()
+        }
+        None => 1,
+    };
+    let baseline = match t.baseline {
+        Some(value) => value.get_ref().parse::<BenchProgram>().map_err(|_| {
+            src.at_value(
+                &value.span(),
+                format!(
+                    "unknown baseline {:?} (expected \"none\", \"drop\" or \"pass\")",
+                    value.get_ref()
+                ),
+            )
+        })?,
+        None => BenchProgram::None,
+    };
+    let Some(min_ratio) = t.min_ratio else {
+        return Err(src.invalid(
+            line,
+            "[throughput] needs min-ratio: the lowest acceptable program rx pps / baseline rx pps",
+        ));
+    };
+    let ratio = *min_ratio.get_ref();
+    if !(ratio > 0.0 && ratio.is_finite()) {
+        return Err(src.at_value(
+            &min_ratio.span(),
+            format!("min-ratio {ratio} must be a number greater than 0"),
+        ));
+    }
+    Ok(ThroughputSpec {
+        injector,
+        duration,
+        size,
+        threads,
+        baseline,
+        min_ratio: ratio,
         line,
     })
 }

@@ -213,6 +213,7 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         counters: Vec::new(),
         unattributed: 0,
         failures: Vec::new(),
+        throughput: None,
         notes: Vec::new(),
         captures: Vec::new(),
         duration_ms: 0,
@@ -222,10 +223,20 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         report.skip_reason = Some(reason.clone());
         return report;
     }
-    let result = match path.mode() {
+    let mut result = match path.mode() {
         Some(mode) => execute_live(scenario, mode, options, &mut report),
         None => execute_test_run(scenario, options, &mut report),
     };
+    if result.is_ok()
+        && let Some(spec) = &scenario.throughput
+    {
+        match path.mode() {
+            Some(mode) => result = check_throughput(scenario, spec, mode, &mut report),
+            None => report
+                .notes
+                .push("[throughput] is measured on live paths only".into()),
+        }
+    }
     match result {
         Ok(()) if report.failures.is_empty() => report.status = Status::Pass,
         Ok(()) => report.status = Status::Fail,
@@ -1505,6 +1516,61 @@ fn execute_live(
     attachment.detach()?;
     drop(attached);
     drop(topology);
+    Ok(())
+}
+
+/// Measures the scenario's program and the `[throughput]` baseline, one after the other, in
+/// the same run, and fails the scenario if the ratio is below the floor.
+fn check_throughput(
+    scenario: &Scenario,
+    spec: &crate::scenario::ThroughputSpec,
+    mode: XdpMode,
+    report: &mut ScenarioReport,
+) -> Result<(), RunError> {
+    use crate::bench::{BenchConfig, BenchProgram, measure};
+    let config = |program: BenchProgram| BenchConfig {
+        injector: spec.injector,
+        mode,
+        program,
+        size: spec.size,
+        duration: spec.duration,
+        threads: spec.threads,
+    };
+    let error = |e: crate::bench::BenchError| RunError::environment(e.to_string());
+    let program = measure(&config(BenchProgram::Object {
+        source: object_source(&scenario.program.object),
+        entry: scenario.program.entry.clone(),
+    }))
+    .map_err(error)?;
+    let baseline = measure(&config(spec.baseline.clone())).map_err(error)?;
+    let ratio = if baseline.rx_pps > 0.0 {
+        program.rx_pps / baseline.rx_pps
+    } else {
+        0.0
+    };
+    let ok = ratio >= spec.min_ratio;
+    if !ok {
+        report.failures.push(format!(
+            "{}:{}: throughput {:.3} Mpps is {ratio:.2} x {} ({:.3} Mpps), below the floor of {} (both {}, {} B, {} injector, {:?})",
+            scenario.path.display(),
+            spec.line,
+            program.rx_pps / 1e6,
+            baseline.program,
+            baseline.rx_pps / 1e6,
+            spec.min_ratio,
+            mode,
+            spec.size,
+            spec.injector,
+            spec.duration
+        ));
+    }
+    report.throughput = Some(crate::report::ThroughputCheck {
+        program,
+        baseline,
+        ratio,
+        min_ratio: spec.min_ratio,
+        ok,
+    });
     Ok(())
 }
 

@@ -6,10 +6,12 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 
+use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
     ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, de_ipv4, de_ipv6,
     de_mac, parse_mac,
@@ -51,6 +53,9 @@ pub struct Scenario {
     pub map_expects: Vec<MapExpect>,
     /// Ring buffer events expected after every frame was sent.
     pub event_expects: Vec<EventExpect>,
+    /// A throughput floor for the program (`[throughput]`), measured after
+    /// the functional checks.
+    pub throughput: Option<ThroughputSpec>,
 }
 
 impl Scenario {
@@ -1234,6 +1239,117 @@ impl<'de> Deserialize<'de> for Addr<MacAddr> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         parse_mac(&text).map(Addr).map_err(de::Error::custom)
+    }
+}
+
+/// A throughput check (`[throughput]`): the scenario's program, in its
+/// mode, is measured with `injector` in the default two-namespace lab, then
+/// `baseline` in the same run and the same way; the scenario fails if the
+/// program's receive rate is less than `min_ratio` times the baseline's.
+///
+/// Rates come from the receiver's kernel counters (see [`crate::bench`]),
+/// so the check holds on any machine: it compares two numbers measured on
+/// the same one, moments apart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThroughputSpec {
+    /// How frames are sent; default [`InjectorKind::Live`].
+    pub injector: InjectorKind,
+    /// How long each of the two measurements sends,
+    /// [`ThroughputSpec::MIN_DURATION`]..=[`ThroughputSpec::MAX_DURATION`];
+    /// default [`ThroughputSpec::DEFAULT_DURATION`].
+    pub duration: Duration,
+    /// Frame length in bytes, without FCS, 60..=1514; default 64.
+    pub size: usize,
+    /// CPUs the live injector sends from (the others always use one),
+    /// 1..=256; default 1.
+    pub threads: usize,
+    /// What the program is compared with: [`BenchProgram::None`] (no
+    /// program: frames go to the stack), [`BenchProgram::Drop`] or
+    /// [`BenchProgram::Pass`]; default none.
+    pub baseline: BenchProgram,
+    /// Lowest acceptable `program rx_pps / baseline rx_pps`; greater than 0.
+    pub min_ratio: f64,
+    /// Line of the `[throughput]` header in the scenario file.
+    pub line: usize,
+}
+
+impl ThroughputSpec {
+    /// Default injector.
+    pub const DEFAULT_INJECTOR: InjectorKind = InjectorKind::Live;
+    /// Default measuring time.
+    pub const DEFAULT_DURATION: Duration = Duration::from_secs(2);
+    /// Shortest measuring time.
+    pub const MIN_DURATION: Duration = Duration::from_millis(100);
+    /// Longest measuring time.
+    pub const MAX_DURATION: Duration = Duration::from_secs(60);
+    /// Default frame length.
+    pub const DEFAULT_SIZE: usize = 64;
+    /// Shortest frame: the Ethernet minimum without FCS.
+    pub const MIN_SIZE: usize = 60;
+    /// Longest frame: a 1500-byte MTU plus the Ethernet header.
+    pub const MAX_SIZE: usize = 1514;
+    /// Most sending threads.
+    pub const MAX_THREADS: usize = 256;
+
+    /// One line for listings: `throughput: live, 64 B, 2s: rx pps >= 0.5 x none`.
+    pub fn describe(&self) -> String {
+        let threads = if self.threads > 1 {
+            format!(" x{}", self.threads)
+        } else {
+            String::new()
+        };
+        format!(
+            "throughput: {}{threads}, {} B, {}: rx pps >= {} x {}",
+            self.injector,
+            self.size,
+            format_duration(self.duration),
+            self.min_ratio,
+            self.baseline
+        )
+    }
+}
+
+/// Reads a duration written as a number and a unit: `"500ms"`, `"3s"`,
+/// `"1.5s"`, `"1m"` (units `ms`, `s`, `m`). The same syntax serves
+/// `[throughput] duration` and `xdplab bench --duration`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!(
+            "invalid duration {text:?}: write a number and a unit (ms, s or m), e.g. \"500ms\", \
+             \"3s\" or \"1m\""
+        )
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(invalid)?;
+    let (number, unit) = trimmed.split_at(split);
+    // A number is digits with at most one dot, and at least one digit.
+    if !number.bytes().any(|b| b.is_ascii_digit()) || number.matches('.').count() > 1 {
+        return Err(invalid());
+    }
+    let value: f64 = number.parse().map_err(|_| invalid())?;
+    let seconds_per_unit = match unit.trim_start() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return Err(invalid()),
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| invalid())
+}
+
+/// `"500ms"`, `"2s"`, `"1.5s"`, `"2m"`: the shortest way [`parse_duration`]
+/// reads back.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}s", duration.as_secs_f64())
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) && ms > 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 

@@ -146,6 +146,7 @@ fn seed_drop_all_parses_as_written() {
                 line: 18,
             }],
             event_expects: vec![],
+            throughput: None,
         }
     );
 }
@@ -192,7 +193,7 @@ fn unknown_keys_are_located() {
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
          \"name\", \"description\", \"skip\", \"lab\", \"link\", \"program\", \"attach\", \
-         \"rule\", \"send\", \"setup\", \"expect\""
+         \"rule\", \"send\", \"setup\", \"expect\", \"throughput\""
     );
     // Keys after a table header belong to that table.
     let e = err(&format!("{HEAD}{SEND}cout = 3\n"));
@@ -766,7 +767,7 @@ fn documented_examples_parse() {
             toml::from_str::<toml::Table>(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         }
     }
-    assert_eq!(examples, 6);
+    assert_eq!(examples, 7);
 }
 
 /// A three-namespace topology: sender -> dut (program on "in") -> sink.
@@ -2040,4 +2041,164 @@ fn bundled_scenarios_still_parse() {
         }
     }
     assert!(parsed >= 10, "{parsed}");
+}
+
+#[test]
+fn throughput_parses_with_defaults() {
+    let s = ok(&format!("{HEAD}{SEND}\n[throughput]\nmin-ratio = 0.5\n"));
+    assert_eq!(
+        s.throughput,
+        Some(ThroughputSpec {
+            injector: crate::bench::InjectorKind::Live,
+            duration: std::time::Duration::from_secs(2),
+            size: 64,
+            threads: 1,
+            baseline: crate::bench::BenchProgram::None,
+            min_ratio: 0.5,
+            line: 14,
+        })
+    );
+    assert_eq!(
+        s.throughput.unwrap().describe(),
+        "throughput: live, 64 B, 2s: rx pps >= 0.5 x none"
+    );
+    assert_eq!(ok(&format!("{HEAD}{SEND}")).throughput, None);
+}
+
+#[test]
+fn throughput_parses_every_key() {
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[throughput]\ninjector = \"batched\"\nduration = \"500ms\"\nsize = 1514\n\
+         threads = 2\nbaseline = \"pass\"\nmin-ratio = 1\n"
+    ));
+    let t = s.throughput.unwrap();
+    assert_eq!(t.injector, crate::bench::InjectorKind::Batched);
+    assert_eq!(t.duration, std::time::Duration::from_millis(500));
+    assert_eq!((t.size, t.threads), (1514, 2));
+    assert_eq!(t.baseline, crate::bench::BenchProgram::Pass);
+    assert_eq!(t.min_ratio, 1.0);
+    assert_eq!(
+        t.describe(),
+        "throughput: batched x2, 1514 B, 500ms: rx pps >= 1 x pass"
+    );
+}
+
+#[test]
+fn throughput_errors_are_located() {
+    let t = |body: &str| err(&format!("{HEAD}{SEND}\n[throughput]\n{body}"));
+    // The [throughput] header is line 14; its keys start on line 15.
+    assert_eq!(
+        t("min-ratio = 0.5\nratio = 1\n"),
+        "scenarios/t.toml:16:1: unknown field \"ratio\", expected one of \"injector\", \
+         \"duration\", \"size\", \"threads\", \"baseline\", \"min-ratio\""
+    );
+    assert_eq!(
+        t("injector = \"dpdk\"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: unknown injector \"dpdk\" (expected pnet, batched or live)"
+    );
+    assert_eq!(
+        t("duration = \"2\"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: invalid duration \"2\": write a number and a unit (ms, s or \
+         m), e.g. \"500ms\", \"3s\" or \"1m\""
+    );
+    assert_eq!(
+        t("duration = \"50ms\"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: duration \"50ms\" is out of range (100ms..=1m)"
+    );
+    assert_eq!(
+        t("duration = \"61s\"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: duration \"61s\" is out of range (100ms..=1m)"
+    );
+    assert!(
+        ok(&format!(
+            "{HEAD}{SEND}\n[throughput]\nduration = \"1m\"\nmin-ratio = 1\n"
+        ))
+        .throughput
+        .is_some()
+    );
+    assert!(
+        ok(&format!(
+            "{HEAD}{SEND}\n[throughput]\nduration = \"100ms\"\nmin-ratio = 1\n"
+        ))
+        .throughput
+        .is_some()
+    );
+    assert_eq!(
+        t("size = 59\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:8: size 59 is out of range (60..=1514 bytes, without FCS)"
+    );
+    assert_eq!(
+        t("size = 1515\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:8: size 1515 is out of range (60..=1514 bytes, without FCS)"
+    );
+    assert!(t("size = -1\nmin-ratio = 0.5\n").starts_with("scenarios/t.toml:15:8: "));
+    assert_eq!(
+        t("threads = 0\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:11: threads 0 is out of range (1..=256)"
+    );
+    assert_eq!(
+        t("baseline = \"xdp_pass\"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: unknown baseline \"xdp_pass\" (expected \"none\", \"drop\" \
+         or \"pass\")"
+    );
+    assert_eq!(
+        t("injector = \"live\"\n"),
+        "scenarios/t.toml:14: [throughput] needs min-ratio: the lowest acceptable program rx pps \
+         / baseline rx pps"
+    );
+    for bad in ["0", "-0.5", "0.0", "nan", "inf"] {
+        assert_eq!(
+            t(&format!("min-ratio = {bad}\n")),
+            format!(
+                "scenarios/t.toml:15:13: min-ratio {} must be a number greater than 0",
+                bad.parse::<f64>().unwrap()
+            ),
+            "{bad}"
+        );
+    }
+    assert!(t("min-ratio = \"0.5\"\n").starts_with("scenarios/t.toml:15:13: "));
+}
+
+#[test]
+fn throughput_needs_the_default_lab() {
+    let e = err(&format!(
+        "{TOPO}{TOPO_SEND}\n[throughput]\nmin-ratio = 0.5\n"
+    ));
+    assert_eq!(
+        e,
+        "scenarios/t.toml:26: [throughput] measures the program in the default two-namespace \
+         lab, and this scenario declares its own topology ([[link]] at line 4): measure it in a \
+         scenario without [[link]]s"
+    );
+}
+
+#[test]
+fn durations() {
+    use std::time::Duration;
+    for (text, want) in [
+        ("500ms", Duration::from_millis(500)),
+        ("3s", Duration::from_secs(3)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("1m", Duration::from_secs(60)),
+        (" 2 s ", Duration::from_secs(2)),
+        ("0.25m", Duration::from_secs(15)),
+        (".5s", Duration::from_millis(500)),
+    ] {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in [
+        "", "3", "s", "3x", "3 ms s", "1.2.3s", "-1s", "1h", "3S", "1e3ms", ".s",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?}");
+    }
+    for (duration, text) in [
+        (Duration::from_millis(500), "500ms"),
+        (Duration::from_secs(2), "2s"),
+        (Duration::from_millis(1500), "1500ms"),
+        (Duration::from_secs(120), "2m"),
+        (Duration::ZERO, "0ms"),
+    ] {
+        assert_eq!(format_duration(duration), text);
+        assert_eq!(parse_duration(text), Ok(duration));
+    }
 }

@@ -1,0 +1,314 @@
+//! The live injector: frames made by the kernel itself, with `BPF_PROG_TEST_RUN` live frames.
+//!
+//! What xdp-trafficgen does, from a lab namespace: the bundled generator
+//! (`ebpf/xdp_live_tx.bpf.c`, program `xdp_live_tx`) returns
+//! `bpf_redirect_map(&tx_port, 0, 0)`, and `tx_port[0]` holds the sending veth. Run through
+//! `BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`, the kernel builds a real `xdp_frame`
+//! from `data_in` for every repetition, runs the program on it and carries out the redirect,
+//! in batches of 64 (one devmap flush each). Each frame leaves the sending veth through its
+//! `ndo_xdp_xmit` and lands in the receiving end's XDP ring: no socket, no skb, one system call
+//! per up to a million frames. It is an order of magnitude faster than any socket injector.
+//!
+//! Three things about it that the numbers depend on:
+//!
+//! - **The receiver must run NAPI.** veth takes `xdp_frame`s only into an end whose NAPI is on:
+//!   an end with a native XDP program, or with GRO on ([`crate::veth::set_gro`]). Otherwise
+//!   the kernel drops them at transmit, silently as far as the receiver is concerned.
+//! - **Two calls in flight per CPU.** With `repeat > 1`, each call installs the program in the
+//!   kernel's XDP dispatcher when it starts and removes it when it ends, and each of those
+//!   changes waits for an RCU grace period (`bpf_dispatcher_change_prog` ->
+//!   `synchronize_rcu`): about 20 to 40 ms of sleep per call on a 2-vCPU VM, a third of the time
+//!   at a million frames per call. The dispatcher counts users per program, so a change only
+//!   happens when the first user arrives or the last leaves. Every CPU therefore runs two
+//!   workers, pinned to it, each issuing its own calls: while one sits in a call the other's
+//!   calls start and end without any grace period, and the CPU never idles. Only the very
+//!   first and very last call of a [`LiveInjector::send_for`] pay the wait (so
+//!   [`InjectStats::elapsed`] runs a few tens of milliseconds past the frames).
+//! - **One receive queue.** veth puts a frame on receive queue `sending CPU % queues` of the
+//!   peer; the lab's veth has one. Threads on several CPUs then fill one ring that one NAPI
+//!   instance drains: the ring overflows and the total rate falls (on a 2-vCPU VM, two threads
+//!   gave a third of one thread's rate). More threads help only with as many receive queues.
+//!
+//! Bounds: the frame budget is shared by all workers (each call claims its repeat count from
+//! it), and each call's repeat count is sized from the worker's own rate so that the call lasts
+//! about 100 ms, or ends at the deadline if that comes first.
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::DevMap,
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+};
+use nix::{sched::CpuSet, unistd::Pid};
+
+use super::{Budget, InjectError, InjectStats, thread_cpu_time};
+use crate::{program::errno_in, veth::VethEnd};
+
+/// The generator, built from `ebpf/xdp_live_tx.bpf.c` by `ci/build-ebpf.sh`. Private to this
+/// injector: it is not a program under test, so it is not among [`crate::program::BUNDLED`].
+const OBJECT: &[u8] = aya::include_bytes_aligned!("../../../ebpf/obj/xdp_live_tx.bpf.o");
+const PROGRAM: &str = "xdp_live_tx";
+const TX_PORT: &str = "tx_port";
+
+/// Frames per batch: the kernel runs the program on this many, then flushes the devmap once.
+const BATCH: u32 = 64;
+/// The first call's repeat count, before the worker knows its rate (a few milliseconds).
+const FIRST_REPEAT: u32 = 1 << 16;
+/// No call runs more frames than this (about 50 ms of one CPU at 20 Mpps).
+const MAX_REPEAT: u32 = 1 << 20;
+/// How long a call should last: short enough to stop close to the deadline, long enough that
+/// the system call's own cost is nothing.
+const CALL_TARGET: Duration = Duration::from_millis(100);
+/// Workers per CPU, so a call is always in flight on each CPU (see the module docs).
+const WORKERS_PER_CPU: usize = 2;
+
+/// The live frames generator, loaded and pointed at a lab's sending veth.
+#[doc(alias = "BPF_F_TEST_XDP_LIVE_FRAMES")]
+pub struct LiveInjector {
+    ebpf: Ebpf,
+    end: VethEnd,
+    cpus: Vec<usize>,
+}
+
+impl fmt::Debug for LiveInjector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveInjector")
+            .field("interface", &self.end.name())
+            .field("cpus", &self.cpus)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveInjector {
+    /// Loads the bundled generator (`xdp_live_tx`) and points its `tx_port[0]` at `end`, the
+    /// sending veth; frames will then run on `threads` CPUs (the first `threads` CPUs this
+    /// process may use).
+    ///
+    /// The devmap entry is written from inside `end`'s namespace, because the kernel resolves
+    /// the ifindex in the caller's namespace.
+    pub fn open(end: &VethEnd, threads: usize) -> Result<Self, InjectError> {
+        let interface = end.name().to_owned();
+        let config = |reason: String| InjectError::Config {
+            injector: "live",
+            interface: interface.clone(),
+            reason,
+        };
+        let allowed = allowed_cpus()
+            .map_err(|e| config(format!("failed to read the CPUs this process may use: {e}")))?;
+        if threads == 0 || threads > allowed.len() {
+            return Err(config(format!(
+                "{threads} sending threads asked for, {} CPUs available",
+                allowed.len()
+            )));
+        }
+        let load = |what: &'static str| {
+            let interface = interface.clone();
+            move |source: Box<dyn std::error::Error + Send + Sync>| InjectError::Load {
+                interface,
+                what,
+                source,
+            }
+        };
+        let mut ebpf = EbpfLoader::new()
+            .load(OBJECT)
+            .map_err(|e| load("load object xdp_live_tx")(Box::new(e)))?;
+        let xdp: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .expect("the bundled generator has program xdp_live_tx")
+            .try_into()
+            .expect("xdp_live_tx is an XDP program");
+        xdp.load()
+            .map_err(|e| load("load program xdp_live_tx")(Box::new(e)))?;
+        {
+            let map = ebpf
+                .map_mut(TX_PORT)
+                .expect("the bundled generator has map tx_port");
+            let mut tx_port =
+                DevMap::try_from(map).map_err(|e| load("open map tx_port")(Box::new(e)))?;
+            let ifindex = end.ifindex();
+            end.netns()
+                .run(|| tx_port.set(0, ifindex, None, 0))?
+                .map_err(|e| load("point tx_port[0] at the sending veth")(Box::new(e)))?;
+        }
+        Ok(Self {
+            ebpf,
+            end: end.clone(),
+            cpus: allowed[..threads].to_vec(),
+        })
+    }
+
+    /// Runs `frame` as live frames until `budget` runs out, on every CPU given to
+    /// [`Self::open`] at once.
+    ///
+    /// `accepted` is the frames the kernel ran (the repeat counts of successful calls),
+    /// `offered` the same including failed calls, `errors` the failed calls (a call
+    /// interrupted by a signal is retried; any other failure stops that worker), `cpu` the CPU
+    /// time of all workers.
+    #[doc(alias = "BPF_PROG_TEST_RUN")]
+    pub fn send_for(&mut self, frame: &[u8], budget: Budget) -> InjectStats {
+        let xdp: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .expect("loaded in open")
+            .try_into()
+            .expect("xdp_live_tx is an XDP program");
+        let netns = self.end.netns();
+        let frames_left = AtomicU64::new(budget.frames);
+        let start = Instant::now();
+        let deadline = start + budget.duration;
+        let mut total = InjectStats::default();
+        let workers: Vec<InjectStats> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .cpus
+                .iter()
+                .flat_map(|&cpu| std::iter::repeat_n(cpu, WORKERS_PER_CPU))
+                .map(|cpu| {
+                    let frames_left = &frames_left;
+                    std::thread::Builder::new()
+                        .name(format!("xl-live-{cpu}"))
+                        .spawn_scoped(scope, move || {
+                            // Inside the lab namespace: the kernel gives live frames the
+                            // caller's namespace's loopback as their receiving device.
+                            netns.run(|| worker(xdp, frame, cpu, frames_left, deadline))
+                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| match handle {
+                    Ok(handle) => match handle.join() {
+                        Ok(Ok(stats)) => stats,
+                        Ok(Err(e)) => failed(e.to_string()),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    Err(e) => failed(format!("failed to start a sending thread: {e}")),
+                })
+                .collect()
+        });
+        for stats in workers {
+            total.offered += stats.offered;
+            total.accepted += stats.accepted;
+            total.errors += stats.errors;
+            total.retries += stats.retries;
+            total.cpu += stats.cpu;
+            if stats.last_error.is_some() {
+                total.last_error = stats.last_error;
+            }
+        }
+        total.elapsed = start.elapsed();
+        total
+    }
+}
+
+/// A worker that could not run at all.
+fn failed(error: String) -> InjectStats {
+    InjectStats {
+        errors: 1,
+        last_error: Some(error),
+        ..InjectStats::default()
+    }
+}
+
+/// One worker: pinned to `cpu`, calls `BPF_PROG_TEST_RUN` until the deadline or the shared
+/// frame budget runs out.
+fn worker(
+    xdp: &Xdp,
+    frame: &[u8],
+    cpu: usize,
+    frames_left: &AtomicU64,
+    deadline: Instant,
+) -> InjectStats {
+    let mut stats = InjectStats::default();
+    let cpu_start = thread_cpu_time();
+    if let Err(e) = pin_to(cpu) {
+        return failed(format!("failed to pin a sending thread to CPU {cpu}: {e}"));
+    }
+    // Frames per second this worker got through in its last call, sharing the CPU as it does.
+    let mut rate: Option<f64> = None;
+    while let Some(time_left) = deadline.checked_duration_since(Instant::now()) {
+        let want = match rate {
+            None => u64::from(FIRST_REPEAT),
+            Some(rate) => (rate * time_left.min(CALL_TARGET).as_secs_f64()) as u64,
+        }
+        .min(u64::from(MAX_REPEAT));
+        if want < u64::from(BATCH) {
+            // Less than one batch's worth of time left.
+            break;
+        }
+        let repeat = claim(frames_left, want);
+        if repeat == 0 {
+            break;
+        }
+        let repeat_u32 = u32::try_from(repeat).expect("at most MAX_REPEAT");
+        let call_start = Instant::now();
+        let result = xdp.test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat: repeat_u32,
+            attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+            ..TestRunOptions::default()
+        });
+        let took = call_start.elapsed();
+        stats.offered += repeat;
+        match result {
+            Ok(_) => {
+                stats.accepted += repeat;
+                rate = Some(repeat as f64 / took.as_secs_f64().max(1e-6));
+            }
+            Err(e) => {
+                stats.errors += 1;
+                stats.last_error = Some(crate::program::chain(&e));
+                if errno_in(&e) == Some(libc::EINTR) {
+                    stats.retries += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    stats.cpu = thread_cpu_time().saturating_sub(cpu_start);
+    stats
+}
+
+/// Takes up to `want` frames from the shared budget; how many it got.
+fn claim(frames_left: &AtomicU64, want: u64) -> u64 {
+    match frames_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        (left > 0).then(|| left - left.min(want))
+    }) {
+        Ok(before) => before.min(want),
+        Err(_) => 0,
+    }
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> nix::Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(Pid::from_raw(0))?;
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
+}
+
+/// Pins the calling thread to one CPU.
+fn pin_to(cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_never_exceed_the_budget() {
+        let left = AtomicU64::new(100);
+        assert_eq!(claim(&left, 64), 64);
+        assert_eq!(claim(&left, 64), 36);
+        assert_eq!(claim(&left, 64), 0);
+        assert_eq!(left.load(Ordering::Relaxed), 0);
+    }
+}
