@@ -401,6 +401,13 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         }
         _ => f64::NAN,
     };
+    if config.injector == InjectorKind::Live && config.threads > 1 {
+        notes.push(
+            "several sending CPUs feed the receiving veth's single rx queue; loss shows as the \
+             sender's tx_dropped"
+                .into(),
+        );
+    }
     if stats.errors > 0 {
         notes.push(format!(
             "{} send call(s) failed{}",

@@ -50,7 +50,7 @@ pub enum InjectError {
     Socket {
         /// The interface.
         interface: String,
-        /// What was being done (`"open an AF_PACKET socket"`, `"bind ..."`).
+        /// What was being done (`"open an AF_PACKET socket"`, `"turn PACKET_QDISC_BYPASS on"`).
         what: &'static str,
         /// The errno.
         #[source]
@@ -64,7 +64,8 @@ pub enum InjectError {
     Load {
         /// The sending interface.
         interface: String,
-        /// What was being done (`"load xdp_live_tx"`, `"set tx_port[0]"`).
+        /// What was being done (`"load program xdp_live_tx"`, `"point tx_port[0] at the
+        /// sending veth"`).
         what: &'static str,
         /// aya's error.
         #[source]

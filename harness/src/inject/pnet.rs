@@ -43,6 +43,9 @@ impl PnetInjector {
                 // The receive half is unused; keep its buffer small.
                 read_buffer_size: 4096,
                 read_timeout: Some(Duration::from_millis(1)),
+                // pnet polls for writability before every send and would wait forever
+                // without this, past any send loop's deadline.
+                write_timeout: Some(Duration::from_millis(100)),
                 ..datalink::Config::default()
             };
             match datalink::channel(&iface, config) {
