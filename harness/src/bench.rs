@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
@@ -51,7 +51,7 @@ pub enum BenchError {
 }
 
 /// How frames are put on the sending veth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InjectorKind {
     /// pnet's datalink channel: one `sendto` per frame.
@@ -97,8 +97,8 @@ pub struct BenchConfig {
     pub threads: usize,
 }
 
-/// What one configuration measured.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What one configuration measured (also the form results files hold).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     /// `pnet`, `batched` or `live`.
     pub injector: InjectorKind,
@@ -121,7 +121,7 @@ pub struct Measurement {
     /// Frames the receiver absorbed, from the kernel oracle.
     pub received: u64,
     /// Which kernel counter `received` is.
-    pub oracle: &'static str,
+    pub oracle: String,
     /// The program's own count (drop_cnt / pass_cnt), if it has one.
     pub map: Option<u64>,
     /// `offered / seconds`.
@@ -438,7 +438,8 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
             "veth rx_queue_*_xdp_packets"
         } else {
             "veth rx_packets"
-        },
+        }
+        .to_owned(),
         map,
         offered_pps: stats.offered as f64 / seconds,
         rx_pps: received as f64 / seconds,

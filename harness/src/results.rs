@@ -15,7 +15,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::bench::{InjectorKind, Measurement};
@@ -126,81 +126,8 @@ pub fn kernel_release() -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// One measured configuration, as a results file holds it: the fields of [`Measurement`],
-/// by the same names, readable back.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MeasurementRecord {
-    /// `pnet`, `batched` or `live`.
-    #[serde(deserialize_with = "de_injector")]
-    pub injector: InjectorKind,
-    /// `native` or `generic` (`-` without a program).
-    pub mode: String,
-    /// `drop`, `pass`, `none`, or `object:entry`.
-    pub program: String,
-    /// Frame length in bytes.
-    pub size: usize,
-    /// Sending threads.
-    pub threads: usize,
-    /// The measured window, in seconds.
-    pub seconds: f64,
-    /// Frames the injector tried to send.
-    pub offered: u64,
-    /// Frames the kernel took from the injector.
-    pub accepted: u64,
-    /// Send calls that failed.
-    pub errors: u64,
-    /// Frames the receiver absorbed, from the kernel.
-    pub received: u64,
-    /// Which kernel counter `received` is.
-    pub oracle: String,
-    /// The program's own count, if it has one.
-    pub map: Option<u64>,
-    /// `offered / seconds`.
-    pub offered_pps: f64,
-    /// `received / seconds`.
-    pub rx_pps: f64,
-    /// `map / seconds`.
-    pub map_pps: Option<f64>,
-    /// CPU cores busy during the window, whole machine.
-    pub cpu: f64,
-    /// CPU cores used by the sending threads.
-    pub sender_cpu: f64,
-    /// Accepted but not received.
-    pub loss: i64,
-    /// How the numbers were obtained.
-    pub notes: Vec<String>,
-}
-
-fn de_injector<'de, D: Deserializer<'de>>(deserializer: D) -> Result<InjectorKind, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    text.parse().map_err(serde::de::Error::custom)
-}
-
-impl From<&Measurement> for MeasurementRecord {
-    fn from(m: &Measurement) -> Self {
-        MeasurementRecord {
-            injector: m.injector,
-            mode: m.mode.clone(),
-            program: m.program.clone(),
-            size: m.size,
-            threads: m.threads,
-            seconds: m.seconds,
-            offered: m.offered,
-            accepted: m.accepted,
-            errors: m.errors,
-            received: m.received,
-            oracle: m.oracle.to_owned(),
-            map: m.map,
-            offered_pps: m.offered_pps,
-            rx_pps: m.rx_pps,
-            map_pps: m.map_pps,
-            cpu: m.cpu,
-            sender_cpu: m.sender_cpu,
-            loss: m.loss,
-            notes: m.notes.clone(),
-        }
-    }
-}
+/// One measured configuration, as a results file holds it.
+pub type MeasurementRecord = Measurement;
 
 impl MeasurementRecord {
     /// What identifies the configuration across runs.
@@ -276,7 +203,7 @@ impl BenchResults {
             kernel: kernel_release(),
             commit: commit.into(),
             date: utc_date(SystemTime::now()),
-            results: measurements.iter().map(MeasurementRecord::from).collect(),
+            results: measurements.to_vec(),
         }
     }
 
@@ -1378,7 +1305,7 @@ mod tests {
     /// The record mirrors [`Measurement`] field for field: a measurement's JSON reads back
     /// into a record and writes out the same.
     #[test]
-    fn record_mirrors_measurement() {
+    fn measurement_round_trips_through_json() {
         let m = Measurement {
             injector: InjectorKind::Batched,
             mode: "generic".to_owned(),
@@ -1390,7 +1317,7 @@ mod tests {
             accepted: 990,
             errors: 10,
             received: 980,
-            oracle: "rx_packets",
+            oracle: "rx_packets".into(),
             map: None,
             offered_pps: 998.0,
             rx_pps: 978.0,
@@ -1402,7 +1329,7 @@ mod tests {
         };
         let json = serde_json::to_value(&m).unwrap();
         let record: MeasurementRecord = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(record, MeasurementRecord::from(&m));
+        assert_eq!(record, m);
         assert_eq!(serde_json::to_value(&record).unwrap(), json);
     }
 
