@@ -19,6 +19,7 @@ pub mod netns;
 pub mod observe;
 pub mod output;
 pub mod pcap;
+pub mod pin;
 pub mod privileges;
 pub mod program;
 pub mod report;
