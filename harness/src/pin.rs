@@ -33,6 +33,11 @@ pub const RUN_DIR: &str = "/run/xdplab";
 /// an earlier process with the same pid is skipped, never reused or removed).
 const NAME_ATTEMPTS: u32 = 64;
 
+/// Entries the kernel itself puts in every new bpffs (`bpf_preload`, `CONFIG_BPF_PRELOAD`):
+/// iterators that print the loaded programs and maps. They cannot be unlinked and are not
+/// ours to remove; unmounting takes them away.
+pub const PRELOADED: &[&str] = &["maps.debug", "progs.debug"];
+
 /// Entries removed from a bpffs on teardown; a bound, so a file system that keeps growing
 /// cannot keep the teardown going.
 const MAX_PINS: usize = 4096;
@@ -202,7 +207,7 @@ impl Bpffs {
         Ok(self.path.join(name))
     }
 
-    /// The pins in the mount, by name, sorted (`ls DIR`).
+    /// The pins in the mount, by name, sorted (`ls DIR`, without [`PRELOADED`]).
     pub fn list(&self) -> Result<Vec<String>, PinError> {
         let list_error = |source| PinError::List {
             path: self.path.clone(),
@@ -211,7 +216,10 @@ impl Bpffs {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&self.path).map_err(list_error)? {
             let entry = entry.map_err(list_error)?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !PRELOADED.contains(&name.as_str()) {
+                names.push(name);
+            }
             if names.len() >= MAX_PINS {
                 break;
             }
@@ -245,6 +253,9 @@ impl Bpffs {
                 match std::fs::read_dir(&self.path) {
                     Ok(entries) => {
                         for entry in entries.flatten().take(MAX_PINS) {
+                            if PRELOADED.iter().any(|p| entry.file_name() == *p) {
+                                continue;
+                            }
                             let path = entry.path();
                             let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                                 std::fs::remove_dir(&path)
@@ -348,7 +359,11 @@ mod tests {
         }
         let bpffs = Bpffs::mount().expect("mount bpffs");
         let path = bpffs.path().to_owned();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         assert!(
             name.starts_with(&format!("{}-", std::process::id())),
             "{name} carries the pid"
