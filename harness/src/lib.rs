@@ -14,6 +14,7 @@ pub mod exit;
 pub mod frame;
 pub mod inject;
 pub mod lab;
+pub mod link;
 pub mod maps;
 pub mod netns;
 pub mod observe;

@@ -7,9 +7,9 @@
 //! fix them at compile time. Per-CPU maps return one value per possible CPU, which callers sum
 //! or compare one by one (`bpftool map lookup` prints both).
 
-use std::{fmt, os::fd::AsFd as _, os::fd::AsRawFd as _};
+use std::{fmt, os::fd::AsFd as _, os::fd::AsRawFd as _, path::Path};
 
-use aya::maps::{Map, MapData};
+use aya::maps::{Map, MapData, MapType};
 use thiserror::Error;
 
 use crate::program::Program;
@@ -46,6 +46,14 @@ pub enum MapError {
         got: usize,
         /// Size the map has.
         want: usize,
+    },
+    /// A pinned map could not be opened.
+    #[error("failed to open pinned map {path}: {reason}")]
+    Pin {
+        /// The pin.
+        path: String,
+        /// aya's error.
+        reason: String,
     },
     /// A `bpf(2)` element command failed.
     #[error("failed to {op} map {name:?}: {source}")]
@@ -158,6 +166,7 @@ pub struct ProgramMap<'a> {
     key_size: usize,
     value_size: usize,
     max_entries: u32,
+    flags: u32,
 }
 
 impl Program {
@@ -188,18 +197,77 @@ pub(crate) fn find_map<'a>(
             Map::PerCpuLruHashMap(d) => (MapKind::LruPerCpuHash, d),
             other => (MapKind::Other, map_data(other)),
         };
-        let info = data.info().map_err(|e| MapError::Info {
-            name: name.to_owned(),
-            reason: e.to_string(),
+        describe(name, data, Some(kind))
+    }
+}
+
+/// A handle on `data`; the kind is read from the kernel unless given.
+fn describe<'a>(
+    name: &str,
+    data: &'a MapData,
+    kind: Option<MapKind>,
+) -> Result<ProgramMap<'a>, MapError> {
+    let info = data.info().map_err(|e| MapError::Info {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let kind = kind.unwrap_or_else(|| match info.map_type() {
+        Ok(MapType::Array) => MapKind::Array,
+        Ok(MapType::PerCpuArray) => MapKind::PerCpuArray,
+        Ok(MapType::Hash) => MapKind::Hash,
+        Ok(MapType::PerCpuHash) => MapKind::PerCpuHash,
+        Ok(MapType::LruHash) => MapKind::LruHash,
+        Ok(MapType::LruPerCpuHash) => MapKind::LruPerCpuHash,
+        _ => MapKind::Other,
+    });
+    Ok(ProgramMap {
+        name: name.to_owned(),
+        data,
+        kind,
+        key_size: info.key_size() as usize,
+        value_size: info.value_size() as usize,
+        max_entries: info.max_entries(),
+        flags: info.map_flags(),
+    })
+}
+
+/// A map opened from its pin in a bpffs, as another process finds it
+/// (`bpftool map dump pinned PATH`). Closing it leaves the map in place while the pin exists.
+#[derive(Debug)]
+pub struct PinnedMap {
+    name: String,
+    data: MapData,
+}
+
+impl PinnedMap {
+    /// Opens the map pinned at `path`; its name for messages is the pin's file name.
+    pub fn open(path: &Path) -> Result<Self, MapError> {
+        let data = MapData::from_pin(path).map_err(|e| MapError::Pin {
+            path: path.display().to_string(),
+            reason: crate::program::chain(&e),
         })?;
-        Ok(ProgramMap {
-            name: name.to_owned(),
+        Ok(Self {
+            name: path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             data,
-            kind,
-            key_size: info.key_size() as usize,
-            value_size: info.value_size() as usize,
-            max_entries: info.max_entries(),
         })
+    }
+
+    /// The map, for lookups and updates.
+    pub fn map(&self) -> Result<ProgramMap<'_>, MapError> {
+        describe(&self.name, &self.data, None)
+    }
+
+    /// The kernel's id of the map.
+    pub fn id(&self) -> Result<u32, MapError> {
+        self.data
+            .info()
+            .map(|info| info.id())
+            .map_err(|e| MapError::Info {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -307,6 +375,60 @@ impl ProgramMap<'_> {
             }
         }
         Ok(keys)
+    }
+
+    /// The first `count` values of an ARRAY of 8-byte values, in index order. A map created
+    /// with `BPF_F_MMAPABLE` is read through a read-only mapping of its memory, so millions
+    /// of values cost one copy instead of one system call each.
+    pub fn read_u64s(&self, count: usize) -> Result<Vec<u64>, MapError> {
+        const BPF_F_MMAPABLE: u32 = 1 << 10;
+        if self.kind != MapKind::Array || self.value_size != 8 || self.key_size != 4 {
+            return Err(MapError::Info {
+                name: self.name.clone(),
+                reason: format!(
+                    "it is a {} with {}-byte keys and {}-byte values, not an array of 8-byte values",
+                    self.kind, self.key_size, self.value_size
+                ),
+            });
+        }
+        let count = count.min(self.max_entries as usize);
+        if self.flags & BPF_F_MMAPABLE == 0 {
+            return (0..count as u32)
+                .map(|i| {
+                    Ok(self
+                        .lookup(&i.to_le_bytes())?
+                        .and_then(|v| v.sum_u64())
+                        .unwrap_or(0))
+                })
+                .collect();
+        }
+        let len = (count * 8).max(1);
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        // SAFETY: a read-only shared mapping of the map's own memory, of at most its size
+        // (count <= max_entries, 8 bytes each); unmapped below before returning.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(MapError::Syscall {
+                name: self.name.clone(),
+                op: "mmap",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: the mapping holds `count` u64 values and is 8-aligned (page-aligned);
+        // the program may write them concurrently, which for a snapshot of counters is fine.
+        let values = unsafe { std::slice::from_raw_parts(addr.cast::<u64>(), count) }.to_vec();
+        // SAFETY: unmapping exactly what was mapped above.
+        unsafe { libc::munmap(addr, len) };
+        Ok(values)
     }
 
     fn cpus(&self) -> Result<usize, MapError> {

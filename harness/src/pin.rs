@@ -250,28 +250,8 @@ impl Bpffs {
             // Only ever unlink inside our own bpffs: if something unmounted it, the directory
             // is a plain one and holds nothing of ours.
             if self.is_bpffs() {
-                match std::fs::read_dir(&self.path) {
-                    Ok(entries) => {
-                        for entry in entries.flatten().take(MAX_PINS) {
-                            if PRELOADED.iter().any(|p| entry.file_name() == *p) {
-                                continue;
-                            }
-                            let path = entry.path();
-                            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                                std::fs::remove_dir(&path)
-                            } else {
-                                std::fs::remove_file(&path)
-                            };
-                            if let Err(source) = removed {
-                                errors.push(PinError::Unpin { path, source });
-                            }
-                        }
-                    }
-                    Err(source) => errors.push(PinError::List {
-                        path: self.path.clone(),
-                        source,
-                    }),
-                }
+                let mut budget = MAX_PINS;
+                remove_tree(&self.path, true, &mut budget, &mut errors);
             }
             // Lazy: a descriptor still open on the mount (a bpftool someone started) cannot
             // keep it mounted; the kernel frees it, and any pin left in it, when it is unused.
@@ -293,6 +273,41 @@ impl Bpffs {
             });
         }
         errors
+    }
+}
+
+/// Removes what `dir` holds, depth first (pins in sub-directories first, then the
+/// directories), at most `budget` entries; the kernel's [`PRELOADED`] entries at the top
+/// stay for the unmount.
+fn remove_tree(dir: &Path, top: bool, budget: &mut usize, errors: &mut Vec<PinError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(source) => {
+            errors.push(PinError::List {
+                path: dir.to_owned(),
+                source,
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        if top && PRELOADED.iter().any(|p| entry.file_name() == *p) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&path, false, budget, errors);
+            std::fs::remove_dir(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(source) = removed {
+            errors.push(PinError::Unpin { path, source });
+        }
     }
 }
 

@@ -10,15 +10,22 @@
 //! detach by interface index in the namespace of the thread that drops it, which could be the
 //! host's, so it is refused.
 
-use std::{borrow::Cow, fmt, path::PathBuf};
+use std::{
+    borrow::Cow,
+    fmt,
+    os::fd::{AsFd as _, BorrowedFd},
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
+    maps::MapData,
     programs::{
         Link as _, ProgramError as AyaProgramError, TestRun as _, TestRunOptions, Xdp,
         XdpMode as AyaXdpMode, links::FdLink,
     },
 };
+use aya_obj::{EbpfSectionKind, programs::XdpAttachType};
 use thiserror::Error;
 
 use crate::{netns::NetNsError, veth::VethEnd};
@@ -52,6 +59,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     (
         "xdp_count",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_count.bpf.o"),
+    ),
+    (
+        "xdp_version",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_version.bpf.o"),
     ),
 ];
 
@@ -231,6 +242,43 @@ pub enum ProgramError {
         #[source]
         source: Box<AyaProgramError>,
     },
+    /// A global given at load time is not in the object, or not 4 bytes.
+    #[error("failed to set global {name:?} in object {object}: {}", chain(&**source))]
+    Global {
+        /// The object.
+        object: String,
+        /// The global.
+        name: String,
+        /// aya's error.
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    /// A map already pinned under the name the object uses is not the object's map.
+    #[error(
+        "failed to reuse pinned map {}: it is {found}, object {object} declares {declared}",
+        path.display()
+    )]
+    PinnedMapMismatch {
+        /// The object.
+        object: String,
+        /// The pin.
+        path: PathBuf,
+        /// What the object declares (type, key and value sizes, entries, flags).
+        declared: String,
+        /// What the pinned map is.
+        found: String,
+    },
+    /// Pinning the program, or opening a pinned one, failed.
+    #[error("failed to {what} program {}: {}", path.display(), chain(&**source))]
+    Pin {
+        /// `"pin"` or `"open pinned"`.
+        what: &'static str,
+        /// The pin.
+        path: PathBuf,
+        /// aya's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The kernel attached through netlink instead of a bpf_link.
     #[error(
         "failed to attach xdp program {entry:?} to veth {interface:?} through a bpf_link (kernel 5.9 or later is needed)"
@@ -255,6 +303,7 @@ impl ProgramError {
         };
         match self {
             Self::NetNs(_) | Self::NoBpfLink { .. } => true,
+            Self::Pin { source, .. } => errno_in(&**source).is_some_and(env_errno),
             Self::Load { errno, .. } => errno.is_some_and(env_errno),
             Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
             Self::Attach { source, .. } | Self::TestRun { source, .. } => {
@@ -284,15 +333,50 @@ impl fmt::Debug for Program {
 impl Program {
     /// Loads `entry` from the object (`bpftool prog load OBJ ... type xdp`).
     pub fn load(source: &ObjectSource, entry: &str) -> Result<Self, ProgramError> {
+        Self::load_with(source, entry, &LoadOptions::default())
+    }
+
+    /// Loads `entry` with globals set and maps pinned (`bpftool prog load OBJ PATH type xdp
+    /// pinmaps DIR`, with libbpf's pin-by-name reuse of maps already pinned there).
+    pub fn load_with(
+        source: &ObjectSource,
+        entry: &str,
+        options: &LoadOptions,
+    ) -> Result<Self, ProgramError> {
         let object = source.to_string();
         let bytes = source.bytes()?;
+        let object_error = |source| ProgramError::Object {
+            object: object.clone(),
+            source: Box::new(source),
+        };
+        let mut loader = EbpfLoader::new();
+        let globals: Vec<(String, [u8; 4])> = options
+            .globals
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_ne_bytes()))
+            .collect();
+        for (name, value) in &globals {
+            loader.override_global(name.as_str(), value.as_slice(), true);
+        }
+        let pins = match &options.map_pin_dir {
+            Some(dir) => pinned_maps(&object, &bytes, dir)?,
+            None => Vec::new(),
+        };
+        for (name, path) in &pins {
+            loader.map_pin_path(name.as_str(), path.as_path());
+        }
         // aya loads without a log first and retries with the verifier's log on failure.
-        let mut ebpf = EbpfLoader::new()
-            .load(&bytes)
-            .map_err(|source| ProgramError::Object {
+        let mut ebpf = loader.load(&bytes).map_err(|e| match e {
+            aya::EbpfError::ParseError(aya_obj::ParseError::SymbolNotFound { ref name })
+            | aya::EbpfError::ParseError(aya_obj::ParseError::InvalidGlobalData {
+                ref name, ..
+            }) => ProgramError::Global {
                 object: object.clone(),
-                source: Box::new(source),
-            })?;
+                name: name.clone(),
+                source: Box::new(e),
+            },
+            e => object_error(e),
+        })?;
         let available: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
         let program = ebpf
             .program_mut(entry)
@@ -315,6 +399,18 @@ impl Program {
         })
     }
 
+    /// Pins the program at `path` in a bpffs (`bpftool prog pin`): it stays loaded until the
+    /// pin is removed.
+    pub fn pin(&mut self, path: &Path) -> Result<(), ProgramError> {
+        self.xdp_mut()
+            .pin(path)
+            .map_err(|source| ProgramError::Pin {
+                what: "pin",
+                path: path.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
     /// The object this program came from.
     pub fn object(&self) -> &str {
         &self.object
@@ -330,32 +426,7 @@ impl Program {
     /// Equivalent to `ip -n NS link set dev IF xdpdrv|xdpgeneric ...`, through a bpf_link.
     pub fn attach(&mut self, end: &VethEnd, mode: XdpMode) -> Result<Attachment, ProgramError> {
         let entry = self.entry.clone();
-        let xdp = self.xdp_mut();
-        let ifindex = end.ifindex();
-        let attach_error = |source| ProgramError::Attach {
-            entry: entry.clone(),
-            interface: end.name().to_owned(),
-            mode,
-            source: Box::new(source),
-        };
-        let link = end.netns().run(|| {
-            let id = xdp
-                .attach_to_if_index(ifindex, mode.aya())
-                .map_err(attach_error)?;
-            let link = xdp.take_link(id).map_err(attach_error)?;
-            // A netlink attachment dropped here detaches inside the lab namespace, which is
-            // the only safe place for it.
-            FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
-                entry: entry.clone(),
-                interface: end.name().to_owned(),
-            })
-        })??;
-        Ok(Attachment {
-            link,
-            interface: end.name().to_owned(),
-            entry: self.entry.clone(),
-            mode,
-        })
+        attach_xdp(self.xdp_mut(), &entry, end, mode)
     }
 
     /// Runs one frame through the program with `BPF_PROG_TEST_RUN` (no interface, no
@@ -420,6 +491,185 @@ impl Program {
     }
 }
 
+/// Attaches a loaded XDP program to a lab interface through a bpf_link, from inside the
+/// interface's namespace.
+fn attach_xdp(
+    xdp: &mut Xdp,
+    entry: &str,
+    end: &VethEnd,
+    mode: XdpMode,
+) -> Result<Attachment, ProgramError> {
+    let ifindex = end.ifindex();
+    let attach_error = |source| ProgramError::Attach {
+        entry: entry.to_owned(),
+        interface: end.name().to_owned(),
+        mode,
+        source: Box::new(source),
+    };
+    let link = end.netns().run(|| {
+        let id = xdp
+            .attach_to_if_index(ifindex, mode.aya())
+            .map_err(attach_error)?;
+        let link = xdp.take_link(id).map_err(attach_error)?;
+        // A netlink attachment dropped here detaches inside the lab namespace, which is
+        // the only safe place for it.
+        FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
+            entry: entry.to_owned(),
+            interface: end.name().to_owned(),
+        })
+    })??;
+    Ok(Attachment {
+        link,
+        interface: end.name().to_owned(),
+        entry: entry.to_owned(),
+        mode,
+    })
+}
+
+/// How to load an object beyond the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `const volatile __u32` globals to set, by name (each must exist and be 4 bytes).
+    pub globals: Vec<(String, u32)>,
+    /// Pin every map the object declares (not its `.rodata`, `.data` or `.bss`) by name in
+    /// this bpffs directory, reusing a map already pinned there under the same name, as
+    /// libbpf does for `LIBBPF_PIN_BY_NAME`. A pinned map that does not match the object's
+    /// definition is refused rather than shared.
+    pub map_pin_dir: Option<PathBuf>,
+}
+
+/// The maps of an object that would be pinned in `dir`, checking that any already pinned
+/// there match the object's definitions.
+fn pinned_maps(
+    object: &str,
+    bytes: &[u8],
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>, ProgramError> {
+    let parsed = aya_obj::Object::parse(bytes).map_err(|e| ProgramError::Object {
+        object: object.to_owned(),
+        source: Box::new(aya::EbpfError::ParseError(e)),
+    })?;
+    let mut pins = Vec::new();
+    for (name, map) in &parsed.maps {
+        if !matches!(
+            map.section_kind(),
+            EbpfSectionKind::Maps | EbpfSectionKind::BtfMaps
+        ) {
+            continue;
+        }
+        let path = dir.join(name);
+        if path.exists() {
+            let declared = describe_map(
+                map.map_type(),
+                map.key_size(),
+                map.value_size(),
+                map.max_entries(),
+                map.map_flags(),
+            );
+            let found = MapData::from_pin(&path)
+                .and_then(|m| m.info())
+                .map(|info| {
+                    describe_map(
+                        info.map_type().map_or(u32::MAX, |t| t as u32),
+                        info.key_size(),
+                        info.value_size(),
+                        info.max_entries(),
+                        info.map_flags(),
+                    )
+                })
+                .map_err(|source| ProgramError::Pin {
+                    what: "open pinned map for",
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?;
+            if found != declared {
+                return Err(ProgramError::PinnedMapMismatch {
+                    object: object.to_owned(),
+                    path,
+                    declared,
+                    found,
+                });
+            }
+        }
+        pins.push((name.clone(), path));
+    }
+    pins.sort();
+    Ok(pins)
+}
+
+fn describe_map(kind: u32, key: u32, value: u32, entries: u32, flags: u32) -> String {
+    format!(
+        "map type {kind}, {key}-byte keys, {value}-byte values, {entries} entries, flags {flags:#x}"
+    )
+}
+
+/// An XDP program reopened from its pin in a bpffs, as a restarted control plane finds it
+/// (`bpftool prog show pinned PATH`). Closing it leaves the program loaded while the pin
+/// exists.
+pub struct PinnedProgram {
+    xdp: Xdp,
+    path: PathBuf,
+}
+
+impl fmt::Debug for PinnedProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedProgram")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PinnedProgram {
+    /// Opens the program pinned at `path` (`BPF_OBJ_GET`).
+    pub fn open(path: &Path) -> Result<Self, ProgramError> {
+        let xdp =
+            Xdp::from_pin(path, XdpAttachType::Interface).map_err(|source| ProgramError::Pin {
+                what: "open pinned",
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        Ok(Self {
+            xdp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The pin.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The kernel's id of the program.
+    pub fn id(&self) -> Result<u32, ProgramError> {
+        self.xdp
+            .info()
+            .map(|info| info.id())
+            .map_err(|source| ProgramError::Pin {
+                what: "read the id of pinned",
+                path: self.path.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// The program's file descriptor, for `BPF_LINK_UPDATE`.
+    pub fn fd(&self) -> Result<BorrowedFd<'_>, ProgramError> {
+        self.xdp
+            .fd()
+            .map(|fd| fd.as_fd())
+            .map_err(|source| ProgramError::Pin {
+                what: "use pinned",
+                path: self.path.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Attaches the program to a lab interface through a new bpf_link.
+    pub fn attach(&mut self, end: &VethEnd, mode: XdpMode) -> Result<Attachment, ProgramError> {
+        let entry = self.path.display().to_string();
+        attach_xdp(&mut self.xdp, &entry, end, mode)
+    }
+}
+
 /// What one `BPF_PROG_TEST_RUN` of one frame gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestRunOutput {
@@ -456,6 +706,11 @@ impl Attachment {
     /// The interface it is attached to.
     pub fn interface(&self) -> &str {
         &self.interface
+    }
+
+    /// The bpf_link, for pinning it (see [`crate::link::XdpLink::pin`]).
+    pub(crate) fn into_link(self) -> FdLink {
+        self.link
     }
 
     /// Detaches now, reporting an error instead of printing it.

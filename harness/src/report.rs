@@ -87,6 +87,25 @@ pub struct ScenarioReport {
     pub captures: Vec<PathBuf>,
     /// Wall time of the scenario, in milliseconds.
     pub duration_ms: u64,
+    /// What each `[[step]]` of a lifecycle scenario did, in order (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
+}
+
+/// What one `[[step]]` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    /// Line of the step in the scenario file.
+    pub line: usize,
+    /// The verb (`load`, `replace`, ...).
+    pub action: String,
+    /// Whether its checks held (steps that check nothing: whether it ran).
+    pub ok: bool,
+    /// What it did or found, in one line.
+    pub detail: String,
+    /// Machine-readable details (a trace's counts per version, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
 /// What happened to one send group.
@@ -288,6 +307,32 @@ impl ScenarioReport {
             _ if self.error.is_some() => {
                 let error = self.error.as_ref().expect("checked");
                 let _ = write!(out, ": {}", error.message.replace('\n', "\n    "));
+            }
+            _ if !self.steps.is_empty() => {
+                let _ = write!(
+                    out,
+                    " ({}, {}): {} steps [{} ms]",
+                    self.program,
+                    self.mode,
+                    self.steps.len(),
+                    self.duration_ms
+                );
+                for step in &self.steps {
+                    let _ = write!(
+                        out,
+                        "\n    {} line {} {}: {}",
+                        if step.ok { "ok  " } else { "FAIL" },
+                        step.line,
+                        step.action,
+                        step.detail
+                    );
+                }
+                for failure in &self.failures {
+                    let _ = write!(out, "\n    {failure}");
+                }
+                for note in &self.notes {
+                    let _ = write!(out, "\n    note: {note}");
+                }
             }
             _ => {
                 let total = |f: fn(&GroupReport) -> u64| self.groups.iter().map(f).sum::<u64>();
@@ -570,6 +615,7 @@ mod tests {
             captures: vec![],
             failures: vec!["send \"g\": expected drop, 1 of 10 frames arrived (seq 3)".into()],
             duration_ms: 5,
+            steps: Vec::new(),
         }
     }
 

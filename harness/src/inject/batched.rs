@@ -21,11 +21,15 @@
 use std::{
     io,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::atomic::{AtomicU64, Ordering},
     time::Instant,
 };
 
 use super::{Budget, InjectError, InjectStats, thread_cpu_time};
-use crate::veth::VethEnd;
+use crate::{
+    frame::{FrameTemplate, Tag},
+    veth::VethEnd,
+};
 
 /// Frames per `sendmmsg`.
 const BATCH: usize = 64;
@@ -85,10 +89,6 @@ impl BatchedInjector {
     /// frames as offered, and ends the loop, since the next call would fail the same way.
     #[doc(alias = "sendmmsg")]
     pub fn send_for(&mut self, frame: &[u8], budget: Budget) -> InjectStats {
-        let mut stats = InjectStats::default();
-        let cpu_start = thread_cpu_time();
-        let start = Instant::now();
-        let deadline = start + budget.duration;
         // The kernel only reads through these pointers; every message sends the same bytes.
         let mut iov = libc::iovec {
             iov_base: frame.as_ptr().cast_mut().cast(),
@@ -100,10 +100,70 @@ impl BatchedInjector {
             message.msg_hdr.msg_iov = &raw mut iov;
             message.msg_hdr.msg_iovlen = 1;
         }
+        self.send_loop(budget, &mut messages, |_, _| {})
+    }
+
+    /// Sends frames built from `template`, each with its own tag `(run_id, group, seq)` for
+    /// seq = 0, 1, 2, ... in order, 64 per `sendmmsg`, until `budget` runs out: a stream
+    /// in which every frame can be followed. Frames the kernel did not take are sent again
+    /// with the same sequence numbers, so the accepted frames are exactly seq
+    /// `0..accepted`. `progress` follows the accepted count as it grows, for another
+    /// thread to act at a given point of the stream. Errors as in [`Self::send_for`].
+    pub fn send_tagged(
+        &mut self,
+        template: &FrameTemplate,
+        run_id: u32,
+        group: u16,
+        budget: Budget,
+        progress: &AtomicU64,
+    ) -> InjectStats {
+        let mut buffers: Vec<Vec<u8>> = (0..BATCH)
+            .map(|_| Vec::with_capacity(template.len()))
+            .collect();
+        // SAFETY: all-zero iovecs and mmsghdrs are valid; they are pointed at `buffers` before
+        // each call.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut messages: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let iov_base = iovs.as_mut_ptr();
+        for (i, message) in messages.iter_mut().enumerate() {
+            // SAFETY: i < BATCH, inside `iovs`, which outlives the loop below.
+            message.msg_hdr.msg_iov = unsafe { iov_base.add(i) };
+            message.msg_hdr.msg_iovlen = 1;
+        }
+        self.send_loop(budget, &mut messages, |first, count| {
+            // Frames before `first` were all accepted.
+            progress.store(first, Ordering::Relaxed);
+            for (i, buffer) in buffers.iter_mut().take(count).enumerate() {
+                let seq = u32::try_from(first + i as u64).unwrap_or(u32::MAX);
+                template.write(Tag { run_id, group, seq }, buffer);
+                // SAFETY: i < BATCH; the buffer is not touched again until after the call.
+                unsafe {
+                    *iov_base.add(i) = libc::iovec {
+                        iov_base: buffer.as_mut_ptr().cast(),
+                        iov_len: buffer.len(),
+                    };
+                }
+            }
+        })
+    }
+
+    /// The send loop: `prepare(first, count)` readies messages `0..count` for frames
+    /// `first..first + count` before each call.
+    fn send_loop(
+        &mut self,
+        budget: Budget,
+        messages: &mut [libc::mmsghdr; BATCH],
+        mut prepare: impl FnMut(u64, usize),
+    ) -> InjectStats {
+        let mut stats = InjectStats::default();
+        let cpu_start = thread_cpu_time();
+        let start = Instant::now();
+        let deadline = start + budget.duration;
         while stats.offered < budget.frames && Instant::now() < deadline {
             let count = (budget.frames - stats.offered).min(BATCH as u64) as usize;
-            // SAFETY: messages[..count] point at `iov`, which points at `frame`; both outlive
-            // the call. The socket is bound, so no destination address is needed.
+            prepare(stats.offered, count);
+            // SAFETY: messages[..count] point at iovecs that point at frames; all outlive the
+            // call. The socket is bound, so no destination address is needed.
             let ret = unsafe {
                 libc::sendmmsg(
                     self.fd.as_raw_fd(),

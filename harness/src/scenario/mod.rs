@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 mod parse;
 pub mod run;
 pub mod schema;
+mod steps;
 
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
-    LabSpec, LinkEnd, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
-    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, StructField, ThroughputSpec,
-    XdpModeSpec, format_duration, parse_duration,
+    LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef,
+    OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, Step, StepAction,
+    StepExpect, StructField, ThroughputSpec, TraceExpect, XdpModeSpec, format_duration,
+    parse_duration,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

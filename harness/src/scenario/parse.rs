@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -53,7 +54,7 @@ struct RawScenario {
     lab: Option<RawLab>,
     #[serde(default)]
     link: Vec<Spanned<RawLink>>,
-    program: RawProgram,
+    program: Option<Spanned<RawProgram>>,
     #[serde(default)]
     attach: Vec<Spanned<RawAttach>>,
     #[serde(default)]
@@ -63,6 +64,54 @@ struct RawScenario {
     setup: Option<RawSetup>,
     expect: Option<RawExpect>,
     throughput: Option<Spanned<RawThroughput>>,
+    #[serde(default)]
+    step: Vec<Spanned<RawStep>>,
+}
+
+/// A `[[step]]` table: one verb key (`load`, `attach`, `send`, ...) and the
+/// keys that go with it, checked per verb in [`steps`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStep {
+    load: Option<Spanned<String>>,
+    attach: Option<Spanned<String>>,
+    send: Option<Spanned<RawSend>>,
+    wait: Option<Spanned<String>>,
+    sleep: Option<Spanned<String>>,
+    replace: Option<Spanned<String>>,
+    rollback: Option<Spanned<String>>,
+    detach: Option<Spanned<String>>,
+    restart: Option<Spanned<bool>>,
+    unpin: Option<Spanned<Vec<String>>>,
+    expect: Option<Spanned<RawStepExpect>>,
+    object: Option<Spanned<String>>,
+    entry: Option<Spanned<String>>,
+    globals: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
+    to: Option<Spanned<IfaceRef>>,
+    mode: Option<Spanned<XdpModeSpec>>,
+    link: Option<Spanned<String>>,
+    background: Option<Spanned<String>>,
+    frames: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStepExpect {
+    #[serde(default)]
+    map: Vec<Spanned<RawMapExpect>>,
+    link: Option<Spanned<String>>,
+    runs: Option<Spanned<String>>,
+    attached: Option<Spanned<bool>>,
+    pins: Option<Spanned<Vec<String>>>,
+    trace: Option<Spanned<RawTrace>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTrace {
+    group: String,
+    versions: Vec<String>,
+    map: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -393,7 +442,52 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let (lab, lab_mtu_line) = lab(&src, raw.lab)?;
     let links = links(&src, raw.link)?;
     let topo = Topo { links: &links };
-    let (program, program_end) = program(&src, &topo, raw.program)?;
+    if !raw.step.is_empty() {
+        let first = src.line(&raw.step[0].span());
+        let tables: [(&str, bool); 7] = [
+            ("[program]", raw.program.is_some()),
+            ("[[attach]]", !raw.attach.is_empty()),
+            ("[[rule]]", !raw.rule.is_empty()),
+            ("[[send]]", !raw.send.is_empty()),
+            ("[setup]", raw.setup.is_some()),
+            ("[expect]", raw.expect.is_some()),
+            ("[throughput]", raw.throughput.is_some()),
+        ];
+        if let Some((table, _)) = tables.iter().find(|(_, given)| *given) {
+            return Err(src.invalid(
+                first,
+                format!(
+                    "a scenario with [[step]] says everything in its steps: move {table} into \
+                     load, attach, send and expect steps"
+                ),
+            ));
+        }
+        let (program, sends, steps) = steps(&src, &topo, &lab, raw.step)?;
+        return Ok(Scenario {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            description: raw.description,
+            skip: raw.skip.map(Spanned::into_inner),
+            lab,
+            links,
+            program,
+            attachments: Vec::new(),
+            rules: Vec::new(),
+            sends,
+            map_setup: Vec::new(),
+            map_expects: Vec::new(),
+            event_expects: Vec::new(),
+            throughput: None,
+            steps,
+        });
+    }
+    let Some(raw_program) = raw.program else {
+        return Err(src.invalid(
+            1,
+            "missing table [program] (or a [[step]] sequence that loads and attaches programs)",
+        ));
+    };
+    let (program, program_end) = program(&src, &topo, raw_program.into_inner())?;
     let attachments = attachments(&src, &topo, raw.attach, program_end)?;
     let rules = rules(&src, &raw.rule, &program)?;
     let sends = sends(&src, &topo, raw.send, &lab, &program, program_end)?;
@@ -429,6 +523,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         map_expects,
         event_expects,
         throughput,
+        steps: Vec::new(),
     })
 }
 
@@ -1259,4 +1354,612 @@ fn throughput(
         min_ratio: ratio,
         line,
     })
+}
+
+/// The largest trace a send step may need: the bundled `xdp_version` traces
+/// this many sequence numbers.
+const MAX_TRACED: u32 = 1 << 21;
+
+/// What the step checker knows of a link at some point of the sequence.
+struct LinkState {
+    at: IfaceRef,
+    runs: Option<String>,
+    history: Vec<String>,
+}
+
+/// Checks a `[[step]]` sequence as it would run: names defined before use,
+/// one verb per step with only its own keys, rollbacks to versions the link
+/// ran, at most one background send at a time.
+fn steps(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    lab: &LabSpec,
+    raw: Vec<Spanned<RawStep>>,
+) -> Result<(ProgramSpec, Vec<SendGroup>, Vec<schema::Step>), ScenarioError> {
+    use schema::{LinkExpect, Step, StepAction, StepExpect, TraceExpect};
+    use std::collections::BTreeMap;
+
+    const VERBS: [&str; 11] = [
+        "load", "attach", "send", "wait", "sleep", "replace", "rollback", "detach", "restart",
+        "unpin", "expect",
+    ];
+    let plain = |line: usize, what: &str, name: &str| -> Result<(), ScenarioError> {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+            return Err(src.invalid(
+                line,
+                format!("{what} {name:?} is not a plain name (it names a pin file)"),
+            ));
+        }
+        Ok(())
+    };
+    // version -> (line, object, entry, the `version` global)
+    let mut versions: BTreeMap<String, (usize, ObjectRef, String, Option<u32>)> = BTreeMap::new();
+    let mut links: BTreeMap<String, LinkState> = BTreeMap::new();
+    let mut first_program: Option<(ObjectRef, String, XdpModeSpec, IfaceRef)> = None;
+    let mut raw_sends: Vec<Spanned<RawSend>> = Vec::new();
+    let mut send_steps: Vec<(usize, Option<Duration>)> = Vec::new();
+    let mut group_index: HashMap<String, usize> = HashMap::new();
+    let mut running: Option<(String, usize)> = None;
+    let mut waited: Vec<bool> = Vec::new();
+    let mut out: Vec<(usize, StepAction)> = Vec::new();
+    let default_to = match topo.links.first() {
+        Some(link) => IfaceRef::from(&link.b),
+        None => IfaceRef::netns(LabSpec::RECEIVER),
+    };
+
+    for spanned in raw {
+        let line = src.line(&spanned.span());
+        let step = spanned.into_inner();
+        let given: Vec<&str> = [
+            step.load.is_some(),
+            step.attach.is_some(),
+            step.send.is_some(),
+            step.wait.is_some(),
+            step.sleep.is_some(),
+            step.replace.is_some(),
+            step.rollback.is_some(),
+            step.detach.is_some(),
+            step.restart.is_some(),
+            step.unpin.is_some(),
+            step.expect.is_some(),
+        ]
+        .into_iter()
+        .zip(VERBS)
+        .filter(|(set, _)| *set)
+        .map(|(_, verb)| verb)
+        .collect();
+        let verb = match given.as_slice() {
+            [verb] => *verb,
+            [] => {
+                return Err(src.invalid(
+                    line,
+                    format!("step does nothing: give one of {}", VERBS.join(", ")),
+                ));
+            }
+            many => {
+                return Err(src.invalid(
+                    line,
+                    format!(
+                        "step has {} verbs ({}): one per [[step]]",
+                        many.len(),
+                        many.join(", ")
+                    ),
+                ));
+            }
+        };
+        // Keys that belong to other verbs.
+        let allowed: &[&str] = match verb {
+            "load" => &["object", "entry", "globals"],
+            "attach" => &["to", "mode", "link"],
+            "send" => &["background"],
+            "wait" => &["frames"],
+            "replace" | "rollback" | "detach" => &["link"],
+            _ => &[],
+        };
+        for (key, set) in [
+            ("object", step.object.is_some()),
+            ("entry", step.entry.is_some()),
+            ("globals", step.globals.is_some()),
+            ("to", step.to.is_some()),
+            ("mode", step.mode.is_some()),
+            ("link", step.link.is_some()),
+            ("background", step.background.is_some()),
+            ("frames", step.frames.is_some()),
+        ] {
+            if set && !allowed.contains(&key) {
+                return Err(src.invalid(line, format!("a {verb} step takes no key {key:?}")));
+            }
+        }
+        // The link a replace, rollback or detach is about: named, or the only one.
+        let which_link = |named: &Option<Spanned<String>>,
+                          links: &BTreeMap<String, LinkState>|
+         -> Result<String, ScenarioError> {
+            match named {
+                Some(link) => {
+                    let at = src.line(&link.span());
+                    if links.contains_key(link.get_ref()) {
+                        Ok(link.get_ref().clone())
+                    } else {
+                        Err(src.invalid(
+                            at,
+                            format!(
+                                "{verb}: no link {:?} is attached before this step",
+                                link.get_ref()
+                            ),
+                        ))
+                    }
+                }
+                None => match links.keys().collect::<Vec<_>>().as_slice() {
+                    [only] => Ok((*only).clone()),
+                    [] => Err(src.invalid(
+                        line,
+                        format!("{verb}: no link is attached before this step"),
+                    )),
+                    many => Err(src.invalid(
+                        line,
+                        format!(
+                            "{verb}: {} links exist ({}): say which with link = \"...\"",
+                            many.len(),
+                            many.iter()
+                                .map(|l| format!("{l:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                },
+            }
+        };
+        let known_version = |name: &Spanned<String>| -> Result<String, ScenarioError> {
+            if versions.contains_key(name.get_ref()) {
+                Ok(name.get_ref().clone())
+            } else {
+                Err(src.invalid(
+                    src.line(&name.span()),
+                    format!(
+                        "{verb}: version {:?} is not loaded before this step (loaded: {})",
+                        name.get_ref(),
+                        if versions.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            versions
+                                .keys()
+                                .map(|v| format!("{v:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ))
+            }
+        };
+
+        let action = match verb {
+            "load" => {
+                let version = step.load.expect("verb");
+                let name = version.get_ref().clone();
+                plain(src.line(&version.span()), "version", &name)?;
+                if let Some((first, ..)) = versions.get(&name) {
+                    return Err(src.invalid(
+                        src.line(&version.span()),
+                        format!("version {name:?} is loaded twice (first at line {first})"),
+                    ));
+                }
+                let (Some(object), Some(entry)) = (&step.object, &step.entry) else {
+                    return Err(src.invalid(line, format!("load {name:?}: needs object and entry")));
+                };
+                let (object, entry) = object_and_entry(src, object, entry, "load")?;
+                let globals: Vec<(String, u32)> = step
+                    .globals
+                    .map(|g| g.into_inner().into_iter().collect())
+                    .unwrap_or_default();
+                let number = globals
+                    .iter()
+                    .find(|(g, _)| g == "version")
+                    .map(|(_, v)| *v);
+                versions.insert(name.clone(), (line, object.clone(), entry.clone(), number));
+                StepAction::Load {
+                    version: name,
+                    object,
+                    entry,
+                    globals,
+                }
+            }
+            "attach" => {
+                let version = known_version(step.attach.as_ref().expect("verb"))?;
+                let at = match &step.to {
+                    Some(to) => {
+                        topo.find(src, to, "attach to")?;
+                        to.get_ref().clone()
+                    }
+                    None => {
+                        topo.find_at(src, line, &default_to, "attach to")?;
+                        default_to.clone()
+                    }
+                };
+                let mode = step.mode.map(Spanned::into_inner).unwrap_or_default();
+                let link = match &step.link {
+                    Some(link) => {
+                        plain(src.line(&link.span()), "link", link.get_ref())?;
+                        link.get_ref().clone()
+                    }
+                    None => at.to_string().replace(':', "-"),
+                };
+                if links.contains_key(&link) {
+                    return Err(src.invalid(
+                        line,
+                        format!("attach: link {link:?} exists already (name this one with link = \"...\")"),
+                    ));
+                }
+                if links.values().any(|l| l.runs.is_some() && l.at == at) {
+                    return Err(src.invalid(
+                        line,
+                        format!(
+                            "attach: \"{at}\" has a program attached already; replace it instead"
+                        ),
+                    ));
+                }
+                if first_program.is_none() {
+                    let (_, object, entry, _) = &versions[&version];
+                    first_program = Some((object.clone(), entry.clone(), mode, at.clone()));
+                }
+                links.insert(
+                    link.clone(),
+                    LinkState {
+                        at: at.clone(),
+                        runs: Some(version.clone()),
+                        history: vec![version.clone()],
+                    },
+                );
+                StepAction::Attach {
+                    version,
+                    at,
+                    mode,
+                    link,
+                }
+            }
+            "send" => {
+                if let Some((name, at)) = &running {
+                    return Err(src.invalid(
+                        line,
+                        format!(
+                            "send: background send {name:?} (line {at}) is still running; wait for it first"
+                        ),
+                    ));
+                }
+                let background = step
+                    .background
+                    .as_ref()
+                    .map(|b| {
+                        schema::parse_duration(b.get_ref())
+                            .map_err(|e| src.at_value(&b.span(), format!("background: {e}")))
+                    })
+                    .transpose()?;
+                let send = step.send.expect("verb");
+                let name = send.get_ref().name.trim().to_owned();
+                let index = raw_sends.len();
+                if let Some(first) = group_index.insert(name.clone(), index) {
+                    let first_line = send_steps[first].0;
+                    return Err(src.invalid(
+                        src.line(&send.span()),
+                        format!("duplicate send group name {name:?} (first at line {first_line})"),
+                    ));
+                }
+                if background.is_some() {
+                    running = Some((name, line));
+                }
+                send_steps.push((line, background));
+                waited.push(background.is_none());
+                raw_sends.push(send);
+                StepAction::Send {
+                    group: index,
+                    background,
+                }
+            }
+            "wait" => {
+                let name = step.wait.expect("verb");
+                let group = match (group_index.get(name.get_ref()), &running) {
+                    (Some(&g), Some((r, _))) if r == name.get_ref() => g,
+                    (Some(_), _) => {
+                        return Err(src.invalid(
+                            src.line(&name.span()),
+                            format!(
+                                "wait: send {:?} is not running in the background here",
+                                name.get_ref()
+                            ),
+                        ));
+                    }
+                    (None, _) => {
+                        return Err(src.invalid(
+                            src.line(&name.span()),
+                            format!("wait: no send group {:?} before this step", name.get_ref()),
+                        ));
+                    }
+                };
+                let frames = match &step.frames {
+                    Some(f) => {
+                        let count = raw_sends[group].get_ref().count.unwrap_or(u32::MAX);
+                        if *f.get_ref() == 0 || *f.get_ref() >= count {
+                            return Err(src.at_value(
+                                &f.span(),
+                                format!("wait: frames must be in 1..{count} (the group's count), or left out to wait for the end"),
+                            ));
+                        }
+                        Some(*f.get_ref())
+                    }
+                    None => {
+                        running = None;
+                        waited[group] = true;
+                        None
+                    }
+                };
+                StepAction::Wait { group, frames }
+            }
+            "sleep" => {
+                let text = step.sleep.expect("verb");
+                let duration = schema::parse_duration(text.get_ref())
+                    .map_err(|e| src.at_value(&text.span(), format!("sleep: {e}")))?;
+                if duration > Duration::from_secs(60) {
+                    return Err(src.at_value(&text.span(), "sleep: at most 60s"));
+                }
+                StepAction::Sleep { duration }
+            }
+            "replace" | "rollback" => {
+                let target = if verb == "replace" {
+                    step.replace.as_ref()
+                } else {
+                    step.rollback.as_ref()
+                }
+                .expect("verb");
+                let version = known_version(target)?;
+                let link = which_link(&step.link, &links)?;
+                let state = links.get_mut(&link).expect("checked");
+                match &state.runs {
+                    None => {
+                        return Err(src.invalid(
+                            line,
+                            format!("{verb}: link {link:?} is detached; attach a new link instead"),
+                        ));
+                    }
+                    Some(current) if *current == version => {
+                        return Err(src.invalid(
+                            line,
+                            format!("{verb}: link {link:?} runs {version:?} already"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if verb == "rollback" && !state.history.contains(&version) {
+                    return Err(src.invalid(
+                        line,
+                        format!(
+                            "rollback: link {link:?} never ran {version:?} (it ran {}); use replace",
+                            state.history.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                state.runs = Some(version.clone());
+                state.history.push(version.clone());
+                if verb == "replace" {
+                    StepAction::Replace { link, version }
+                } else {
+                    StepAction::Rollback { link, version }
+                }
+            }
+            "detach" => {
+                let named = step.detach.as_ref().expect("verb");
+                let link = which_link(&Some(named.clone()), &links)?;
+                let state = links.get_mut(&link).expect("checked");
+                if state.runs.is_none() {
+                    return Err(
+                        src.invalid(line, format!("detach: link {link:?} is detached already"))
+                    );
+                }
+                state.runs = None;
+                StepAction::Detach { link }
+            }
+            "restart" => {
+                let restart = step.restart.expect("verb");
+                if !*restart.get_ref() {
+                    return Err(src.at_value(
+                        &restart.span(),
+                        "restart = false does nothing: leave the step out",
+                    ));
+                }
+                StepAction::Restart
+            }
+            "unpin" => {
+                let list = step.unpin.expect("verb");
+                let at = src.line(&list.span());
+                let list = list.into_inner();
+                if list.is_empty() {
+                    return Err(
+                        src.invalid(at, "unpin lists no pins (use [\"all\"] for every pin)")
+                    );
+                }
+                if list.iter().any(|p| p == "all") {
+                    if list.len() > 1 {
+                        return Err(src.invalid(at, "unpin: \"all\" goes alone"));
+                    }
+                    links.clear();
+                    StepAction::Unpin { pins: None }
+                } else {
+                    for pin in &list {
+                        let ok = match pin.split_once('/') {
+                            Some(("progs", name)) => versions.contains_key(name),
+                            Some(("links", name)) => links.remove(name).is_some(),
+                            Some(("maps", name)) => !name.is_empty() && !name.contains('/'),
+                            _ => false,
+                        };
+                        if !ok {
+                            return Err(src.invalid(
+                                at,
+                                format!(
+                                    "unpin: {pin:?} is not a pin of this run (progs/<version>, maps/<map> or links/<link>, made before this step)"
+                                ),
+                            ));
+                        }
+                    }
+                    StepAction::Unpin { pins: Some(list) }
+                }
+            }
+            "expect" => {
+                let raw = step.expect.expect("verb").into_inner();
+                let maps = raw
+                    .map
+                    .into_iter()
+                    .map(|m| map_expect(src, topo, m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let link = match (raw.link, raw.runs, raw.attached) {
+                    (None, None, None) => None,
+                    (link, runs, attached) => {
+                        let name = which_link(&link, &links)?;
+                        let runs = match (runs, attached) {
+                            (Some(_), Some(a)) if !*a.get_ref() => {
+                                return Err(src.at_value(
+                                    &a.span(),
+                                    "expect: runs and attached = false contradict",
+                                ));
+                            }
+                            (Some(runs), _) => Some(known_version(&runs)?),
+                            (None, Some(a)) if *a.get_ref() => {
+                                return Err(src.at_value(
+                                    &a.span(),
+                                    "expect: attached = true needs runs = \"<version>\"",
+                                ));
+                            }
+                            (None, _) => None,
+                        };
+                        Some(LinkExpect { link: name, runs })
+                    }
+                };
+                let pins = raw.pins.map(|p| {
+                    let mut p = p.into_inner();
+                    p.sort();
+                    p
+                });
+                let trace = match raw.trace {
+                    None => None,
+                    Some(t) => {
+                        let at = src.line(&t.span());
+                        let t = t.into_inner();
+                        let Some(&group) = group_index.get(&t.group) else {
+                            return Err(src.invalid(
+                                at,
+                                format!(
+                                    "expect trace: no send group {:?} before this step",
+                                    t.group
+                                ),
+                            ));
+                        };
+                        if !waited[group] {
+                            return Err(src.invalid(
+                                at,
+                                format!(
+                                    "expect trace: send {:?} is still running; wait for it first",
+                                    t.group
+                                ),
+                            ));
+                        }
+                        if t.versions.is_empty() {
+                            return Err(src.invalid(at, "expect trace: versions lists none"));
+                        }
+                        let mut numbers: HashMap<u32, &str> = HashMap::new();
+                        for v in &t.versions {
+                            let Some((_, _, _, number)) = versions.get(v) else {
+                                return Err(src.invalid(
+                                    at,
+                                    format!(
+                                        "expect trace: version {v:?} is not loaded before this step"
+                                    ),
+                                ));
+                            };
+                            let Some(number) = number else {
+                                return Err(src.invalid(
+                                    at,
+                                    format!("expect trace: version {v:?} sets no globals.version, so its frames cannot be told apart"),
+                                ));
+                            };
+                            if let Some(other) = numbers.insert(*number, v) {
+                                return Err(src.invalid(
+                                    at,
+                                    format!("expect trace: versions {other:?} and {v:?} both set globals.version = {number}"),
+                                ));
+                            }
+                        }
+                        Some(TraceExpect {
+                            group,
+                            versions: t.versions,
+                            map: t.map.unwrap_or_else(|| "trace".to_owned()),
+                        })
+                    }
+                };
+                let expect = StepExpect {
+                    maps,
+                    link,
+                    pins,
+                    trace,
+                };
+                if expect == StepExpect::default() {
+                    return Err(src.invalid(
+                        line,
+                        "expect step checks nothing: give map, link/runs/attached, pins or trace",
+                    ));
+                }
+                StepAction::Expect(expect)
+            }
+            _ => unreachable!("verbs are listed above"),
+        };
+        out.push((line, action));
+    }
+
+    let Some((object, entry, mode, attach)) = first_program else {
+        return Err(src.invalid(1, "the steps attach no program: add an attach step"));
+    };
+    let program = ProgramSpec {
+        object,
+        entry,
+        mode,
+        attach: attach.clone(),
+    };
+    let program_end = topo.find_at(src, 1, &attach, "attach to")?;
+    let sends = if raw_sends.is_empty() {
+        Vec::new()
+    } else {
+        sends(src, topo, raw_sends, lab, &program, program_end)?
+    };
+    for (group, (line, background)) in sends.iter().zip(&send_steps) {
+        if !matches!(group.expect, Verdict::Drop | Verdict::Pass) {
+            return Err(src.invalid(
+                *line,
+                format!(
+                    "send group {:?}: a send step expects drop or pass (tx, redirect and aborted are checked by [[send]] scenarios)",
+                    group.name
+                ),
+            ));
+        }
+        if background.is_some() {
+            if group.count > MAX_TRACED {
+                return Err(src.invalid(
+                    *line,
+                    format!(
+                        "send group {:?}: a background send sends at most {MAX_TRACED} frames (the trace's size)",
+                        group.name
+                    ),
+                ));
+            }
+            if !matches!(group.frames, FrameSource::Spec(_)) {
+                return Err(src.invalid(
+                    *line,
+                    format!(
+                        "send group {:?}: a background send sends one frame spec, not a pcap",
+                        group.name
+                    ),
+                ));
+            }
+        }
+    }
+    let steps = out
+        .into_iter()
+        .map(|(line, action)| Step { action, line })
+        .collect();
+    Ok((program, sends, steps))
 }

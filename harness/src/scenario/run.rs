@@ -33,7 +33,7 @@ use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
     inject::{InjectError, InjectStats, pnet::PnetInjector},
     lab::LabError,
-    maps::{MapError, MapKind, MapValue, RingBufReader},
+    maps::{MapError, MapKind, MapValue, ProgramMap, RingBufReader},
     observe::{
         Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
         MIN_OBSERVABLE_VLAN_FRAME, ObserveError, XdpStats, observable_after_xdp,
@@ -117,19 +117,19 @@ pub struct RunOptions {
 
 /// Why a scenario could not run.
 #[derive(Debug)]
-struct RunError {
-    kind: FailureKind,
-    message: String,
+pub(super) struct RunError {
+    pub(super) kind: FailureKind,
+    pub(super) message: String,
 }
 
 impl RunError {
-    fn input(message: impl Into<String>) -> Self {
+    pub(super) fn input(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Input,
             message: message.into(),
         }
     }
-    fn environment(message: impl Into<String>) -> Self {
+    pub(super) fn environment(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Environment,
             message: message.into(),
@@ -173,7 +173,9 @@ impl From<InjectError> for RunError {
 impl From<MapError> for RunError {
     fn from(e: MapError) -> Self {
         match e {
-            MapError::NotFound { .. } | MapError::Size { .. } => Self::input(e.to_string()),
+            MapError::NotFound { .. } | MapError::Size { .. } | MapError::Pin { .. } => {
+                Self::input(e.to_string())
+            }
             MapError::Info { .. } | MapError::Syscall { .. } => Self::environment(e.to_string()),
         }
     }
@@ -217,13 +219,25 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         notes: Vec::new(),
         captures: Vec::new(),
         duration_ms: 0,
+        steps: Vec::new(),
     };
     if let Some(reason) = &scenario.skip {
         report.status = Status::Skip;
         report.skip_reason = Some(reason.clone());
         return report;
     }
+    if !scenario.steps.is_empty() && path.mode().is_none() {
+        report.status = Status::Skip;
+        report.skip_reason = Some(
+            "lifecycle steps attach, replace and detach programs on bpf_links, which test-run has none of"
+                .into(),
+        );
+        return report;
+    }
     let mut result = match path.mode() {
+        Some(mode) if !scenario.steps.is_empty() => {
+            super::steps::execute(scenario, mode, options, &mut report)
+        }
         Some(mode) => execute_live(scenario, mode, options, &mut report),
         None => execute_test_run(scenario, options, &mut report),
     };
@@ -354,11 +368,11 @@ fn first_difference(a: &[u8], b: &[u8]) -> (usize, String, String) {
 }
 
 /// Where a problem with a scenario item is: `file:line: ...`.
-fn at(scenario: &Scenario, line: usize, what: &str) -> String {
+pub(super) fn at(scenario: &Scenario, line: usize, what: &str) -> String {
     format!("{}:{line}: {what}", scenario.path.display())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -366,7 +380,7 @@ fn hex(bytes: &[u8]) -> String {
 // The scenario's topology, resolved before anything is built
 
 /// The scenario's links as a topology to build.
-fn topology_spec(scenario: &Scenario) -> TopologySpec {
+pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
     if scenario.links.is_empty() {
         return crate::lab::Lab::spec(&crate::lab::LabConfig {
             mtu: scenario.lab.mtu,
@@ -394,7 +408,7 @@ fn topology_spec(scenario: &Scenario) -> TopologySpec {
 }
 
 /// The interface a reference names (the only one of its namespace without `:if`).
-fn resolve(spec: &TopologySpec, r: &IfaceRef) -> Result<EndName, RunError> {
+pub(super) fn resolve(spec: &TopologySpec, r: &IfaceRef) -> Result<EndName, RunError> {
     let mut ends = spec
         .links
         .iter()
@@ -423,7 +437,7 @@ fn link_of(spec: &TopologySpec, end: &EndName) -> Option<(usize, bool)> {
     })
 }
 
-fn peer_name(spec: &TopologySpec, end: &EndName) -> Option<EndName> {
+pub(super) fn peer_name(spec: &TopologySpec, end: &EndName) -> Option<EndName> {
     let (i, is_a) = link_of(spec, end)?;
     Some(if is_a {
         spec.links[i].b.clone()
@@ -433,7 +447,7 @@ fn peer_name(spec: &TopologySpec, end: &EndName) -> Option<EndName> {
 }
 
 /// The frames of each group, laid out once.
-fn build_frames(
+pub(super) fn build_frames(
     scenario: &Scenario,
     spec: &TopologySpec,
 ) -> Result<Vec<Vec<FrameTemplate>>, RunError> {
@@ -483,14 +497,14 @@ fn build_frames(
         .collect()
 }
 
-fn object_source(object: &ObjectRef) -> ObjectSource {
+pub(super) fn object_source(object: &ObjectRef) -> ObjectSource {
     match object {
         ObjectRef::Bundled(name) => ObjectSource::Bundled(name.clone()),
         ObjectRef::Path(path) => ObjectSource::File(path.clone()),
     }
 }
 
-fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
+pub(super) fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
     match mode {
         XdpModeSpec::Native => XdpMode::Native,
         XdpModeSpec::Generic => XdpMode::Generic,
@@ -586,7 +600,7 @@ fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), 
     Ok(())
 }
 
-fn key_bytes(
+pub(super) fn key_bytes(
     scenario: &Scenario,
     line: usize,
     map: &str,
@@ -707,13 +721,12 @@ fn map_baselines(scenario: &Scenario, program: &Program) -> Result<Vec<Option<u6
         .collect()
 }
 
-fn check_map(
+pub(super) fn check_map(
     scenario: &Scenario,
-    program: &Program,
+    map: &ProgramMap<'_>,
     expect: &MapExpect,
     baseline: Option<u64>,
 ) -> Result<MapCheck, RunError> {
-    let map = program.map(&expect.map)?;
     let key = key_bytes(
         scenario,
         expect.line,
@@ -1080,7 +1093,7 @@ fn check_maps(
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
-        let check = check_map(scenario, program, expect, *baseline)?;
+        let check = check_map(scenario, &program.map(&expect.map)?, expect, *baseline)?;
         if !check.ok {
             report.failures.push(format!(
                 "map {}[{}]: expected {}, got {}",

@@ -56,6 +56,11 @@ pub struct Scenario {
     /// A throughput floor for the program (`[throughput]`), measured after
     /// the functional checks.
     pub throughput: Option<ThroughputSpec>,
+    /// A lifecycle sequence (`[[step]]`), in file order; empty for a scenario
+    /// that attaches one program and sends. With steps, [`Self::program`]
+    /// is the first loaded version at the first attached interface (for
+    /// listings), and [`Self::sends`] holds the groups of the send steps.
+    pub steps: Vec<Step>,
 }
 
 impl Scenario {
@@ -1707,4 +1712,156 @@ mod tests {
         spec.vlan[0].tpid = 0x88a8;
         assert_eq!(lab.max_frame_len(&spec), 1514);
     }
+}
+
+/// One step of a lifecycle scenario (`[[step]]`), run in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// What the step does.
+    pub action: StepAction,
+    /// Line of the `[[step]]` header in the scenario file.
+    pub line: usize,
+}
+
+/// What a `[[step]]` does; one verb per step. Programs, maps and links live in the run's own
+/// bpffs: `progs/<version>`, `maps/<map>` (shared by name by every version that declares
+/// the map), `links/<link>`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepAction {
+    /// `load = "v1"`: load an object's XDP entry as a named version, pin it at
+    /// `progs/<version>` and its maps by name under `maps/`, reusing maps already pinned
+    /// there (`bpftool prog load OBJ PIN type xdp pinmaps DIR`).
+    Load {
+        /// The version's name.
+        version: String,
+        /// The object.
+        object: ObjectRef,
+        /// The XDP entry in it.
+        entry: String,
+        /// `const volatile __u32` globals set at load time.
+        globals: Vec<(String, u32)>,
+    },
+    /// `attach = "v1"`: attach a loaded version through a new bpf_link pinned at
+    /// `links/<link>` (`bpftool net attach xdp PIN dev IF` + `bpftool link pin`).
+    Attach {
+        /// The version.
+        version: String,
+        /// The interface.
+        at: IfaceRef,
+        /// Native or generic.
+        mode: XdpModeSpec,
+        /// The link's name.
+        link: String,
+    },
+    /// `send = { ... }`: send a group of frames (index into [`Scenario::sends`]); with
+    /// `background`, the frames go out from a thread of their own, for at most that long,
+    /// while the next steps run.
+    Send {
+        /// Index of the group in [`Scenario::sends`].
+        group: usize,
+        /// Send in the background for at most this long.
+        background: Option<Duration>,
+    },
+    /// `wait = "group"`: wait for a background send to finish; with `frames = N`, only until
+    /// it has sent N frames (it keeps sending), so the next step happens mid-stream whatever
+    /// the machine's speed.
+    Wait {
+        /// Index of the group in [`Scenario::sends`].
+        group: usize,
+        /// Wait only until this many frames went out.
+        frames: Option<u32>,
+    },
+    /// `sleep = "200ms"`: let time pass (a background send keeps sending).
+    Sleep {
+        /// How long.
+        duration: Duration,
+    },
+    /// `replace = "v2"`: swap the program on a link for another version atomically
+    /// (`BPF_LINK_UPDATE` with `BPF_F_REPLACE`, libbpf's `bpf_link_update`).
+    Replace {
+        /// The link.
+        link: String,
+        /// The version to run.
+        version: String,
+    },
+    /// `rollback = "v1"`: replace back to a version the link ran before.
+    Rollback {
+        /// The link.
+        link: String,
+        /// The earlier version.
+        version: String,
+    },
+    /// `detach = "link"`: take the link's program off its interface (`BPF_LINK_DETACH`); the
+    /// link's pin stays until unpinned.
+    Detach {
+        /// The link.
+        link: String,
+    },
+    /// `restart = true`: drop every handle the run holds (programs, maps, links) and reopen
+    /// them from their pins, as a restarted control plane would.
+    Restart,
+    /// `unpin = ["links/rx", ...]` or `unpin = ["all"]`: remove pins (`rm PIN`); a program or
+    /// map whose last pin and handle go is unloaded by the kernel.
+    Unpin {
+        /// Pins relative to the run's bpffs; `None` for all.
+        pins: Option<Vec<String>>,
+    },
+    /// `[step.expect]`: checks at this point of the sequence.
+    Expect(StepExpect),
+}
+
+impl StepAction {
+    /// The verb, as written in the file.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Load { .. } => "load",
+            Self::Attach { .. } => "attach",
+            Self::Send { .. } => "send",
+            Self::Wait { .. } => "wait",
+            Self::Sleep { .. } => "sleep",
+            Self::Replace { .. } => "replace",
+            Self::Rollback { .. } => "rollback",
+            Self::Detach { .. } => "detach",
+            Self::Restart => "restart",
+            Self::Unpin { .. } => "unpin",
+            Self::Expect(_) => "expect",
+        }
+    }
+}
+
+/// The checks of an `expect` step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepExpect {
+    /// Map entries, read through the maps' pins; `delta` is the change since the previous
+    /// `expect` step that read the same entry (or since the map was created).
+    pub maps: Vec<MapExpect>,
+    /// The state of a link.
+    pub link: Option<LinkExpect>,
+    /// The exact pins the run's bpffs holds, sorted (`progs/v1`, `maps/pkt_cnt`, ...).
+    pub pins: Option<Vec<String>>,
+    /// Which version handled each frame of a send group.
+    pub trace: Option<TraceExpect>,
+}
+
+/// What a link should be doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkExpect {
+    /// The link.
+    pub link: String,
+    /// The version it runs; `None` when it should be detached.
+    pub runs: Option<String>,
+}
+
+/// Per-frame proof that every frame of a send group was handled by one of `versions`:
+/// the program writes `(run_id << 32) | (group << 16) | version` at index `seq` of an array
+/// (`trace` in the bundled `xdp_version`), and each version's number is its `version`
+/// global.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceExpect {
+    /// Index of the group in [`Scenario::sends`].
+    pub group: usize,
+    /// The versions allowed to handle its frames, in the order they should have.
+    pub versions: Vec<String>,
+    /// The trace map.
+    pub map: String,
 }

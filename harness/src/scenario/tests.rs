@@ -147,6 +147,7 @@ fn seed_drop_all_parses_as_written() {
             }],
             event_expects: vec![],
             throughput: None,
+            steps: Vec::new(),
         }
     );
 }
@@ -193,7 +194,7 @@ fn unknown_keys_are_located() {
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
          \"name\", \"description\", \"skip\", \"lab\", \"link\", \"program\", \"attach\", \
-         \"rule\", \"send\", \"setup\", \"expect\", \"throughput\""
+         \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\""
     );
     // Keys after a table header belong to that table.
     let e = err(&format!("{HEAD}{SEND}cout = 3\n"));
@@ -283,7 +284,7 @@ fn missing_required_keys() {
     );
     assert_eq!(
         err(&format!("schema-version = 1\nname = \"t\"\n{SEND}")),
-        "scenarios/t.toml:1:1: missing field \"program\""
+        "scenarios/t.toml:1: missing table [program] (or a [[step]] sequence that loads and attaches programs)"
     );
     assert_eq!(
         err(&format!("{HEAD}\n[[send]]\nname = \"a\"\ncount = 1\n")),
@@ -2201,4 +2202,130 @@ fn durations() {
         assert_eq!(format_duration(duration), text);
         assert_eq!(parse_duration(text), Ok(duration));
     }
+}
+
+const STEPS_HEAD: &str = "schema-version = 1\nname = \"t\"\n\n\
+[[step]]\nload = \"v1\"\nobject = \"xdp_version\"\nentry = \"xdp_version\"\nglobals = { version = 1 }\n\n\
+[[step]]\nload = \"v2\"\nobject = \"xdp_version\"\nentry = \"xdp_version\"\nglobals = { version = 2 }\n\n\
+[[step]]\nattach = \"v1\"\nlink = \"rx\"\n";
+
+const BG: &str = "\n[[step]]\nsend = { name = \"bg\", count = 1000, ipv4 = {}, udp = { dst-port = 9 }, expect = \"drop\" }\nbackground = \"5s\"\n";
+
+#[test]
+fn steps_parse_into_a_sequence() {
+    let text = format!(
+        "{STEPS_HEAD}{BG}\n[[step]]\nwait = \"bg\"\nframes = 10\n\n[[step]]\nreplace = \"v2\"\n\n\
+         [[step]]\nwait = \"bg\"\n\n[[step]]\nrollback = \"v1\"\n\n[[step]]\nrestart = true\n\n\
+         [[step]]\ndetach = \"rx\"\n\n[[step]]\nunpin = [\"all\"]\n\n\
+         [[step]]\n[step.expect]\npins = []\ntrace = {{ group = \"bg\", versions = [\"v1\", \"v2\"] }}\n"
+    );
+    let s = super::parse(&text, Path::new("scenarios/t.toml")).expect("parses");
+    let verbs: Vec<&str> = s.steps.iter().map(|st| st.action.verb()).collect();
+    assert_eq!(
+        verbs,
+        [
+            "load", "load", "attach", "send", "wait", "replace", "wait", "rollback", "restart",
+            "detach", "unpin", "expect"
+        ]
+    );
+    assert_eq!(s.sends.len(), 1);
+    assert_eq!(s.sends[0].name, "bg");
+    assert_eq!(s.program.entry, "xdp_version");
+    assert_eq!(s.steps[0].line, 4);
+    match &s.steps[0].action {
+        StepAction::Load {
+            version, globals, ..
+        } => {
+            assert_eq!(version, "v1");
+            assert_eq!(globals, &[("version".to_owned(), 1)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &s.steps[3].action {
+        StepAction::Send { group, background } => {
+            assert_eq!(*group, 0);
+            assert_eq!(*background, Some(std::time::Duration::from_secs(5)));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &s.steps[11].action {
+        StepAction::Expect(e) => {
+            assert_eq!(e.pins, Some(Vec::new()));
+            let t = e.trace.as_ref().expect("trace");
+            assert_eq!((t.group, t.map.as_str()), (0, "trace"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn step_sequences_that_cannot_run_are_refused_at_their_line() {
+    let cases: [(String, &str); 12] = [
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nreplace = \"v3\"\n"),
+            "scenarios/t.toml:21: replace: version \"v3\" is not loaded before this step (loaded: \"v1\", \"v2\")",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nrollback = \"v2\"\n"),
+            "scenarios/t.toml:20: rollback: link \"rx\" never ran \"v2\" (it ran \"v1\"); use replace",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nreplace = \"v1\"\n"),
+            "scenarios/t.toml:20: replace: link \"rx\" runs \"v1\" already",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nreplace = \"v2\"\nrestart = true\n"),
+            "scenarios/t.toml:20: step has 2 verbs (replace, restart): one per [[step]]",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nreplace = \"v2\"\nobject = \"x\"\n"),
+            "scenarios/t.toml:20: a replace step takes no key \"object\"",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nwait = \"bg\"\n"),
+            "scenarios/t.toml:21: wait: no send group \"bg\" before this step",
+        ),
+        (
+            format!("{STEPS_HEAD}{BG}{BG}"),
+            "scenarios/t.toml:24: send: background send \"bg\" (line 20) is still running; wait for it first",
+        ),
+        (
+            format!(
+                "{STEPS_HEAD}{BG}\n[[step]]\nexpect = {{ trace = {{ group = \"bg\", versions = [\"v1\"] }} }}\n"
+            ),
+            "scenarios/t.toml:25: expect trace: send \"bg\" is still running; wait for it first",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\ndetach = \"rx\"\n\n[[step]]\nreplace = \"v2\"\n"),
+            "scenarios/t.toml:23: replace: link \"rx\" is detached; attach a new link instead",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\nunpin = [\"progs/v9\"]\n"),
+            "scenarios/t.toml:21: unpin: \"progs/v9\" is not a pin of this run (progs/<version>, maps/<map> or links/<link>, made before this step)",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[[step]]\n"),
+            "scenarios/t.toml:20: step does nothing: give one of load, attach, send, wait, sleep, replace, rollback, detach, restart, unpin, expect",
+        ),
+        (
+            format!("{STEPS_HEAD}\n[program]\nobject = \"xdp_pass\"\nentry = \"xdp_pass\"\n"),
+            "scenarios/t.toml:4: a scenario with [[step]] says everything in its steps: move [program] into load, attach, send and expect steps",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(err(&text), want, "{text}");
+    }
+}
+
+#[test]
+fn a_trace_needs_versions_that_can_be_told_apart() {
+    let text = STEPS_HEAD.replace("globals = { version = 2 }\n", "");
+    let e = err(&format!(
+        "{text}\n[[step]]\nsend = {{ name = \"a\", count = 5, ipv4 = {{}}, udp = {{}}, expect = \"drop\" }}\n\n\
+         [[step]]\nexpect = {{ trace = {{ group = \"a\", versions = [\"v1\", \"v2\"] }} }}\n"
+    ));
+    assert!(
+        e.ends_with("expect trace: version \"v2\" sets no globals.version, so its frames cannot be told apart"),
+        "{e}"
+    );
 }
