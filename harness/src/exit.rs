@@ -27,4 +27,4 @@ pub const HELP: &str = "Exit codes:
   1  a scenario failed its expectations
   2  bad input: unreadable or invalid scenario, unusable object (not ELF, missing program or
      map, rejected by the verifier)
-  3  environment: missing privileges or kernel features";
+  3  environment: missing privileges or kernel features (xdplab doctor says which)";

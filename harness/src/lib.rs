@@ -8,8 +8,10 @@
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
+//! [`doctor`] says what the machine lacks for any of it, and how to fix it.
 
 pub mod bench;
+pub mod doctor;
 pub mod exit;
 pub mod frame;
 pub mod inject;

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use xdplab::{
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
+    doctor,
     exit::{self, Exit},
-    privileges,
     program::XdpMode,
     report::RunReport,
     results::{self, BenchResults},
@@ -67,7 +67,38 @@ enum Command {
     /// program and frame size (needs root).
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
+    /// Check what xdplab needs on this machine, with the fix for whatever is missing.
+    ///
+    /// Privileges, bpffs, kernel version, BTF, veth native XDP, live frames; bpftool and clang
+    /// are optional.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
 }
+
+const DOCTOR_HELP: &str =
+    "Checks, each ok, missing (required) or optional-missing, with what was found and the fix:
+  CAP_BPF         in the effective set (CapEff), not assumed from uid 0; CAP_SYS_ADMIN
+  CAP_NET_ADMIN   stands in for CAP_BPF
+  CAP_SYS_ADMIN
+  bpffs           a private bpffs can be mounted under /run/xdplab (and is removed again)
+  /sys/fs/bpf     whether a bpffs is mounted there (informational: xdplab mounts its own)
+  kernel          Linux 5.9+ (XDP through bpf_link); live frames need 5.18+
+  btf             /sys/kernel/btf/vmlinux (the tp_btf counter of XDP_ABORTED)
+  veth-native-xdp xdp_pass attached natively to a veth of a small lab, then detached
+  live-frames     BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, 64 frames in that lab
+  bpftool, clang  on PATH or not (optional)
+
+xdplab run and xdplab bench make the checks that need no lab (capabilities, bpffs, kernel,
+BTF) before anything else, and stop with exit 3 and the same explanation and fix when one is
+missing.
+
+Exit codes:
+  0  everything required is present
+  3  environment: something required is missing";
 
 const BENCH_HELP: &str =
     "Each configuration builds a fresh lab, attaches the program (or none) to the
@@ -83,7 +114,7 @@ Exit codes:
   0  measured (and, with --compare, nothing regressed)
   1  with --compare: a configuration's rx pps fell by more than --tolerance
   2  bad input: unreadable --compare file, unusable configuration, unwritable --out
-  3  environment: missing privileges or kernel features";
+  3  environment: missing privileges or kernel features (xdplab doctor says which)";
 
 #[derive(clap::Args)]
 struct BenchArgs {
@@ -218,6 +249,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         } => run(&files, format, junit.as_deref(), &paths, capture),
         Command::List { files } => Ok(list(&files)),
         Command::Bench(args) => bench(&args),
+        Command::Doctor { format } => doctor(format),
+    }
+}
+
+/// `xdplab doctor`: every check, as a table or JSON.
+fn doctor(format: Format) -> anyhow::Result<Exit> {
+    let report = doctor::all();
+    match format {
+        Format::Human => print!("{}", report.table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(report.exit())
+}
+
+/// The checks `run` and `bench` make before anything else (no lab: a few milliseconds). Prints
+/// each missing one with its fix; `false` if the machine cannot run labs.
+fn environment_ready() -> bool {
+    let report = doctor::up_front();
+    for check in report.missing() {
+        eprintln!("xdplab: cannot build labs: {}", check.explain());
+    }
+    if report.ready() {
+        true
+    } else {
+        eprintln!("xdplab: `xdplab doctor` runs every check");
+        false
     }
 }
 
@@ -256,8 +313,7 @@ fn run(
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
-    if let Err(reason) = privileges::check() {
-        eprintln!("xdplab: cannot build labs: {reason}");
+    if !environment_ready() {
         return Ok(Exit::Environment);
     }
     let options = RunOptions {
@@ -356,8 +412,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<Exit> {
         },
         None => None,
     };
-    if let Err(reason) = privileges::check() {
-        eprintln!("xdplab: cannot build labs: {reason}");
+    if !environment_ready() {
         return Ok(Exit::Environment);
     }
     let (measurements, mut exit) = measure_all(&configs(args));

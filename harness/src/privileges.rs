@@ -8,37 +8,18 @@
 /// The environment variable that turns a privileged test's skip into a failure.
 pub const REQUIRE_ENV: &str = "XDPLAB_REQUIRE_PRIVILEGES";
 
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_BPF: u32 = 39;
-
-/// Checks the effective capabilities a lab needs; the error says which are missing and the fix.
+/// Checks the effective capabilities a lab needs; the error says which are missing and the
+/// fix, in the words of [`crate::doctor::privileges`].
 pub fn check() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status to check capabilities: {e}"))?;
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or("cannot find CapEff in /proc/self/status")?;
-    let has = |cap: u32| effective & (1u64 << cap) != 0;
-    let mut missing = Vec::new();
-    if !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_SYS_ADMIN (network namespaces)");
-    }
-    if !has(CAP_NET_ADMIN) {
-        missing.push("CAP_NET_ADMIN (veth pairs, XDP attach)");
-    }
-    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_BPF (loading programs)");
-    }
+    let missing: Vec<String> = crate::doctor::privileges()
+        .iter()
+        .filter(|c| c.status == crate::doctor::Status::Missing)
+        .map(crate::doctor::Check::explain)
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "missing capabilities {}; run as root (sudo -E)",
-            missing.join(", ")
-        ))
+        Err(missing.join("; "))
     }
 }
 
