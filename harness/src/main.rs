@@ -396,6 +396,13 @@ fn list(paths: &[PathBuf]) -> Exit {
         if let Some(t) = &s.throughput {
             println!("    {}", t.describe());
         }
+        for step in &s.steps {
+            println!(
+                "    step (line {}): {}",
+                step.line,
+                step.action.describe(&s.sends)
+            );
+        }
     }
     Exit::Pass
 }

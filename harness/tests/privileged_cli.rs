@@ -146,6 +146,10 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         ),
         ("missing-map.toml", "failed to find map \"no_such_map\""),
         (
+            "wrong-program-type.toml",
+            "failed to use program \"tc_pass\" in object",
+        ),
+        (
             "verifier-reject.toml",
             "invalid access to packet, off=12 size=1",
         ),
@@ -160,6 +164,20 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         );
         assert!(stdout.contains(cause), "{file}: {stdout}");
         assert!(!stdout.contains("panicked"), "{file}: {stdout}");
+        // One cause: the first line says it all (only the verifier adds its log's tail).
+        if file != "verifier-reject.toml" {
+            assert_eq!(
+                stdout.lines().count(),
+                2,
+                "{file}: one line and the summary: {stdout}"
+            );
+        } else {
+            assert!(
+                stdout.contains("xdp_unchecked"),
+                "names the program: {stdout}"
+            );
+            assert!(stdout.contains("verifier log (last"), "{stdout}");
+        }
     }
 }
 

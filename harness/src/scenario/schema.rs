@@ -1811,6 +1811,45 @@ pub enum StepAction {
 }
 
 impl StepAction {
+    /// One line for listings: `replace link rx with v2`.
+    pub fn describe(&self, sends: &[SendGroup]) -> String {
+        let group = |g: &usize| sends.get(*g).map_or("?", |s| s.name.as_str()).to_owned();
+        match self {
+            Self::Load {
+                version,
+                object,
+                entry,
+                ..
+            } => format!("load {version} = {object}:{entry}"),
+            Self::Attach {
+                version, at, link, ..
+            } => format!("attach {version} to {at} as link {link}"),
+            Self::Send {
+                group: g,
+                background,
+            } => match background {
+                Some(d) => format!(
+                    "send {:?} in the background (at most {})",
+                    group(g),
+                    format_duration(*d)
+                ),
+                None => format!("send {:?}", group(g)),
+            },
+            Self::Wait { group: g, frames } => match frames {
+                Some(n) => format!("wait until {:?} sent {n} frames", group(g)),
+                None => format!("wait for {:?}", group(g)),
+            },
+            Self::Sleep { duration } => format!("sleep {}", format_duration(*duration)),
+            Self::Replace { link, version } => format!("replace link {link} with {version}"),
+            Self::Rollback { link, version } => format!("roll link {link} back to {version}"),
+            Self::Detach { link } => format!("detach link {link}"),
+            Self::Restart => "restart from the pins".to_owned(),
+            Self::Unpin { pins: None } => "unpin all".to_owned(),
+            Self::Unpin { pins: Some(p) } => format!("unpin {}", p.join(", ")),
+            Self::Expect(_) => "expect".to_owned(),
+        }
+    }
+
     /// The verb, as written in the file.
     pub fn verb(&self) -> &'static str {
         match self {
