@@ -768,7 +768,7 @@ fn documented_examples_parse() {
             toml::from_str::<toml::Table>(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         }
     }
-    assert_eq!(examples, 7);
+    assert_eq!(examples, 8);
 }
 
 /// A three-namespace topology: sender -> dut (program on "in") -> sink.
