@@ -10,9 +10,11 @@
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
 
 pub mod bench;
+pub mod clean;
 pub mod exit;
 pub mod frame;
 pub mod inject;
+pub mod interrupt;
 pub mod lab;
 pub mod maps;
 pub mod netns;

@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use xdplab::{
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
+    clean,
     exit::{self, Exit},
-    privileges,
+    interrupt, privileges,
     program::XdpMode,
     report::RunReport,
     results::{self, BenchResults},
@@ -67,7 +68,26 @@ enum Command {
     /// program and frame size (needs root).
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
+    /// Remove what killed xdplab processes left behind (bpffs mounts under /run/xdplab of
+    /// processes that are gone); never anything of a live process (needs root).
+    #[command(after_help = CLEAN_HELP)]
+    Clean {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+const CLEAN_HELP: &str =
+    "A run killed with SIGKILL cannot clean up after itself. Its namespaces, veths, programs and
+attachments go with the process (they are held by its file descriptors); only its bpffs mount
+(/run/xdplab/<pid>-<n>, named after the process) can remain. `xdplab clean` unmounts and
+removes those whose process is gone, and prints each. `xdplab run` and `xdplab bench` do the
+same at start, with one line on stderr when they removed something.
+
+Exit codes:
+  0  nothing left, or everything found was removed
+  3  environment: missing privileges, or a leftover could not be removed";
 
 const BENCH_HELP: &str =
     "Each configuration builds a fresh lab, attaches the program (or none) to the
@@ -218,7 +238,59 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         } => run(&files, format, junit.as_deref(), &paths, capture),
         Command::List { files } => Ok(list(&files)),
         Command::Bench(args) => bench(&args),
+        Command::Clean { dry_run } => Ok(clean(dry_run)),
     }
+}
+
+/// `xdplab clean`: removes (or lists) the leftovers of dead xdplab processes.
+fn clean(dry_run: bool) -> Exit {
+    if !dry_run && let Err(reason) = privileges::check() {
+        eprintln!("xdplab: cannot remove leftovers: {reason}");
+        return Exit::Environment;
+    }
+    let sweep = clean::sweep(dry_run);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for leftover in &sweep.removed {
+        println!("{verb} {leftover}");
+    }
+    for (leftover, error) in &sweep.failed {
+        eprintln!("xdplab: failed to remove {leftover}: {error}");
+    }
+    if sweep.removed.is_empty() && sweep.failed.is_empty() {
+        println!("nothing to clean");
+    }
+    if sweep.failed.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::Environment
+    }
+}
+
+/// What every `run` and `bench` does first: installs the SIGINT/SIGTERM handlers and removes
+/// the leftovers of killed runs, with one line on stderr if there were any.
+fn start_run() -> Result<(), Exit> {
+    if let Err(e) = interrupt::install() {
+        eprintln!("xdplab: {e}");
+        return Err(Exit::Environment);
+    }
+    let sweep = clean::sweep(false);
+    if !sweep.removed.is_empty() {
+        let what: Vec<String> = sweep.removed.iter().map(ToString::to_string).collect();
+        eprintln!("xdplab: removed what killed runs left: {}", what.join(", "));
+    }
+    for (leftover, error) in &sweep.failed {
+        eprintln!("xdplab: failed to remove {leftover}: {error}");
+    }
+    Ok(())
+}
+
+/// Says that a signal stopped the run and what was abandoned; the caller exits with
+/// [`exit::interrupted`].
+fn report_interrupt(signal: interrupt::Signal, abandoned: &str, completed: usize) {
+    eprintln!(
+        "xdplab: interrupted by {signal}: abandoned {abandoned} and removed everything it \
+         built; {completed} completed before"
+    );
 }
 
 /// Loads every scenario first, so a typo anywhere stops the run before any lab is built.
@@ -260,6 +332,9 @@ fn run(
         eprintln!("xdplab: cannot build labs: {reason}");
         return Ok(Exit::Environment);
     }
+    if let Err(exit) = start_run() {
+        return Ok(exit);
+    }
     let options = RunOptions {
         capture_dir: capture,
         run_id: None,
@@ -272,6 +347,15 @@ fn run(
             paths.to_vec()
         };
         let (results, differences) = run::run_paths(scenario, &chosen, &options);
+        if let Some(signal) = interrupt::requested() {
+            // Its results are partial: drop them, and report nothing as if it had run.
+            report_interrupt(
+                signal,
+                &format!("scenario {:?}", scenario.name),
+                report.scenarios.len(),
+            );
+            return Ok(Exit::Interrupted(signal));
+        }
         let mut environment = false;
         for result in results {
             if format == Format::Human {
@@ -360,7 +444,14 @@ fn bench(args: &BenchArgs) -> anyhow::Result<Exit> {
         eprintln!("xdplab: cannot build labs: {reason}");
         return Ok(Exit::Environment);
     }
+    if let Err(exit) = start_run() {
+        return Ok(exit);
+    }
     let (measurements, mut exit) = measure_all(&configs(args));
+    if let Some(signal) = interrupt::requested() {
+        report_interrupt(signal, "the measurement in progress", measurements.len());
+        return Ok(Exit::Interrupted(signal));
+    }
     if measurements.is_empty() {
         eprintln!("xdplab: nothing was measured");
         return Ok(worst(exit, Exit::Environment));
@@ -476,7 +567,13 @@ fn measure_all(configs: &[BenchConfig]) -> (Vec<Measurement>, Exit) {
     let mut exit = Exit::Pass;
     for (i, config) in configs.iter().enumerate() {
         progress.start(i, config);
-        match bench::measure(config) {
+        let measured = bench::measure(config);
+        if interrupt::requested().is_some() {
+            // Cut short by the signal: not a measurement of the configuration.
+            progress.interrupt();
+            break;
+        }
+        match measured {
             Ok(m) => {
                 progress.done(i, config, &m);
                 measurements.push(m);
@@ -515,6 +612,8 @@ fn worst(a: Exit, b: Exit) -> Exit {
         Exit::Fail => 1,
         Exit::Environment => 2,
         Exit::BadInput => 3,
+        // Never combined: an interrupted run returns at once.
+        Exit::Interrupted(_) => 4,
     };
     if rank(b) > rank(a) { b } else { a }
 }

@@ -74,8 +74,11 @@ pub struct ScenarioReport {
     pub maps: Vec<MapCheck>,
     /// Cross-checks of the program's verdict counters against the kernel.
     pub counters: Vec<CounterCheck>,
-    /// Frames seen at the receiver that belong to no send group (background traffic).
+    /// Frames seen in the lab that belong to no send group (background traffic), summed over
+    /// the interfaces.
     pub unattributed: u64,
+    /// The same by interface (`ns:if`), interfaces with none left out.
+    pub unattributed_by_interface: std::collections::BTreeMap<String, u64>,
     /// Every failed expectation, one sentence each.
     pub failures: Vec<String>,
     /// The `[throughput]` check, when the scenario has one and the path is live.
@@ -337,10 +340,17 @@ impl ScenarioReport {
                     let _ = write!(out, "\n    capture: {}", file.display());
                 }
                 if self.unattributed > 0 {
+                    let at: Vec<String> = self
+                        .unattributed_by_interface
+                        .iter()
+                        .map(|(interface, n)| format!("{n} at {interface}"))
+                        .collect();
                     let _ = write!(
                         out,
-                        "\n    note: {} frame(s) seen in the lab belong to no send group",
-                        self.unattributed
+                        "\n    note: {} frame(s) seen in the lab belong to no send group ({}); \
+                         counted in no group",
+                        self.unattributed,
+                        at.join(", ")
                     );
                 }
             }
@@ -565,6 +575,7 @@ mod tests {
             }],
             counters: vec![],
             unattributed: 0,
+            unattributed_by_interface: Default::default(),
             throughput: None,
             notes: vec![],
             captures: vec![],

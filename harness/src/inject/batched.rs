@@ -100,7 +100,10 @@ impl BatchedInjector {
             message.msg_hdr.msg_iov = &raw mut iov;
             message.msg_hdr.msg_iovlen = 1;
         }
-        while stats.offered < budget.frames && Instant::now() < deadline {
+        while stats.offered < budget.frames
+            && Instant::now() < deadline
+            && crate::interrupt::requested().is_none()
+        {
             let count = (budget.frames - stats.offered).min(BATCH as u64) as usize;
             // SAFETY: messages[..count] point at `iov`, which points at `frame`; both outlive
             // the call. The socket is bound, so no destination address is needed.
