@@ -585,6 +585,34 @@ mod tests {
     }
 
     #[test]
+    fn unattributed_frames_are_reported_by_interface_and_counted_in_no_group() {
+        let mut r = report(Status::Pass, None);
+        let in_groups: u64 = r.groups.iter().map(|g| g.passed + g.dropped).sum();
+        r.unattributed = 7;
+        r.unattributed_by_interface = [
+            ("receiver:xl-1-rx".to_owned(), 5),
+            ("sender:xl-1-tx".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect();
+        let human = r.human();
+        assert!(
+            human.contains(
+                "7 frame(s) seen in the lab belong to no send group (5 at receiver:xl-1-rx, 2 at \
+                 sender:xl-1-tx); counted in no group"
+            ),
+            "{human}"
+        );
+        let json = r.json();
+        assert_eq!(json["unattributed"], 7);
+        assert_eq!(json["unattributed_by_interface"]["receiver:xl-1-rx"], 5);
+        assert_eq!(
+            r.groups.iter().map(|g| g.passed + g.dropped).sum::<u64>(),
+            in_groups
+        );
+    }
+
+    #[test]
     fn exit_precedence_is_input_then_environment_then_fail() {
         let fail = report(Status::Fail, None);
         let env = report(
