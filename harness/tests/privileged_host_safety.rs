@@ -84,14 +84,21 @@ fn host_links() -> Vec<HostLink> {
     })
 }
 
-fn scenario_with(line: &str, after: &str, name: &str) -> PathBuf {
+/// The test's scenario files, removed on drop (also when the test fails).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scenario_with(dir: &TempDir, line: &str, after: &str, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("scenarios/seed-drop-all.toml"))
         .expect("bundled seed scenario");
     assert!(text.contains(after), "{text}");
     let text = text.replacen(after, &format!("{after}\n{line}"), 1);
-    let dir = std::env::temp_dir().join(format!("xdplab-host-safety-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{name}.toml"));
+    let path = dir.0.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write scenario");
     path
 }
@@ -107,6 +114,9 @@ fn scenarios_naming_host_interfaces_are_refused_with_exit_2() {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
         .collect();
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("xdplab-host-safety-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
     let mut names = vec!["eth0".to_owned(), "lo".to_owned()];
     names.extend(host);
     names.dedup();
@@ -121,7 +131,7 @@ fn scenarios_naming_host_interfaces_are_refused_with_exit_2() {
             ),
             (format!("from = \"{name}\""), "expect = \"drop\"", "from"),
         ] {
-            let path = scenario_with(&line, after, &format!("{name}-{}", what.len()));
+            let path = scenario_with(&dir, &line, after, &format!("{name}-{}", what.len()));
             for command in ["run", "list"] {
                 let out = xdplab(&[command, path.to_str().expect("utf-8")]);
                 let stderr = String::from_utf8_lossy(&out.stderr);
@@ -136,7 +146,7 @@ fn scenarios_naming_host_interfaces_are_refused_with_exit_2() {
             }
         }
     }
-    let lo = scenario_with("attach = \"lo\"", "mode = \"native\"", "lo-message");
+    let lo = scenario_with(&dir, "attach = \"lo\"", "mode = \"native\"", "lo-message");
     let out = xdplab(&["run", lo.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -41,18 +41,35 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// A scenario file of its own for this test process: the seed dropper with `count` frames.
-fn seed_scenario(tag: &str, count: u32) -> PathBuf {
+/// A scenario file in a directory of its own, removed on drop (also when the test fails).
+struct TempScenario(PathBuf);
+
+impl TempScenario {
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempScenario {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A scenario file of its own for this test: the seed dropper with `count` frames.
+fn seed_scenario(tag: &str, count: u32) -> TempScenario {
     let text = std::fs::read_to_string(repo().join("scenarios/seed-drop-all.toml"))
         .expect("bundled seed scenario")
         .replace("count = 1000", &format!("count = {count}"))
         .replace("value = 1000", &format!("value = {count}"));
     assert!(text.contains(&format!("count = {count}")), "{text}");
-    let dir = std::env::temp_dir().join(format!("xdplab-signals-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("xdplab-signals-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{tag}.toml"));
+    let path = dir.join("scenario.toml");
     std::fs::write(&path, text).expect("write scenario");
-    path
+    TempScenario(path)
 }
 
 fn spawn(args: &[&str], stderr: Stdio) -> Child {
@@ -319,7 +336,7 @@ fn interrupt_run(signal: libc::c_int, name: &str, code: i32) {
     let before = Before::now();
     // Long enough that the signal lands while it sends: 200 groups' worth of frames.
     let scenario = seed_scenario(&format!("interrupt-{code}"), 400_000);
-    let mut child = spawn(&["run", scenario.to_str().expect("utf-8")], Stdio::piped());
+    let mut child = spawn(&["run", scenario.path()], Stdio::piped());
     let mut held = wait_for_lab(&mut child);
     std::thread::sleep(Duration::from_millis(50));
     held.extend(held_by(child.id()));
@@ -456,7 +473,7 @@ fn privileged_sigkill_at_random_moments_leaves_nothing_after_next_start() {
     let mut rng = Rng(seed | 1);
     let before = Before::now();
     let scenario = seed_scenario("sigkill", 20_000);
-    let args = ["run", scenario.to_str().expect("utf-8")];
+    let args = ["run", scenario.path()];
 
     // How long an undisturbed run takes here, so kill times spread over all of it: start-up
     // and setup, traffic, the checks and teardown, and a little past the end.
