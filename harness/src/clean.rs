@@ -16,7 +16,8 @@
 //!
 //! So a sweep removes the mount directories whose process is gone ([`crate::pin::stale`]),
 //! and nothing else: never a mount of a live process, never anything outside
-//! `/run/xdplab/<pid>-<n>`. The privileged SIGKILL test (`tests/privileged_signals.rs`) checks
+//! `/run/xdplab/<pid>-<n>`. A pid taken again by an unrelated process keeps its old
+//! directory until that process ends too: the sweep errs on the side of leaving things. The privileged SIGKILL test (`tests/privileged_signals.rs`) checks
 //! that nothing else is left.
 
 use std::{fmt, path::PathBuf};

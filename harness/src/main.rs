@@ -100,10 +100,12 @@ Examples:
   xdplab bench --compare results/20261125T114628Z-205d0f6.json --tolerance 0.05
 
 Exit codes:
-  0  measured (and, with --compare, nothing regressed)
-  1  with --compare: a configuration's rx pps fell by more than --tolerance
-  2  bad input: unreadable --compare file, unusable configuration, unwritable --out
-  3  environment: missing privileges or kernel features";
+  0    measured (and, with --compare, nothing regressed)
+  1    with --compare: a configuration's rx pps fell by more than --tolerance
+  2    bad input: unreadable --compare file, unusable configuration, unwritable --out
+  3    environment: missing privileges or kernel features
+  130  interrupted by SIGINT (143: SIGTERM): the measurement in progress was abandoned, nothing
+       was saved, and everything it built was removed";
 
 #[derive(clap::Args)]
 struct BenchArgs {

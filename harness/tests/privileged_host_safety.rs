@@ -1,9 +1,9 @@
 //! Host safety: xdplab never touches an interface it did not create. A scenario naming a host
 //! interface (`eth0`, `lo`, or any interface of the host namespace) is refused with exit 2 and
-//! a message saying why, before any lab is built; and running every bundled scenario, on all
-//! three execution paths, leaves the host namespace's interfaces exactly as they were: the
-//! same names, indexes, flags, MTUs and XDP state (`ip -d link`'s `xdp` line, read as
-//! IFLA_XDP over netlink).
+//! a message saying why, before any lab is built; and running every bundled scenario leaves
+//! the host namespace's interfaces exactly as they were (the same names, indexes, flags, MTUs
+//! and XDP state: `ip -d link`'s `xdp` line, read as IFLA_XDP over netlink), and the host's
+//! values of the sysctls xdplab sets in its lab namespaces.
 //!
 //! The library side needs no test of its own: attaching ([`xdplab::program::Program::attach`]),
 //! every injector's `open` and every observer's `open`/`start` take a
@@ -155,17 +155,44 @@ fn scenarios_naming_host_interfaces_are_refused_with_exit_2() {
     );
 }
 
+/// The host's values of the sysctls xdplab sets inside its lab namespaces
+/// (`veth::configure_namespace`): written from a thread inside the lab, they must never reach
+/// the host's.
+fn host_sysctls() -> Vec<(String, String)> {
+    [
+        "net/ipv4/icmp_msgs_per_sec",
+        "net/ipv4/icmp_msgs_burst",
+        "net/ipv4/icmp_echo_ignore_all",
+        "net/ipv6/icmp/echo_ignore_all",
+        "net/ipv6/conf/default/addr_gen_mode",
+        "net/ipv6/conf/default/accept_dad",
+        "net/ipv6/conf/default/dad_transmits",
+        "net/ipv6/conf/default/router_solicitations",
+        "net/ipv6/conf/default/accept_ra",
+        "net/ipv6/conf/all/disable_ipv6",
+        "net/ipv6/conf/default/disable_ipv6",
+    ]
+    .iter()
+    .map(|key| {
+        let value = std::fs::read_to_string(format!("/proc/sys/{key}"))
+            .unwrap_or_else(|e| format!("unreadable: {e}"));
+        ((*key).to_owned(), value.trim().to_owned())
+    })
+    .collect()
+}
+
 #[test]
 fn privileged_bundled_suite_leaves_host_interfaces_unchanged() {
     if !privileges::gate("privileged_bundled_suite_leaves_host_interfaces_unchanged") {
         return;
     }
     let before = host_links();
+    let sysctls_before = host_sysctls();
     assert!(
         before.iter().any(|l| l.name == "lo"),
         "test precondition: the dump sees the host namespace: {before:?}"
     );
-    let out = xdplab(&["run", "--paths", "native,generic,test-run", "scenarios"]);
+    let out = xdplab(&["run", "scenarios"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -174,6 +201,11 @@ fn privileged_bundled_suite_leaves_host_interfaces_unchanged() {
         String::from_utf8_lossy(&out.stderr)
     );
     let after = host_links();
+    assert_eq!(
+        host_sysctls(),
+        sysctls_before,
+        "the host's network sysctls changed"
+    );
     assert_eq!(
         after, before,
         "the host namespace's interfaces, flags, MTUs or XDP state changed"
