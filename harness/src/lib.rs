@@ -8,6 +8,8 @@
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
+//! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
+//! left behind.
 
 pub mod bench;
 pub mod clean;
