@@ -9,12 +9,16 @@
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
 //! [`doctor`] says what the machine lacks for any of it, and how to fix it.
+//! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
+//! left behind.
 
 pub mod bench;
+pub mod clean;
 pub mod doctor;
 pub mod exit;
 pub mod frame;
 pub mod inject;
+pub mod interrupt;
 pub mod lab;
 pub mod link;
 pub mod maps;

@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use xdplab::{
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
-    doctor,
+    clean, doctor,
     exit::{self, Exit},
+    interrupt, privileges,
     program::XdpMode,
     report::RunReport,
     results::{self, BenchResults},
@@ -77,6 +78,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Remove what killed xdplab processes left behind (bpffs mounts under /run/xdplab of
+    /// processes that are gone); never anything of a live process (needs root).
+    #[command(after_help = CLEAN_HELP)]
+    Clean {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 const DOCTOR_HELP: &str =
@@ -100,6 +109,17 @@ Exit codes:
   0  everything required is present
   3  environment: something required is missing";
 
+const CLEAN_HELP: &str =
+    "A run killed with SIGKILL cannot clean up after itself. Its namespaces, veths, programs and
+attachments go with the process (they are held by its file descriptors); only its bpffs mount
+(/run/xdplab/<pid>-<n>, named after the process) can remain. `xdplab clean` unmounts and
+removes those whose process is gone, and prints each. `xdplab run` and `xdplab bench` do the
+same at start, with one line on stderr when they removed something.
+
+Exit codes:
+  0  nothing left, or everything found was removed
+  3  environment: missing privileges, or a leftover could not be removed";
+
 const BENCH_HELP: &str =
     "Each configuration builds a fresh lab, attaches the program (or none) to the
 receiving veth and sends UDP frames from the other end for --duration. The received count
@@ -111,10 +131,12 @@ Examples:
   xdplab bench --compare results/20261125T114628Z-205d0f6.json --tolerance 0.05
 
 Exit codes:
-  0  measured (and, with --compare, nothing regressed)
-  1  with --compare: a configuration's rx pps fell by more than --tolerance
-  2  bad input: unreadable --compare file, unusable configuration, unwritable --out
-  3  environment: missing privileges or kernel features (xdplab doctor says which)";
+  0    measured (and, with --compare, nothing regressed)
+  1    with --compare: a configuration's rx pps fell by more than --tolerance
+  2    bad input: unreadable --compare file, unusable configuration, unwritable --out
+  3    environment: missing privileges or kernel features (xdplab doctor says which)
+  130  interrupted by SIGINT (143: SIGTERM): the measurement in progress was abandoned, nothing
+       was saved, and everything it built was removed";
 
 #[derive(clap::Args)]
 struct BenchArgs {
@@ -250,6 +272,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::List { files } => Ok(list(&files)),
         Command::Bench(args) => bench(&args),
         Command::Doctor { format } => doctor(format),
+        Command::Clean { dry_run } => Ok(clean(dry_run)),
     }
 }
 
@@ -276,6 +299,57 @@ fn environment_ready() -> bool {
         eprintln!("xdplab: `xdplab doctor` runs every check");
         false
     }
+}
+
+/// `xdplab clean`: removes (or lists) the leftovers of dead xdplab processes.
+fn clean(dry_run: bool) -> Exit {
+    if !dry_run && let Err(reason) = privileges::check() {
+        eprintln!("xdplab: cannot remove leftovers: {reason}");
+        return Exit::Environment;
+    }
+    let sweep = clean::sweep(dry_run);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for leftover in &sweep.removed {
+        println!("{verb} {leftover}");
+    }
+    for (leftover, error) in &sweep.failed {
+        eprintln!("xdplab: failed to remove {leftover}: {error}");
+    }
+    if sweep.removed.is_empty() && sweep.failed.is_empty() {
+        println!("nothing to clean");
+    }
+    if sweep.failed.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::Environment
+    }
+}
+
+/// What every `run` and `bench` does first: installs the SIGINT/SIGTERM handlers and removes
+/// the leftovers of killed runs, with one line on stderr if there were any.
+fn start_run() -> Result<(), Exit> {
+    if let Err(e) = interrupt::install() {
+        eprintln!("xdplab: {e}");
+        return Err(Exit::Environment);
+    }
+    let sweep = clean::sweep(false);
+    if !sweep.removed.is_empty() {
+        let what: Vec<String> = sweep.removed.iter().map(ToString::to_string).collect();
+        eprintln!("xdplab: removed what killed runs left: {}", what.join(", "));
+    }
+    for (leftover, error) in &sweep.failed {
+        eprintln!("xdplab: failed to remove {leftover}: {error}");
+    }
+    Ok(())
+}
+
+/// Says that a signal stopped the run and what was abandoned; the caller exits with
+/// [`exit::interrupted`].
+fn report_interrupt(signal: interrupt::Signal, abandoned: &str, completed: usize) {
+    eprintln!(
+        "xdplab: interrupted by {signal}: abandoned {abandoned} and removed everything it \
+         built; {completed} completed before"
+    );
 }
 
 /// Loads every scenario first, so a typo anywhere stops the run before any lab is built.
@@ -316,6 +390,9 @@ fn run(
     if !environment_ready() {
         return Ok(Exit::Environment);
     }
+    if let Err(exit) = start_run() {
+        return Ok(exit);
+    }
     let options = RunOptions {
         capture_dir: capture,
         run_id: None,
@@ -328,6 +405,15 @@ fn run(
             paths.to_vec()
         };
         let (results, differences) = run::run_paths(scenario, &chosen, &options);
+        if let Some(signal) = interrupt::requested() {
+            // Its results are partial: drop them, and report nothing as if it had run.
+            report_interrupt(
+                signal,
+                &format!("scenario {:?}", scenario.name),
+                report.scenarios.len(),
+            );
+            return Ok(Exit::Interrupted(signal));
+        }
         let mut environment = false;
         for result in results {
             if format == Format::Human {
@@ -422,7 +508,14 @@ fn bench(args: &BenchArgs) -> anyhow::Result<Exit> {
     if !environment_ready() {
         return Ok(Exit::Environment);
     }
+    if let Err(exit) = start_run() {
+        return Ok(exit);
+    }
     let (measurements, mut exit) = measure_all(&configs(args));
+    if let Some(signal) = interrupt::requested() {
+        report_interrupt(signal, "the measurement in progress", measurements.len());
+        return Ok(Exit::Interrupted(signal));
+    }
     if measurements.is_empty() {
         eprintln!("xdplab: nothing was measured");
         return Ok(worst(exit, Exit::Environment));
@@ -538,7 +631,13 @@ fn measure_all(configs: &[BenchConfig]) -> (Vec<Measurement>, Exit) {
     let mut exit = Exit::Pass;
     for (i, config) in configs.iter().enumerate() {
         progress.start(i, config);
-        match bench::measure(config) {
+        let measured = bench::measure(config);
+        if interrupt::requested().is_some() {
+            // Cut short by the signal: not a measurement of the configuration.
+            progress.interrupt();
+            break;
+        }
+        match measured {
             Ok(m) => {
                 progress.done(i, config, &m);
                 measurements.push(m);
@@ -577,6 +676,8 @@ fn worst(a: Exit, b: Exit) -> Exit {
         Exit::Fail => 1,
         Exit::Environment => 2,
         Exit::BadInput => 3,
+        // Never combined: an interrupted run returns at once.
+        Exit::Interrupted(_) => 4,
     };
     if rank(b) > rank(a) { b } else { a }
 }

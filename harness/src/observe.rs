@@ -410,6 +410,15 @@ pub struct CaptureOptions {
 
 const UNTAGGED_KEEP: usize = 4096;
 
+impl Captured {
+    /// Frames that belong to no send group: tagged by this run with a group or sequence number
+    /// never sent, or without this run's tag (background traffic, another run's frames), less
+    /// those a group claimed by content (the runner removes them from `untagged`).
+    pub fn unattributed(&self) -> u64 {
+        self.stray_tagged + self.untagged.values().sum::<u64>() + self.untagged_overflow
+    }
+}
+
 impl Capture {
     /// Starts capturing on `end`, before any frame is sent, counting the groups of `options`.
     pub fn start(

@@ -99,6 +99,13 @@ pub enum PinError {
         #[source]
         source: io::Error,
     },
+    /// [`remove_stale`] was asked to remove a directory whose process is alive, or one that is
+    /// not an xdplab mount directory.
+    #[error("failed to remove bpffs {}: not a mount of a dead xdplab process", path.display())]
+    Live {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A pin name is empty, has a `/`, or is `.` or `..`.
     #[error("failed to use pin name {name:?}: it must be a plain file name")]
     Name {
@@ -340,6 +347,61 @@ pub fn stale() -> Vec<PathBuf> {
             (!alive).then(|| entry.path())
         })
         .collect()
+}
+
+/// Removes one stale mount directory that [`stale`] listed: unmounts it (lazily, as many
+/// times as a bpffs is mounted there, bounded) and removes the directory. Equivalent to
+/// `umount -l DIR; rmdir DIR`.
+///
+/// Refused (with [`PinError::Live`]) unless `path` is `/run/xdplab/<pid>-<n>` and process
+/// `pid` is gone: a live run's mount is never touched. Pins are not unlinked one by one:
+/// unmounting frees the file system and every pin in it once nothing uses it.
+pub fn remove_stale(path: &Path) -> Result<(), PinError> {
+    if stale_owner(path).is_none() {
+        return Err(PinError::Live {
+            path: path.to_owned(),
+        });
+    }
+    // A run killed between mkdir and mount left a plain directory; one mounted twice (never
+    // by xdplab, but cheap to handle) needs two unmounts.
+    for _ in 0..8 {
+        if !statfs(path).is_ok_and(|s| s.filesystem_type() == BPF_FS_MAGIC) {
+            break;
+        }
+        match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+            // Another sweep (a run starting at the same time) unmounted it first.
+            Ok(()) | Err(nix::Error::EINVAL | nix::Error::ENOENT) => {}
+            Err(source) => {
+                return Err(PinError::Unmount {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    match std::fs::remove_dir(path) {
+        Err(source) if source.kind() != io::ErrorKind::NotFound => Err(PinError::RemoveDir {
+            path: path.to_owned(),
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The dead owner's pid of `path`, if it is a mount directory under [`RUN_DIR`] whose
+/// process is gone.
+pub fn stale_owner(path: &Path) -> Option<i32> {
+    if path.parent() != Some(Path::new(RUN_DIR)) {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let (pid, n) = name.split_once('-')?;
+    let pid: i32 = pid.parse().ok().filter(|pid| *pid > 0)?;
+    n.parse::<u32>().ok()?;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(nix::Error::EPERM) => None,
+        Err(_) => Some(pid),
+    }
 }
 
 #[cfg(test)]

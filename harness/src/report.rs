@@ -74,8 +74,11 @@ pub struct ScenarioReport {
     pub maps: Vec<MapCheck>,
     /// Cross-checks of the program's verdict counters against the kernel.
     pub counters: Vec<CounterCheck>,
-    /// Frames seen at the receiver that belong to no send group (background traffic).
+    /// Frames seen in the lab that belong to no send group (background traffic), summed over
+    /// the interfaces.
     pub unattributed: u64,
+    /// The same by interface (`ns:if`), interfaces with none left out.
+    pub unattributed_by_interface: std::collections::BTreeMap<String, u64>,
     /// Every failed expectation, one sentence each.
     pub failures: Vec<String>,
     /// The `[throughput]` check, when the scenario has one and the path is live.
@@ -382,10 +385,17 @@ impl ScenarioReport {
                     let _ = write!(out, "\n    capture: {}", file.display());
                 }
                 if self.unattributed > 0 {
+                    let at: Vec<String> = self
+                        .unattributed_by_interface
+                        .iter()
+                        .map(|(interface, n)| format!("{n} at {interface}"))
+                        .collect();
                     let _ = write!(
                         out,
-                        "\n    note: {} frame(s) seen in the lab belong to no send group",
-                        self.unattributed
+                        "\n    note: {} frame(s) seen in the lab belong to no send group ({}); \
+                         counted in no group",
+                        self.unattributed,
+                        at.join(", ")
                     );
                 }
             }
@@ -610,6 +620,7 @@ mod tests {
             }],
             counters: vec![],
             unattributed: 0,
+            unattributed_by_interface: Default::default(),
             throughput: None,
             notes: vec![],
             captures: vec![],
@@ -617,6 +628,34 @@ mod tests {
             duration_ms: 5,
             steps: Vec::new(),
         }
+    }
+
+    #[test]
+    fn unattributed_frames_are_reported_by_interface_and_counted_in_no_group() {
+        let mut r = report(Status::Pass, None);
+        let in_groups: u64 = r.groups.iter().map(|g| g.passed + g.dropped).sum();
+        r.unattributed = 7;
+        r.unattributed_by_interface = [
+            ("receiver:xl-1-rx".to_owned(), 5),
+            ("sender:xl-1-tx".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect();
+        let human = r.human();
+        assert!(
+            human.contains(
+                "7 frame(s) seen in the lab belong to no send group (5 at receiver:xl-1-rx, 2 at \
+                 sender:xl-1-tx); counted in no group"
+            ),
+            "{human}"
+        );
+        let json = r.json();
+        assert_eq!(json["unattributed"], 7);
+        assert_eq!(json["unattributed_by_interface"]["receiver:xl-1-rx"], 5);
+        assert_eq!(
+            r.groups.iter().map(|g| g.passed + g.dropped).sum::<u64>(),
+            in_groups
+        );
     }
 
     #[test]

@@ -159,7 +159,10 @@ impl BatchedInjector {
         let cpu_start = thread_cpu_time();
         let start = Instant::now();
         let deadline = start + budget.duration;
-        while stats.offered < budget.frames && Instant::now() < deadline {
+        while stats.offered < budget.frames
+            && Instant::now() < deadline
+            && crate::interrupt::requested().is_none()
+        {
             let count = (budget.frames - stats.offered).min(BATCH as u64) as usize;
             prepare(stats.offered, count);
             // SAFETY: messages[..count] point at iovecs that point at frames; all outlive the

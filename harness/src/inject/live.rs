@@ -241,7 +241,8 @@ fn worker(
             Some(rate) => (rate * time_left.min(CALL_TARGET).as_secs_f64()) as u64,
         }
         .min(u64::from(MAX_REPEAT));
-        if want < u64::from(BATCH) {
+        // CALL_TARGET bounds how long a SIGINT/SIGTERM waits for the call in flight.
+        if want < u64::from(BATCH) || crate::interrupt::requested().is_some() {
             // Less than one batch's worth of time left.
             break;
         }

@@ -86,6 +86,10 @@ impl PnetInjector {
         let cpu_start = thread_cpu_time();
         let start = Instant::now();
         for seq in 0..count {
+            // SIGINT/SIGTERM: stop here; the caller abandons the run.
+            if crate::interrupt::requested().is_some() {
+                break;
+            }
             let template = &templates[seq as usize % templates.len()];
             template.write(Tag { run_id, group, seq }, &mut buf);
             stats.offered += 1;
@@ -137,7 +141,9 @@ impl PnetInjector {
         let start = Instant::now();
         let deadline = start + budget.duration;
         'frames: while stats.offered < budget.frames {
-            if stats.offered.is_multiple_of(CLOCK_EVERY) && Instant::now() >= deadline {
+            if stats.offered.is_multiple_of(CLOCK_EVERY)
+                && (Instant::now() >= deadline || crate::interrupt::requested().is_some())
+            {
                 break;
             }
             stats.offered += 1;

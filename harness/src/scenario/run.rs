@@ -214,6 +214,7 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         maps: Vec::new(),
         counters: Vec::new(),
         unattributed: 0,
+        unattributed_by_interface: BTreeMap::new(),
         failures: Vec::new(),
         throughput: None,
         notes: Vec::new(),
@@ -404,6 +405,17 @@ pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
             })
             .collect(),
         ipv6: scenario.lab.ipv6,
+    }
+}
+
+/// An error once SIGINT or SIGTERM asked the run to stop (see [`crate::interrupt`]): the
+/// scenario is abandoned by returning it, so every guard of the run is dropped on the way out.
+pub(super) fn interrupted() -> Result<(), RunError> {
+    match crate::interrupt::requested() {
+        Some(signal) => Err(RunError::environment(format!(
+            "interrupted by {signal}: the scenario was abandoned"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -974,6 +986,7 @@ fn execute_test_run(
     let mut buf = Vec::new();
     let (mut drops, mut passes) = (0u64, 0u64);
     for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
+        interrupted()?;
         let group_id = u16::try_from(index)
             .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
         let stats = InjectStats {
@@ -1256,7 +1269,10 @@ impl Observers<'_> {
                 // counts from now on; `last` may predate some of them.
                 return self.snapshot();
             }
-            if (arrived && last_change.elapsed() >= QUIET) || Instant::now() >= deadline {
+            if (arrived && last_change.elapsed() >= QUIET)
+                || Instant::now() >= deadline
+                || crate::interrupt::requested().is_some()
+            {
                 return Ok(last);
             }
             std::thread::sleep(crate::observe::POLL_INTERVAL);
@@ -1424,6 +1440,7 @@ fn execute_live(
     let mut windows = Vec::with_capacity(scenario.sends.len());
     let mut before = first.clone();
     for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
+        interrupted()?;
         let group_id = u16::try_from(index)
             .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
         let from = resolve(&spec, &group.from)?;
@@ -1449,6 +1466,7 @@ fn execute_live(
         windows.push((stats, before, after.clone(), from_index));
         before = after;
     }
+    interrupted()?;
     let Observers { ifaces, .. } = observers;
     let mut captured: Vec<(EndName, Captured)> = Vec::new();
     for i in ifaces {
@@ -1496,10 +1514,13 @@ fn execute_live(
         report.failures.extend(g.output_mismatches.iter().cloned());
         report.groups.push(g);
     }
-    report.unattributed = captured
+    // Whatever no group claimed, by interface: reported apart, never counted into a group.
+    report.unattributed_by_interface = captured
         .iter()
-        .map(|(_, c)| c.stray_tagged + c.untagged.values().sum::<u64>() + c.untagged_overflow)
-        .sum();
+        .map(|(name, c)| (name.to_string(), c.unattributed()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    report.unattributed = report.unattributed_by_interface.values().sum();
     for (name, c) in &captured {
         if c.socket_drops > 0 {
             report.failures.push(format!(

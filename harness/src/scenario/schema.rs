@@ -365,9 +365,29 @@ pub enum IfaceRefError {
     },
 }
 
+/// Whether `name` is an interface of the namespace this process runs in (`lo`, or an entry
+/// of `/sys/class/net`: `eth0` and the like on the host), so a reference to it can be refused
+/// with a message saying so.
+fn is_host_interface(name: &str) -> bool {
+    // Names reaching here passed the namespace-name check (a-z, 0-9, "_", "-"): no "/" or "..".
+    name == "lo"
+        || (!name.is_empty()
+            && !name.contains(['/', '.'])
+            && std::path::Path::new("/sys/class/net").join(name).exists())
+}
+
 /// Finds what `iface` names among `links` (the default lab when empty), or
 /// says why it names nothing.
 pub(super) fn resolve(links: &[LinkSpec], iface: &IfaceRef) -> Result<LinkEnd, String> {
+    if iface.interface.is_none() && is_host_interface(&iface.netns) {
+        // Read as a namespace, it would only be "not in the topology"; say what is wrong.
+        return Err(format!(
+            "{:?} is an interface of the host, not of the lab: xdplab only attaches to and \
+             sends on the interfaces it creates in its own namespaces (write a lab interface, \
+             \"ns\" or \"ns:if\")",
+            iface.netns
+        ));
+    }
     if links.is_empty() {
         let side = match iface.netns.as_str() {
             LabSpec::SENDER => Side::A,

@@ -27,8 +27,8 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, key_bytes, object_source, peer_name,
-    resolve, topology_spec,
+    RunError, RunOptions, at, build_frames, check_map, interrupted, key_bytes, object_source,
+    peer_name, resolve, topology_spec,
 };
 use crate::{
     frame::FrameTemplate,
@@ -201,6 +201,8 @@ pub(super) fn execute(
         run.bpffs().path().display()
     ));
     for step in &scenario.steps {
+        // SIGINT/SIGTERM: abandon between steps; the guards undo everything.
+        interrupted()?;
         let outcome = run.step(step);
         let (ok, detail, data) = match outcome {
             Ok(Outcome { ok, detail, data }) => (ok, detail, data),
@@ -354,6 +356,7 @@ impl Lifecycle<'_> {
                 // Bounded: the sender's own budget ends it, and a finished sender ends this.
                 while background.progress.load(Ordering::Relaxed) < u64::from(*frames)
                     && !background.thread.is_finished()
+                    && crate::interrupt::requested().is_none()
                 {
                     std::thread::sleep(crate::observe::POLL_INTERVAL);
                 }
@@ -382,7 +385,12 @@ impl Lifecycle<'_> {
                 Ok(detail)
             }
             StepAction::Sleep { duration } => {
-                std::thread::sleep(*duration);
+                // In slices, so SIGINT/SIGTERM need not wait for a long sleep.
+                let end = Instant::now() + *duration;
+                while Instant::now() < end {
+                    interrupted()?;
+                    std::thread::sleep((end - Instant::now()).min(QUIET));
+                }
                 Ok(Outcome::done(format!(
                     "slept {}",
                     super::format_duration(*duration)
