@@ -14,7 +14,7 @@ use xdplab::{
     exit::{self, Exit},
     privileges,
     program::XdpMode,
-    report::RunReport,
+    report::{FailureKind, RunReport},
     results::{self, BenchResults},
     scenario::{
         self, Scenario,
@@ -259,6 +259,24 @@ fn run(
     if let Err(reason) = privileges::check() {
         eprintln!("xdplab: cannot build labs: {reason}");
         return Ok(Exit::Environment);
+    }
+    // Objects too are checked before any lab is built, so an unusable one anywhere stops the
+    // run with its location rather than after the scenarios before it.
+    let mut unusable = Exit::Pass;
+    for scenario in &scenarios {
+        if let Err(e) = run::check_objects(scenario) {
+            eprintln!("xdplab: {e}");
+            unusable = worst(
+                unusable,
+                match e.kind() {
+                    FailureKind::Input => Exit::BadInput,
+                    FailureKind::Environment => Exit::Environment,
+                },
+            );
+        }
+    }
+    if unusable != Exit::Pass {
+        return Ok(unusable);
     }
     let options = RunOptions {
         capture_dir: capture,

@@ -42,7 +42,11 @@ struct VersionProbe {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a scenario file"
+)]
 struct RawScenario {
     /// Checked by [`VersionProbe`]; listed so it is not an unknown key.
     #[serde(rename = "schema-version")]
@@ -66,14 +70,22 @@ struct RawScenario {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [lab] table"
+)]
 struct RawLab {
     mtu: Option<Spanned<u32>>,
     ipv6: Option<bool>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[link]] table"
+)]
 struct RawLink {
     a: Spanned<Endpoint>,
     b: Spanned<Endpoint>,
@@ -81,7 +93,11 @@ struct RawLink {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [program] table"
+)]
 struct RawProgram {
     object: Spanned<String>,
     entry: Spanned<String>,
@@ -90,7 +106,11 @@ struct RawProgram {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [[attach]] table"
+)]
 struct RawAttach {
     at: Spanned<IfaceRef>,
     object: Spanned<String>,
@@ -99,7 +119,11 @@ struct RawAttach {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[rule]] table"
+)]
 struct RawRule {
     ethertype: Option<EtherTypeValue>,
     ip_proto: Option<IpProtoValue>,
@@ -110,7 +134,11 @@ struct RawRule {
 /// A `[[send]]` table: the group's own keys and the [`FrameSpec`] keys side
 /// by side, spelled out rather than flattened so unknown keys are caught.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[send]] table"
+)]
 struct RawSend {
     name: String,
     count: Option<u32>,
@@ -179,14 +207,22 @@ impl RawSend {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [setup] table"
+)]
 struct RawSetup {
     #[serde(default)]
     map: Vec<Spanned<RawMapSetup>>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[setup.map]] table"
+)]
 struct RawMapSetup {
     map: String,
     key: Spanned<MapBytes>,
@@ -194,7 +230,11 @@ struct RawMapSetup {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [expect] table"
+)]
 struct RawExpect {
     #[serde(default)]
     map: Vec<Spanned<RawMapExpect>>,
@@ -203,7 +243,11 @@ struct RawExpect {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [[expect.map]] table"
+)]
 struct RawMapExpect {
     map: String,
     key: Spanned<MapBytes>,
@@ -214,7 +258,11 @@ struct RawMapExpect {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [[expect.events]] table"
+)]
 struct RawEvents {
     ringbuf: String,
     layout: Spanned<Vec<Spanned<String>>>,
@@ -224,7 +272,11 @@ struct RawEvents {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [throughput] table"
+)]
 struct RawThroughput {
     injector: Option<Spanned<String>>,
     duration: Option<Spanned<String>>,
@@ -262,13 +314,21 @@ impl Source<'_> {
 
     fn parse_error(&self, error: &toml::de::Error) -> ScenarioError {
         let (line, col) = self.line_col(error.span().map_or(0, |s| s.start));
+        // serde quotes names with backticks; the rest of xdplab's
+        // messages use double quotes.
+        let mut message = error.message().replace('`', "\"");
+        // toml says only "duplicate key"; its span covers the key, so name it.
+        if message == "duplicate key"
+            && let Some(key) = error.span().and_then(|s| self.text.get(s))
+            && !key.trim().is_empty()
+        {
+            message = format!("duplicate key {:?}", key.trim());
+        }
         ScenarioError::Parse {
             path: self.path.to_owned(),
             line,
             col,
-            // serde quotes names with backticks; the rest of xdplab's
-            // messages use double quotes.
-            message: error.message().replace('`', "\""),
+            message,
         }
     }
 
@@ -555,6 +615,8 @@ fn program(
             entry,
             mode: raw.mode.unwrap_or_default(),
             attach,
+            object_line: src.line(&raw.object.span()),
+            entry_line: src.line(&raw.entry.span()),
         },
         end,
     ))

@@ -462,6 +462,10 @@ pub struct ProgramSpec {
     /// The interface to attach it to; default [`LabSpec::RECEIVER`] in the
     /// default lab, else the `b` end of the first link.
     pub attach: IfaceRef,
+    /// Line of `object` in the scenario file, for errors about the object.
+    pub object_line: usize,
+    /// Line of `entry` in the scenario file, for errors about the program.
+    pub entry_line: usize,
 }
 
 /// Another program, on an interface of its own (`[[attach]]`): a helper
@@ -772,7 +776,12 @@ impl FrameSource {
 /// What a frame must look like where it comes out of the program: each
 /// field given is compared, the others are not; see [`OutputSpec::check`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an output table"
+)]
 pub struct OutputSpec {
     /// The Ethernet addresses are the sent frame's, swapped.
     pub swapped_macs: bool,

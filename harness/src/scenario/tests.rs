@@ -114,6 +114,8 @@ fn seed_drop_all_parses_as_written() {
                 entry: "xdp_drop_all".into(),
                 mode: XdpModeSpec::Native,
                 attach: IfaceRef::netns("receiver"),
+                object_line: 12,
+                entry_line: 13,
             },
             attachments: vec![],
             rules: vec![],
