@@ -147,6 +147,10 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         ("missing-map.toml", "failed to find map \"no_such_map\""),
         (
             "verifier-reject.toml",
+            "rejected by the verifier\nverifier log (last",
+        ),
+        (
+            "verifier-reject.toml",
             "invalid access to packet, off=12 size=1",
         ),
     ] {
@@ -157,6 +161,10 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         assert!(stdout.is_empty(), "{file}: {stdout}");
         assert!(stderr.contains(cause), "{file}: {stderr}");
         assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        assert!(
+            !stderr.contains("os error"),
+            "no raw errno: {file}: {stderr}"
+        );
     }
 }
 
