@@ -242,7 +242,10 @@ fn read_seed_files() -> Vec<(PathBuf, Vec<u8>)> {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for dir in [
-        harness.join("../scenarios"),
+        harness
+            .parent()
+            .expect("the workspace root")
+            .join("scenarios"),
         harness.join("tests/fixtures/malformed"),
     ] {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)

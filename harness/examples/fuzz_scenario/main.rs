@@ -126,7 +126,10 @@ fn seeds() -> std::io::Result<Vec<Seed>> {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut seeds = Vec::new();
     for dir in [
-        harness.join("../scenarios"),
+        harness
+            .parent()
+            .expect("the workspace root")
+            .join("scenarios"),
         harness.join("tests/fixtures/malformed"),
         harness.join("tests/fixtures/scenarios"),
     ] {
