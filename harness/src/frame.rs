@@ -359,12 +359,8 @@ impl<'de> Deserialize<'de> for HexBytes {
 /// Every field is optional. Addresses left out come from the lab's
 /// [`Endpoints`]; other defaults are on each layer's fields.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a frame table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a frame table")]
 pub struct FrameSpec {
     /// Ethernet addresses and EtherType; default: all derived.
     pub eth: Option<EthSpec>,
@@ -398,12 +394,8 @@ pub struct FrameSpec {
 
 /// Ethernet header fields.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an eth table (src, dst, ethertype)"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an eth table (src, dst, ethertype)")]
 pub struct EthSpec {
     /// Source MAC; default: the sender's.
     #[serde(deserialize_with = "de_mac")]
@@ -418,12 +410,8 @@ pub struct EthSpec {
 
 /// One 802.1Q/802.1ad tag.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a vlan tag table (id, pcp, dei, tpid)"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a vlan tag table (id, pcp, dei, tpid)")]
 pub struct VlanSpec {
     /// VLAN id, 0..=4095; default 0 (a priority tag).
     pub id: u16,
@@ -496,12 +484,8 @@ impl<'de> Deserialize<'de> for ArpOp {
 
 /// ARP body (Ethernet/IPv4, 28 bytes).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an arp table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an arp table")]
 pub struct ArpSpec {
     /// Operation; default request.
     pub op: ArpOp,
@@ -521,12 +505,8 @@ pub struct ArpSpec {
 
 /// IPv4 header fields.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an ipv4 table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv4 table")]
 pub struct Ipv4Spec {
     /// Default: the sender's IPv4 address.
     #[serde(deserialize_with = "de_ipv4")]
@@ -576,12 +556,8 @@ impl Default for Ipv4Spec {
 
 /// IPv6 header fields and extension headers.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an ipv6 table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv6 table")]
 pub struct Ipv6Spec {
     /// Default: the sender's IPv6 address.
     #[serde(deserialize_with = "de_ipv6")]
@@ -661,11 +637,8 @@ impl fmt::Display for Ipv6ExtKind {
 /// One IPv6 extension header; `offset`, `more-fragments` and `id` are for
 /// `kind = "fragment"` only.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an ipv6 extension header table (kind, ...)"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv6 extension header table (kind, ...)")]
 pub struct Ipv6ExtSpec {
     /// Which header (required).
     pub kind: Ipv6ExtKind,
@@ -679,12 +652,8 @@ pub struct Ipv6ExtSpec {
 
 /// UDP header fields.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a udp table (src-port, dst-port)"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a udp table (src-port, dst-port)")]
 pub struct UdpSpec {
     /// Default 40000.
     pub src_port: u16,
@@ -753,12 +722,8 @@ impl<'de> Deserialize<'de> for TcpFlags {
 
 /// TCP header fields (no options).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a tcp table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a tcp table")]
 pub struct TcpSpec {
     /// Default 40000.
     pub src_port: u16,
@@ -789,12 +754,8 @@ impl Default for TcpSpec {
 
 /// ICMP header; the 4 rest-of-header bytes (echo id and sequence) are zero.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an icmp table (type, code)"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an icmp table (type, code)")]
 pub struct IcmpSpec {
     /// Default 8 (echo request).
     #[serde(rename = "type")]
@@ -814,12 +775,8 @@ impl Default for IcmpSpec {
 
 /// ICMPv6 header; the 4 rest-of-header bytes are zero.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an icmpv6 table (type, code)"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an icmpv6 table (type, code)")]
 pub struct Icmpv6Spec {
     /// Default 128 (echo request).
     #[serde(rename = "type")]

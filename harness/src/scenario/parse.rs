@@ -42,11 +42,8 @@ struct VersionProbe {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a scenario file"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a scenario file")]
 struct RawScenario {
     /// Checked by [`VersionProbe`]; listed so it is not an unknown key.
     #[serde(rename = "schema-version")]
@@ -70,22 +67,16 @@ struct RawScenario {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [lab] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [lab] table")]
 struct RawLab {
     mtu: Option<Spanned<u32>>,
     ipv6: Option<bool>,
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [[link]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[link]] table")]
 struct RawLink {
     a: Spanned<Endpoint>,
     b: Spanned<Endpoint>,
@@ -93,11 +84,8 @@ struct RawLink {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [program] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [program] table")]
 struct RawProgram {
     object: Spanned<String>,
     entry: Spanned<String>,
@@ -106,11 +94,8 @@ struct RawProgram {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an [[attach]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[attach]] table")]
 struct RawAttach {
     at: Spanned<IfaceRef>,
     object: Spanned<String>,
@@ -119,11 +104,8 @@ struct RawAttach {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [[rule]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[rule]] table")]
 struct RawRule {
     ethertype: Option<EtherTypeValue>,
     ip_proto: Option<IpProtoValue>,
@@ -134,11 +116,8 @@ struct RawRule {
 /// A `[[send]]` table: the group's own keys and the [`FrameSpec`] keys side
 /// by side, spelled out rather than flattened so unknown keys are caught.
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [[send]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[send]] table")]
 struct RawSend {
     name: String,
     count: Option<u32>,
@@ -207,22 +186,16 @@ impl RawSend {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [setup] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [setup] table")]
 struct RawSetup {
     #[serde(default)]
     map: Vec<Spanned<RawMapSetup>>,
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [[setup.map]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[setup.map]] table")]
 struct RawMapSetup {
     map: String,
     key: Spanned<MapBytes>,
@@ -230,11 +203,8 @@ struct RawMapSetup {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an [expect] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [expect] table")]
 struct RawExpect {
     #[serde(default)]
     map: Vec<Spanned<RawMapExpect>>,
@@ -243,11 +213,8 @@ struct RawExpect {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an [[expect.map]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[expect.map]] table")]
 struct RawMapExpect {
     map: String,
     key: Spanned<MapBytes>,
@@ -258,11 +225,8 @@ struct RawMapExpect {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an [[expect.events]] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[expect.events]] table")]
 struct RawEvents {
     ringbuf: String,
     layout: Spanned<Vec<Spanned<String>>>,
@@ -272,11 +236,8 @@ struct RawEvents {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "a [throughput] table"
-)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [throughput] table")]
 struct RawThroughput {
     injector: Option<Spanned<String>>,
     duration: Option<Spanned<String>>,

@@ -776,12 +776,8 @@ impl FrameSource {
 /// What a frame must look like where it comes out of the program: each
 /// field given is compared, the others are not; see [`OutputSpec::check`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(
-    default,
-    deny_unknown_fields,
-    rename_all = "kebab-case",
-    expecting = "an output table"
-)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an output table")]
 pub struct OutputSpec {
     /// The Ethernet addresses are the sent frame's, swapped.
     pub swapped_macs: bool,
