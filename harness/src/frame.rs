@@ -360,6 +360,7 @@ impl<'de> Deserialize<'de> for HexBytes {
 /// [`Endpoints`]; other defaults are on each layer's fields.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a frame table")]
 pub struct FrameSpec {
     /// Ethernet addresses and EtherType; default: all derived.
     pub eth: Option<EthSpec>,
@@ -394,6 +395,7 @@ pub struct FrameSpec {
 /// Ethernet header fields.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an eth table (src, dst, ethertype)")]
 pub struct EthSpec {
     /// Source MAC; default: the sender's.
     #[serde(deserialize_with = "de_mac")]
@@ -409,6 +411,7 @@ pub struct EthSpec {
 /// One 802.1Q/802.1ad tag.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a vlan tag table (id, pcp, dei, tpid)")]
 pub struct VlanSpec {
     /// VLAN id, 0..=4095; default 0 (a priority tag).
     pub id: u16,
@@ -482,6 +485,7 @@ impl<'de> Deserialize<'de> for ArpOp {
 /// ARP body (Ethernet/IPv4, 28 bytes).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an arp table")]
 pub struct ArpSpec {
     /// Operation; default request.
     pub op: ArpOp,
@@ -502,6 +506,7 @@ pub struct ArpSpec {
 /// IPv4 header fields.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv4 table")]
 pub struct Ipv4Spec {
     /// Default: the sender's IPv4 address.
     #[serde(deserialize_with = "de_ipv4")]
@@ -552,6 +557,7 @@ impl Default for Ipv4Spec {
 /// IPv6 header fields and extension headers.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv6 table")]
 pub struct Ipv6Spec {
     /// Default: the sender's IPv6 address.
     #[serde(deserialize_with = "de_ipv6")]
@@ -632,6 +638,7 @@ impl fmt::Display for Ipv6ExtKind {
 /// `kind = "fragment"` only.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an ipv6 extension header table (kind, ...)")]
 pub struct Ipv6ExtSpec {
     /// Which header (required).
     pub kind: Ipv6ExtKind,
@@ -646,6 +653,7 @@ pub struct Ipv6ExtSpec {
 /// UDP header fields.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a udp table (src-port, dst-port)")]
 pub struct UdpSpec {
     /// Default 40000.
     pub src_port: u16,
@@ -715,6 +723,7 @@ impl<'de> Deserialize<'de> for TcpFlags {
 /// TCP header fields (no options).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a tcp table")]
 pub struct TcpSpec {
     /// Default 40000.
     pub src_port: u16,
@@ -746,6 +755,7 @@ impl Default for TcpSpec {
 /// ICMP header; the 4 rest-of-header bytes (echo id and sequence) are zero.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an icmp table (type, code)")]
 pub struct IcmpSpec {
     /// Default 8 (echo request).
     #[serde(rename = "type")]
@@ -766,6 +776,7 @@ impl Default for IcmpSpec {
 /// ICMPv6 header; the 4 rest-of-header bytes are zero.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an icmpv6 table (type, code)")]
 pub struct Icmpv6Spec {
     /// Default 128 (echo request).
     #[serde(rename = "type")]

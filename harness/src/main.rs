@@ -15,7 +15,7 @@ use xdplab::{
     exit::{self, Exit},
     interrupt, privileges,
     program::XdpMode,
-    report::RunReport,
+    report::{FailureKind, RunReport},
     results::{self, BenchResults},
     scenario::{
         self, Scenario,
@@ -392,6 +392,24 @@ fn run(
     }
     if let Err(exit) = start_run() {
         return Ok(exit);
+    }
+    // Objects too are checked before any lab is built, so an unusable one anywhere stops the
+    // run with its location rather than after the scenarios before it.
+    let mut unusable = Exit::Pass;
+    for scenario in &scenarios {
+        if let Err(e) = run::check_objects(scenario) {
+            eprintln!("xdplab: {e}");
+            unusable = worst(
+                unusable,
+                match e.kind() {
+                    FailureKind::Input => Exit::BadInput,
+                    FailureKind::Environment => Exit::Environment,
+                },
+            );
+        }
+    }
+    if unusable != Exit::Pass {
+        return Ok(unusable);
     }
     let options = RunOptions {
         capture_dir: capture,

@@ -89,6 +89,9 @@ pub enum MapKind {
     /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
     #[doc(alias = "BPF_MAP_TYPE_LRU_PERCPU_HASH")]
     LruPerCpuHash,
+    /// `BPF_MAP_TYPE_RINGBUF`: records are read with [`Program::take_ringbuf`], never by key.
+    #[doc(alias = "BPF_MAP_TYPE_RINGBUF")]
+    RingBuf,
     /// Any other type: readable with the same commands if the kernel allows, not interpreted.
     Other,
 }
@@ -112,6 +115,7 @@ impl fmt::Display for MapKind {
             Self::PerCpuHash => "percpu_hash",
             Self::LruHash => "lru_hash",
             Self::LruPerCpuHash => "lru_percpu_hash",
+            Self::RingBuf => "ringbuf",
             Self::Other => "other",
         })
     }
@@ -195,6 +199,7 @@ pub(crate) fn find_map<'a>(
             Map::PerCpuHashMap(d) => (MapKind::PerCpuHash, d),
             Map::LruHashMap(d) => (MapKind::LruHash, d),
             Map::PerCpuLruHashMap(d) => (MapKind::LruPerCpuHash, d),
+            Map::RingBuf(d) => (MapKind::RingBuf, d),
             other => (MapKind::Other, map_data(other)),
         };
         describe(name, data, Some(kind))

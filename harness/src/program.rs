@@ -735,13 +735,24 @@ fn load_error(object: &str, entry: &str, error: AyaProgramError) -> ProgramError
         AyaProgramError::LoadError {
             io_error,
             verifier_log,
-        } => ProgramError::Load {
-            object: object.to_owned(),
-            entry: entry.to_owned(),
-            errno: io_error.raw_os_error(),
-            reason: io_error.to_string(),
-            log: verifier_log.to_string(),
-        },
+        } => {
+            let log = verifier_log.to_string();
+            // The kernel answers a verifier rejection with EACCES, whose text ("permission
+            // denied") reads like a privilege problem; the log says what really went wrong.
+            let reason = match io_error.raw_os_error() {
+                Some(libc::EACCES) if !log.trim().is_empty() => {
+                    "rejected by the verifier".to_owned()
+                }
+                _ => io_error.to_string(),
+            };
+            ProgramError::Load {
+                object: object.to_owned(),
+                entry: entry.to_owned(),
+                errno: io_error.raw_os_error(),
+                reason,
+                log,
+            }
+        }
         other => ProgramError::Load {
             object: object.to_owned(),
             entry: entry.to_owned(),

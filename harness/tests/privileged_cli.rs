@@ -151,32 +151,32 @@ fn privileged_unusable_objects_exit_2_with_one_cause() {
         ),
         (
             "verifier-reject.toml",
+            "rejected by the verifier\nverifier log (last",
+        ),
+        (
+            "verifier-reject.toml",
             "invalid access to packet, off=12 size=1",
         ),
     ] {
         let out = xdplab(&["run", fixture(file).to_str().unwrap()]);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{file}: {stdout}\n{}",
-            text(&out.stderr)
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{file}: {stdout}\n{stderr}");
+        // Objects are checked before any scenario runs: no report, the cause on stderr.
+        assert!(stdout.is_empty(), "{file}: {stdout}");
+        assert!(stderr.contains(cause), "{file}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        assert!(
+            !stderr.contains("os error"),
+            "no raw errno: {file}: {stderr}"
         );
-        assert!(stdout.contains(cause), "{file}: {stdout}");
-        assert!(!stdout.contains("panicked"), "{file}: {stdout}");
-        // One cause: the first line says it all (only the verifier adds its log's tail).
-        if file != "verifier-reject.toml" {
-            assert_eq!(
-                stdout.lines().count(),
-                2,
-                "{file}: one line and the summary: {stdout}"
+        // One cause: one line (only the verifier adds its log's tail).
+        if file == "verifier-reject.toml" {
+            assert!(
+                stderr.contains("xdp_unchecked"),
+                "names the program: {stderr}"
             );
         } else {
-            assert!(
-                stdout.contains("xdp_unchecked"),
-                "names the program: {stdout}"
-            );
-            assert!(stdout.contains("verifier log (last"), "{stdout}");
+            assert_eq!(stderr.lines().count(), 1, "{file}: one line: {stderr}");
         }
     }
 }

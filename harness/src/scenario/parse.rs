@@ -44,6 +44,7 @@ struct VersionProbe {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a scenario file")]
 struct RawScenario {
     /// Checked by [`VersionProbe`]; listed so it is not an unknown key.
     #[serde(rename = "schema-version")]
@@ -116,6 +117,7 @@ struct RawTrace {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [lab] table")]
 struct RawLab {
     mtu: Option<Spanned<u32>>,
     ipv6: Option<bool>,
@@ -123,6 +125,7 @@ struct RawLab {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[link]] table")]
 struct RawLink {
     a: Spanned<Endpoint>,
     b: Spanned<Endpoint>,
@@ -131,6 +134,7 @@ struct RawLink {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [program] table")]
 struct RawProgram {
     object: Spanned<String>,
     entry: Spanned<String>,
@@ -140,6 +144,7 @@ struct RawProgram {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[attach]] table")]
 struct RawAttach {
     at: Spanned<IfaceRef>,
     object: Spanned<String>,
@@ -149,6 +154,7 @@ struct RawAttach {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[rule]] table")]
 struct RawRule {
     ethertype: Option<EtherTypeValue>,
     ip_proto: Option<IpProtoValue>,
@@ -160,6 +166,7 @@ struct RawRule {
 /// by side, spelled out rather than flattened so unknown keys are caught.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[send]] table")]
 struct RawSend {
     name: String,
     count: Option<u32>,
@@ -229,6 +236,7 @@ impl RawSend {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [setup] table")]
 struct RawSetup {
     #[serde(default)]
     map: Vec<Spanned<RawMapSetup>>,
@@ -236,6 +244,7 @@ struct RawSetup {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[setup.map]] table")]
 struct RawMapSetup {
     map: String,
     key: Spanned<MapBytes>,
@@ -244,6 +253,7 @@ struct RawMapSetup {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [expect] table")]
 struct RawExpect {
     #[serde(default)]
     map: Vec<Spanned<RawMapExpect>>,
@@ -253,6 +263,7 @@ struct RawExpect {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[expect.map]] table")]
 struct RawMapExpect {
     map: String,
     key: Spanned<MapBytes>,
@@ -264,6 +275,7 @@ struct RawMapExpect {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an [[expect.events]] table")]
 struct RawEvents {
     ringbuf: String,
     layout: Spanned<Vec<Spanned<String>>>,
@@ -274,6 +286,7 @@ struct RawEvents {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [throughput] table")]
 struct RawThroughput {
     injector: Option<Spanned<String>>,
     duration: Option<Spanned<String>>,
@@ -311,13 +324,21 @@ impl Source<'_> {
 
     fn parse_error(&self, error: &toml::de::Error) -> ScenarioError {
         let (line, col) = self.line_col(error.span().map_or(0, |s| s.start));
+        // serde quotes names with backticks; the rest of xdplab's
+        // messages use double quotes.
+        let mut message = error.message().replace('`', "\"");
+        // toml says only "duplicate key"; its span covers the key, so name it.
+        if message == "duplicate key"
+            && let Some(key) = error.span().and_then(|s| self.text.get(s))
+            && !key.trim().is_empty()
+        {
+            message = format!("duplicate key {:?}", key.trim());
+        }
         ScenarioError::Parse {
             path: self.path.to_owned(),
             line,
             col,
-            // serde quotes names with backticks; the rest of xdplab's
-            // messages use double quotes.
-            message: error.message().replace('`', "\""),
+            message,
         }
     }
 
@@ -650,6 +671,8 @@ fn program(
             entry,
             mode: raw.mode.unwrap_or_default(),
             attach,
+            object_line: src.line(&raw.object.span()),
+            entry_line: src.line(&raw.entry.span()),
         },
         end,
     ))
@@ -1395,7 +1418,8 @@ fn steps(
     // version -> (line, object, entry, the `version` global)
     let mut versions: BTreeMap<String, (usize, ObjectRef, String, Option<u32>)> = BTreeMap::new();
     let mut links: BTreeMap<String, LinkState> = BTreeMap::new();
-    let mut first_program: Option<(ObjectRef, String, XdpModeSpec, IfaceRef)> = None;
+    let mut first_program: Option<(ObjectRef, String, XdpModeSpec, IfaceRef, usize, usize)> = None;
+    let mut load_lines: HashMap<String, (usize, usize)> = HashMap::new();
     let mut raw_sends: Vec<Spanned<RawSend>> = Vec::new();
     let mut send_steps: Vec<(usize, Option<Duration>)> = Vec::new();
     let mut group_index: HashMap<String, usize> = HashMap::new();
@@ -1546,7 +1570,9 @@ fn steps(
                 let (Some(object), Some(entry)) = (&step.object, &step.entry) else {
                     return Err(src.invalid(line, format!("load {name:?}: needs object and entry")));
                 };
+                let lines = (src.line(&object.span()), src.line(&entry.span()));
                 let (object, entry) = object_and_entry(src, object, entry, "load")?;
+                load_lines.insert(name.clone(), lines);
                 let globals: Vec<(String, u32)> = step
                     .globals
                     .map(|g| g.into_inner().into_iter().collect())
@@ -1561,6 +1587,8 @@ fn steps(
                     object,
                     entry,
                     globals,
+                    object_line: lines.0,
+                    entry_line: lines.1,
                 }
             }
             "attach" => {
@@ -1599,7 +1627,15 @@ fn steps(
                 }
                 if first_program.is_none() {
                     let (_, object, entry, _) = &versions[&version];
-                    first_program = Some((object.clone(), entry.clone(), mode, at.clone()));
+                    let (object_line, entry_line) = load_lines[&version];
+                    first_program = Some((
+                        object.clone(),
+                        entry.clone(),
+                        mode,
+                        at.clone(),
+                        object_line,
+                        entry_line,
+                    ));
                 }
                 links.insert(
                     link.clone(),
@@ -1911,7 +1947,7 @@ fn steps(
         out.push((line, action));
     }
 
-    let Some((object, entry, mode, attach)) = first_program else {
+    let Some((object, entry, mode, attach, object_line, entry_line)) = first_program else {
         return Err(src.invalid(1, "the steps attach no program: add an attach step"));
     };
     let program = ProgramSpec {
@@ -1919,6 +1955,8 @@ fn steps(
         entry,
         mode,
         attach: attach.clone(),
+        object_line,
+        entry_line,
     };
     let program_end = topo.find_at(src, 1, &attach, "attach to")?;
     let sends = if raw_sends.is_empty() {

@@ -27,7 +27,8 @@ use std::{
 use serde_json::{Value, json};
 
 use super::{
-    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, XdpModeSpec,
+    AttachSpec, FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup,
+    StepAction, XdpModeSpec,
 };
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
@@ -38,7 +39,7 @@ use crate::{
         Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
         MIN_OBSERVABLE_VLAN_FRAME, ObserveError, XdpStats, observable_after_xdp,
     },
-    program::{Attachment, ObjectSource, Program, ProgramError, XdpMode},
+    program::{Attachment, LoadOptions, ObjectSource, Program, ProgramError, XdpMode},
     report::{
         CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, Outcome, PathDifference,
         RunFailure, ScenarioReport, Status, plain,
@@ -115,14 +116,20 @@ pub struct RunOptions {
     pub run_id: Option<u32>,
 }
 
-/// Why a scenario could not run.
-#[derive(Debug)]
-pub(super) struct RunError {
+/// Why a scenario could not run: its message names the file and line where there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
     pub(super) kind: FailureKind,
     pub(super) message: String,
 }
 
 impl RunError {
+    /// Whose fault it is: the scenario's or object's (exit 2), or the machine's (exit 3).
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
     pub(super) fn input(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Input,
@@ -192,6 +199,46 @@ pub fn scenario_path(scenario: &Scenario) -> ExecPath {
         XdpModeSpec::Native => ExecPath::Native,
         XdpModeSpec::Generic => ExecPath::Generic,
     }
+}
+
+/// Checks the scenario's objects before any lab is built: loads the program under test and
+/// every `[[attach]]` program (so this needs CAP_BPF), and checks that each map the scenario
+/// names exists with a type and key and value sizes its keys and values fit. Every error
+/// names the scenario file and the line of the key at fault. A skipped scenario is not
+/// checked. [`run_path`] runs the same checks; `xdplab run` calls this for every scenario
+/// first, so an unusable object stops the run before any traffic.
+pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
+    if scenario.skip.is_some() {
+        return Ok(());
+    }
+    if !scenario.steps.is_empty() {
+        // Every version, with its globals; maps are checked when the steps read them.
+        for step in &scenario.steps {
+            if let StepAction::Load {
+                object,
+                entry,
+                globals,
+                object_line,
+                entry_line,
+                ..
+            } = &step.action
+            {
+                let options = LoadOptions {
+                    globals: globals.clone(),
+                    map_pin_dir: None,
+                };
+                Program::load_with(&object_source(object), entry, &options)
+                    .map_err(|e| load_error(scenario, *object_line, *entry_line, &e))?;
+            }
+        }
+        return Ok(());
+    }
+    let program = load_program(scenario)?;
+    check_before_lab(scenario, &program)?;
+    for a in &scenario.attachments {
+        load_attachment(scenario, a)?;
+    }
+    Ok(())
 }
 
 /// Runs a scenario through one path. Never panics on bad input: problems with the scenario or
@@ -526,12 +573,121 @@ pub(super) fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
 // ---------------------------------------------------------------------------------------------
 // Checks that need the program but no lab
 
+/// Loads the program under test; errors name the line of `object` or `entry`.
+fn load_program(scenario: &Scenario) -> Result<Program, RunError> {
+    let p = &scenario.program;
+    Program::load(&object_source(&p.object), &p.entry)
+        .map_err(|e| load_error(scenario, p.object_line, p.entry_line, &e))
+}
+
+/// Loads an `[[attach]]` program; errors name the line of its table.
+fn load_attachment(scenario: &Scenario, a: &AttachSpec) -> Result<Program, RunError> {
+    Program::load(&object_source(&a.object), &a.entry)
+        .map_err(|e| load_error(scenario, a.line, a.line, &e))
+}
+
+/// A load error located at the object's line (the file or its ELF is at fault) or the
+/// entry's (the program is), without the raw errno of a missing or unreadable file.
+pub(super) fn load_error(
+    scenario: &Scenario,
+    object_line: usize,
+    entry_line: usize,
+    e: &ProgramError,
+) -> RunError {
+    let (line, message) = match e {
+        ProgramError::Read { path, source } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                std::io::ErrorKind::IsADirectory => "it is a directory".to_owned(),
+                _ => source.to_string(),
+            };
+            (
+                object_line,
+                format!("failed to read object {}: {why}", path.display()),
+            )
+        }
+        ProgramError::UnknownBundled { .. } | ProgramError::Object { .. } => {
+            (object_line, e.to_string())
+        }
+        _ => (entry_line, e.to_string()),
+    };
+    let message = at(scenario, line, &message);
+    if e.is_environment() {
+        RunError::environment(message)
+    } else {
+        RunError::input(message)
+    }
+}
+
+/// Everything about the scenario's maps that the loaded program can tell before a lab
+/// exists: each map named by `[[rule]]`, `[[setup.map]]`, `[[expect.map]]` and
+/// `[[expect.events]]` exists, has a type the table can use, and fits its keys and values.
+fn check_before_lab(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
+    if !scenario.rules.is_empty() {
+        rules_map(scenario, program)?;
+    }
+    for setup in &scenario.map_setup {
+        let map = program
+            .map(&setup.map)
+            .map_err(|e| RunError::input(at(scenario, setup.line, &e.to_string())))?;
+        if map.kind() == MapKind::RingBuf {
+            return Err(RunError::input(at(
+                scenario,
+                setup.line,
+                &format!(
+                    "map {:?} is a ring buffer: it has no keys to set up",
+                    setup.map
+                ),
+            )));
+        }
+        // Only the sizes matter here; interface indexes are known once the lab is built.
+        key_bytes(
+            scenario,
+            setup.line,
+            &setup.map,
+            &setup.key,
+            map.key_size(),
+            &|_| Ok(0),
+        )?;
+        setup
+            .value
+            .to_bytes_with(map.value_size(), &|_| Ok(0))
+            .map_err(|e| {
+                RunError::input(at(
+                    scenario,
+                    setup.line,
+                    &format!("value of map {:?}: {e}", setup.map),
+                ))
+            })?;
+    }
+    check_map_expectations(scenario, program)?;
+    for expect in &scenario.event_expects {
+        let map = program
+            .map(&expect.ringbuf)
+            .map_err(|e| RunError::input(at(scenario, expect.line, &e.to_string())))?;
+        if map.kind() != MapKind::RingBuf {
+            return Err(RunError::input(at(
+                scenario,
+                expect.line,
+                &format!(
+                    "map {:?} has type {}, not ringbuf: [[expect.events]] reads records from \
+                     a BPF_MAP_TYPE_RINGBUF",
+                    expect.ringbuf,
+                    map.kind()
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
     for expect in &scenario.map_expects {
         let map = program
             .map(&expect.map)
             .map_err(|e| RunError::input(at(scenario, expect.line, &e.to_string())))?;
-        if map.kind() == MapKind::Other {
+        if matches!(map.kind(), MapKind::Other | MapKind::RingBuf) {
             return Err(RunError::input(at(
                 scenario,
                 expect.line,
@@ -561,6 +717,16 @@ fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), 
                             map.value_size()
                         ),
                     )));
+                }
+                // A per-CPU map's integer is the sum over CPUs, which may be wider.
+                MapBytes::Int(_) if !map.kind().is_per_cpu() => {
+                    value.to_bytes(map.value_size()).map_err(|e| {
+                        RunError::input(at(
+                            scenario,
+                            expect.line,
+                            &format!("value of map {:?}: {e}", expect.map),
+                        ))
+                    })?;
                 }
                 MapBytes::Int(_) => {}
                 _ if map.kind().is_per_cpu() => {
@@ -602,7 +768,7 @@ fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), 
                 scenario,
                 expect.line,
                 &format!(
-                    "map {:?} is a {}, not per-CPU: use value",
+                    "map {:?} has type {}, not per-CPU: use value",
                     expect.map,
                     map.kind()
                 ),
@@ -624,6 +790,44 @@ pub(super) fn key_bytes(
         .map_err(|e| RunError::input(at(scenario, line, &format!("key of map {map:?}: {e}"))))
 }
 
+/// The `xdp_filter` rule map that `[[rule]]`s are written to, checked; errors name the
+/// first rule's line.
+fn rules_map<'a>(scenario: &Scenario, program: &'a Program) -> Result<ProgramMap<'a>, RunError> {
+    let line = scenario.rules.first().map_or(1, |r| r.line);
+    let map = program.map("filter_rules").map_err(|e| {
+        RunError::input(at(
+            scenario,
+            line,
+            &format!("[[rule]] needs the xdp_filter rule map: {e}"),
+        ))
+    })?;
+    if map.kind() != MapKind::Array || map.value_size() != 8 || map.key_size() != 4 {
+        return Err(RunError::input(at(
+            scenario,
+            line,
+            &format!(
+                "map filter_rules is a {} with {}-byte keys and {}-byte values, not the \
+                 xdp_filter rule array",
+                map.kind(),
+                map.key_size(),
+                map.value_size()
+            ),
+        )));
+    }
+    if scenario.rules.len() > map.max_entries() as usize {
+        return Err(RunError::input(at(
+            scenario,
+            line,
+            &format!(
+                "{} rules do not fit the {} slots of filter_rules",
+                scenario.rules.len(),
+                map.max_entries()
+            ),
+        )));
+    }
+    Ok(map)
+}
+
 /// Writes `[[rule]]` and `[[setup.map]]` entries. Updates that name an interface (a devmap's
 /// target) run inside that interface's namespace, where the kernel resolves the index.
 fn setup_maps(
@@ -632,29 +836,7 @@ fn setup_maps(
     topology: Option<(&TopologySpec, &Topology)>,
 ) -> Result<(), RunError> {
     if !scenario.rules.is_empty() {
-        let map = program.map("filter_rules").map_err(|e| {
-            RunError::input(format!(
-                "{}: [[rule]] needs the xdp_filter rule map: {e}",
-                scenario.path.display()
-            ))
-        })?;
-        if map.kind() != MapKind::Array || map.value_size() != 8 || map.key_size() != 4 {
-            return Err(RunError::input(format!(
-                "{}: map filter_rules is a {} with {}-byte keys and {}-byte values, not the xdp_filter rule array",
-                scenario.path.display(),
-                map.kind(),
-                map.key_size(),
-                map.value_size()
-            )));
-        }
-        if scenario.rules.len() > map.max_entries() as usize {
-            return Err(RunError::input(format!(
-                "{}: {} rules do not fit the {} slots of filter_rules",
-                scenario.path.display(),
-                scenario.rules.len(),
-                map.max_entries()
-            )));
-        }
+        let map = rules_map(scenario, program)?;
         for (index, rule) in scenario.rules.iter().enumerate() {
             map.update(&(index as u32).to_le_bytes(), &rule.encode())?;
         }
@@ -954,11 +1136,8 @@ fn execute_test_run(
     options: &RunOptions,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
-    let mut program = Program::load(
-        &object_source(&scenario.program.object),
-        &scenario.program.entry,
-    )?;
-    check_map_expectations(scenario, &program)?;
+    let mut program = load_program(scenario)?;
+    check_before_lab(scenario, &program)?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
     // Only map setup that names an interface (a devmap target) needs a lab.
@@ -1300,18 +1479,15 @@ fn execute_live(
     options: &RunOptions,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
-    let mut program = Program::load(
-        &object_source(&scenario.program.object),
-        &scenario.program.entry,
-    )?;
-    check_map_expectations(scenario, &program)?;
+    let mut program = load_program(scenario)?;
+    check_before_lab(scenario, &program)?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
     let attach_name = resolve(&spec, &scenario.program.attach)?;
     let attach_peer = peer_name(&spec, &attach_name).expect("every end has a peer");
     let mut extra = Vec::new();
     for a in &scenario.attachments {
-        let program = Program::load(&object_source(&a.object), &a.entry)?;
+        let program = load_attachment(scenario, a)?;
         extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
     }
     if mode == XdpMode::Native

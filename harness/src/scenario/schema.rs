@@ -487,6 +487,10 @@ pub struct ProgramSpec {
     /// The interface to attach it to; default [`LabSpec::RECEIVER`] in the
     /// default lab, else the `b` end of the first link.
     pub attach: IfaceRef,
+    /// Line of `object` in the scenario file, for errors about the object.
+    pub object_line: usize,
+    /// Line of `entry` in the scenario file, for errors about the program.
+    pub entry_line: usize,
 }
 
 /// Another program, on an interface of its own (`[[attach]]`): a helper
@@ -798,6 +802,7 @@ impl FrameSource {
 /// field given is compared, the others are not; see [`OutputSpec::check`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an output table")]
 pub struct OutputSpec {
     /// The Ethernet addresses are the sent frame's, swapped.
     pub swapped_macs: bool,
@@ -1760,6 +1765,10 @@ pub enum StepAction {
         entry: String,
         /// `const volatile __u32` globals set at load time.
         globals: Vec<(String, u32)>,
+        /// Line of `object` (an unusable file is reported there).
+        object_line: usize,
+        /// Line of `entry` (a missing or rejected program is reported there).
+        entry_line: usize,
     },
     /// `attach = "v1"`: attach a loaded version through a new bpf_link pinned at
     /// `links/<link>` (`bpftool net attach xdp PIN dev IF` + `bpftool link pin`).

@@ -27,8 +27,8 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, interrupted, key_bytes, object_source,
-    peer_name, resolve, topology_spec,
+    RunError, RunOptions, at, build_frames, check_map, interrupted, key_bytes, load_error,
+    object_source, peer_name, resolve, topology_spec,
 };
 use crate::{
     frame::FrameTemplate,
@@ -315,7 +315,9 @@ impl Lifecycle<'_> {
                 object,
                 entry,
                 globals,
-            } => self.load(version, object, entry, globals, step.line),
+                object_line,
+                entry_line,
+            } => self.load(version, object, entry, globals, (*object_line, *entry_line)),
             StepAction::Attach {
                 version,
                 at,
@@ -425,21 +427,15 @@ impl Lifecycle<'_> {
         object: &super::ObjectRef,
         entry: &str,
         globals: &[(String, u32)],
-        line: usize,
+        (object_line, entry_line): (usize, usize),
     ) -> Result<Outcome, RunError> {
         let options = LoadOptions {
             globals: globals.to_vec(),
             map_pin_dir: Some(self.bpffs().pin_path(MAPS)),
         };
         let before = self.bpffs_entries(MAPS)?;
-        let mut program =
-            Program::load_with(&object_source(object), entry, &options).map_err(|e| {
-                let kind = RunError::from(e);
-                RunError {
-                    kind: kind.kind,
-                    message: at(self.scenario, line, &kind.message),
-                }
-            })?;
+        let mut program = Program::load_with(&object_source(object), entry, &options)
+            .map_err(|e| load_error(self.scenario, object_line, entry_line, &e))?;
         let path = self.pin(PROGS, version);
         program.pin(&path)?;
         let prog_id = program.id()?;

@@ -114,6 +114,8 @@ fn seed_drop_all_parses_as_written() {
                 entry: "xdp_drop_all".into(),
                 mode: XdpModeSpec::Native,
                 attach: IfaceRef::netns("receiver"),
+                object_line: 6,
+                entry_line: 7,
             },
             attachments: vec![],
             rules: vec![],
@@ -366,7 +368,7 @@ fn send_group_checks_are_located_at_the_group() {
     );
     assert_eq!(
         bad("count = 1\nexpect = \"drop\"\nname = \"c\"\n"),
-        "scenarios/t.toml:18:1: duplicate key"
+        "scenarios/t.toml:18:1: duplicate key \"name\""
     );
     assert_eq!(
         err(&format!("{HEAD}{SEND}{SEND}")),
