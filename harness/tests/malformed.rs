@@ -9,6 +9,9 @@
 //! checked, so that test runs anywhere; `runtime` files parse (`xdplab list` accepts them) and
 //! are refused when their object is loaded, before any lab is built, which needs privileges.
 
+mod common;
+use common::text;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -85,10 +88,6 @@ fn xdplab(args: &[&str]) -> (Output, u32) {
         .expect("xdplab starts");
     let pid = child.id();
     (child.wait_with_output().expect("xdplab ends"), pid)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// What a run of `pid` could have left: bpffs directories and mounts under /run/xdplab and

@@ -1,36 +1,17 @@
 //! The `xdplab` binary as users run it: exit codes, reports, JUnit. Scenario runs need root;
 //! parsing and listing do not.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod common;
+use common::{repo, text, xdplab};
+
+use std::path::{Path, PathBuf};
 
 use xdplab::privileges;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/scenarios")
         .join(name)
-}
-
-fn xdplab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xdplab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("xdplab runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

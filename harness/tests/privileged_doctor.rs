@@ -2,10 +2,13 @@
 //! needs: with the capabilities taken away, they stop up front with exit 3 and the same
 //! explanation and fix as `doctor`, before building anything.
 
+mod common;
+use common::{repo, text};
+
 use std::{
     io,
     os::unix::process::CommandExt as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output},
 };
 
@@ -41,13 +44,6 @@ const REQUIRED: &[&str] = &[
     "live-frames",
 ];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn xdplab() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xdplab"));
     command.current_dir(repo());
@@ -56,10 +52,6 @@ fn xdplab() -> Command {
 
 fn output(command: &mut Command) -> Output {
     command.output().expect("xdplab runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -10,27 +10,12 @@
 //! [`xdplab::veth::VethEnd`], which only a lab or topology xdplab built can hand out
 //! (`privileged_lab.rs` checks it cannot be forged).
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod common;
+use common::{repo, xdplab};
+
+use std::path::PathBuf;
 
 use xdplab::privileges;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn xdplab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xdplab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("xdplab runs")
-}
 
 /// One host interface as `ip -d link` shows what matters here.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,20 +2,13 @@
 //! with the same per-scenario results as a run on its own. Each run's labs are its own
 //! namespaces with names carrying its pid, so nothing the two do can meet.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-};
+mod common;
+use common::repo;
+
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use xdplab::privileges;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 fn start() -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_xdplab"))

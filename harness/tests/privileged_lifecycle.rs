@@ -2,6 +2,9 @@
 //! load with a per-frame proof, rollback, restart from pins, detach and unpin, and the same
 //! objects seen through bpftool. Needs root.
 
+mod common;
+use common::repo;
+
 use std::{
     os::fd::{AsFd as _, AsRawFd as _},
     os::unix::process::CommandExt as _,
@@ -23,13 +26,6 @@ use xdplab::{
     scenario::{self, run},
 };
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
 fn run_file(path: &Path) -> ScenarioReport {
     let scenario = scenario::load(path).expect("scenario loads");
     run::run(&scenario)
@@ -49,7 +45,7 @@ fn privileged_replace_under_load_loses_no_frame() {
     if !privileges::gate("privileged_replace_under_load_loses_no_frame") {
         return;
     }
-    let report = run_file(&workspace().join("scenarios/lifecycle-replace-under-load.toml"));
+    let report = run_file(&repo().join("scenarios/lifecycle-replace-under-load.toml"));
     assert_eq!(report.status, Status::Pass, "{}", report.human());
     let t = trace(&report);
     assert_eq!(t["sent"], 400_000, "{t}");
@@ -71,7 +67,7 @@ fn privileged_a_replacement_with_a_gap_fails_and_names_the_frames() {
     if !privileges::gate("privileged_a_replacement_with_a_gap_fails_and_names_the_frames") {
         return;
     }
-    let report = run_file(&workspace().join("harness/tests/fixtures/scenarios/lifecycle-gap.toml"));
+    let report = run_file(&repo().join("harness/tests/fixtures/scenarios/lifecycle-gap.toml"));
     assert_eq!(report.status, Status::Fail, "{}", report.human());
     assert!(report.error.is_none(), "it ran: {}", report.human());
     let t = trace(&report);
@@ -104,7 +100,7 @@ fn privileged_rollback_restart_and_pin_cleanup_scenarios_pass() {
         "lifecycle-restart",
         "lifecycle-pin-cleanup",
     ] {
-        let report = run_file(&workspace().join(format!("scenarios/{name}.toml")));
+        let report = run_file(&repo().join(format!("scenarios/{name}.toml")));
         assert_eq!(report.status, Status::Pass, "{}", report.human());
         // The run's bpffs went with it.
         let mount = report

@@ -12,6 +12,9 @@
 //! The tests of this file run one at a time (they share /run/xdplab: every `xdplab run` sweeps
 //! it at start).
 
+mod common;
+use common::repo;
+
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -32,13 +35,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
 }
 
 /// A scenario file in a directory of its own, removed on drop (also when the test fails).
