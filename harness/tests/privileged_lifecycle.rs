@@ -316,3 +316,31 @@ fn privileged_bpftool_sees_the_pinned_map_link_and_attachment() {
     drop(pinned);
     bpffs.unmount().expect("unmount");
 }
+
+#[test]
+fn privileged_pin_option_pins_program_maps_and_link_and_removes_them() {
+    if !privileges::gate("privileged_pin_option_pins_program_maps_and_link_and_removes_them") {
+        return;
+    }
+    let path = repo().join("scenarios/seed-drop-all.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let text = text.replacen("mode = \"native\"", "mode = \"native\"\npin = true", 1);
+    let scenario = scenario::parse(&text, &path).expect("parses with pin = true");
+    assert!(scenario.program.pin);
+    let report = run::run(&scenario);
+    assert_eq!(report.status, Status::Pass, "{}", report.human());
+    let note = report
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("pinned in a private bpffs at "))
+        .unwrap_or_else(|| panic!("no pin note: {:?}", report.notes));
+    let (mount, pins) = note.split_once(": ").expect("mount: pins");
+    assert_eq!(pins, "links/program, maps/drop_cnt, progs/xdp_drop_all");
+    assert!(!Path::new(mount).exists(), "{mount} removed at the end");
+    // The counter read through the program is the pinned map's: 1000 frames dropped.
+    assert!(
+        report.maps.iter().any(|m| m.map == "drop_cnt" && m.ok),
+        "{}",
+        report.human()
+    );
+}

@@ -140,6 +140,7 @@ struct RawProgram {
     entry: Spanned<String>,
     mode: Option<XdpModeSpec>,
     attach: Option<Spanned<IfaceRef>>,
+    pin: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -673,6 +674,7 @@ fn program(
             attach,
             object_line: src.line(&raw.object.span()),
             entry_line: src.line(&raw.entry.span()),
+            pin: raw.pin.unwrap_or(false),
         },
         end,
     ))
@@ -1957,6 +1959,7 @@ fn steps(
         attach: attach.clone(),
         object_line,
         entry_line,
+        pin: true,
     };
     let program_end = topo.find_at(src, 1, &attach, "attach to")?;
     let sends = if raw_sends.is_empty() {

@@ -34,11 +34,13 @@ use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
     inject::{InjectError, InjectStats, pnet::PnetInjector},
     lab::LabError,
+    link::XdpLink,
     maps::{MapError, MapKind, MapValue, ProgramMap, RingBufReader},
     observe::{
         Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
         MIN_OBSERVABLE_VLAN_FRAME, ObserveError, XdpStats, observable_after_xdp,
     },
+    pin::Bpffs,
     program::{Attachment, LoadOptions, ObjectSource, Program, ProgramError, XdpMode},
     report::{
         CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, Outcome, PathDifference,
@@ -1479,7 +1481,32 @@ fn execute_live(
     options: &RunOptions,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
-    let mut program = load_program(scenario)?;
+    // `pin = true`: the run's own bpffs, with the layout of lifecycle steps.
+    let bpffs = if scenario.program.pin {
+        let bpffs = Bpffs::mount()?;
+        for dir in ["progs", "maps", "links"] {
+            std::fs::create_dir(bpffs.pin_path(dir)).map_err(|e| {
+                RunError::environment(format!("failed to create {dir} in the run's bpffs: {e}"))
+            })?;
+        }
+        Some(bpffs)
+    } else {
+        None
+    };
+    let mut program = match &bpffs {
+        Some(bpffs) => {
+            let p = &scenario.program;
+            let options = LoadOptions {
+                globals: Vec::new(),
+                map_pin_dir: Some(bpffs.pin_path("maps")),
+            };
+            let mut program = Program::load_with(&object_source(&p.object), &p.entry, &options)
+                .map_err(|e| load_error(scenario, p.object_line, p.entry_line, &e))?;
+            program.pin(&bpffs.pin_path("progs").join(&p.entry))?;
+            program
+        }
+        None => load_program(scenario)?,
+    };
     check_before_lab(scenario, &program)?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
@@ -1560,6 +1587,29 @@ fn execute_live(
         }
     }
     let attachment = program.attach(end(&attach_name), mode)?;
+    let attachment = match &bpffs {
+        Some(bpffs) => {
+            let link = XdpLink::pin(attachment, &bpffs.pin_path("links").join("program"))?;
+            let mut pins = Vec::new();
+            for dir in ["progs", "maps", "links"] {
+                for entry in std::fs::read_dir(bpffs.pin_path(dir))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    pins.push(format!("{dir}/{}", entry.file_name().to_string_lossy()));
+                }
+            }
+            pins.sort();
+            report.notes.push(format!(
+                "pinned in a private bpffs at {}: {}",
+                bpffs.path().display(),
+                pins.join(", ")
+            ));
+            Held::Pinned(link)
+        }
+        None => Held::Attached(attachment),
+    };
     let prog_id = program.id()?;
     let exceptions = match ExceptionCounter::start() {
         Ok(counter) => Some(counter),
@@ -1723,10 +1773,30 @@ fn execute_live(
     {
         report.captures = write_captures(dir, scenario, &report.mode, &captured)?;
     }
-    attachment.detach()?;
+    match attachment {
+        Held::Attached(attachment) => attachment.detach()?,
+        // Unpinning and closing the link detaches the program.
+        Held::Pinned(link) => link
+            .unpin()
+            .map_err(|e| RunError::environment(e.to_string()))?,
+    }
     drop(attached);
     drop(topology);
+    if let Some(bpffs) = bpffs {
+        drop(program);
+        bpffs
+            .unmount()
+            .map_err(|e| RunError::environment(e.to_string()))?;
+    }
     Ok(())
+}
+
+/// How the program under test is held on its interface.
+enum Held {
+    /// By its bpf_link's descriptor.
+    Attached(Attachment),
+    /// By the link's pin in the run's bpffs (`pin = true`).
+    Pinned(XdpLink),
 }
 
 /// Measures the scenario's program and the `[throughput]` baseline, one after the other, in

@@ -491,6 +491,9 @@ pub struct ProgramSpec {
     pub object_line: usize,
     /// Line of `entry` in the scenario file, for errors about the program.
     pub entry_line: usize,
+    /// Pin the program, its maps and its link in the run's own bpffs (`pin = true`), as an
+    /// operator's control plane would; always true for `[[step]]` scenarios.
+    pub pin: bool,
 }
 
 /// Another program, on an interface of its own (`[[attach]]`): a helper

@@ -116,6 +116,7 @@ fn seed_drop_all_parses_as_written() {
                 attach: IfaceRef::netns("receiver"),
                 object_line: 6,
                 entry_line: 7,
+                pin: false,
             },
             attachments: vec![],
             rules: vec![],
