@@ -21,8 +21,8 @@
 #   --no-report      write no table
 #
 # Environment: XDPLAB_KERNEL_CACHE (default /var/cache/xdplab/kernel-matrix) holds the
-# virtme-ng venv, a private apt state, the downloaded packages, the unpacked kernels and each
-# run's output (runs/<UTC time>/<kernel>/).
+# virtme-ng venv, a private apt state, the downloaded packages and the unpacked kernels. Each
+# run's output goes to target/kernel-matrix/<UTC time>/<kernel>/.
 #
 # Exit codes: 0 every kernel passed, or was skipped for a stated reason (its package is not in
 #             the mirror); 1 a kernel failed (a step in its VM failed, or the VM did not finish
@@ -138,7 +138,7 @@ done
 mode=$([[ $quick == 1 ]] && echo quick || echo full)
 ((EUID == 0)) || die_env "run as root (apt-get, and the VMs run the privileged tests)"
 
-mkdir -p "$cache"/{apt/lists/partial,apt/archives/partial,apt/parts,debs,kernels,runs}
+mkdir -p "$cache"/{apt/lists/partial,apt/archives/partial,apt/parts,debs,kernels}
 
 # The Debian mirrors this machine's apt already uses: the one serving its main suite and the
 # one serving its -security suite, as apt itself resolved them.
@@ -220,6 +220,8 @@ if [[ ! -x $venv/bin/vng ]] || ! "$venv/bin/vng" --version 2>/dev/null | grep -q
 		die_env "pip install virtme-ng failed"
 fi
 vng=$venv/bin/vng
+# vng runs virtme-run (and the guest's helpers) by name.
+export PATH=$venv/bin:$PATH
 
 # --- kernels ---------------------------------------------------------------------------------
 # kernel_source KERNEL: "METAPACKAGE SUITE..." (the first suite that has it wins).
@@ -331,7 +333,9 @@ if ((prepare_only)); then
 fi
 
 # --- VMs -------------------------------------------------------------------------------------
-run_dir=$cache/runs/$(date -u +%Y%m%dT%H%M%SZ)
+# Under target/, not the cache: virtme-ng lays tmpfs and overlays over /tmp and /var in the
+# guest, which could hide a shared directory there.
+run_dir=$root/target/kernel-matrix/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$run_dir"
 kvm_flag=(--disable-kvm)
 first=''
