@@ -153,7 +153,7 @@ while IFS='|' read -r uri release origin; do
 done < <(apt-get indextargets --format '$(REPO_URI)|$(RELEASE)|$(ORIGIN)' 'Created-By: Packages' 2>/dev/null | sort -u)
 if [[ -z $mirror ]]; then
 	log "no Debian mirror in apt's lists yet: apt-get update"
-	apt-get update -qq || die_env "apt-get update failed"
+	timeout 600 apt-get update -qq || die_env "apt-get update failed"
 	while IFS='|' read -r uri release origin; do
 		[[ $origin == Debian && $release != *-* ]] && mirror=${uri%/} && break
 	done < <(apt-get indextargets --format '$(REPO_URI)|$(RELEASE)|$(ORIGIN)' 'Created-By: Packages' | sort -u)
@@ -200,6 +200,8 @@ command -v udevadm >/dev/null || need+=(udev)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v ip >/dev/null || need+=(iproute2)
 command -v file >/dev/null || need+=(file)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
 if ((${#need[@]})); then
 	log "installing ${need[*]} (qemu-system-x86 from bookworm-backports, which matches the machine's qemu-utils)"
 	# Only bookworm's suites: sid and bullseye are in the private sources for kernels, never
@@ -289,6 +291,10 @@ prepare_kernel() {
 	if [[ $moddir == */usr/lib/modules/* && ! -e $dir/root/lib ]]; then
 		ln -s usr/lib "$dir/root/lib"
 	fi
+	# virtme-ng copies the modules it boots with (virtio, 9p) into its initramfs, where busybox
+	# insmod loads them: it unpacks .zst itself, but not the .xz of Debian's 6.x packages.
+	find "$dir/root/" -name '*.ko.xz' -print0 | xargs -0 -r -n 200 xz -d ||
+		die_env "$k: failed to decompress its modules"
 	depmod -b "$dir/root" "$release" || die_env "$k: depmod failed for $release"
 	echo "$vmlinuz" >"$dir/vmlinuz-path"
 	echo "${pkgs[*]}" >"$dir/packages"
