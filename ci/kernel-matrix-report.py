@@ -12,7 +12,10 @@ and each step's stdout (`<step>.log`, JSON for `info-doctor` and `scenarios`) an
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 # The xdplab doctor checks that describe the kernel (the others describe the host's tools).
 CAPABILITIES = ["kernel", "btf", "bpffs", "veth-native-xdp", "live-frames"]
@@ -117,11 +120,41 @@ def main():
         row(f"`{name}`", values)
     w("")
 
+    runs = {k: load_json(d / "scenarios.log") for k, d in cols.items()}
+
+    # Which bundled scenarios declare which kernel feature (`requires`), and what became of
+    # them on each kernel: the feature works there if they passed.
+    required_by = {}
+    for path in sorted((REPO / "scenarios").glob("*.toml")):
+        scenario = tomllib.loads(path.read_text())
+        for feature in scenario.get("requires", []):
+            required_by.setdefault(feature, []).append(scenario["name"])
+    w("## Kernel features declared by scenarios (`requires`)")
+    w("")
+    w(header)
+    w(rule)
+    for feature, names in sorted(required_by.items()):
+        values = []
+        for k in kernels:
+            ran = {s["name"]: s for s in (runs[k] or {}).get("scenarios", [])}
+            got = [ran[n] for n in names if n in ran]
+            if not got:
+                values.append("-")
+            elif any(s["status"] == "fail" for s in got):
+                bad = [s["name"] for s in got if s["status"] == "fail"]
+                values.append("**fail**: " + ", ".join(bad))
+            elif any(s["status"] == "skip" for s in got):
+                skipped = next(s for s in got if s["status"] == "skip")
+                values.append("skip: " + skipped.get("skip_reason", ""))
+            else:
+                values.append(f"pass ({len(got)} scenario{'s' if len(got) > 1 else ''})")
+        row(f"`{feature}`", values)
+    w("")
+
     w("## Bundled scenarios (`xdplab run`)")
     w("")
     w(header)
     w(rule)
-    runs = {k: load_json(d / "scenarios.log") for k, d in cols.items()}
     names = []
     for k in kernels:
         for s in (runs[k] or {}).get("scenarios", []):
