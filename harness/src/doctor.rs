@@ -600,7 +600,7 @@ fn btf_at(path: &Path) -> Check {
 // Lab checks
 
 /// The veth native XDP and live frames checks, on one small lab.
-fn lab_checks(privileged: bool) -> Vec<Check> {
+pub(crate) fn lab_checks(privileged: bool) -> Vec<Check> {
     const VETH: &str = "veth-native-xdp";
     const LIVE: &str = "live-frames";
     let live_fix = format!(

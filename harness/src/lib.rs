@@ -8,7 +8,8 @@
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
 //! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
-//! [`doctor`] says what the machine lacks for any of it, and how to fix it.
+//! [`doctor`] says what the machine lacks for any of it, and how to fix it; [`requires`] gates a
+//! scenario on the kernel features it declares.
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
@@ -30,6 +31,7 @@ pub mod pin;
 pub mod privileges;
 pub mod program;
 pub mod report;
+pub mod requires;
 pub mod results;
 pub mod scenario;
 pub mod topology;

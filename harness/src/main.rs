@@ -476,6 +476,10 @@ fn list(paths: &[PathBuf]) -> Exit {
         if let Some(reason) = &s.skip {
             println!("    skipped: {reason}");
         }
+        if !s.requires.is_empty() {
+            let requires: Vec<String> = s.requires.iter().map(ToString::to_string).collect();
+            println!("    requires: {}", requires.join(", "));
+        }
         let object = match &s.program.object {
             scenario::ObjectRef::Bundled(name) => name.clone(),
             scenario::ObjectRef::Path(path) => path.display().to_string(),

@@ -6,7 +6,11 @@ use std::{
     process::{Command, Output},
 };
 
-use xdplab::{privileges, results::BenchResults};
+use xdplab::{
+    privileges,
+    requires::{self, Feature, Requirement},
+    results::BenchResults,
+};
 
 fn xdplab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xdplab"))
@@ -73,6 +77,13 @@ fn bad_arguments_and_baselines_exit_2_before_measuring() {
 #[test]
 fn bench_saves_charts_and_compares() {
     if !privileges::gate("bench_saves_charts_and_compares") {
+        return;
+    }
+    // It measures with the live injector.
+    if !requires::gate(
+        "bench_saves_charts_and_compares",
+        &[Requirement::Feature(Feature::LiveFrames)],
+    ) {
         return;
     }
     let dir = TempDir::new("bench");

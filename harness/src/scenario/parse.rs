@@ -32,6 +32,7 @@ use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
+use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
 /// Only the version, read first so a file written for a newer schema gets
@@ -52,6 +53,8 @@ struct RawScenario {
     name: Spanned<String>,
     description: Option<String>,
     skip: Option<Spanned<String>>,
+    #[serde(default)]
+    requires: Vec<Spanned<String>>,
     lab: Option<RawLab>,
     #[serde(default)]
     link: Vec<Spanned<RawLink>>,
@@ -461,6 +464,15 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         ));
     }
 
+    let requires = raw
+        .requires
+        .iter()
+        .map(|r| {
+            r.get_ref()
+                .parse::<Requirement>()
+                .map_err(|e| src.invalid(src.line(&r.span()), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (lab, lab_mtu_line) = lab(&src, raw.lab)?;
     let links = links(&src, raw.link)?;
     let topo = Topo { links: &links };
@@ -490,6 +502,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             name: name.to_owned(),
             description: raw.description,
             skip: raw.skip.map(Spanned::into_inner),
+            requires,
             lab,
             links,
             program,
@@ -535,6 +548,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         name: name.to_owned(),
         description: raw.description,
         skip: raw.skip.map(Spanned::into_inner),
+        requires,
         lab,
         links,
         program,

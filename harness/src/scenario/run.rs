@@ -30,6 +30,7 @@ use super::{
     AttachSpec, FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup,
     StepAction, XdpModeSpec,
 };
+use crate::requires::Gate;
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
     inject::{InjectError, InjectStats, pnet::PnetInjector},
@@ -275,6 +276,21 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         report.status = Status::Skip;
         report.skip_reason = Some(reason.clone());
         return report;
+    }
+    // Declared kernel features: missing on an older kernel is a skip, missing on a kernel
+    // that should have them is a failure (crate::requires).
+    match crate::requires::check(&scenario.requires) {
+        Gate::Met => {}
+        Gate::Skip(reason) => {
+            report.status = Status::Skip;
+            report.skip_reason = Some(reason);
+            return report;
+        }
+        Gate::Fail(reason) => {
+            report.status = Status::Fail;
+            report.failures.push(reason);
+            return report;
+        }
     }
     if !scenario.steps.is_empty() && path.mode().is_none() {
         report.status = Status::Skip;

@@ -16,6 +16,7 @@ use crate::frame::{
     ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, de_ipv4, de_ipv6,
     de_mac, parse_mac,
 };
+use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
 /// The only `schema-version` this build reads.
@@ -33,6 +34,9 @@ pub struct Scenario {
     pub description: Option<String>,
     /// When set, the scenario is reported SKIP with this reason and not run.
     pub skip: Option<String>,
+    /// What it needs from the kernel (`requires`), in file order: checked before the lab is
+    /// built, see [`crate::requires`].
+    pub requires: Vec<Requirement>,
     /// Lab-wide settings.
     pub lab: LabSpec,
     /// The topology's veth pairs, in file order; empty for the default lab

@@ -104,6 +104,7 @@ fn seed_drop_all_parses_as_written() {
                 "The classic dropper: every frame is dropped and counted in drop_cnt.".into()
             ),
             skip: None,
+            requires: vec![],
             lab: LabSpec {
                 mtu: 1500,
                 ipv6: false
@@ -196,8 +197,8 @@ fn unknown_keys_are_located() {
             PROGRAM
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
-         \"name\", \"description\", \"skip\", \"lab\", \"link\", \"program\", \"attach\", \
-         \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\""
+         \"name\", \"description\", \"skip\", \"requires\", \"lab\", \"link\", \"program\", \
+         \"attach\", \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\""
     );
     // Keys after a table header belong to that table.
     let e = err(&format!("{HEAD}{SEND}cout = 3\n"));
@@ -631,6 +632,77 @@ fn lab_and_program() {
         PROGRAM
     ));
     assert_eq!(s.skip.as_deref(), Some("needs kernel 6.9"));
+}
+
+#[test]
+fn requires_lists_features_and_minimum_kernels() {
+    use crate::doctor::KernelVersion;
+    use crate::requires::{Feature, Requirement};
+    let s = ok(&format!(
+        "schema-version = 1\nname = \"t\"\nrequires = [\"live-frames\", \"kernel>=6.1\"]\n{}{SEND}",
+        PROGRAM
+    ));
+    assert_eq!(
+        s.requires,
+        vec![
+            Requirement::Feature(Feature::LiveFrames),
+            Requirement::Kernel(KernelVersion::new(6, 1, 0))
+        ]
+    );
+    assert_eq!(ok(&format!("{HEAD}{SEND}")).requires, vec![]);
+    assert_eq!(
+        err(&format!(
+            "schema-version = 1\nname = \"t\"\nrequires = [\n  \"ringbuf\",\n  \"xdp.frags\",\n]\n{}{SEND}",
+            PROGRAM
+        )),
+        "scenarios/t.toml:5: failed to read requirement \"xdp.frags\": expected one of \
+         \"live-frames\", \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\" or \"kernel>=X.Y\""
+    );
+    assert_eq!(
+        err(&format!(
+            "schema-version = 1\nname = \"t\"\nrequires = [\"kernel>=6\"]\n{}{SEND}",
+            PROGRAM
+        )),
+        "scenarios/t.toml:3: failed to read requirement \"kernel>=6\": \"kernel>=\" needs a \
+         version, as in \"kernel>=5.18\""
+    );
+}
+
+#[test]
+fn bundled_scenarios_declare_the_features_they_use() {
+    use crate::requires::{Feature, Requirement};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let s = parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let has = |f| s.requires.contains(&Requirement::Feature(f));
+        if s.throughput
+            .as_ref()
+            .is_some_and(|t| t.injector == crate::bench::InjectorKind::Live)
+        {
+            assert!(
+                has(Feature::LiveFrames),
+                "{}: live injector",
+                path.display()
+            );
+        }
+        if !s.event_expects.is_empty() {
+            assert!(
+                has(Feature::Ringbuf),
+                "{}: [[expect.events]]",
+                path.display()
+            );
+        }
+        if !s.steps.is_empty() {
+            assert!(has(Feature::BpfLinkXdp), "{}: [[step]]", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} bundled scenarios");
 }
 
 #[test]

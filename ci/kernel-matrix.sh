@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Runs the privileged tests and the bundled scenarios on several Linux kernels, one VM each
+# (virtme-ng over QEMU), and writes the kernels x capabilities table.
+#
+#   ci/kernel-matrix.sh [OPTIONS] [KERNEL...]
+#
+# KERNEL is one of (default: all four, oldest first):
+#   5.10   bullseye's kernel (linux-image-amd64 from bullseye-security, else bullseye)
+#   6.1    bookworm's kernel (linux-image-amd64 from bookworm-security, else bookworm)
+#   6.12   bookworm's 6.12 (linux-image-6.12-amd64 from bookworm-security)
+#   sid    the newest Debian kernel (linux-image-amd64 from sid)
+#
+# Options:
+#   --quick          in each VM run only `xdplab doctor`, `xdplab run` on the bundled
+#                    scenarios and one privileged test binary (privileged_lab), instead of
+#                    every test binary: under QEMU's TCG the full suite takes long
+#   --prepare-only   install the tools, fetch and unpack the kernels, build; boot nothing
+#   --kvm auto|on|off  use KVM (auto: only if /dev/kvm boots the first kernel; default)
+#   --vm-timeout S   seconds a VM may run before it is killed (default: 3600, --quick 1200)
+#   --report FILE    write the table there (default: results/kernels.md)
+#   --no-report      write no table
+#
+# Environment: XDPLAB_KERNEL_CACHE (default /var/cache/xdplab/kernel-matrix) holds the
+# virtme-ng venv, a private apt state, the downloaded packages and the unpacked kernels. Each
+# run's output goes to target/kernel-matrix/<UTC time>/<kernel>/.
+#
+# Exit codes: 0 every kernel passed, or was skipped for a stated reason (its package is not in
+#             the mirror); 1 a kernel failed (a step in its VM failed, or the VM did not finish
+#             in time), or the build failed; 2 usage error; 3 environment (not root, tools or
+#             kernel packages could not be installed or fetched).
+#
+# Nothing is installed into /boot or /lib/modules: kernel packages are unpacked with dpkg -x
+# into the cache. Packages come from the Debian mirror already named in this machine's apt
+# sources (derived at run time), through a private apt configuration for the suites the
+# machine does not list. The VM shares the host's root file system read-only; each run's
+# output directory is its only writable host directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+self=$root/ci/kernel-matrix.sh
+cache=${XDPLAB_KERNEL_CACHE:-/var/cache/xdplab/kernel-matrix}
+default_kernels=(5.10 6.1 6.12 sid)
+virtme_ng_version=1.42
+
+usage() {
+	sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+
+log() { printf '[kernel-matrix %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die_env() {
+	log "error: $*"
+	exit 3
+}
+
+# ---------------------------------------------------------------------------------------------
+# Inside the VM: ci/kernel-matrix.sh --in-vm OUT MODE. Writes OUT/steps.tsv (step, exit code,
+# seconds), each step's stdout (OUT/STEP.log) and stderr (OUT/STEP.err), and OUT/done at the
+# end. Runs as root in the guest, with the host's root read-only.
+# ---------------------------------------------------------------------------------------------
+in_vm() {
+	local out=$1 mode=$2
+	# Only in a virtme-ng guest: the mounts below would hide the host's own /tmp.
+	grep -q virtme /proc/cmdline || {
+		echo "error: --in-vm is for the VMs this script boots" >&2
+		exit 2
+	}
+	# The guest's own /tmp, so tests can write temporary files on a read-only root.
+	mount -t tmpfs tmpfs /tmp
+	export TMPDIR=/tmp XDPLAB_REQUIRE_PRIVILEGES=1 RUST_BACKTRACE=1
+	cd "$root"
+	uname -r >"$out/release"
+	: >"$out/steps.tsv"
+	# step NAME SECONDS CMD...: runs CMD bounded in time, output to OUT/NAME.log.
+	step() {
+		local name=$1 limit=$2 start rc=0
+		shift 2
+		start=$(date +%s)
+		echo "== $name: $*" >&2
+		timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>"$out/$name.err" </dev/null || rc=$?
+		printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - start))" >>"$out/steps.tsv"
+		echo "== $name: exit $rc" >&2
+	}
+	local xdplab=$root/target/release/xdplab
+	step info-doctor 300 "$xdplab" doctor --format json
+	step scenarios 1800 "$xdplab" run --format json scenarios
+	local name bin
+	while IFS=$'\t' read -r name bin; do
+		if [[ $mode == quick && $name != test-privileged_lab ]]; then
+			continue
+		fi
+		step "$name" 1800 "$bin"
+	done <"$out/tests.txt"
+	date -u +%FT%TZ >"$out/done"
+	echo "in-vm done" >&2
+}
+
+if [[ ${1:-} == --in-vm ]]; then
+	in_vm "$2" "$3"
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# On the host.
+# ---------------------------------------------------------------------------------------------
+quick=0 prepare_only=0 kvm=auto vm_timeout='' report=$root/results/kernels.md
+kernels=()
+while (($#)); do
+	case $1 in
+	--quick) quick=1 ;;
+	--prepare-only) prepare_only=1 ;;
+	--kvm)
+		[[ ${2:-} =~ ^(auto|on|off)$ ]] || usage
+		kvm=$2
+		shift
+		;;
+	--vm-timeout)
+		[[ ${2:-} =~ ^[0-9]+$ ]] || usage
+		vm_timeout=$2
+		shift
+		;;
+	--report)
+		[[ -n ${2:-} ]] || usage
+		report=$(realpath -m "$2")
+		shift
+		;;
+	--no-report) report='' ;;
+	-h | --help) usage ;;
+	-*) usage ;;
+	5.10 | 6.1 | 6.12 | sid) kernels+=("$1") ;;
+	*)
+		echo "error: unknown kernel '$1' (5.10, 6.1, 6.12 or sid)" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+((${#kernels[@]})) || kernels=("${default_kernels[@]}")
+[[ -n $vm_timeout ]] || vm_timeout=$((quick ? 1200 : 3600))
+mode=$([[ $quick == 1 ]] && echo quick || echo full)
+((EUID == 0)) || die_env "run as root (apt-get, and the VMs run the privileged tests)"
+
+mkdir -p "$cache"/{apt/lists/partial,apt/archives/partial,apt/parts,debs,kernels}
+
+# The Debian mirrors this machine's apt already uses: the one serving its main suite and the
+# one serving its -security suite, as apt itself resolved them.
+mirror='' security=''
+while IFS='|' read -r uri release origin; do
+	[[ $origin == Debian ]] || continue
+	case $release in
+	*-security) [[ -n $security ]] || security=${uri%/} ;;
+	*-*) ;;
+	*) [[ -n $mirror ]] || mirror=${uri%/} ;;
+	esac
+done < <(apt-get indextargets --format '$(REPO_URI)|$(RELEASE)|$(ORIGIN)' 'Created-By: Packages' 2>/dev/null | sort -u)
+if [[ -z $mirror ]]; then
+	log "no Debian mirror in apt's lists yet: apt-get update"
+	timeout 600 apt-get update -qq || die_env "apt-get update failed"
+	while IFS='|' read -r uri release origin; do
+		[[ $origin == Debian && $release != *-* ]] && mirror=${uri%/} && break
+	done < <(apt-get indextargets --format '$(REPO_URI)|$(RELEASE)|$(ORIGIN)' 'Created-By: Packages' | sort -u)
+fi
+[[ -n $mirror ]] || die_env "no Debian mirror found in this machine's apt sources"
+# A machine listing no security suite: the archive's usual layout, beside the main one.
+[[ -n $security ]] || security=${mirror%/debian}/debian-security
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# A private apt configuration: its own sources, lists and downloads, the machine's dpkg
+# status (so installs from it are ordinary installs).
+sources=$cache/apt/sources.list
+{
+	for suite in bullseye bookworm bookworm-backports sid; do
+		echo "deb [signed-by=$keyring] $mirror $suite main"
+	done
+	for suite in bullseye-security bookworm-security; do
+		echo "deb [signed-by=$keyring] $security $suite main"
+	done
+} >"$sources.new"
+apt_opts=(
+	-o "Dir::Etc::SourceList=$sources" -o "Dir::Etc::SourceParts=$cache/apt/parts"
+	-o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache::Archives=$cache/apt/archives"
+	-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+	-o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+	-o Acquire::Retries=3 -o Acquire::http::Timeout=60
+)
+fresh=$(find "$cache/apt/lists" -maxdepth 1 -name '*sid*Packages*' -mmin -720 | head -1)
+if ! cmp -s "$sources.new" "$sources" || [[ -z $fresh ]]; then
+	mv "$sources.new" "$sources"
+	log "apt update (private lists: bullseye, bookworm, bookworm-backports, sid, security) from $mirror"
+	timeout 600 apt-get "${apt_opts[@]}" update -qq || die_env "apt-get update of the private lists failed"
+else
+	rm -f "$sources.new"
+fi
+papt() { apt-get "${apt_opts[@]}" "$@"; }
+pcache() { apt-cache "${apt_opts[@]}" "$@"; }
+
+# --- tools -----------------------------------------------------------------------------------
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v depmod >/dev/null || need+=(kmod)
+command -v udevadm >/dev/null || need+=(udev)
+[[ -x /bin/busybox ]] || need+=(busybox-static)
+command -v ip >/dev/null || need+=(iproute2)
+command -v file >/dev/null || need+=(file)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
+if ((${#need[@]})); then
+	log "installing ${need[*]} (qemu-system-x86 from bookworm-backports, which matches the machine's qemu-utils)"
+	# Only bookworm's suites: sid and bullseye are in the private sources for kernels, never
+	# for installs.
+	printf 'Package: *\nPin: release n=%s\nPin-Priority: -1\n\n' sid bullseye bullseye-security \
+		>"$cache/apt/install.pref"
+	DEBIAN_FRONTEND=noninteractive timeout 900 \
+		apt-get "${apt_opts[@]}" \
+		-o "Dir::Etc::Preferences=$cache/apt/install.pref" \
+		install -y -qq --no-install-recommends -t bookworm-backports "${need[@]}" \
+		</dev/null >/dev/null || die_env "apt-get install ${need[*]} failed"
+fi
+venv=$cache/venv
+if [[ ! -x $venv/bin/vng ]] || ! "$venv/bin/vng" --version 2>/dev/null | grep -qF "$virtme_ng_version"; then
+	log "installing virtme-ng $virtme_ng_version from PyPI into $venv"
+	python3 -m venv "$venv" || die_env "python3 -m venv failed (apt-get install python3-venv)"
+	timeout 600 "$venv/bin/pip" install -q "virtme-ng==$virtme_ng_version" ||
+		die_env "pip install virtme-ng failed"
+fi
+vng=$venv/bin/vng
+# vng runs virtme-run (and the guest's helpers) by name.
+export PATH=$venv/bin:$PATH
+
+# --- kernels ---------------------------------------------------------------------------------
+# kernel_source KERNEL: "METAPACKAGE SUITE..." (the first suite that has it wins).
+kernel_source() {
+	case $1 in
+	5.10) echo "linux-image-amd64 bullseye-security bullseye" ;;
+	6.1) echo "linux-image-amd64 bookworm-security bookworm" ;;
+	6.12) echo "linux-image-6.12-amd64 bookworm-security bookworm-backports" ;;
+	sid) echo "linux-image-amd64 sid" ;;
+	esac
+}
+
+# depends PACKAGE=VERSION ERE: the "name=version" of each exact dependency matching ERE.
+depends() {
+	pcache show "$1" 2>/dev/null | sed -n 's/^Depends: //p' | head -1 | tr ',' '\n' |
+		sed 's/^ *//' | { grep -E "^($2) [(]= " || true; } | sed -E 's/^([^ ]+) [(]= ([^)]*)[)].*/\1=\2/'
+}
+
+declare -A skip_reason=() kimg=()
+# prepare_kernel KERNEL: fetches and unpacks it into $cache/kernels/KERNEL/root; sets
+# kimg[KERNEL], or skip_reason[KERNEL] when the mirror does not have it.
+prepare_kernel() {
+	local k=$1 meta suites suite version='' image pkgs dir
+	read -r meta suites <<<"$(kernel_source "$k")"
+	for suite in $suites; do
+		version=$(pcache madison "$meta" | awk -F'|' -v s="$suite" '$3 ~ " " s "/main " {gsub(/ /, "", $2); print $2; exit}')
+		[[ -n $version ]] && break
+	done
+	if [[ -z $version ]]; then
+		skip_reason[$k]="$meta is in none of $suites on the mirror"
+		return
+	fi
+	image=$(depends "$meta=$version" 'linux-image-[0-9][^ ]*')
+	[[ -n $image ]] || die_env "$meta=$version depends on no linux-image-<version> package"
+	# Since 7.x the image is a metapackage of linux-binary-* (vmlinuz) and linux-modules-*.
+	pkgs=("$image" $(depends "$image" 'linux-(binary|modules)-[0-9][^ ]*'))
+	dir=$cache/kernels/$k
+	if [[ -f $dir/packages && $(cat "$dir/packages") == "${pkgs[*]}" && -f $dir/vmlinuz-path ]]; then
+		kimg[$k]=$(cat "$dir/vmlinuz-path")
+		log "$k: cached ${pkgs[*]}"
+		return
+	fi
+	log "$k: fetching ${pkgs[*]} ($suite)"
+	(cd "$cache/debs" && timeout 900 apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root download -qq "${pkgs[@]}") ||
+		die_env "$k: apt-get download ${pkgs[*]} failed"
+	rm -rf "$dir"
+	mkdir -p "$dir/root"
+	local p deb
+	for p in "${pkgs[@]}"; do
+		deb=$(ls "$cache/debs/${p%%=*}_"*"$(echo "${p#*=}" | sed 's/:/%3a/')"_amd64.deb 2>/dev/null | head -1)
+		[[ -n $deb ]] || die_env "$k: downloaded package for $p not found in $cache/debs"
+		dpkg -x "$deb" "$dir/root"
+	done
+	local vmlinuz
+	vmlinuz=$(find "$dir/root" \( -path '*/boot/vmlinuz-*' -o -path '*/lib/modules/*/vmlinuz' \) -type f | head -1)
+	[[ -n $vmlinuz ]] || die_env "$k: no vmlinuz in ${pkgs[*]}"
+	# The packages' postinst would run depmod; so do we, inside the unpacked tree.
+	local moddir release
+	for moddir in "$dir"/root/lib/modules/* "$dir"/root/usr/lib/modules/* ''; do
+		[[ -d $moddir ]] && break
+	done
+	[[ -n $moddir ]] || die_env "$k: no lib/modules/<release> in ${pkgs[*]}"
+	release=$(basename "$moddir")
+	# 7.x keeps its modules under usr/lib only; depmod -b and virtme-ng look in lib/.
+	if [[ $moddir == */usr/lib/modules/* && ! -e $dir/root/lib ]]; then
+		ln -s usr/lib "$dir/root/lib"
+	fi
+	# virtme-ng copies the modules it boots with (virtio, 9p) into its initramfs, where busybox
+	# insmod loads them: it unpacks .zst itself, but not the .xz of Debian's 6.x packages.
+	find "$dir/root/" -name '*.ko.xz' -print0 | xargs -0 -r -n 200 xz -d ||
+		die_env "$k: failed to decompress its modules"
+	depmod -b "$dir/root" "$release" || die_env "$k: depmod failed for $release"
+	echo "$vmlinuz" >"$dir/vmlinuz-path"
+	echo "${pkgs[*]}" >"$dir/packages"
+	kimg[$k]=$vmlinuz
+	log "$k: unpacked $release ($(du -sh "$dir/root" | cut -f1))"
+}
+
+for k in "${kernels[@]}"; do
+	prepare_kernel "$k"
+done
+
+# --- build once ------------------------------------------------------------------------------
+cd "$root"
+log "building the test binaries and the release binary"
+build_log=$cache/build.log
+if ! { timeout 3600 cargo test --workspace --no-run --message-format=json >"$cache/build.json" 2>"$build_log" &&
+	timeout 3600 cargo build --release 2>>"$build_log"; }; then
+	tail -30 "$build_log" >&2
+	log "error: the build failed"
+	exit 1
+fi
+tests=$(python3 -c '
+import json, sys
+seen = []
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        t = m["target"]
+        row = "%s-%s\t%s" % (t["kind"][0] if t["kind"][0] == "test" else "unit-" + t["kind"][0], t["name"], m["executable"])
+        if row not in seen:
+            seen.append(row)
+print("\n".join(seen))
+' "$cache/build.json")
+[[ -n $tests ]] || {
+	log "error: the build produced no test binary"
+	exit 1
+}
+
+if ((prepare_only)); then
+	log "prepared: ${kernels[*]} (--prepare-only: no VM booted)"
+	exit 0
+fi
+
+# --- VMs -------------------------------------------------------------------------------------
+# Under target/, not the cache: virtme-ng lays tmpfs and overlays over /tmp and /var in the
+# guest, which could hide a shared directory there.
+run_dir=$root/target/kernel-matrix/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$run_dir"
+kvm_flag=(--disable-kvm)
+first=''
+for k in "${kernels[@]}"; do [[ -n ${kimg[$k]:-} ]] && first=$k && break; done
+if [[ $kvm == on ]]; then
+	kvm_flag=()
+elif [[ $kvm == auto && -n $first && -w /dev/kvm ]]; then
+	# /dev/kvm can exist and still fail on stock kernels (emulation failures, then a hang):
+	# use it only if it boots the first kernel and runs a command.
+	log "probing KVM with $first"
+	if timeout --kill-after=10 120 "$vng" -r "${kimg[$first]}" --memory 1G --exec true </dev/null 2>&1 |
+		cat >"$run_dir/kvm-probe.log"; then
+		kvm_flag=()
+	fi
+fi
+accel=$([[ ${#kvm_flag[@]} == 0 ]] && echo kvm || echo "tcg (QEMU software emulation)")
+log "VMs use $accel, $mode mode, ${vm_timeout}s each; output in $run_dir"
+
+declare -A verdict=()
+failed=0
+for k in "${kernels[@]}"; do
+	out=$run_dir/$k
+	mkdir -p "$out"
+	if [[ -n ${skip_reason[$k]:-} ]]; then
+		verdict[$k]="skip: ${skip_reason[$k]}"
+		echo "${verdict[$k]}" >"$out/verdict"
+		log "$k: SKIP ${skip_reason[$k]}"
+		continue
+	fi
+	cp "$cache/kernels/$k/packages" "$out/packages"
+	echo "$tests" >"$out/tests.txt"
+	echo "$accel" >"$out/accel"
+	log "$k: booting $(basename "$(dirname "${kimg[$k]}")")/$(basename "${kimg[$k]}")"
+	start=$(date +%s)
+	rc=0
+	# QEMU reopens its descriptors: through cat, the console log is written by one writer.
+	# With pipefail, rc is vng's (timeout's) status.
+	timeout --kill-after=30 "$vm_timeout" "$vng" -r "${kimg[$k]}" "${kvm_flag[@]}" \
+		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
+		--exec "$self --in-vm $out $mode" </dev/null 2>&1 | cat >"$out/console.log" || rc=$?
+	echo "$(($(date +%s) - start))" >"$out/seconds"
+	bad=''
+	if [[ $rc == 124 || $rc == 137 ]]; then
+		bad="the VM did not finish within ${vm_timeout}s"
+	elif [[ ! -s $out/steps.tsv ]]; then
+		bad="the VM exited $rc without running any step (see $out/console.log)"
+	else
+		# info-* steps (xdplab doctor) are the capability table, not checks.
+		bad=$(awk -F'\t' '$2 != 0 && $1 !~ /^info-/ {printf "%s%s exited %s", sep, $1, $2; sep="; "}' "$out/steps.tsv")
+		[[ -e $out/done ]] ||
+			bad="${bad:+$bad; }the VM stopped (exit $rc) after $(grep -c . "$out/steps.tsv") steps (see console.log)"
+	fi
+	if [[ -n $bad ]]; then
+		verdict[$k]="fail: $bad"
+		failed=1
+	else
+		verdict[$k]=pass
+	fi
+	echo "${verdict[$k]}" >"$out/verdict"
+	log "$k: ${verdict[$k]} ($(cat "$out/seconds")s)"
+done
+
+if [[ -n $report ]]; then
+	# The table has a column for every default kernel, saying why one did not run.
+	for k in "${default_kernels[@]}"; do
+		if [[ " ${kernels[*]} " != *" $k "* ]]; then
+			mkdir -p "$run_dir/$k"
+			echo "not run: not among the kernels this run was asked for (${kernels[*]})" >"$run_dir/$k/verdict"
+		fi
+	done
+	python3 "$root/ci/kernel-matrix-report.py" "$run_dir" "$mode" "${default_kernels[@]}" >"$report"
+	log "wrote $report"
+fi
+for k in "${kernels[@]}"; do printf '%-5s %s\n' "$k" "${verdict[$k]}"; done
+exit $failed
