@@ -20,8 +20,10 @@
 #   --report FILE    write the table there (default: results/kernels.md)
 #   --no-report      write no table
 #
-# Environment: XDPLAB_KERNEL_CACHE (default /var/cache/xdplab/kernel-matrix) holds the
-# virtme-ng venv, a private apt state, the downloaded packages and the unpacked kernels. Each
+# Environment: XDPLAB_KERNEL_CACHE (default target/kernel-cache) holds the virtme-ng venv, a
+# private apt state, the downloaded packages and the unpacked kernels. It must not be under
+# /var/cache or /tmp: virtme-ng mounts tmpfs over those in the guest, which would hide the
+# kernel's modules (veth is a module) from modprobe. Each
 # run's output goes to target/kernel-matrix/<UTC time>/<kernel>/.
 #
 # Exit codes: 0 every kernel passed, or was skipped for a stated reason (its package is not in
@@ -38,7 +40,13 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self=$root/ci/kernel-matrix.sh
-cache=${XDPLAB_KERNEL_CACHE:-/var/cache/xdplab/kernel-matrix}
+cache=${XDPLAB_KERNEL_CACHE:-$root/target/kernel-cache}
+case $cache in
+/var/cache/* | /tmp/* | /var/tmp/*)
+	echo "error: XDPLAB_KERNEL_CACHE=$cache is hidden in the guest (virtme-ng mounts tmpfs there)" >&2
+	exit 2
+	;;
+esac
 default_kernels=(5.10 6.1 6.12 sid)
 virtme_ng_version=1.42
 

@@ -99,6 +99,7 @@ const DOCTOR_HELP: &str =
   btf             /sys/kernel/btf/vmlinux (the tp_btf counter of XDP_ABORTED)
   veth-native-xdp xdp_pass attached natively to a veth of a small lab, then detached
   live-frames     BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, 64 frames in that lab
+                  (optional: only the live injector needs it)
   bpftool, clang  on PATH or not (optional)
 
 xdplab run and xdplab bench make the checks that need no lab (capabilities, bpffs, kernel,

@@ -246,14 +246,28 @@ pub fn configure_namespace(ns: &NetNs, ipv6: bool) -> Result<(), VethError> {
             ("net/ipv6/conf/default/disable_ipv6", "1"),
         ]
     };
+    let set = |key: &str, value: &str| {
+        let path = format!("/proc/sys/{key}");
+        std::fs::write(&path, value).map_err(|source| VethError::Sysctl {
+            path,
+            ns: ns.label().to_owned(),
+            source,
+        })
+    };
     ns.run(|| {
         for (key, value) in quiet_icmp.iter().chain(ip_settings) {
-            let path = format!("/proc/sys/{key}");
-            std::fs::write(&path, value).map_err(|source| VethError::Sysctl {
-                path,
-                ns: ns.label().to_owned(),
-                source,
-            })?;
+            match set(key, value) {
+                // Before Linux 6.0 the global ICMP budget is not per namespace (the files
+                // exist only in the host's). The per-peer limit is: once a peer's 60 s of
+                // tokens are worth less than one message, it gets no ICMP error at all.
+                Err(VethError::Sysctl { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && key.starts_with("net/ipv4/icmp_msgs_") =>
+                {
+                    set("net/ipv4/icmp_ratelimit", "1000000")?;
+                }
+                other => other?,
+            }
         }
         Ok(())
     })?

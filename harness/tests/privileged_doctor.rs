@@ -45,7 +45,6 @@ const REQUIRED: &[&str] = &[
     "kernel",
     "btf",
     "veth-native-xdp",
-    "live-frames",
 ];
 
 fn xdplab() -> Command {
