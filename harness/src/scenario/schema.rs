@@ -371,10 +371,12 @@ pub enum IfaceRefError {
 
 /// Whether `name` is an interface of the namespace this process runs in (`lo`, or an entry
 /// of `/sys/class/net`: `eth0` and the like on the host), so a reference to it can be refused
-/// with a message saying so.
+/// with a message saying so. `lo` and `eth0` are refused on every machine, so a scenario that
+/// names them fails the same way everywhere (a VM or container may have no `eth0`).
 fn is_host_interface(name: &str) -> bool {
     // Names reaching here passed the namespace-name check (a-z, 0-9, "_", "-"): no "/" or "..".
     name == "lo"
+        || name == "eth0"
         || (!name.is_empty()
             && !name.contains(['/', '.'])
             && std::path::Path::new("/sys/class/net").join(name).exists())
