@@ -526,6 +526,24 @@ fn attach_xdp(
     })
 }
 
+/// Whether the object declares a DEVMAP, DEVMAP_HASH or CPUMAP (a redirect target map), which
+/// generic XDP refuses before Linux 5.15 (see [`crate::requires::Feature::GenericDevmap`]).
+pub fn declares_redirect_map(source: &ObjectSource) -> bool {
+    const DEVMAP: u32 = 14;
+    const CPUMAP: u32 = 16;
+    const DEVMAP_HASH: u32 = 25;
+    source
+        .bytes()
+        .ok()
+        .and_then(|bytes| aya_obj::Object::parse(&bytes).ok())
+        .is_some_and(|object| {
+            object
+                .maps
+                .values()
+                .any(|m| matches!(m.map_type(), DEVMAP | CPUMAP | DEVMAP_HASH))
+        })
+}
+
 /// How to load an object beyond the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {

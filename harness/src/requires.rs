@@ -34,15 +34,22 @@ pub enum Feature {
     /// Arrays created with `BPF_F_MMAPABLE` (`xdp_version`'s frame trace).
     #[doc(alias = "BPF_F_MMAPABLE")]
     MmapableArray,
+    /// Generic (skb) XDP for a program with a DEVMAP or CPUMAP. aya 0.14 creates those maps
+    /// with room for a program per entry (8-byte values) wherever the kernel supports that,
+    /// and before Linux 5.15 generic XDP refuses such programs (`EINVAL`). The runner requires
+    /// it by itself for the generic path of a scenario whose objects declare such a map.
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
+    GenericDevmap,
 }
 
 impl Feature {
     /// Every feature, in the order the docs list them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::LiveFrames,
         Self::BpfLinkXdp,
         Self::Ringbuf,
         Self::MmapableArray,
+        Self::GenericDevmap,
     ];
 
     /// The name a scenario writes in `requires`.
@@ -52,6 +59,7 @@ impl Feature {
             Self::BpfLinkXdp => "bpf-link-xdp",
             Self::Ringbuf => "ringbuf",
             Self::MmapableArray => "mmapable-array",
+            Self::GenericDevmap => "generic-devmap",
         }
     }
 
@@ -63,6 +71,7 @@ impl Feature {
             Self::BpfLinkXdp => doctor::MIN_KERNEL,
             Self::Ringbuf => KernelVersion::new(5, 8, 0),
             Self::MmapableArray => KernelVersion::new(5, 5, 0),
+            Self::GenericDevmap => KernelVersion::new(5, 15, 0),
         }
     }
 
@@ -71,6 +80,7 @@ impl Feature {
         static LAB: OnceLock<(Result<(), String>, Result<(), String>)> = OnceLock::new();
         static RINGBUF: OnceLock<Result<(), String>> = OnceLock::new();
         static MMAPABLE: OnceLock<Result<(), String>> = OnceLock::new();
+        static GENERIC_DEVMAP: OnceLock<Result<(), String>> = OnceLock::new();
         match self {
             Self::LiveFrames | Self::BpfLinkXdp => {
                 let (link, live) = LAB.get_or_init(|| {
@@ -110,8 +120,27 @@ impl Feature {
                     )
                 })
                 .clone(),
+            Self::GenericDevmap => GENERIC_DEVMAP.get_or_init(generic_devmap).clone(),
         }
     }
+}
+
+/// Attaches the bundled `xdp_redirect` (a DEVMAP user) in generic mode to a small lab's veth.
+fn generic_devmap() -> Result<(), String> {
+    use crate::{
+        lab::{Lab, LabConfig},
+        program::{ObjectSource, Program, XdpMode},
+    };
+    let lab = Lab::new(&LabConfig::default()).map_err(|e| format!("not tried: {e}"))?;
+    let mut program = Program::load(
+        &ObjectSource::Bundled("xdp_redirect".into()),
+        "xdp_redirect",
+    )
+    .map_err(|e| format!("not tried: {e}"))?;
+    program
+        .attach(lab.receiver(), XdpMode::Generic)
+        .map(drop)
+        .map_err(|e| format!("generic XDP refused a program with a DEVMAP: {e}"))
 }
 
 impl fmt::Display for Feature {
@@ -145,7 +174,7 @@ pub enum RequirementError {
     /// Neither a feature nor `kernel>=`.
     #[error(
         "failed to read requirement {0:?}: expected one of \"live-frames\", \"bpf-link-xdp\", \
-         \"ringbuf\", \"mmapable-array\" or \"kernel>=X.Y\""
+         \"ringbuf\", \"mmapable-array\", \"generic-devmap\" or \"kernel>=X.Y\""
     )]
     Unknown(String),
     /// `kernel>=` without a version.
@@ -358,6 +387,29 @@ mod tests {
     }
 
     #[test]
+    fn generic_devmap_is_needed_for_redirect_objects_only_and_came_with_5_15() {
+        use crate::program::{ObjectSource, declares_redirect_map};
+        assert_eq!(
+            "generic-devmap".parse(),
+            Ok(Requirement::Feature(Feature::GenericDevmap))
+        );
+        assert_eq!(Feature::GenericDevmap.since(), KernelVersion::new(5, 15, 0));
+        let bundled = |name: &str| declares_redirect_map(&ObjectSource::Bundled(name.into()));
+        assert!(bundled("xdp_redirect"));
+        for name in ["xdp_drop", "xdp_pass", "xdp_filter", "xdp_version"] {
+            assert!(!bundled(name), "{name}");
+        }
+        // On 5.10 a refused generic attach is a skip; on 5.15 and later a failure.
+        let refused = |_| Err("EINVAL".to_owned());
+        let need = Requirement::Feature(Feature::GenericDevmap);
+        assert!(matches!(judge(need, Some(V5_10), refused), Gate::Skip(_)));
+        assert!(matches!(
+            judge(need, Some(KernelVersion::new(6, 1, 0)), refused),
+            Gate::Fail(_)
+        ));
+    }
+
+    #[test]
     fn requirements_parse_and_print_back() {
         for feature in Feature::ALL {
             assert_eq!(req(feature.key()), Requirement::Feature(feature));
@@ -397,7 +449,7 @@ mod tests {
         assert_eq!(
             RequirementError::Unknown("xdp.frags".into()).to_string(),
             "failed to read requirement \"xdp.frags\": expected one of \"live-frames\", \
-             \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\" or \"kernel>=X.Y\""
+             \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\", \"generic-devmap\" or \"kernel>=X.Y\""
         );
     }
 

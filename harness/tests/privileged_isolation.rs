@@ -114,7 +114,11 @@ fn privileged_two_runs_at_once_match_a_serial_run() {
     assert_eq!(a.len(), serial.len());
     assert_eq!(b.len(), serial.len());
     for ((x, y), s) in a.iter().zip(&b).zip(&serial) {
-        assert_eq!(x["status"], "pass", "{x:#}");
+        // A scenario this kernel cannot run (`requires`) is skipped, the same way each time.
+        assert!(
+            x["status"] == "pass" || (x["status"] == "skip" && x["skip_reason"].is_string()),
+            "{x:#}"
+        );
         assert_eq!(x, s, "first parallel run differs from the serial run");
         assert_eq!(y, s, "second parallel run differs from the serial run");
     }

@@ -279,7 +279,13 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
     }
     // Declared kernel features: missing on an older kernel is a skip, missing on a kernel
     // that should have them is a failure (crate::requires).
-    match crate::requires::check(&scenario.requires) {
+    let mut requires = scenario.requires.clone();
+    if path == ExecPath::Generic && uses_redirect_map(scenario) {
+        requires.push(crate::requires::Requirement::Feature(
+            crate::requires::Feature::GenericDevmap,
+        ));
+    }
+    match crate::requires::check(&requires) {
         Gate::Met => {}
         Gate::Skip(reason) => {
             report.status = Status::Skip;
@@ -330,6 +336,18 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
     }
     report.duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
+}
+
+/// Whether an object of the scenario declares a redirect target map (DEVMAP, CPUMAP).
+fn uses_redirect_map(scenario: &Scenario) -> bool {
+    let loaded = scenario.steps.iter().filter_map(|s| match &s.action {
+        StepAction::Load { object, .. } => Some(object),
+        _ => None,
+    });
+    std::iter::once(&scenario.program.object)
+        .chain(scenario.attachments.iter().map(|a| &a.object))
+        .chain(loaded)
+        .any(|object| crate::program::declares_redirect_map(&object_source(object)))
 }
 
 /// Runs a scenario through each path and compares them frame by frame.
