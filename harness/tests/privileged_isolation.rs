@@ -68,7 +68,7 @@ fn results(out: &Output) -> Vec<Value> {
                 .collect();
             serde_json::json!({
                 "name": s["name"], "mode": s["mode"], "status": s["status"],
-                "error": s["error"], "failures": s["failures"], "groups": groups,
+                "skip_reason": s["skip_reason"], "error": s["error"], "failures": s["failures"], "groups": groups,
                 "maps": maps, "counters": s["counters"],
             })
         })
