@@ -3,10 +3,10 @@
 //! runs. The rule that a feature missing on a kernel that should have it fails is unit-tested
 //! in `xdplab::requires`, where the probe can be replaced.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod common;
+use common::{text, xdplab};
+
+use std::path::{Path, PathBuf};
 
 use xdplab::{doctor::KernelVersion, privileges, requires};
 
@@ -15,17 +15,6 @@ fn fixture(name: &str) -> String {
         .join("tests/fixtures/scenarios")
         .join(name);
     path.to_str().expect("utf-8 path").to_owned()
-}
-
-fn xdplab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xdplab"))
-        .args(args)
-        .output()
-        .expect("xdplab runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
