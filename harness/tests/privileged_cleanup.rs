@@ -2,6 +2,9 @@
 //! host's interfaces, also when the code using the lab panics. A test binary of its own, so no
 //! other test's lab is alive while it counts.
 
+mod common;
+use common::host_links;
+
 use std::{collections::BTreeSet, os::unix::fs::MetadataExt as _};
 
 use xdplab::{
@@ -30,43 +33,6 @@ fn reachable_netns() -> BTreeSet<u64> {
         }
     }
     inodes
-}
-
-/// The host namespace's interfaces with their XDP attachment state (`ip -o link` in the root
-/// namespace), read over netlink from this test's thread, which never leaves the host namespace.
-fn host_links() -> Vec<(String, String)> {
-    use futures::TryStreamExt as _;
-    use netlink_packet_route::link::{LinkAttribute, LinkXdp};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection().expect("netlink");
-        tokio::spawn(connection);
-        let mut links = Vec::new();
-        let mut stream = handle.link().get().execute();
-        while let Some(link) = stream.try_next().await.expect("dump links") {
-            let mut name = String::new();
-            let mut xdp = String::from("none");
-            for attr in &link.attributes {
-                match attr {
-                    LinkAttribute::IfName(n) => name.clone_from(n),
-                    LinkAttribute::Xdp(list) => {
-                        for x in list {
-                            if let LinkXdp::Attached(mode) = x {
-                                xdp = format!("{mode:?}");
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            links.push((name, xdp));
-        }
-        links.sort();
-        links
-    })
 }
 
 #[test]
@@ -110,12 +76,12 @@ fn privileged_labs_leave_nothing_behind_even_on_panic() {
         "the host's interfaces or their XDP state changed"
     );
     assert!(
-        links_before.iter().all(|(_, xdp)| xdp == "None"),
+        links_before.iter().all(|l| !l.has_xdp()),
         "test precondition: no XDP on host interfaces: {links_before:?}"
     );
     let leaked: Vec<_> = host_links()
         .into_iter()
-        .filter(|(name, _)| name.starts_with("xl-"))
+        .filter(|l| l.name.starts_with("xl-"))
         .collect();
     assert!(
         leaked.is_empty(),

@@ -11,63 +11,11 @@
 //! (`privileged_lab.rs` checks it cannot be forged).
 
 mod common;
-use common::{repo, xdplab};
+use common::{HostLink, host_links, repo, xdplab};
 
 use std::path::PathBuf;
 
 use xdplab::privileges;
-
-/// One host interface as `ip -d link` shows what matters here.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct HostLink {
-    index: u32,
-    name: String,
-    /// IFF_* flags, without IFF_RUNNING and IFF_LOWER_UP (carrier, which the host's own
-    /// network can change).
-    flags: u32,
-    mtu: u32,
-    /// IFLA_XDP: the attach mode and program ids, `None` when nothing is attached.
-    xdp: Vec<String>,
-}
-
-/// The host namespace's interfaces, read over netlink from this test's thread, which never
-/// leaves the host namespace.
-fn host_links() -> Vec<HostLink> {
-    use futures::TryStreamExt as _;
-    use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkXdp};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection().expect("netlink");
-        tokio::spawn(connection);
-        let mut links = Vec::new();
-        let mut stream = handle.link().get().execute();
-        while let Some(link) = stream.try_next().await.expect("dump links") {
-            let mut host = HostLink {
-                index: link.header.index,
-                name: String::new(),
-                flags: (link.header.flags - LinkFlags::Running - LinkFlags::LowerUp).bits(),
-                mtu: 0,
-                xdp: Vec::new(),
-            };
-            for attr in &link.attributes {
-                match attr {
-                    LinkAttribute::IfName(n) => host.name.clone_from(n),
-                    LinkAttribute::Mtu(m) => host.mtu = *m,
-                    LinkAttribute::Xdp(list) => {
-                        host.xdp = list.iter().map(|x: &LinkXdp| format!("{x:?}")).collect();
-                    }
-                    _ => {}
-                }
-            }
-            links.push(host);
-        }
-        links.sort();
-        links
-    })
-}
 
 /// The test's scenario files, removed on drop (also when the test fails).
 struct TempDir(PathBuf);
@@ -195,13 +143,6 @@ fn privileged_bundled_suite_leaves_host_interfaces_unchanged() {
         after, before,
         "the host namespace's interfaces, flags, MTUs or XDP state changed"
     );
-    let xdp: Vec<&HostLink> = after
-        .iter()
-        .filter(|l| {
-            l.xdp
-                .iter()
-                .any(|x| x.contains("Attached") && !x.contains("None"))
-        })
-        .collect();
+    let xdp: Vec<&HostLink> = after.iter().filter(|l| l.has_xdp()).collect();
     assert!(xdp.is_empty(), "XDP attached to host interfaces: {xdp:?}");
 }

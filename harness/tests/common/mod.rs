@@ -33,3 +33,64 @@ pub fn xdplab(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// One host interface as `ip -d link` shows what matters here.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostLink {
+    pub index: u32,
+    pub name: String,
+    /// IFF_* flags, without IFF_RUNNING and IFF_LOWER_UP (carrier, which the host's own
+    /// network can change).
+    pub flags: u32,
+    pub mtu: u32,
+    /// IFLA_XDP: the attach mode and program ids, `Attached(None)` when nothing is attached.
+    pub xdp: Vec<String>,
+}
+
+impl HostLink {
+    /// Whether an XDP program is attached (IFLA_XDP_ATTACHED other than none).
+    pub fn has_xdp(&self) -> bool {
+        self.xdp
+            .iter()
+            .any(|x| x.starts_with("Attached(") && x != "Attached(None)")
+    }
+}
+
+/// The host namespace's interfaces, read over netlink from this test's thread, which never
+/// leaves the host namespace.
+pub fn host_links() -> Vec<HostLink> {
+    use futures::TryStreamExt as _;
+    use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkXdp};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (connection, handle, _) = rtnetlink::new_connection().expect("netlink");
+        tokio::spawn(connection);
+        let mut links = Vec::new();
+        let mut stream = handle.link().get().execute();
+        while let Some(link) = stream.try_next().await.expect("dump links") {
+            let mut host = HostLink {
+                index: link.header.index,
+                name: String::new(),
+                flags: (link.header.flags - LinkFlags::Running - LinkFlags::LowerUp).bits(),
+                mtu: 0,
+                xdp: Vec::new(),
+            };
+            for attr in &link.attributes {
+                match attr {
+                    LinkAttribute::IfName(n) => host.name.clone_from(n),
+                    LinkAttribute::Mtu(m) => host.mtu = *m,
+                    LinkAttribute::Xdp(list) => {
+                        host.xdp = list.iter().map(|x: &LinkXdp| format!("{x:?}")).collect();
+                    }
+                    _ => {}
+                }
+            }
+            links.push(host);
+        }
+        links.sort();
+        links
+    })
+}
