@@ -775,7 +775,7 @@ impl std::fmt::Debug for ExceptionCounter {
     }
 }
 
-const EXCEPTION_OBJECT: &[u8] = aya::include_bytes_aligned!("../../ebpf/obj/xdp_exception.bpf.o");
+const EXCEPTION_OBJECT: &[u8] = aya::include_bytes_aligned!("../ebpf-obj/xdp_exception.bpf.o");
 
 impl ExceptionCounter {
     /// Loads and attaches the counter (`tp_btf/xdp_exception`); detached on drop.

@@ -34,35 +34,35 @@ use crate::{netns::NetNsError, veth::VethEnd};
 pub const BUNDLED: &[(&str, &[u8])] = &[
     (
         "xdp_drop",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_drop.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_drop.bpf.o"),
     ),
     (
         "xdp_filter",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_filter.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_filter.bpf.o"),
     ),
     (
         "xdp_pass",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_pass.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_pass.bpf.o"),
     ),
     (
         "xdp_tx",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_tx.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_tx.bpf.o"),
     ),
     (
         "xdp_redirect",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_redirect.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_redirect.bpf.o"),
     ),
     (
         "xdp_aborted",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_aborted.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_aborted.bpf.o"),
     ),
     (
         "xdp_count",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_count.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_count.bpf.o"),
     ),
     (
         "xdp_version",
-        aya::include_bytes_aligned!("../../ebpf/obj/xdp_version.bpf.o"),
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_version.bpf.o"),
     ),
 ];
 

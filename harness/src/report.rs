@@ -432,6 +432,10 @@ impl std::fmt::Display for PathDifference {
     }
 }
 
+/// The version of the JSON document [`RunReport::json`] prints (its `schema-version` key). It
+/// changes when a key is removed or changes meaning; new keys may appear without a change.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// All scenarios of one `xdplab run`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
@@ -477,6 +481,7 @@ impl RunReport {
     /// The JSON document printed by `--format json`.
     pub fn json(&self) -> Value {
         json!({
+            "schema-version": REPORT_SCHEMA_VERSION,
             "scenarios": self.scenarios.iter().map(ScenarioReport::json).collect::<Vec<_>>(),
             "passed": self.count(Status::Pass),
             "failed": self.count(Status::Fail),
@@ -486,7 +491,8 @@ impl RunReport {
         })
     }
 
-    /// JUnit XML, one test case per scenario.
+    /// JUnit XML, one test case per scenario and execution path, named `scenario (path)` so
+    /// that `--paths` gives each path a test case of its own.
     pub fn junit(&self) -> String {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let total_ms: u64 = self.scenarios.iter().map(|s| s.duration_ms).sum();
@@ -510,7 +516,7 @@ impl RunReport {
             let _ = write!(
                 xml,
                 "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
-                escape(&s.name),
+                escape(&format!("{} ({})", s.name, s.mode)),
                 escape(&s.path.display().to_string()),
                 s.duration_ms as f64 / 1000.0
             );
@@ -708,6 +714,22 @@ mod tests {
         assert_eq!(s["maps"][0]["expected"], 10);
         assert_eq!(s["maps"][0]["actual"], 9);
         assert_eq!(json["exit"], 1);
+        assert_eq!(json["schema-version"], REPORT_SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn junit_names_each_execution_path_apart() {
+        let mut native = report(Status::Pass, None);
+        native.mode = "native".to_owned();
+        let mut test_run = report(Status::Pass, None);
+        test_run.mode = "test-run".to_owned();
+        let xml = RunReport {
+            scenarios: vec![native, test_run],
+            differences: vec![],
+        }
+        .junit();
+        assert!(xml.contains("name=\"s&lt;1&gt; (native)\""), "{xml}");
+        assert!(xml.contains("name=\"s&lt;1&gt; (test-run)\""), "{xml}");
     }
 
     #[test]
@@ -718,7 +740,7 @@ mod tests {
         }
         .junit();
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
-        assert!(xml.contains("name=\"s&lt;1&gt;\""), "{xml}");
+        assert!(xml.contains("name=\"s&lt;1&gt; ("), "{xml}");
         assert!(
             xml.contains("<failure message=\"send &quot;g&quot;"),
             "{xml}"

@@ -53,7 +53,7 @@ use crate::{program::errno_in, veth::VethEnd};
 
 /// The generator, built from `ebpf/xdp_live_tx.bpf.c` by `ci/build-ebpf.sh`. Private to this
 /// injector: it is not a program under test, so it is not among [`crate::program::BUNDLED`].
-const OBJECT: &[u8] = aya::include_bytes_aligned!("../../../ebpf/obj/xdp_live_tx.bpf.o");
+const OBJECT: &[u8] = aya::include_bytes_aligned!("../../ebpf-obj/xdp_live_tx.bpf.o");
 const PROGRAM: &str = "xdp_live_tx";
 const TX_PORT: &str = "tx_port";
 
