@@ -785,12 +785,14 @@ impl ExceptionCounter {
             interface: "-".into(),
             reason,
         };
-        let btf = aya::Btf::from_sys_fs().map_err(|e| {
-            error(
-                "read the kernel's BTF for tp_btf/xdp_exception",
-                e.to_string(),
-            )
-        })?;
+        // Parsing the kernel's BTF costs tens of milliseconds; it cannot change while the
+        // kernel runs, so one parse serves every counter this process starts.
+        static KERNEL_BTF: std::sync::OnceLock<Result<aya::Btf, String>> =
+            std::sync::OnceLock::new();
+        let btf = KERNEL_BTF
+            .get_or_init(|| aya::Btf::from_sys_fs().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| error("read the kernel's BTF for tp_btf/xdp_exception", e.clone()))?;
         let mut ebpf = aya::EbpfLoader::new()
             .load(EXCEPTION_OBJECT)
             .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
@@ -800,7 +802,7 @@ impl ExceptionCounter {
             .try_into()
             .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
         program
-            .load("xdp_exception", &btf)
+            .load("xdp_exception", btf)
             .map_err(|e| error("load tp_btf/xdp_exception", crate::program::chain(&e)))?;
         program
             .attach()
