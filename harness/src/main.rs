@@ -13,7 +13,9 @@ use xdplab::{
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
     clean, doctor,
     exit::{self, Exit},
-    interrupt, privileges,
+    interrupt,
+    pcap::CaptureFormat,
+    privileges,
     program::XdpMode,
     report::{FailureKind, RunReport},
     results::{self, BenchResults},
@@ -53,9 +55,12 @@ enum Command {
         /// by frame (default: the mode each scenario names).
         #[arg(long, value_delimiter = ',', value_name = "PATH,...")]
         paths: Vec<ExecPath>,
-        /// Write a pcap per interface of every failing scenario into DIR.
+        /// Write a capture file per interface of every failing scenario into DIR.
         #[arg(long, value_name = "DIR")]
         capture: Option<PathBuf>,
+        /// The format of those files: pcap (tcpdump's) or pcapng (Wireshark's default).
+        #[arg(long, value_name = "FORMAT", default_value = "pcap")]
+        capture_format: CaptureFormat,
     },
     /// List scenarios and what each checks (no privileges needed).
     #[command(after_help = exit::HELP)]
@@ -269,7 +274,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             junit,
             paths,
             capture,
-        } => run(&files, format, junit.as_deref(), &paths, capture),
+            capture_format,
+        } => run(
+            &files,
+            format,
+            junit.as_deref(),
+            &paths,
+            capture,
+            capture_format,
+        ),
         Command::List { files } => Ok(list(&files)),
         Command::Bench(args) => bench(&args),
         Command::Doctor { format } => doctor(format),
@@ -383,6 +396,7 @@ fn run(
     junit: Option<&Path>,
     paths: &[ExecPath],
     capture: Option<PathBuf>,
+    capture_format: CaptureFormat,
 ) -> anyhow::Result<Exit> {
     let scenarios = match load_all(files) {
         Ok(s) => s,
@@ -414,6 +428,7 @@ fn run(
     }
     let options = RunOptions {
         capture_dir: capture,
+        capture_format,
         run_id: None,
     };
     let mut report = RunReport::default();

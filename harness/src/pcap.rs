@@ -1,14 +1,25 @@
-//! Classic pcap files (the libpcap format `tcpdump -w` writes): reading
-//! Ethernet captures to replay as send groups, and writing what the harness
-//! saw for a human to open in Wireshark.
+//! Capture files: reading Ethernet captures to replay as send groups, and
+//! writing what the harness saw for a human to open in Wireshark.
 //!
-//! Only what xdplab needs: link type 1 (Ethernet), both byte orders,
-//! microsecond and nanosecond timestamps. pcapng is not read.
+//! Two formats, told apart by their first bytes: classic pcap (what
+//! `tcpdump -w` writes; both byte orders, microsecond and nanosecond
+//! timestamps) and pcapng (what Wireshark and dumpcap write by default; read
+//! and written through the `pcap-file` crate). Only link type 1 (Ethernet)
+//! without FCS, which is what xdplab sends.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use pcap_file::DataLink;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::{Block, PcapNgReader, PcapNgWriter};
 
 /// Link type of Ethernet frames (`LINKTYPE_ETHERNET`, `DLT_EN10MB`).
 #[doc(alias = "DLT_EN10MB")]
@@ -23,6 +34,9 @@ pub const MAX_RECORD_LEN: u32 = 262_144;
 const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 /// Magic number of a file with nanosecond timestamps, as written.
 const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+/// Block type of a pcapng section header block, the first bytes of every pcapng file (the
+/// same in both byte orders).
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const GLOBAL_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
 /// Bits of the link-type field holding the link type (`LT_LINKTYPE`).
@@ -52,11 +66,8 @@ pub enum PcapError {
         #[source]
         source: io::Error,
     },
-    /// The file does not start with a classic pcap header.
-    #[error(
-        "{} is not a pcap file ({reason}; pcapng is not supported: convert with `editcap -F pcap`)",
-        path.display()
-    )]
+    /// The file starts with neither a classic pcap header nor a pcapng section header.
+    #[error("{} is not a pcap or pcapng file ({reason})", path.display())]
     NotPcap {
         /// The file.
         path: PathBuf,
@@ -95,6 +106,26 @@ pub enum PcapError {
         /// The captured length it claims.
         len: u32,
     },
+    /// A pcapng file the `pcap-file` crate cannot read past a block.
+    #[error("{}: pcapng block after packet {packets}: {reason}", path.display())]
+    PcapNg {
+        /// The file.
+        path: PathBuf,
+        /// Packets read before the bad block.
+        packets: usize,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A pcapng packet names an interface no interface description block declared.
+    #[error("{}: packet {record} names interface {interface}, which the file does not describe", path.display())]
+    NoInterface {
+        /// The file.
+        path: PathBuf,
+        /// 1-based number of the packet.
+        record: usize,
+        /// The interface id it names.
+        interface: u32,
+    },
     /// A timestamp that a pcap record cannot hold.
     #[error(
         "cannot write pcap file {}: timestamp is outside 1970..2106, which pcap cannot hold",
@@ -106,13 +137,14 @@ pub enum PcapError {
     },
 }
 
-/// Reads every frame of a classic pcap capture of Ethernet frames, in file
+/// Reads every frame of a pcap or pcapng capture of Ethernet frames, in file
 /// order.
 ///
-/// Accepts both byte orders and both microsecond and nanosecond magic
-/// numbers. A record longer than the file's snapshot length is cut to it
-/// (libpcap does the same); frames the capture cut (`incl_len < orig_len`)
-/// are returned as captured.
+/// Classic pcap: both byte orders and both microsecond and nanosecond magic
+/// numbers. pcapng: every section, enhanced, simple and (obsolete) packet
+/// blocks, each interface's link type, snapshot length and FCS length checked.
+/// A record longer than its snapshot length is cut to it (libpcap does the
+/// same); frames the capture cut are returned as captured.
 pub fn read(path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
     let mut data = Vec::new();
     File::open(path)
@@ -126,6 +158,9 @@ pub fn read(path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
 
 /// Reads the frames in `data`, the contents of `path`.
 fn parse(data: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
+    if data.starts_with(&PCAPNG_MAGIC) {
+        return parse_pcapng(data, path);
+    }
     let not_pcap = |reason: String| PcapError::NotPcap {
         path: path.to_owned(),
         reason,
@@ -215,29 +250,190 @@ fn parse(data: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
     Ok(frames)
 }
 
-/// Writes a classic pcap file of Ethernet frames: little-endian,
-/// microsecond timestamps, snapshot length [`SNAPLEN`].
+/// Reads the frames of a pcapng file.
+fn parse_pcapng(data: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
+    let mut reader = PcapNgReader::new(data).map_err(|e| PcapError::NotPcap {
+        path: path.to_owned(),
+        reason: format!("bad pcapng section header: {e}"),
+    })?;
+    let mut frames = Vec::new();
+    while let Some(block) = reader.next_block() {
+        let record = frames.len() + 1;
+        let block = block.map_err(|e| PcapError::PcapNg {
+            path: path.to_owned(),
+            packets: frames.len(),
+            reason: e.to_string(),
+        })?;
+        // (interface id, captured bytes, original length)
+        let (interface, bytes, original) = match block {
+            Block::InterfaceDescription(idb) => {
+                check_interface(&idb, path)?;
+                continue;
+            }
+            Block::EnhancedPacket(p) => (p.interface_id, p.data.into_owned(), p.original_len),
+            Block::Packet(p) => (
+                u32::from(p.interface_id),
+                p.data.into_owned(),
+                p.original_len,
+            ),
+            // A simple packet block belongs to the section's first interface.
+            Block::SimplePacket(p) => (0, p.data.into_owned(), p.original_len),
+            _ => continue,
+        };
+        let idb =
+            reader
+                .interfaces()
+                .get(interface as usize)
+                .ok_or_else(|| PcapError::NoInterface {
+                    path: path.to_owned(),
+                    record,
+                    interface,
+                })?;
+        let snaplen = match idb.snaplen {
+            0 => MAX_RECORD_LEN,
+            n => n.min(MAX_RECORD_LEN),
+        };
+        if bytes.len() > MAX_RECORD_LEN as usize {
+            return Err(PcapError::RecordTooLong {
+                path: path.to_owned(),
+                record,
+                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            });
+        }
+        // A simple packet block's data runs to the block's end, padding included; its
+        // captured length is the original length cut at the snapshot length.
+        let mut bytes = bytes;
+        bytes.truncate(bytes.len().min(snaplen as usize).min(original as usize));
+        frames.push(bytes);
+    }
+    Ok(frames)
+}
+
+/// An interface of a pcapng file must carry Ethernet frames without FCS.
+fn check_interface(idb: &InterfaceDescriptionBlock<'_>, path: &Path) -> Result<(), PcapError> {
+    if idb.linktype != DataLink::ETHERNET {
+        return Err(PcapError::LinkType {
+            path: path.to_owned(),
+            linktype: u32::from(idb.linktype),
+        });
+    }
+    let fcs = idb
+        .options
+        .iter()
+        .any(|o| matches!(o, InterfaceDescriptionOption::IfFcsLen(n) if *n > 0));
+    if fcs {
+        return Err(PcapError::Fcs {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The format [`PcapWriter`] writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic pcap (`tcpdump -w`), files named `*.pcap`.
+    #[default]
+    Pcap,
+    /// pcapng (Wireshark's and dumpcap's default), files named `*.pcapng`, with the
+    /// interface's name recorded.
+    PcapNg,
+}
+
+impl CaptureFormat {
+    /// The file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Pcap => "pcap",
+            Self::PcapNg => "pcapng",
+        }
+    }
+}
+
+impl fmt::Display for CaptureFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+impl FromStr for CaptureFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pcap" => Ok(Self::Pcap),
+            "pcapng" => Ok(Self::PcapNg),
+            other => Err(format!(
+                "unknown capture format {other:?} (expected pcap or pcapng)"
+            )),
+        }
+    }
+}
+
+/// Writes a capture file of Ethernet frames: classic pcap (little-endian,
+/// microsecond timestamps, snapshot length [`SNAPLEN`]) or pcapng (one
+/// interface, nanosecond timestamps, the same snapshot length).
 ///
 /// Call [`PcapWriter::finish`] to learn whether the last bytes reached the
 /// file; dropping the writer flushes too, but cannot report a failure.
-#[derive(Debug)]
 pub struct PcapWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
+}
+
+enum Out {
+    Pcap(BufWriter<File>),
+    PcapNg(PcapNgWriter<BufWriter<File>>),
+}
+
+impl fmt::Debug for PcapWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PcapWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PcapWriter {
-    /// Creates (or truncates) `path` and writes the file header.
+    /// Creates (or truncates) `path` and writes a classic pcap file header.
     pub fn create(path: &Path) -> Result<Self, PcapError> {
+        Self::create_as(path, CaptureFormat::Pcap, "")
+    }
+
+    /// Creates (or truncates) `path` and writes the header of `format`; a pcapng file records
+    /// `interface` as the name of its one interface (when not empty).
+    pub fn create_as(
+        path: &Path,
+        format: CaptureFormat,
+        interface: &str,
+    ) -> Result<Self, PcapError> {
         let write_error = |source| PcapError::Write {
             path: path.to_owned(),
             source,
         };
-        let file = File::create(path).map_err(write_error)?;
-        let mut writer = PcapWriter {
-            path: path.to_owned(),
-            out: BufWriter::new(file),
-        };
+        let file = BufWriter::new(File::create(path).map_err(write_error)?);
+        if format == CaptureFormat::PcapNg {
+            let ng_error = |e: pcap_file::PcapError| PcapError::Write {
+                path: path.to_owned(),
+                source: io::Error::other(e.to_string()),
+            };
+            let mut ng = PcapNgWriter::new(file).map_err(ng_error)?;
+            let mut idb = InterfaceDescriptionBlock::new(DataLink::ETHERNET, SNAPLEN);
+            if !interface.is_empty() {
+                idb.options.push(InterfaceDescriptionOption::IfName(
+                    interface.to_owned().into(),
+                ));
+            }
+            // Timestamps in nanoseconds (if_tsresol 9).
+            idb.options.push(InterfaceDescriptionOption::IfTsResol(9));
+            ng.write_block(&Block::InterfaceDescription(idb))
+                .map_err(ng_error)?;
+            return Ok(PcapWriter {
+                path: path.to_owned(),
+                out: Out::PcapNg(ng),
+            });
+        }
+        let mut out = file;
         let mut header = Vec::with_capacity(GLOBAL_HEADER_LEN);
         header.extend_from_slice(&MAGIC_MICROS.to_le_bytes());
         header.extend_from_slice(&2u16.to_le_bytes()); // version 2.4
@@ -246,8 +442,11 @@ impl PcapWriter {
         header.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
         header.extend_from_slice(&SNAPLEN.to_le_bytes());
         header.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        writer.out.write_all(&header).map_err(write_error)?;
-        Ok(writer)
+        out.write_all(&header).map_err(write_error)?;
+        Ok(PcapWriter {
+            path: path.to_owned(),
+            out: Out::Pcap(out),
+        })
     }
 
     /// Appends one frame seen at `timestamp`. A frame longer than
@@ -264,6 +463,26 @@ impl PcapWriter {
         })?;
         let orig_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         let incl_len = orig_len.min(SNAPLEN);
+        let out = match &mut self.out {
+            Out::Pcap(out) => out,
+            Out::PcapNg(ng) => {
+                let packet = EnhancedPacketBlock {
+                    interface_id: 0,
+                    timestamp: since_epoch,
+                    original_len: orig_len,
+                    // incl_len is at most SNAPLEN, which fits usize.
+                    data: frame[..incl_len as usize].into(),
+                    options: Vec::new(),
+                };
+                return ng
+                    .write_block(&Block::EnhancedPacket(packet))
+                    .map(drop)
+                    .map_err(|e| PcapError::Write {
+                        path: self.path.clone(),
+                        source: io::Error::other(e.to_string()),
+                    });
+            }
+        };
         let mut header = [0u8; RECORD_HEADER_LEN];
         header[0..4].copy_from_slice(&seconds.to_le_bytes());
         header[4..8].copy_from_slice(&since_epoch.subsec_micros().to_le_bytes());
@@ -273,16 +492,19 @@ impl PcapWriter {
             path: self.path.clone(),
             source,
         };
-        self.out.write_all(&header).map_err(write_error)?;
+        out.write_all(&header).map_err(write_error)?;
         // incl_len is at most SNAPLEN, which fits usize.
-        self.out
-            .write_all(&frame[..incl_len as usize])
+        out.write_all(&frame[..incl_len as usize])
             .map_err(write_error)
     }
 
     /// Flushes everything to the file.
-    pub fn finish(mut self) -> Result<(), PcapError> {
-        self.out.flush().map_err(|source| PcapError::Write {
+    pub fn finish(self) -> Result<(), PcapError> {
+        let flushed = match self.out {
+            Out::Pcap(mut out) => out.flush(),
+            Out::PcapNg(ng) => ng.into_inner().flush(),
+        };
+        flushed.map_err(|source| PcapError::Write {
             path: self.path.clone(),
             source,
         })
@@ -534,22 +756,21 @@ pub(crate) mod tests {
         let le = [0xd4, 0xc3, 0xb2, 0xa1];
         assert_eq!(
             parse_bytes(&[0; 10]).unwrap_err(),
-            "c.pcap is not a pcap file (10 bytes, shorter than a pcap header; pcapng is not \
-             supported: convert with `editcap -F pcap`)"
+            "c.pcap is not a pcap or pcapng file (10 bytes, shorter than a pcap header)"
         );
         let mut pcapng = handmade(le, false, 65535, 1, &[]);
         pcapng[..4].copy_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a]);
-        assert_eq!(
-            parse_bytes(&pcapng).unwrap_err(),
-            "c.pcap is not a pcap file (unknown magic number 0x0a0d0d0a; pcapng is not \
-             supported: convert with `editcap -F pcap`)"
+        assert!(
+            parse_bytes(&pcapng)
+                .unwrap_err()
+                .starts_with("c.pcap is not a pcap or pcapng file (bad pcapng section header: "),
         );
         let mut v1 = handmade(le, false, 65535, 1, &[]);
         v1[4] = 1;
         assert!(
             parse_bytes(&v1)
                 .unwrap_err()
-                .contains("(format version 1, not 2;"),
+                .contains("(format version 1, not 2)"),
         );
         assert_eq!(
             parse_bytes(&handmade(le, false, 65535, 113, &[])).unwrap_err(),
@@ -577,6 +798,98 @@ pub(crate) mod tests {
         assert!(
             e.to_string()
                 .starts_with("cannot read pcap file /nonexistent/x.pcap: "),
+            "{e}"
+        );
+    }
+
+    fn ng_fixture_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pcap/mixed.pcapng")
+    }
+
+    #[test]
+    fn reads_pcapng_written_by_editcap() {
+        // `editcap -F pcapng mixed.pcap mixed.pcapng` (Wireshark 4.0): a section header, one
+        // interface description and three enhanced packet blocks, as Wireshark writes them.
+        let data = std::fs::read(ng_fixture_path()).unwrap();
+        assert_eq!(data[..4], PCAPNG_MAGIC, "the fixture is pcapng");
+        assert_eq!(read(&ng_fixture_path()).unwrap(), mixed_frames());
+    }
+
+    #[test]
+    fn pcapng_round_trip_names_the_interface() {
+        let tmp = TempDir::new("ng-round-trip");
+        let file = tmp.0.join("sender.pcapng");
+        let mut writer = PcapWriter::create_as(&file, CaptureFormat::PcapNg, "xl-1-2a").unwrap();
+        let mut frames = mixed_frames();
+        frames.push(vec![0xab; 9014]);
+        for (i, frame) in frames.iter().enumerate() {
+            let at = fixture_start() + Duration::from_nanos(1_000_001 * i as u64);
+            writer.write(frame, at).unwrap();
+        }
+        writer.finish().unwrap();
+        assert_eq!(read(&file).unwrap(), frames);
+        let data = std::fs::read(&file).unwrap();
+        assert_eq!(data[..4], PCAPNG_MAGIC);
+        let name = b"xl-1-2a";
+        assert!(
+            data.windows(name.len()).any(|w| w == name),
+            "the interface name is recorded"
+        );
+    }
+
+    #[test]
+    fn bad_pcapng_interfaces_are_named() {
+        let tmp = TempDir::new("ng-bad");
+        let write = |name: &str, linktype: DataLink, fcs: Option<u8>, interface: u32| {
+            let file = tmp.0.join(name);
+            let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+            let mut idb = InterfaceDescriptionBlock::new(linktype, 65535);
+            if let Some(n) = fcs {
+                idb.options.push(InterfaceDescriptionOption::IfFcsLen(n));
+            }
+            ng.write_block(&Block::InterfaceDescription(idb)).unwrap();
+            let packet = EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_secs(1),
+                original_len: 60,
+                data: vec![7u8; 60].into(),
+                options: Vec::new(),
+            };
+            ng.write_block(&Block::EnhancedPacket(packet)).unwrap();
+            let mut bytes = ng.into_inner();
+            // The writer refuses an undescribed interface: name it in the bytes instead.
+            // Blocks are (type, length, body...): skip the section header and the interface
+            // description to reach the packet block's interface id.
+            let len_at = |at: usize| u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+            let epb = len_at(0) as usize;
+            let epb = epb + len_at(epb) as usize;
+            bytes[epb + 8..epb + 12].copy_from_slice(&interface.to_le_bytes());
+            std::fs::write(&file, bytes).unwrap();
+            read(&file).map_err(|e| e.to_string().replace(&*tmp.0.to_string_lossy(), "D"))
+        };
+        assert_eq!(
+            write("ok.pcapng", DataLink::ETHERNET, None, 0).unwrap(),
+            vec![vec![7u8; 60]]
+        );
+        assert_eq!(
+            write("raw.pcapng", DataLink::RAW, None, 0).unwrap_err(),
+            "D/raw.pcapng: link type 101 is not ethernet (1)"
+        );
+        assert_eq!(
+            write("fcs.pcapng", DataLink::ETHERNET, Some(4), 0).unwrap_err(),
+            "D/fcs.pcapng: records end with an fcs; xdplab sends frames without one"
+        );
+        assert_eq!(
+            write("if.pcapng", DataLink::ETHERNET, None, 3).unwrap_err(),
+            "D/if.pcapng: packet 1 names interface 3, which the file does not describe"
+        );
+        // Cut inside the packet block: the parser's complaint, after the frames before it.
+        let whole = std::fs::read(tmp.0.join("ok.pcapng")).unwrap();
+        let cut = tmp.0.join("cut.pcapng");
+        std::fs::write(&cut, &whole[..whole.len() - 8]).unwrap();
+        let e = read(&cut).unwrap_err().to_string();
+        assert!(
+            e.contains("cut.pcapng: pcapng block after packet 0: "),
             "{e}"
         );
     }

@@ -207,31 +207,75 @@ fn privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario() {
     if !privileges::gate("privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("xdplab-capture-{}", std::process::id()));
-    let out = xdplab(&[
-        "run",
-        "--capture",
-        dir.to_str().unwrap(),
-        fixture("wrong-expect-pass.toml").to_str().unwrap(),
-    ]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let files: Vec<PathBuf> = stdout
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("capture: "))
-        .map(PathBuf::from)
-        .collect();
-    assert_eq!(files.len(), 2, "one pcap per interface: {stdout}");
-    let receiver = files
-        .iter()
-        .find(|f| f.to_string_lossy().contains(".receiver-"))
-        .expect("receiver pcap");
-    let frames = xdplab::pcap::read(receiver).expect("a readable pcap");
-    std::fs::remove_dir_all(&dir).ok();
-    assert_eq!(frames.len(), 10, "the 10 passed frames");
-    assert!(
-        frames
+    for format in ["pcap", "pcapng"] {
+        let dir =
+            std::env::temp_dir().join(format!("xdplab-capture-{}-{format}", std::process::id()));
+        let out = xdplab(&[
+            "run",
+            "--capture",
+            dir.to_str().unwrap(),
+            "--capture-format",
+            format,
+            fixture("wrong-expect-pass.toml").to_str().unwrap(),
+        ]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        let files: Vec<PathBuf> = stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("capture: "))
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(files.len(), 2, "one {format} per interface: {stdout}");
+        let receiver = files
             .iter()
-            .all(|f| f.len() >= 60 && f[12..14] == [0x08, 0x00])
-    );
+            .find(|f| f.to_string_lossy().contains(".receiver-"))
+            .expect("receiver capture");
+        assert_eq!(
+            receiver.extension().and_then(|e| e.to_str()),
+            Some(format),
+            "{stdout}"
+        );
+        let frames = xdplab::pcap::read(receiver).expect("a readable capture");
+        let independent = capinfos_packets(receiver);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(frames.len(), 10, "the 10 passed frames");
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.len() >= 60 && f[12..14] == [0x08, 0x00])
+        );
+        if let Some(packets) = independent {
+            assert_eq!(packets, 10, "capinfos reads the {format} file xdplab wrote");
+        }
+    }
+}
+
+/// The packet count Wireshark's `capinfos` reads from a capture file: an independent reader of
+/// what xdplab writes. `None` (with a SKIP line) when it is not installed, unless
+/// `XDPLAB_REQUIRE_CAPINFOS` is set (CI installs it), which makes its absence a failure.
+fn capinfos_packets(file: &std::path::Path) -> Option<u64> {
+    match std::process::Command::new("capinfos")
+        .args(["-c", "-M", "-T"])
+        .arg(file)
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "capinfos: {}", text(&out.stderr));
+            // `-T`: a header line, then "file<TAB>count".
+            let stdout = text(&out.stdout);
+            let count = stdout
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split('\t').nth(1))
+                .and_then(|c| c.trim().parse().ok());
+            Some(count.unwrap_or_else(|| panic!("capinfos output: {stdout}")))
+        }
+        Err(e) if std::env::var_os("XDPLAB_REQUIRE_CAPINFOS").is_some() => {
+            panic!("XDPLAB_REQUIRE_CAPINFOS is set but capinfos cannot run: {e}")
+        }
+        Err(e) => {
+            println!("SKIP: capinfos cross-check of {}: {e}", file.display());
+            None
+        }
+    }
 }

@@ -112,8 +112,10 @@ impl FromStr for ExecPath {
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Write a pcap per interface of a failing scenario here.
+    /// Write a capture file per interface of a failing scenario here.
     pub capture_dir: Option<PathBuf>,
+    /// The format of those files (default: classic pcap).
+    pub capture_format: crate::pcap::CaptureFormat,
     /// The id tagged into every frame (default: the lab's random one). [`run_paths`] gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
@@ -1805,7 +1807,13 @@ fn execute_live(
     if !report.failures.is_empty()
         && let Some(dir) = &options.capture_dir
     {
-        report.captures = write_captures(dir, scenario, &report.mode, &captured)?;
+        report.captures = write_captures(
+            dir,
+            options.capture_format,
+            scenario,
+            &report.mode,
+            &captured,
+        )?;
     }
     match attachment {
         Held::Attached(attachment) => attachment.detach()?,
@@ -1891,6 +1899,7 @@ fn check_throughput(
 /// Writes one pcap per interface; returns the files.
 fn write_captures(
     dir: &Path,
+    format: crate::pcap::CaptureFormat,
     scenario: &Scenario,
     path: &str,
     captured: &[(EndName, Captured)],
@@ -1916,13 +1925,16 @@ fn write_captures(
     let mut files = Vec::new();
     for (name, c) in captured {
         let file = dir.join(format!(
-            "{}.{}.{}-{}.pcap",
+            "{}.{}.{}-{}.{}",
             safe(&scenario.name),
             safe(path),
             safe(&name.netns),
-            safe(&name.interface)
+            safe(&name.interface),
+            format.extension()
         ));
-        let mut writer = crate::pcap::PcapWriter::create(&file).map_err(io)?;
+        let interface = format!("{}:{}", name.netns, name.interface);
+        let mut writer =
+            crate::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
         for (time, frame) in &c.all {
             writer.write(frame, *time).map_err(io)?;
         }

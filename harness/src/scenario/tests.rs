@@ -1612,7 +1612,7 @@ fn pcap_file_errors() {
         ))
     );
     assert!(e("text.pcap").starts_with(&at(format!(
-        "{} is not a pcap file (unknown magic number",
+        "{} is not a pcap or pcapng file (unknown magic number",
         path("text.pcap")
     ))),);
     // Relative to the scenario file's directory, not the working directory.
