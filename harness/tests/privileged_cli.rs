@@ -252,7 +252,7 @@ fn privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario() {
 
 /// The packet count Wireshark's `capinfos` reads from a capture file: an independent reader of
 /// what xdplab writes. `None` (with a SKIP line) when it is not installed, unless
-/// `XDPLAB_REQUIRE_CAPINFOS` is set (CI installs it), which makes its absence a failure.
+/// `XDPLAB_REQUIRE_WIRESHARK` is set (CI installs it), which makes its absence a failure.
 fn capinfos_packets(file: &std::path::Path) -> Option<u64> {
     match std::process::Command::new("capinfos")
         .args(["-c", "-M", "-T"])
@@ -270,8 +270,8 @@ fn capinfos_packets(file: &std::path::Path) -> Option<u64> {
                 .and_then(|c| c.trim().parse().ok());
             Some(count.unwrap_or_else(|| panic!("capinfos output: {stdout}")))
         }
-        Err(e) if std::env::var_os("XDPLAB_REQUIRE_CAPINFOS").is_some() => {
-            panic!("XDPLAB_REQUIRE_CAPINFOS is set but capinfos cannot run: {e}")
+        Err(e) if std::env::var_os("XDPLAB_REQUIRE_WIRESHARK").is_some() => {
+            panic!("XDPLAB_REQUIRE_WIRESHARK is set but capinfos cannot run: {e}")
         }
         Err(e) => {
             println!("SKIP: capinfos cross-check of {}: {e}", file.display());
