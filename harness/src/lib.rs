@@ -10,6 +10,7 @@
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
 //! [`doctor`] says what the machine lacks for any of it, and how to fix it; [`requires`] gates a
 //! scenario on the kernel features it declares.
+//! [`input`] reads the files a user names with a type check and a size cap.
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
@@ -19,6 +20,7 @@ pub mod doctor;
 pub mod exit;
 pub mod frame;
 pub mod inject;
+pub mod input;
 pub mod interrupt;
 pub mod lab;
 pub mod link;

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,13 +146,12 @@ pub enum PcapError {
 /// A record longer than its snapshot length is cut to it (libpcap does the
 /// same); frames the capture cut are returned as captured.
 pub fn read(path: &Path) -> Result<Vec<Vec<u8>>, PcapError> {
-    let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut file| file.read_to_end(&mut data))
-        .map_err(|source| PcapError::Read {
+    let data = crate::input::read(path, crate::input::InputKind::Capture).map_err(|source| {
+        PcapError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        }
+    })?;
     parse(&data, path)
 }
 

@@ -120,14 +120,12 @@ impl ObjectSource {
                     None => Ok(Cow::Borrowed(embedded)),
                 }
             }
-            Self::File(path) => {
-                std::fs::read(path)
-                    .map(Cow::Owned)
-                    .map_err(|source| ProgramError::Read {
-                        path: path.clone(),
-                        source,
-                    })
-            }
+            Self::File(path) => crate::input::read(path, crate::input::InputKind::Object)
+                .map(Cow::Owned)
+                .map_err(|source| ProgramError::Read {
+                    path: path.clone(),
+                    source,
+                }),
         }
     }
 }

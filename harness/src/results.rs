@@ -209,10 +209,13 @@ impl BenchResults {
 
     /// Reads a results file.
     pub fn load(path: &Path) -> Result<BenchResults, ResultsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            crate::input::read_text(path, crate::input::InputKind::Results).map_err(|source| {
+                ResultsError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         serde_json::from_str(&text).map_err(|source| ResultsError::Parse {
             path: path.to_owned(),
             source,

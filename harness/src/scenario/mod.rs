@@ -83,18 +83,19 @@ pub enum ScenarioError {
 
 /// Reads and checks one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            ScenarioError::NotFound {
-                path: path.to_owned(),
+    let text =
+        crate::input::read_text(path, crate::input::InputKind::Scenario).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ScenarioError::NotFound {
+                    path: path.to_owned(),
+                }
+            } else {
+                ScenarioError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
             }
-        } else {
-            ScenarioError::Read {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })?;
+        })?;
     parse(&text, path)
 }
 

@@ -1,0 +1,178 @@
+//! Paths that are not what they claim to be: each must cost a clear error (exit 2, naming the
+//! file and what is wrong with it), never unbounded reading. `[program] object = "/dev/zero"`
+//! once read until the OOM killer ended xdplab.
+//!
+//! Every file is read and checked before any lab is built; only objects, which `xdplab run`
+//! reads after its environment checks, need the privileges a run needs.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use common::{text, xdplab};
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("xdplab-hostile-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `xdplab ARGS`, which must exit 2 within a few seconds with `expected` in its stderr.
+fn refused(args: &[&str], expected: &str) {
+    let start = Instant::now();
+    let out = xdplab(args);
+    let took = start.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "xdplab {args:?}: {stderr}");
+    assert!(stderr.contains(expected), "xdplab {args:?}: {stderr}");
+    // Reading stopped at once; no timing assertion on the machine's speed beyond "not a hang".
+    assert!(
+        took < Duration::from_secs(30),
+        "xdplab {args:?} took {took:?}"
+    );
+}
+
+fn scenario_with(program_object: &str, send: &str) -> String {
+    format!(
+        "schema-version = 1\nname = \"hostile\"\n[program]\nobject = \"{program_object}\"\n\
+         entry = \"xdp_drop_all\"\n[[send]]\nname = \"g\"\n{send}\nexpect = \"drop\"\n"
+    )
+}
+
+#[test]
+fn special_files_as_scenarios_are_refused() {
+    for device in ["/dev/zero", "/dev/null", "/dev/urandom"] {
+        refused(
+            &["list", device],
+            &format!(
+                "{device}: cannot read scenario file: it is a character device, not a regular \
+                 file or a pipe"
+            ),
+        );
+    }
+}
+
+#[test]
+fn an_object_or_a_capture_that_is_a_device_is_refused() {
+    let dir = TempDir::new("devices");
+    let object = dir.write(
+        "object.toml",
+        &scenario_with("/dev/zero", "count = 1\nipv4 = {}"),
+    );
+    refused(
+        &["run", object.to_str().unwrap()],
+        "failed to read object /dev/zero: it is a character device, not a regular file or a pipe \
+         (an object file must be one)",
+    );
+    let pcap = dir.write(
+        "pcap.toml",
+        &scenario_with("xdp_drop", "pcap = \"/dev/zero\""),
+    );
+    refused(
+        &["list", pcap.to_str().unwrap()],
+        "cannot read pcap file /dev/zero: it is a character device, not a regular file or a pipe \
+         (a capture file must be one)",
+    );
+}
+
+#[test]
+fn a_huge_scenario_is_refused_by_its_size() {
+    let dir = TempDir::new("huge");
+    let huge = dir.0.join("huge.toml");
+    // Sparse: 8 GiB claimed, nothing written.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    refused(
+        &["list", huge.to_str().unwrap()],
+        "it is larger than the 4 MiB a scenario file may have (set XDPLAB_MAX_SCENARIO_BYTES=BYTES \
+         to change the cap)",
+    );
+}
+
+#[test]
+fn a_symlink_loop_is_refused() {
+    let dir = TempDir::new("loop");
+    let a = dir.0.join("a.toml");
+    let b = dir.0.join("b.toml");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    refused(
+        &["list", a.to_str().unwrap()],
+        "a.toml: cannot read scenario file: ",
+    );
+}
+
+#[test]
+fn a_pipe_is_read_on_purpose() {
+    // What `xdplab list <(cat scenario.toml)` hands over: a pipe, read to its end.
+    let dir = TempDir::new("pipe");
+    let fifo = dir.0.join("scenario.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let source = common::repo().join("scenarios/seed-drop-all.toml");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, std::fs::read(&source).unwrap()))
+    };
+    let out = xdplab(&["list", fifo.to_str().unwrap()]);
+    writer.join().unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("seed-drop-all"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_capture_cap_can_be_lowered_and_names_its_variable() {
+    let dir = TempDir::new("cap");
+    let scenario = dir.write(
+        "pcap.toml",
+        &scenario_with(
+            "xdp_drop",
+            &format!(
+                "pcap = \"{}\"",
+                common::repo().join("scenarios/data/mixed.pcap").display()
+            ),
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdplab"))
+        .args(["list", scenario.to_str().unwrap()])
+        .env("XDPLAB_MAX_CAPTURE_BYTES", "100")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "it is larger than the 100 bytes a capture file may have (set \
+             XDPLAB_MAX_CAPTURE_BYTES=BYTES to change the cap)"
+        ),
+        "{stderr}"
+    );
+    assert!(Path::new(&scenario).exists());
+}
