@@ -228,7 +228,7 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
             {
                 let options = LoadOptions {
                     globals: globals.clone(),
-                    map_pin_dir: None,
+                    ..LoadOptions::default()
                 };
                 Program::load_with(&object_source(object), entry, &options)
                     .map_err(|e| load_error(scenario, *object_line, *entry_line, &e))?;
@@ -1531,8 +1531,8 @@ fn execute_live(
         Some(bpffs) => {
             let p = &scenario.program;
             let options = LoadOptions {
-                globals: Vec::new(),
                 map_pin_dir: Some(bpffs.pin_path("maps")),
+                ..LoadOptions::default()
             };
             let mut program = Program::load_with(&object_source(&p.object), &p.entry, &options)
                 .map_err(|e| load_error(scenario, p.object_line, p.entry_line, &e))?;
