@@ -291,6 +291,18 @@ pub enum ProgramError {
         /// The map.
         name: String,
     },
+    /// A PROG_ARRAY slot could not be filled.
+    #[error("failed to put program {program:?} in slot {index} of map {map:?}: {reason}")]
+    TailCall {
+        /// The PROG_ARRAY.
+        map: String,
+        /// The slot.
+        index: u32,
+        /// The program.
+        program: String,
+        /// Why.
+        reason: String,
+    },
     /// The named program is not an XDP program.
     #[error(
         "failed to use program {entry:?} in object {object}: it is a {kind} program, not XDP \
@@ -633,6 +645,38 @@ impl Program {
         };
         let program = self.ebpf.program(name).ok_or_else(not_loaded)?;
         program.fd().map_err(|_| not_loaded())
+    }
+
+    /// Puts program `name` of this object in slot `index` of its PROG_ARRAY `map` (a
+    /// tail-call target), as a libbpf loader does with `bpf_map_update_elem(map_fd, &index,
+    /// &prog_fd)`. `name` must have been loaded ([`LoadOptions::also_load`]).
+    #[doc(alias = "BPF_MAP_TYPE_PROG_ARRAY")]
+    pub fn set_tail_call(&mut self, map: &str, index: u32, name: &str) -> Result<(), ProgramError> {
+        let fd = self
+            .program_fd(name)?
+            .try_clone()
+            .map_err(|source| ProgramError::TailCall {
+                map: map.to_owned(),
+                index,
+                program: name.to_owned(),
+                reason: format!("failed to duplicate the program's descriptor: {source}"),
+            })?;
+        let tail_error = |reason: String| ProgramError::TailCall {
+            map: map.to_owned(),
+            index,
+            program: name.to_owned(),
+            reason,
+        };
+        let available: Vec<String> = self.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+        let data = self.ebpf.map_mut(map).ok_or_else(|| {
+            tail_error(format!(
+                "the object has no such map (it has: {})",
+                list(&available)
+            ))
+        })?;
+        let mut array = aya::maps::ProgramArray::try_from(data)
+            .map_err(|e| tail_error(format!("it is not a PROG_ARRAY ({e})")))?;
+        array.set(index, &fd, 0).map_err(|e| tail_error(chain(&e)))
     }
 
     /// The private bpffs this program's maps pinned by name went to, when the caller gave

@@ -118,6 +118,7 @@ fn seed_drop_all_parses_as_written() {
                 object_line: 6,
                 entry_line: 7,
                 pin: false,
+                loader: LoaderSpec::default(),
             },
             attachments: vec![],
             rules: vec![],
@@ -148,6 +149,7 @@ fn seed_drop_all_parses_as_written() {
                 absent: false,
                 delta: None,
                 line: 18,
+                at: None,
             }],
             event_expects: vec![],
             throughput: None,
@@ -1243,6 +1245,7 @@ fn attachments() {
                 entry: "helper".into(),
                 mode: XdpModeSpec::Generic,
                 line: 26,
+                loader: LoaderSpec::default(),
             },
             AttachSpec {
                 at: iface("sender"),
@@ -1250,6 +1253,7 @@ fn attachments() {
                 entry: "xdp_pass".into(),
                 mode: XdpModeSpec::Native,
                 line: 32,
+                loader: LoaderSpec::default(),
             },
         ]
     );
@@ -1655,6 +1659,8 @@ value = [
             key: MapBytes::Struct(vec![StructField::U32(0)]),
             value: MapBytes::Struct(vec![StructField::Ifindex(iface("dut:out"))]),
             line: 26,
+            program: None,
+            at: None,
         }
     );
     assert_eq!(
@@ -1868,12 +1874,16 @@ fn setup_maps() {
                 key: MapBytes::Int(0),
                 value: MapBytes::Int(1),
                 line: 14,
+                program: None,
+                at: None,
             },
             MapSetup {
                 map: "filter_config".into(),
                 key: MapBytes::Int(0),
                 value: MapBytes::Hex(vec![1, 0, 0, 0]),
                 line: 19,
+                program: None,
+                at: None,
             },
         ]
     );
