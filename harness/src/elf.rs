@@ -132,6 +132,16 @@ pub fn programs(bytes: &[u8]) -> Result<Vec<ProgramEntry>, ElfError> {
     elf.programs()
 }
 
+/// Where the bytes of section `name` are in the file (`None`: no such section, or it holds
+/// no bytes in the file), for tools and tests that patch an object.
+pub fn section_range(bytes: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
+    let elf = Elf::parse(bytes).ok()?;
+    let index = (0..elf.shnum).find(|&i| elf.section_name(i).ok() == Some(name))?;
+    let data = elf.section_data(index).ok()?;
+    let start = usize::try_from(read_u64(elf.shdr(index), 24)).ok()?;
+    (!data.is_empty()).then(|| start..start + data.len())
+}
+
 /// How to rewrite an object's program sections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SectionPlan {
