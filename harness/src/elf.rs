@@ -39,7 +39,7 @@ const SHN_LORESERVE: usize = 0xff00;
 #[derive(Debug, Error)]
 pub enum ElfError {
     /// The bytes are not a 64-bit little-endian ELF object, or a table runs past the end.
-    #[error("failed to read ELF object: {0}")]
+    #[error("error parsing ELF data: {0}")]
     Malformed(String),
 }
 

@@ -639,9 +639,9 @@ pub(super) fn load_error(
                 format!("failed to read object {}: {why}", path.display()),
             )
         }
-        ProgramError::UnknownBundled { .. } | ProgramError::Object { .. } => {
-            (object_line, e.to_string())
-        }
+        ProgramError::UnknownBundled { .. }
+        | ProgramError::Object { .. }
+        | ProgramError::Elf { .. } => (object_line, e.to_string()),
         _ => (entry_line, e.to_string()),
     };
     let message = at(scenario, line, &message);
