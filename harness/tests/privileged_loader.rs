@@ -450,3 +450,97 @@ fn sys_fs_bpf_in_a_private_namespace() {
     assert_no_bpffs_left(pid);
     assert_eq!(snapshot(Path::new(SYS_FS_BPF)), before, "bare /sys/fs/bpf");
 }
+
+#[test]
+fn privileged_maps_of_attach_programs_are_set_up_and_checked() {
+    if !privileges::gate("privileged_maps_of_attach_programs_are_set_up_and_checked") {
+        return;
+    }
+    let scratch = Scratch::new("loader-attach");
+    // xdp_tx reflects UDP to the sender, where an [[attach]] dispatcher (its PROG_ARRAY slot
+    // 0 filled with the TCP stage, its map sized and seeded by the scenario) counts them in
+    // stage_hits[1].
+    let text = format!(
+        r#"schema-version = 1
+name = "attach-maps"
+
+[program]
+object = "xdp_tx"
+entry = "xdp_tx"
+
+[[attach]]
+at = "sender"
+object = {object:?}
+entry = "xdp_dispatch"
+max-entries = {{ stage_hits = 2 }}
+
+[[setup.map]]
+map = "jmp_table"
+key = 0
+program = "xdp_stage_tcp"
+at = "sender"
+
+[[setup.map]]
+map = "stage_hits"
+key = 0
+value = 1000
+at = "sender"
+
+[[send]]
+name = "udp"
+count = 30
+ipv4 = {{}}
+udp = {{ dst-port = 7 }}
+expect = "tx"
+
+[[expect.map]]
+map = "stage_hits"
+key = 0
+value = 1000
+at = "sender"
+
+[[expect.map]]
+map = "stage_hits"
+key = 1
+value = 30
+at = "sender"
+"#,
+        object = repo()
+            .join("ebpf/obj/xdp_tail_call.bpf.o")
+            .display()
+            .to_string()
+    );
+    let good = scratch.0.join("attach-maps.toml");
+    std::fs::write(&good, &text).expect("write");
+    let (out, _) = run(ALL, &good);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let reports = reports(&out, 3);
+    for s in &reports[..2] {
+        let maps = s["maps"].as_array().expect("maps");
+        assert_eq!(maps.len(), 2, "both [[attach]] checks ran live: {s:#}");
+    }
+    // test-run runs no [[attach]] program: its checks are listed as not checked.
+    assert!(
+        reports[2]["notes"].to_string().contains("not checked"),
+        "{:#}",
+        reports[2]
+    );
+    // The checks read the [[attach]] program's map, not the program under test's: a wrong
+    // count fails on both live paths.
+    let wrong = scratch.0.join("attach-maps-wrong.toml");
+    std::fs::write(&wrong, text.replace("value = 30", "value = 31")).expect("write");
+    let (out, _) = run("native,generic", &wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    for s in reports(&out, 2) {
+        assert!(
+            s["failures"]
+                .to_string()
+                .contains("stage_hits[1]: expected 31, got 30"),
+            "{s:#}"
+        );
+    }
+}
+
+fn text_of(out: &Output) -> String {
+    format!("{}\n{}", text(&out.stdout), text(&out.stderr))
+}

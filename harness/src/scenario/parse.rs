@@ -161,6 +161,8 @@ struct RawAttach {
     mode: Option<XdpModeSpec>,
     #[serde(rename = "type")]
     program_type: Option<Spanned<String>>,
+    globals: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    max_entries: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
 }
 
 #[derive(Deserialize)]
@@ -737,7 +739,7 @@ fn attachments(
                 entry,
                 mode: raw.mode.unwrap_or_default(),
                 line,
-                loader: loader_spec(src, raw.program_type, None, None)?,
+                loader: loader_spec(src, raw.program_type, raw.globals, raw.max_entries)?,
             },
             end,
         ));

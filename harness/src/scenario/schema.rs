@@ -518,7 +518,7 @@ pub struct AttachSpec {
     pub mode: XdpModeSpec,
     /// Line of the `[[attach]]` header in the scenario file.
     pub line: usize,
-    /// What the loader sets before load (`type`).
+    /// What the loader sets before load (`type`, `globals`, `max-entries`).
     pub loader: super::LoaderSpec,
 }
 
