@@ -481,12 +481,16 @@ impl Program {
         };
         let mut loader = EbpfLoader::new();
         let symbols = elf::globals(&bytes).map_err(elf_error)?;
-        let mut globals: Vec<(String, Vec<u8>)> = options
+        let mut globals: Vec<(String, Vec<u8>)> = Vec::new();
+        // Lifecycle steps' integer globals and [program] globals take one path: sized by the
+        // symbol, checked against the object's variables.
+        let values = options
             .globals
             .iter()
-            .map(|(name, value)| (name.clone(), value.to_ne_bytes().to_vec()))
-            .collect();
-        for (name, value) in &options.global_values {
+            .map(|(name, value)| (name.clone(), GlobalValue::Int(i64::from(*value))))
+            .chain(options.global_values.iter().cloned());
+        for (name, value) in values {
+            let name = &name;
             let symbol = symbols.iter().find(|s| s.name == *name).ok_or_else(|| {
                 ProgramError::GlobalValue {
                     object: object.clone(),
@@ -833,7 +837,8 @@ pub fn declares_redirect_map(source: &ObjectSource) -> bool {
 /// How to load an object beyond the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// `const volatile __u32` globals to set, by name (each must exist and be 4 bytes).
+    /// Integer globals to set, by name (lifecycle steps' `globals`): each must exist, and
+    /// its value fit the variable's size; the same path as [`Self::global_values`].
     pub globals: Vec<(String, u32)>,
     /// Pin every map the object declares (not its `.rodata`, `.data` or `.bss`) by name in
     /// this bpffs directory, reusing a map already pinned there under the same name, as
