@@ -514,16 +514,16 @@ at = "sender"
     std::fs::write(&good, &text).expect("write");
     let (out, _) = run(ALL, &good);
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
-    let reports = reports(&out, 3);
-    for s in &reports[..2] {
+    let live = reports(&out, 3);
+    for s in &live[..2] {
         let maps = s["maps"].as_array().expect("maps");
         assert_eq!(maps.len(), 2, "both [[attach]] checks ran live: {s:#}");
     }
     // test-run runs no [[attach]] program: its checks are listed as not checked.
     assert!(
-        reports[2]["notes"].to_string().contains("not checked"),
+        live[2]["notes"].to_string().contains("not checked"),
         "{:#}",
-        reports[2]
+        live[2]
     );
     // The checks read the [[attach]] program's map, not the program under test's: a wrong
     // count fails on both live paths.
