@@ -425,6 +425,7 @@ impl ProgramError {
         };
         match self {
             Self::NetNs(_) | Self::NoBpfLink { .. } => true,
+            Self::PinRoot { source, .. } => source.is_permission(),
             Self::Pin { source, .. } => errno_in(&**source).is_some_and(env_errno),
             Self::Load { errno, .. } => errno.is_some_and(env_errno),
             Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),

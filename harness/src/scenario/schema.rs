@@ -929,7 +929,10 @@ impl MapExpect {
             // parse() lets no expectation through without one of the four.
             "(nothing expected)".to_owned()
         };
-        format!("{}[{}] {what}", self.map, self.key)
+        match &self.at {
+            Some(at) => format!("{}[{}] {what} (at {at})", self.map, self.key),
+            None => format!("{}[{}] {what}", self.map, self.key),
+        }
     }
 }
 
@@ -955,9 +958,13 @@ pub struct MapSetup {
 impl MapSetup {
     /// One line for listings: `filter_config[0] = 1`.
     pub fn describe(&self) -> String {
-        match &self.program {
+        let line = match &self.program {
             Some(program) => format!("{}[{}] = program {program}", self.map, self.key),
             None => format!("{}[{}] = {}", self.map, self.key, self.value),
+        };
+        match &self.at {
+            Some(at) => format!("{line} (at {at})"),
+            None => line,
         }
     }
 }
