@@ -8,6 +8,8 @@
  *   xdp_stage_udp   SEC("xdp/udp"): counts stage_hits[0], drops (XDP_DROP)
  *   xdp_stage_tcp   SEC("xdp/tcp"): counts stage_hits[1], passes (XDP_PASS)
  *
+ * Both stages count through hit(), a function of its own (a BPF-to-BPF call).
+ *
  *   jmp_table   BPF_MAP_TYPE_PROG_ARRAY, 4 slots, filled by the loader
  *   stage_hits  BPF_MAP_TYPE_ARRAY, __u32 -> __u64, max_entries 0 in the object: the loader
  *               sets its size (libbpf's bpf_map__set_max_entries; `max-entries` in a scenario)
@@ -36,12 +38,15 @@ struct {
 	__type(value, __u64);
 } stage_hits SEC(".maps");
 
-static __always_inline void hit(__u32 slot)
+/* A BPF-to-BPF call (a function of its own in .text), as libbpf programs often have. */
+static __noinline int hit(__u32 slot)
 {
 	__u64 *value = bpf_map_lookup_elem(&stage_hits, &slot);
 
-	if (value)
-		__sync_fetch_and_add(value, 1);
+	if (!value)
+		return 0;
+	__sync_fetch_and_add(value, 1);
+	return 1;
 }
 
 SEC("xdp")

@@ -18,8 +18,12 @@
 //! copy of `.BTF` with the new names appended to its strings, so `.BTF.ext`'s per-section
 //! records (function and line info, CO-RE relocations) follow their section. Relocation
 //! sections point at their section by index (`sh_info`), which does not change. When two
-//! sections end up with the same name, aya cannot tell their `.BTF.ext` records apart, so
-//! those records are detached (the programs load without line info, which the kernel accepts).
+//! needed sections end up with the same name, aya cannot tell their `.BTF.ext` records apart,
+//! so the object's function and line records are all detached: its programs load without line
+//! info, as an object built without it does (keeping only the callees' records would be
+//! refused by the kernel: "nonzero insn_off for the first func info record"). CO-RE
+//! relocations of such sections cannot be placed and make the load fail with their section
+//! named.
 //!
 //! Only 64-bit little-endian ELF objects are read (`clang -target bpf` on x86_64 and arm64).
 
@@ -254,7 +258,11 @@ pub fn rewrite(bytes: &[u8], plan: &SectionPlan) -> Result<Vec<u8>, ElfError> {
         names[index] = name.clone();
     }
 
-    // .BTF.ext records follow the new names, unless a name is shared.
+    // .BTF.ext records follow the new names. When a name is now shared by several sections,
+    // aya (which looks records up by section name) cannot tell their records apart: then the
+    // object's function and line records are all detached (pointed at BTF's empty string,
+    // which names no section), as for an object built without them, since a program with
+    // records for its callees but none for itself is refused by the kernel.
     let btf = (0..elf.shnum).find(|&i| old_names[i] == ".BTF");
     let btf_ext = (0..elf.shnum).find(|&i| old_names[i] == ".BTF.ext");
     if let (Some(btf), Some(btf_ext)) = (btf, btf_ext) {
@@ -264,39 +272,56 @@ pub fn rewrite(bytes: &[u8], plan: &SectionPlan) -> Result<Vec<u8>, ElfError> {
                 *count.entry(name.as_str()).or_default() += 1;
             }
         }
-        // Old name -> new name for .BTF.ext's records: a renamed section's records follow it;
-        // the records of every section whose name is now shared go nowhere.
         let mut moves: BTreeMap<String, String> = BTreeMap::new();
+        let mut shared: Vec<String> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             if !elf.is_exec(i) || plan.hidden.contains(&i) {
                 continue;
             }
             if count.get(name.as_str()).copied().unwrap_or(0) > 1 {
-                moves.insert(
-                    old_names[i].clone(),
-                    format!("{}.xdplab-detached", old_names[i]),
-                );
+                shared.push(old_names[i].clone());
             } else if old_names[i] != *name {
                 moves.insert(old_names[i].clone(), name.clone());
             }
         }
-        if !moves.is_empty() {
+        if !moves.is_empty() || !shared.is_empty() {
             let ext = elf.section_data(btf_ext)?;
             let mut offsets = Vec::new();
-            retarget_btf_ext(ext, &mut |off| {
+            retarget_btf_ext(ext, &mut |_, off| {
                 offsets.push(off);
                 None
             })?;
-            let (new_btf, remap) = elf.btf_with_strings(btf, &offsets, &moves)?;
-            let new_ext = retarget_btf_ext(ext, &mut |off| remap.get(&off).copied())?;
+            let extended = if moves.is_empty() {
+                None
+            } else {
+                // BTF whose strings are not last cannot take new names: detach instead.
+                elf.btf_with_strings(btf, &offsets, &moves).ok()
+            };
+            let detach_all = !shared.is_empty() || extended.is_none() && !moves.is_empty();
+            let strings = elf.btf_strings(btf)?;
+            let is_shared = |off: u32| {
+                c_str(strings, off as usize).is_some_and(|n| {
+                    shared.iter().any(|s| s == n) || extended.is_none() && moves.contains_key(n)
+                })
+            };
+            let remap = extended.as_ref().map(|(_, r)| r);
+            let new_ext = retarget_btf_ext(ext, &mut |kind, off| match kind {
+                BtfExtKind::FuncOrLine if detach_all => Some(0),
+                // CO-RE relocations of a shared section cannot be placed: aya then reports
+                // the section as not found rather than relocating the wrong code.
+                _ if is_shared(off) => Some(0),
+                _ => remap.and_then(|r| r.get(&off).copied()),
+            })?;
             let ext_offset = usize::try_from(read_u64(&headers[btf_ext], 24))
                 .map_err(|_| ElfError::Malformed(".BTF.ext offset".into()))?;
             out[ext_offset..ext_offset + new_ext.len()].copy_from_slice(&new_ext);
-            align(&mut out, 8);
-            let offset = out.len() as u64;
-            out.extend_from_slice(&new_btf);
-            headers[btf][24..32].copy_from_slice(&offset.to_le_bytes());
-            headers[btf][32..40].copy_from_slice(&(new_btf.len() as u64).to_le_bytes());
+            if let Some((new_btf, _)) = extended {
+                align(&mut out, 8);
+                let offset = out.len() as u64;
+                out.extend_from_slice(&new_btf);
+                headers[btf][24..32].copy_from_slice(&offset.to_le_bytes());
+                headers[btf][32..40].copy_from_slice(&(new_btf.len() as u64).to_le_bytes());
+            }
         }
     }
 
@@ -340,11 +365,20 @@ fn align(out: &mut Vec<u8>, to: usize) {
     }
 }
 
+/// Which `.BTF.ext` subsection a per-section record group is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BtfExtKind {
+    /// Function or line info.
+    FuncOrLine,
+    /// CO-RE relocations.
+    CoRe,
+}
+
 /// `.BTF.ext` with each per-section record header's name offset mapped through `remap`
 /// (`None` keeps it).
 fn retarget_btf_ext(
     ext: &[u8],
-    remap: &mut dyn FnMut(u32) -> Option<u32>,
+    remap: &mut dyn FnMut(BtfExtKind, u32) -> Option<u32>,
 ) -> Result<Vec<u8>, ElfError> {
     let bad = |what: &str| ElfError::Malformed(format!(".BTF.ext {what}"));
     if ext.len() < 8 || read_u16(ext, 0) != 0xeb9f {
@@ -353,7 +387,11 @@ fn retarget_btf_ext(
     let mut out = ext.to_vec();
     let hdr_len = read_u32(ext, 4) as usize;
     // func_info, line_info, then (when the header is long enough) CO-RE relocations.
-    for field in [8usize, 16, 24] {
+    for (field, kind) in [
+        (8usize, BtfExtKind::FuncOrLine),
+        (16, BtfExtKind::FuncOrLine),
+        (24, BtfExtKind::CoRe),
+    ] {
         if field + 8 > hdr_len || field + 8 > ext.len() {
             continue;
         }
@@ -374,7 +412,7 @@ fn retarget_btf_ext(
         while at + 8 <= end {
             let name = read_u32(ext, at);
             let num = read_u32(ext, at + 4) as usize;
-            if let Some(new) = remap(name) {
+            if let Some(new) = remap(kind, name) {
                 out[at..at + 4].copy_from_slice(&new.to_le_bytes());
             }
             at = num
@@ -515,6 +553,19 @@ impl<'a> Elf<'a> {
         }
         out.sort_by(|a, b| (a.section_index, &a.name).cmp(&(b.section_index, &b.name)));
         Ok(out)
+    }
+
+    /// The string section of `.BTF`.
+    fn btf_strings(&self, btf: usize) -> Result<&'a [u8], ElfError> {
+        let bad = |what: &str| ElfError::Malformed(format!(".BTF {what}"));
+        let data = self.section_data(btf)?;
+        if data.len() < 24 || read_u16(data, 0) != 0xeb9f {
+            return Err(bad("header"));
+        }
+        let start = read_u32(data, 4) as usize + read_u32(data, 16) as usize;
+        let len = read_u32(data, 20) as usize;
+        data.get(start..start.saturating_add(len))
+            .ok_or_else(|| bad("string section"))
     }
 
     /// `.BTF` with the new names of `moves` appended to its strings, and each of `offsets`
@@ -763,11 +814,15 @@ mod tests {
             assert!(obj.programs.contains_key(name), "{name}");
             assert_eq!(func_info(&obj, name), 0, "{name}: records detached");
         }
+        // The stages' callee in .text too: a program whose callee has records and which has
+        // none itself is refused by the kernel.
+        assert_eq!(func_info(&obj, "hit"), 0, "hit: records detached");
         // Only the dispatcher: it keeps its records, the stages are hidden.
         let one = plan(&programs, &["xdp_dispatch"], None);
         let obj = parse(&rewrite(TAIL, &one).expect("rewrite"));
         assert_eq!(obj.programs.len(), 1);
         assert_eq!(func_info(&obj, "xdp_dispatch"), 1);
+        assert_eq!(func_info(&obj, "hit"), 1);
     }
 
     #[test]
