@@ -58,7 +58,8 @@ static __always_inline void count(__u32 slot)
 		__sync_fetch_and_add(value, 1);
 }
 
-static __always_inline void see(__u16 port)
+/* A function of its own (a BPF-to-BPF call), as libbpf programs often have. */
+static __noinline int see(__u16 port)
 {
 	__u64 one = 1, *value = bpf_map_lookup_elem(&port_seen, &port);
 
@@ -66,6 +67,7 @@ static __always_inline void see(__u16 port)
 		__sync_fetch_and_add(value, 1);
 	else
 		bpf_map_update_elem(&port_seen, &port, &one, BPF_NOEXIST);
+	return 0;
 }
 
 SEC("xdp_guard_ports")
