@@ -221,7 +221,7 @@ pub enum ProgramError {
         available: Vec<String>,
     },
     /// The object's ELF could not be read to find its programs.
-    #[error("failed to read the sections of object {object}: {source}")]
+    #[error("failed to load object {object}: {source}")]
     Elf {
         /// The object.
         object: String,
