@@ -1215,3 +1215,35 @@ pub(crate) fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32>
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GlobalValue;
+
+    #[test]
+    fn global_values_take_the_variables_size() {
+        assert_eq!(GlobalValue::Int(5353).to_bytes(2), Ok(vec![0xe9, 0x14]));
+        assert_eq!(GlobalValue::Int(-1).to_bytes(1), Ok(vec![0xff]));
+        assert_eq!(GlobalValue::Int(255).to_bytes(1), Ok(vec![0xff]));
+        assert_eq!(
+            GlobalValue::Int(7).to_bytes(8),
+            Ok(7u64.to_ne_bytes().to_vec())
+        );
+        assert_eq!(GlobalValue::Bool(true).to_bytes(1), Ok(vec![1]));
+        assert_eq!(GlobalValue::Bool(true).to_bytes(4), Ok(vec![1, 0, 0, 0]));
+        assert_eq!(
+            GlobalValue::Bytes(vec![1, 2, 3]).to_bytes(3),
+            Ok(vec![1, 2, 3])
+        );
+        for (value, size, why) in [
+            (GlobalValue::Int(70000), 2, "does not fit in 2 bytes"),
+            (GlobalValue::Int(256), 1, "does not fit in 1 bytes"),
+            (GlobalValue::Int(-129), 1, "does not fit in 1 bytes"),
+            (GlobalValue::Int(1), 3, "give 3 hex bytes"),
+            (GlobalValue::Bytes(vec![1, 2]), 4, "2 bytes given"),
+        ] {
+            let e = value.to_bytes(size).expect_err("refused");
+            assert!(e.contains(why), "{value:?} in {size}: {e}");
+        }
+    }
+}
