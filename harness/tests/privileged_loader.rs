@@ -443,12 +443,28 @@ fn sys_fs_bpf_in_a_private_namespace() {
     );
     drop(guard);
 
-    // 3. Nothing mounted there (sysfs's empty directory, or no bpffs at all).
+    // 3. Nothing mounted there (sysfs's empty directory).
     let before = snapshot(Path::new(SYS_FS_BPF));
     let (out, pid) = run(ALL, &scenarios[0]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_no_bpffs_left(pid);
     assert_eq!(snapshot(Path::new(SYS_FS_BPF)), before, "bare /sys/fs/bpf");
+
+    // 4. No /sys/fs/bpf at all (an empty tmpfs over /sys/fs hides it).
+    nix::mount::mount(
+        Some("tmpfs"),
+        "/sys/fs",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=64k"),
+    )
+    .expect("mount tmpfs at /sys/fs");
+    let _guard = Unmount("/sys/fs");
+    assert!(!Path::new(SYS_FS_BPF).exists());
+    let (out, pid) = run(ALL, &scenarios[0]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_no_bpffs_left(pid);
+    assert!(!Path::new(SYS_FS_BPF).exists(), "nothing made /sys/fs/bpf");
 }
 
 #[test]
