@@ -17,6 +17,7 @@
 pub mod bench;
 pub mod clean;
 pub mod doctor;
+pub mod elf;
 pub mod exit;
 pub mod frame;
 pub mod inject;

@@ -28,7 +28,12 @@ use aya::{
 use aya_obj::{EbpfSectionKind, programs::XdpAttachType};
 use thiserror::Error;
 
-use crate::{netns::NetNsError, veth::VethEnd};
+use crate::{
+    elf::{self, ElfError, ProgramEntry, ProgramType},
+    netns::NetNsError,
+    pin::{Bpffs, PinError},
+    veth::VethEnd,
+};
 
 /// The objects built from `ebpf/*.bpf.c` and embedded in the binary, by name.
 pub const BUNDLED: &[(&str, &[u8])] = &[
@@ -64,6 +69,14 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_version",
         aya::include_bytes_aligned!("../ebpf-obj/xdp_version.bpf.o"),
     ),
+    (
+        "xdp_port_guard",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_port_guard.bpf.o"),
+    ),
+    (
+        "xdp_tail_call",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_tail_call.bpf.o"),
+    ),
 ];
 
 /// An environment variable naming a directory of `<name>.bpf.o` files that stand in for the
@@ -71,6 +84,29 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
 /// this machine's clang is not the one that built `ebpf/obj/`, so the fresh objects are judged
 /// by the bundled scenarios rather than compared byte for byte.
 pub const BUNDLED_OVERRIDE_ENV: &str = "XDPLAB_BUNDLED_OBJECTS";
+
+/// The bytes of a [`BUNDLED`] object, by name, at compile time.
+///
+/// # Panics
+///
+/// If no bundled object has that name.
+pub const fn bundled_bytes(name: &str) -> &'static [u8] {
+    let mut i = 0;
+    while i < BUNDLED.len() {
+        if BUNDLED[i].0.len() == name.len() {
+            let (a, b) = (BUNDLED[i].0.as_bytes(), name.as_bytes());
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return BUNDLED[i].1;
+            }
+        }
+        i += 1;
+    }
+    panic!("no bundled object by that name");
+}
 
 /// Whether `name` is one of the [`BUNDLED`] objects.
 pub fn is_bundled(name: &str) -> bool {
@@ -113,7 +149,7 @@ impl ObjectSource {
                 match std::env::var_os(BUNDLED_OVERRIDE_ENV) {
                     Some(dir) => {
                         let path = Path::new(&dir).join(format!("{name}.bpf.o"));
-                        std::fs::read(&path)
+                        crate::input::read(&path, crate::input::InputKind::Object)
                             .map(Cow::Owned)
                             .map_err(|source| ProgramError::Read { path, source })
                     }
@@ -198,11 +234,97 @@ pub enum ProgramError {
         object: String,
         /// The requested entry.
         entry: String,
-        /// The programs the object has.
+        /// The programs the object has, with their sections.
         available: Vec<String>,
     },
+    /// The object's ELF could not be read to find its programs.
+    #[error("failed to load object {object}: {source}")]
+    Elf {
+        /// The object.
+        object: String,
+        /// What is wrong with it.
+        #[source]
+        source: ElfError,
+    },
+    /// A program the scenario needs is in a section that neither aya nor libbpf reads as XDP.
+    #[error(
+        "failed to load program {entry:?} from object {object}: its section {section:?} does \
+         not say XDP to libbpf (the object has: {}); load it as XDP as bpftool's `type xdp` \
+         does, with `type = \"xdp\"` (or \"xdp.frags\") in the scenario's [program] or \
+         [[attach]] table",
+        list(available)
+    )]
+    UnknownSection {
+        /// The object.
+        object: String,
+        /// The entry.
+        entry: String,
+        /// Its section.
+        section: String,
+        /// The programs the object has, with their sections.
+        available: Vec<String>,
+    },
+    /// The private bpffs for maps pinned by name could not be made.
+    #[error("failed to pin the maps of object {object} by name in a private bpffs: {source}")]
+    PinRoot {
+        /// The object.
+        object: String,
+        /// The bpffs error.
+        #[source]
+        source: PinError,
+    },
+    /// A global given at load time is not in the object, or its value does not fit.
+    #[error("failed to set global {name:?} in object {object}: {reason}")]
+    GlobalValue {
+        /// The object.
+        object: String,
+        /// The global.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A map given a size at load time is not in the object.
+    #[error(
+        "failed to set max-entries of map {name:?} in object {object}: it has no such map (it has: {})",
+        list(available)
+    )]
+    NoMap {
+        /// The object.
+        object: String,
+        /// The map.
+        name: String,
+        /// The maps it has.
+        available: Vec<String>,
+    },
+    /// A map of the object has `max_entries` 0 and nothing gave it a size.
+    #[error(
+        "failed to create map {name:?} of object {object}: it declares max_entries 0, which its \
+         loader is meant to set (libbpf's bpf_map__set_max_entries); give it in the scenario: \
+         max-entries = {{ {name} = N }} in [program]"
+    )]
+    ZeroEntries {
+        /// The object.
+        object: String,
+        /// The map.
+        name: String,
+    },
+    /// A PROG_ARRAY slot could not be filled.
+    #[error("failed to put program {program:?} in slot {index} of map {map:?}: {reason}")]
+    TailCall {
+        /// The PROG_ARRAY.
+        map: String,
+        /// The slot.
+        index: u32,
+        /// The program.
+        program: String,
+        /// Why.
+        reason: String,
+    },
     /// The named program is not an XDP program.
-    #[error("failed to use program {entry:?} in object {object}: it is a {kind} program, not XDP")]
+    #[error(
+        "failed to use program {entry:?} in object {object}: it is a {kind} program, not XDP \
+         (to load it as XDP as bpftool's `type xdp` does: `type = \"xdp\"` in the scenario)"
+    )]
     NotXdp {
         /// The object.
         object: String,
@@ -320,6 +442,7 @@ impl ProgramError {
         };
         match self {
             Self::NetNs(_) | Self::NoBpfLink { .. } => true,
+            Self::PinRoot { source, .. } => source.is_permission(),
             Self::Pin { source, .. } => errno_in(&**source).is_some_and(env_errno),
             Self::Load { errno, .. } => errno.is_some_and(env_errno),
             Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
@@ -336,6 +459,9 @@ pub struct Program {
     ebpf: Ebpf,
     object: String,
     entry: String,
+    /// The private bpffs the object's pin-by-name maps went to when the caller gave none;
+    /// declared after `ebpf` so the maps close before it is unmounted.
+    pin_root: Option<Bpffs>,
 }
 
 impl fmt::Debug for Program {
@@ -361,19 +487,93 @@ impl Program {
         options: &LoadOptions,
     ) -> Result<Self, ProgramError> {
         let object = source.to_string();
-        let bytes = source.bytes()?;
+        let original = source.bytes()?;
+        let elf_error = |source| ProgramError::Elf {
+            object: object.clone(),
+            source,
+        };
+        let bytes = prepare_sections(&object, &original, entry, options)?;
         let object_error = |source| ProgramError::Object {
             object: object.clone(),
             source: Box::new(source),
         };
         let mut loader = EbpfLoader::new();
-        let globals: Vec<(String, [u8; 4])> = options
+        let symbols = elf::globals(&bytes).map_err(elf_error)?;
+        let mut globals: Vec<(String, Vec<u8>)> = Vec::new();
+        // Lifecycle steps' integer globals and [program] globals take one path: sized by the
+        // symbol, checked against the object's variables.
+        let values = options
             .globals
             .iter()
-            .map(|(name, value)| (name.clone(), value.to_ne_bytes()))
-            .collect();
+            .map(|(name, value)| (name.clone(), GlobalValue::Int(i64::from(*value))))
+            .chain(options.global_values.iter().cloned());
+        for (name, value) in values {
+            let name = &name;
+            let symbol = symbols.iter().find(|s| s.name == *name).ok_or_else(|| {
+                ProgramError::GlobalValue {
+                    object: object.clone(),
+                    name: name.clone(),
+                    reason: format!(
+                        "the object has no such global in .rodata, .data or .bss (it has: {})",
+                        list(
+                            &symbols
+                                .iter()
+                                .map(|s| format!("{} ({}, {} bytes)", s.name, s.section, s.size))
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                }
+            })?;
+            let bytes =
+                value
+                    .to_bytes(symbol.size)
+                    .map_err(|reason| ProgramError::GlobalValue {
+                        object: object.clone(),
+                        name: name.clone(),
+                        reason: format!(
+                            "{reason} ({} is {} bytes in {})",
+                            name, symbol.size, symbol.section
+                        ),
+                    })?;
+            globals.push((name.clone(), bytes));
+        }
         for (name, value) in &globals {
             loader.override_global(name.as_str(), value.as_slice(), true);
+        }
+        let parsed = aya_obj::Object::parse(&bytes).map_err(|e| ProgramError::Object {
+            object: object.clone(),
+            source: Box::new(aya::EbpfError::ParseError(e)),
+        })?;
+        for (name, size) in &options.max_entries {
+            if !parsed.maps.contains_key(name) {
+                let mut available: Vec<String> = parsed.maps.keys().cloned().collect();
+                available.sort();
+                return Err(ProgramError::NoMap {
+                    object: object.clone(),
+                    name: name.clone(),
+                    available,
+                });
+            }
+            loader.map_max_entries(name.as_str(), *size);
+        }
+        // Maps that ask for a size from the loader and got none: say so before the kernel
+        // answers a bare EINVAL. (Perf event arrays and ring buffers are sized by aya.)
+        let mut zero: Vec<&String> = parsed
+            .maps
+            .iter()
+            .filter(|(name, map)| {
+                map.max_entries() == 0
+                    && !matches!(map.map_type(), 4 | 27)
+                    && !options.max_entries.iter().any(|(n, _)| n == *name)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        zero.sort();
+        if let Some(name) = zero.first() {
+            return Err(ProgramError::ZeroEntries {
+                object: object.clone(),
+                name: (*name).clone(),
+            });
         }
         let pins = match &options.map_pin_dir {
             Some(dir) => pinned_maps(&object, &bytes, dir)?,
@@ -382,6 +582,31 @@ impl Program {
         for (name, path) in &pins {
             loader.map_pin_path(name.as_str(), path.as_path());
         }
+        // Maps pinned by name (LIBBPF_PIN_BY_NAME) never go to /sys/fs/bpf, aya's default:
+        // they go to the caller's bpffs, or to one of this program's own.
+        let by_name = parsed
+            .maps
+            .values()
+            .any(|m| m.pinning() == aya_obj::maps::PinningType::ByName);
+        let pin_root = match (
+            options.pin_root.as_ref().or(options.map_pin_dir.as_ref()),
+            by_name,
+        ) {
+            (Some(dir), _) => {
+                loader.default_map_pin_directory(dir);
+                None
+            }
+            (None, true) => {
+                let bpffs = Bpffs::mount().map_err(|source| ProgramError::PinRoot {
+                    object: object.clone(),
+                    source,
+                })?;
+                loader.default_map_pin_directory(bpffs.path());
+                Some(bpffs)
+            }
+            (None, false) => None,
+        };
+        drop(parsed);
         // aya loads without a log first and retries with the verifier's log on failure.
         let mut ebpf = loader.load(&bytes).map_err(|e| match e {
             aya::EbpfError::ParseError(aya_obj::ParseError::SymbolNotFound { ref name })
@@ -394,26 +619,92 @@ impl Program {
             },
             e => object_error(e),
         })?;
-        let available: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
-        let program = ebpf
-            .program_mut(entry)
-            .ok_or_else(|| ProgramError::NoProgram {
+        let available = described_programs(&original);
+        let mut names: Vec<&str> = vec![entry];
+        names.extend(
+            options
+                .also_load
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != entry),
+        );
+        for name in names {
+            let program = ebpf
+                .program_mut(name)
+                .ok_or_else(|| ProgramError::NoProgram {
+                    object: object.clone(),
+                    entry: name.to_owned(),
+                    available: available.clone(),
+                })?;
+            let kind = format!("{:?}", program.prog_type());
+            let xdp: &mut Xdp = program.try_into().map_err(|_| ProgramError::NotXdp {
                 object: object.clone(),
-                entry: entry.to_owned(),
-                available,
+                entry: name.to_owned(),
+                kind,
             })?;
-        let kind = format!("{:?}", program.prog_type());
-        let xdp: &mut Xdp = program.try_into().map_err(|_| ProgramError::NotXdp {
-            object: object.clone(),
-            entry: entry.to_owned(),
-            kind,
-        })?;
-        xdp.load().map_err(|e| load_error(&object, entry, e))?;
+            xdp.load().map_err(|e| load_error(&object, name, e))?;
+        }
         Ok(Self {
             ebpf,
             object,
             entry: entry.to_owned(),
+            pin_root,
         })
+    }
+
+    /// The program file descriptor of `name`, one of the object's programs loaded with it
+    /// (the entry or one of [`LoadOptions::also_load`]), for a PROG_ARRAY slot.
+    pub fn program_fd(&self, name: &str) -> Result<&aya::programs::ProgramFd, ProgramError> {
+        let not_loaded = || ProgramError::NoProgram {
+            object: self.object.clone(),
+            entry: name.to_owned(),
+            available: self
+                .ebpf
+                .programs()
+                .filter(|(_, p)| p.fd().is_ok())
+                .map(|(n, _)| format!("{n} (loaded)"))
+                .collect(),
+        };
+        let program = self.ebpf.program(name).ok_or_else(not_loaded)?;
+        program.fd().map_err(|_| not_loaded())
+    }
+
+    /// Puts program `name` of this object in slot `index` of its PROG_ARRAY `map` (a
+    /// tail-call target), as a libbpf loader does with `bpf_map_update_elem(map_fd, &index,
+    /// &prog_fd)`. `name` must have been loaded ([`LoadOptions::also_load`]).
+    #[doc(alias = "BPF_MAP_TYPE_PROG_ARRAY")]
+    pub fn set_tail_call(&mut self, map: &str, index: u32, name: &str) -> Result<(), ProgramError> {
+        let fd = self
+            .program_fd(name)?
+            .try_clone()
+            .map_err(|source| ProgramError::TailCall {
+                map: map.to_owned(),
+                index,
+                program: name.to_owned(),
+                reason: format!("failed to duplicate the program's descriptor: {source}"),
+            })?;
+        let tail_error = |reason: String| ProgramError::TailCall {
+            map: map.to_owned(),
+            index,
+            program: name.to_owned(),
+            reason,
+        };
+        let available: Vec<String> = self.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+        let data = self.ebpf.map_mut(map).ok_or_else(|| {
+            tail_error(format!(
+                "the object has no such map (it has: {})",
+                list(&available)
+            ))
+        })?;
+        let mut array = aya::maps::ProgramArray::try_from(data)
+            .map_err(|e| tail_error(format!("it is not a PROG_ARRAY ({e})")))?;
+        array.set(index, &fd, 0).map_err(|e| tail_error(chain(&e)))
+    }
+
+    /// The private bpffs this program's maps pinned by name went to, when the caller gave
+    /// none ([`LoadOptions::pin_root`]).
+    pub fn pin_root(&self) -> Option<&Path> {
+        self.pin_root.as_ref().map(Bpffs::path)
     }
 
     /// Pins the program at `path` in a bpffs (`bpftool prog pin`): it stays loaded until the
@@ -564,13 +855,105 @@ pub fn declares_redirect_map(source: &ObjectSource) -> bool {
 /// How to load an object beyond the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// `const volatile __u32` globals to set, by name (each must exist and be 4 bytes).
+    /// Integer globals to set, by name (lifecycle steps' `globals`): each must exist, and
+    /// its value fit the variable's size; the same path as [`Self::global_values`].
     pub globals: Vec<(String, u32)>,
     /// Pin every map the object declares (not its `.rodata`, `.data` or `.bss`) by name in
     /// this bpffs directory, reusing a map already pinned there under the same name, as
     /// libbpf does for `LIBBPF_PIN_BY_NAME`. A pinned map that does not match the object's
     /// definition is refused rather than shared.
     pub map_pin_dir: Option<PathBuf>,
+    /// Where maps the object pins by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) go: a
+    /// bpffs directory the caller owns, shared by every object it loads with it, as libbpf's
+    /// pin root is. `None`: a private bpffs the [`Program`] mounts and removes (never
+    /// `/sys/fs/bpf`, aya's and libbpf's default).
+    pub pin_root: Option<PathBuf>,
+    /// Globals of any size in `.rodata`, `.data` or `.bss`, set by name before load.
+    pub global_values: Vec<(String, GlobalValue)>,
+    /// Map sizes set before the maps are created, by map name (libbpf's
+    /// `bpf_map__set_max_entries`).
+    pub max_entries: Vec<(String, u32)>,
+    /// Read every program section as this type, as bpftool's `prog load ... type xdp` does.
+    pub program_type: Option<ProgramType>,
+    /// Other programs of the object to load with the entry (tail-call targets).
+    pub also_load: Vec<String>,
+}
+
+/// A value for a global variable, fitted to the variable's size in the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GlobalValue {
+    /// An integer, written in the variable's size (1, 2, 4 or 8 bytes), native byte order.
+    Int(i64),
+    /// A boolean: 1 or 0 in the variable's size.
+    Bool(bool),
+    /// The variable's bytes, exactly as many as it has.
+    Bytes(Vec<u8>),
+}
+
+impl GlobalValue {
+    /// The bytes for a variable of `size` bytes.
+    pub fn to_bytes(&self, size: usize) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Int(n) => {
+                if !matches!(size, 1 | 2 | 4 | 8) {
+                    return Err(format!(
+                        "an integer fits variables of 1, 2, 4 or 8 bytes; give {size} hex bytes"
+                    ));
+                }
+                let bits = size * 8;
+                let fits = bits == 64 || (*n >= -(1i64 << (bits - 1)) && *n < (1i64 << bits));
+                if !fits {
+                    return Err(format!("{n} does not fit in {size} bytes"));
+                }
+                Ok(n.to_ne_bytes()[..size].to_vec())
+            }
+            Self::Bool(b) => Self::Int(i64::from(*b)).to_bytes(size),
+            Self::Bytes(bytes) if bytes.len() == size => Ok(bytes.clone()),
+            Self::Bytes(bytes) => Err(format!("{} bytes given", bytes.len())),
+        }
+    }
+}
+
+/// The object's bytes with its section names rewritten for aya ([`crate::elf`]), after
+/// checking that the programs the load needs are in sections aya will read.
+fn prepare_sections(
+    object: &str,
+    bytes: &[u8],
+    entry: &str,
+    options: &LoadOptions,
+) -> Result<Cow<'static, [u8]>, ProgramError> {
+    let elf_error = |source| ProgramError::Elf {
+        object: object.to_owned(),
+        source,
+    };
+    let programs = elf::programs(bytes).map_err(elf_error)?;
+    let mut needed: Vec<&str> = vec![entry];
+    needed.extend(options.also_load.iter().map(String::as_str));
+    let plan = elf::plan(&programs, &needed, options.program_type);
+    if let Some(refused) = plan.refused.first() {
+        return Err(ProgramError::UnknownSection {
+            object: object.to_owned(),
+            entry: refused.name.clone(),
+            section: refused.section.clone(),
+            available: describe_programs(&programs),
+        });
+    }
+    let rewritten = elf::rewrite(bytes, &plan).map_err(elf_error)?;
+    Ok(Cow::Owned(rewritten))
+}
+
+fn describe_programs(programs: &[ProgramEntry]) -> Vec<String> {
+    programs
+        .iter()
+        .map(|p| format!("{} (section {:?})", p.name, p.section))
+        .collect()
+}
+
+/// The object's programs with their sections, for error messages.
+fn described_programs(bytes: &[u8]) -> Vec<String> {
+    elf::programs(bytes)
+        .map(|p| describe_programs(&p))
+        .unwrap_or_default()
 }
 
 /// The maps of an object that would be pinned in `dir`, checking that any already pinned
@@ -848,4 +1231,36 @@ pub(crate) fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32>
         current = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GlobalValue;
+
+    #[test]
+    fn global_values_take_the_variables_size() {
+        assert_eq!(GlobalValue::Int(5353).to_bytes(2), Ok(vec![0xe9, 0x14]));
+        assert_eq!(GlobalValue::Int(-1).to_bytes(1), Ok(vec![0xff]));
+        assert_eq!(GlobalValue::Int(255).to_bytes(1), Ok(vec![0xff]));
+        assert_eq!(
+            GlobalValue::Int(7).to_bytes(8),
+            Ok(7u64.to_ne_bytes().to_vec())
+        );
+        assert_eq!(GlobalValue::Bool(true).to_bytes(1), Ok(vec![1]));
+        assert_eq!(GlobalValue::Bool(true).to_bytes(4), Ok(vec![1, 0, 0, 0]));
+        assert_eq!(
+            GlobalValue::Bytes(vec![1, 2, 3]).to_bytes(3),
+            Ok(vec![1, 2, 3])
+        );
+        for (value, size, why) in [
+            (GlobalValue::Int(70000), 2, "does not fit in 2 bytes"),
+            (GlobalValue::Int(256), 1, "does not fit in 1 bytes"),
+            (GlobalValue::Int(-129), 1, "does not fit in 1 bytes"),
+            (GlobalValue::Int(1), 3, "give 3 hex bytes"),
+            (GlobalValue::Bytes(vec![1, 2]), 4, "2 bytes given"),
+        ] {
+            let e = value.to_bytes(size).expect_err("refused");
+            assert!(e.contains(why), "{value:?} in {size}: {e}");
+        }
+    }
 }

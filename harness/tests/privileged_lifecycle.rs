@@ -202,6 +202,7 @@ fn privileged_bpftool_sees_the_pinned_map_link_and_attachment() {
         &LoadOptions {
             globals: vec![("version".into(), 7)],
             map_pin_dir: Some(maps.clone()),
+            ..LoadOptions::default()
         },
     )
     .expect("load");

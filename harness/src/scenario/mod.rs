@@ -9,11 +9,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod loader;
 mod parse;
 pub mod run;
 pub mod schema;
 mod steps;
 
+pub use loader::LoaderSpec;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
     LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef,

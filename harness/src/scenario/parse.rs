@@ -20,18 +20,19 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
 
-use super::ScenarioError;
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
     IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
     PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
     XdpModeSpec,
 };
+use super::{LoaderSpec, ScenarioError};
 use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
+use crate::program::GlobalValue;
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
@@ -144,6 +145,10 @@ struct RawProgram {
     mode: Option<XdpModeSpec>,
     attach: Option<Spanned<IfaceRef>>,
     pin: Option<bool>,
+    #[serde(rename = "type")]
+    program_type: Option<Spanned<String>>,
+    globals: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    max_entries: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +159,10 @@ struct RawAttach {
     object: Spanned<String>,
     entry: Spanned<String>,
     mode: Option<XdpModeSpec>,
+    #[serde(rename = "type")]
+    program_type: Option<Spanned<String>>,
+    globals: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    max_entries: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
 }
 
 #[derive(Deserialize)]
@@ -252,7 +261,9 @@ struct RawSetup {
 struct RawMapSetup {
     map: String,
     key: Spanned<MapBytes>,
-    value: Spanned<MapBytes>,
+    value: Option<Spanned<MapBytes>>,
+    program: Option<Spanned<String>>,
+    at: Option<Spanned<IfaceRef>>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +286,7 @@ struct RawMapExpect {
     per_cpu: Option<Vec<u64>>,
     absent: Option<bool>,
     delta: Option<i64>,
+    at: Option<Spanned<IfaceRef>>,
 }
 
 #[derive(Deserialize)]
@@ -536,8 +548,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         &attachments,
         &sends,
     )?;
-    let map_setup = map_setup(&src, &topo, raw.setup)?;
-    let (map_expects, event_expects) = expects(&src, &topo, raw.expect)?;
+    let owners: Vec<LinkEnd> = attachments.iter().map(|(_, end)| *end).collect();
+    let map_setup = map_setup(&src, &topo, raw.setup, &owners)?;
+    let (map_expects, event_expects) = expects(&src, &topo, raw.expect, &owners)?;
     let throughput = raw
         .throughput
         .map(|t| throughput(&src, &links, t))
@@ -689,6 +702,7 @@ fn program(
             object_line: src.line(&raw.object.span()),
             entry_line: src.line(&raw.entry.span()),
             pin: raw.pin.unwrap_or(false),
+            loader: loader_spec(src, raw.program_type, raw.globals, raw.max_entries)?,
         },
         end,
     ))
@@ -725,6 +739,7 @@ fn attachments(
                 entry,
                 mode: raw.mode.unwrap_or_default(),
                 line,
+                loader: loader_spec(src, raw.program_type, raw.globals, raw.max_entries)?,
             },
             end,
         ));
@@ -1111,6 +1126,7 @@ fn map_setup(
     src: &Source<'_>,
     topo: &Topo<'_>,
     raw: Option<RawSetup>,
+    owners: &[LinkEnd],
 ) -> Result<Vec<MapSetup>, ScenarioError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
@@ -1124,12 +1140,39 @@ fn map_setup(
                 return Err(src.invalid(line, "map setup names no map"));
             }
             topo.check_map_bytes(src, &m.key, &m.map)?;
-            topo.check_map_bytes(src, &m.value, &m.map)?;
+            let at = map_owner(src, topo, m.at, owners)?;
+            let (value, program) = match (m.value, m.program) {
+                (Some(value), None) => {
+                    topo.check_map_bytes(src, &value, &m.map)?;
+                    (value.into_inner(), None)
+                }
+                (None, Some(program)) if !program.get_ref().trim().is_empty() => {
+                    (MapBytes::Int(0), Some(program.into_inner()))
+                }
+                (None, Some(program)) => {
+                    return Err(src.invalid(
+                        src.line(&program.span()),
+                        format!("map {:?}: program is empty", m.map),
+                    ));
+                }
+                _ => {
+                    return Err(src.invalid(
+                        line,
+                        format!(
+                            "map {:?}: give exactly one of value or program (a program of the \
+                             same object, for a PROG_ARRAY slot)",
+                            m.map
+                        ),
+                    ));
+                }
+            };
             Ok(MapSetup {
                 map: m.map,
                 key: m.key.into_inner(),
-                value: m.value.into_inner(),
+                value,
                 line,
+                program,
+                at,
             })
         })
         .collect()
@@ -1139,6 +1182,7 @@ fn expects(
     src: &Source<'_>,
     topo: &Topo<'_>,
     raw: Option<RawExpect>,
+    owners: &[LinkEnd],
 ) -> Result<(Vec<MapExpect>, Vec<EventExpect>), ScenarioError> {
     let Some(raw) = raw else {
         return Ok((Vec::new(), Vec::new()));
@@ -1146,7 +1190,7 @@ fn expects(
     let maps = raw
         .map
         .into_iter()
-        .map(|spanned| map_expect(src, topo, spanned))
+        .map(|spanned| map_expect(src, topo, spanned, owners))
         .collect::<Result<_, _>>()?;
     let events = raw
         .events
@@ -1160,6 +1204,7 @@ fn map_expect(
     src: &Source<'_>,
     topo: &Topo<'_>,
     spanned: Spanned<RawMapExpect>,
+    owners: &[LinkEnd],
 ) -> Result<MapExpect, ScenarioError> {
     let line = src.line(&spanned.span());
     let m = spanned.into_inner();
@@ -1187,6 +1232,7 @@ fn map_expect(
     if let Some(value) = &m.value {
         topo.check_map_bytes(src, value, &m.map)?;
     }
+    let at = map_owner(src, topo, m.at, owners)?;
     Ok(MapExpect {
         map: m.map,
         key: m.key.into_inner(),
@@ -1195,7 +1241,86 @@ fn map_expect(
         absent,
         delta: m.delta,
         line,
+        at,
     })
+}
+
+/// The `[[attach]]` interface a map table's `at` names, checked.
+fn map_owner(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    at: Option<Spanned<IfaceRef>>,
+    owners: &[LinkEnd],
+) -> Result<Option<IfaceRef>, ScenarioError> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let end = topo.find(src, &at, "map at")?;
+    if !owners.contains(&end) {
+        return Err(src.invalid(
+            src.line(&at.span()),
+            format!(
+                "at = \"{}\" has no [[attach]] program: at names the interface of an \
+                 [[attach]] table (leave it out for the program under test)",
+                at.get_ref()
+            ),
+        ));
+    }
+    Ok(Some(at.into_inner()))
+}
+
+/// `type`, `globals` and `max-entries` of a `[program]` (or the `type` of an `[[attach]]`).
+fn loader_spec(
+    src: &Source<'_>,
+    program_type: Option<Spanned<String>>,
+    globals: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    max_entries: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
+) -> Result<LoaderSpec, ScenarioError> {
+    let mut spec = LoaderSpec::default();
+    if let Some(t) = program_type {
+        spec.program_type = Some(
+            t.get_ref()
+                .parse()
+                .map_err(|e: String| src.invalid(src.line(&t.span()), format!("type: {e}")))?,
+        );
+    }
+    if let Some(globals) = globals {
+        let line = src.line(&globals.span());
+        spec.globals_line = line;
+        for (name, value) in globals.into_inner() {
+            let value = match value {
+                toml::Value::Integer(n) => GlobalValue::Int(n),
+                toml::Value::Boolean(b) => GlobalValue::Bool(b),
+                toml::Value::String(text) => GlobalValue::Bytes(
+                    text.parse::<crate::frame::HexBytes>()
+                        .map_err(|e| src.invalid(line, format!("globals.{name}: {e}")))?
+                        .0,
+                ),
+                other => {
+                    return Err(src.invalid(
+                        line,
+                        format!(
+                            "globals.{name}: expected an integer, true or false, or hex bytes \
+                             in a string, found {}",
+                            other.type_str()
+                        ),
+                    ));
+                }
+            };
+            spec.globals.push((name, value));
+        }
+    }
+    if let Some(max_entries) = max_entries {
+        let line = src.line(&max_entries.span());
+        spec.max_entries_line = line;
+        for (name, n) in max_entries.into_inner() {
+            if n == 0 {
+                return Err(src.invalid(line, format!("max-entries.{name}: must be at least 1")));
+            }
+            spec.max_entries.push((name, n));
+        }
+    }
+    Ok(spec)
 }
 
 fn event_expect(
@@ -1858,7 +1983,7 @@ fn steps(
                 let maps = raw
                     .map
                     .into_iter()
-                    .map(|m| map_expect(src, topo, m))
+                    .map(|m| map_expect(src, topo, m, &[]))
                     .collect::<Result<Vec<_>, _>>()?;
                 let link = match (raw.link, raw.runs, raw.attached) {
                     (None, None, None) => None,
@@ -1974,6 +2099,7 @@ fn steps(
         object_line,
         entry_line,
         pin: true,
+        loader: LoaderSpec::default(),
     };
     let program_end = topo.find_at(src, 1, &attach, "attach to")?;
     let sends = if raw_sends.is_empty() {

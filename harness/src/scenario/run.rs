@@ -27,8 +27,8 @@ use std::{
 use serde_json::{Value, json};
 
 use super::{
-    AttachSpec, FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup,
-    StepAction, XdpModeSpec,
+    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, StepAction,
+    XdpModeSpec,
 };
 use crate::requires::Gate;
 use crate::{
@@ -47,6 +47,7 @@ use crate::{
         CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, Outcome, PathDifference,
         RunFailure, ScenarioReport, Status, plain,
     },
+    scenario::loader::{MapOwners, fill_tail_calls, load_attachment, load_program},
     topology::{EndName, LinkDef, Topology, TopologySpec, link_endpoints},
     verdict::Verdict,
     veth::VethEnd,
@@ -230,7 +231,7 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
             {
                 let options = LoadOptions {
                     globals: globals.clone(),
-                    map_pin_dir: None,
+                    ..LoadOptions::default()
                 };
                 Program::load_with(&object_source(object), entry, &options)
                     .map_err(|e| load_error(scenario, *object_line, *entry_line, &e))?;
@@ -238,11 +239,19 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
         }
         return Ok(());
     }
-    let program = load_program(scenario)?;
-    check_before_lab(scenario, &program)?;
+    let program = load_program(scenario, LoadOptions::default())?;
+    let spec = topology_spec(scenario);
+    let mut attached = Vec::new();
     for a in &scenario.attachments {
-        load_attachment(scenario, a)?;
+        let loaded = load_attachment(scenario, a, program.pin_root())?;
+        attached.push((resolve(&spec, &a.at)?, loaded));
     }
+    let owners = MapOwners::with(
+        scenario,
+        &program,
+        attached.iter().map(|(n, p)| (n.clone(), p)),
+    );
+    check_before_lab(scenario, &owners)?;
     Ok(())
 }
 
@@ -611,19 +620,6 @@ pub(super) fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
 // ---------------------------------------------------------------------------------------------
 // Checks that need the program but no lab
 
-/// Loads the program under test; errors name the line of `object` or `entry`.
-fn load_program(scenario: &Scenario) -> Result<Program, RunError> {
-    let p = &scenario.program;
-    Program::load(&object_source(&p.object), &p.entry)
-        .map_err(|e| load_error(scenario, p.object_line, p.entry_line, &e))
-}
-
-/// Loads an `[[attach]]` program; errors name the line of its table.
-fn load_attachment(scenario: &Scenario, a: &AttachSpec) -> Result<Program, RunError> {
-    Program::load(&object_source(&a.object), &a.entry)
-        .map_err(|e| load_error(scenario, a.line, a.line, &e))
-}
-
 /// A load error located at the object's line (the file or its ELF is at fault) or the
 /// entry's (the program is), without the raw errno of a missing or unreadable file.
 pub(super) fn load_error(
@@ -645,9 +641,9 @@ pub(super) fn load_error(
                 format!("failed to read object {}: {why}", path.display()),
             )
         }
-        ProgramError::UnknownBundled { .. } | ProgramError::Object { .. } => {
-            (object_line, e.to_string())
-        }
+        ProgramError::UnknownBundled { .. }
+        | ProgramError::Object { .. }
+        | ProgramError::Elf { .. } => (object_line, e.to_string()),
         _ => (entry_line, e.to_string()),
     };
     let message = at(scenario, line, &message);
@@ -661,14 +657,35 @@ pub(super) fn load_error(
 /// Everything about the scenario's maps that the loaded program can tell before a lab
 /// exists: each map named by `[[rule]]`, `[[setup.map]]`, `[[expect.map]]` and
 /// `[[expect.events]]` exists, has a type the table can use, and fits its keys and values.
-fn check_before_lab(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
+fn check_before_lab(scenario: &Scenario, owners: &MapOwners<'_>) -> Result<(), RunError> {
     if !scenario.rules.is_empty() {
-        rules_map(scenario, program)?;
+        rules_map(scenario, owners.main)?;
     }
     for setup in &scenario.map_setup {
+        // An [[attach]] program this path does not load (test-run) has nothing to set up.
+        let Some(program) = owners.get(setup.at.as_ref())? else {
+            continue;
+        };
         let map = program
             .map(&setup.map)
             .map_err(|e| RunError::input(at(scenario, setup.line, &e.to_string())))?;
+        if let Some(name) = &setup.program {
+            program
+                .program_fd(name)
+                .map_err(|e| RunError::input(at(scenario, setup.line, &e.to_string())))?;
+            if map.key_size() != 4 || map.value_size() != 4 {
+                return Err(RunError::input(at(
+                    scenario,
+                    setup.line,
+                    &format!(
+                        "map {:?} is not a PROG_ARRAY: program names a tail-call target for a \
+                         PROG_ARRAY slot",
+                        setup.map
+                    ),
+                )));
+            }
+            continue;
+        }
         if map.kind() == MapKind::RingBuf {
             return Err(RunError::input(at(
                 scenario,
@@ -699,9 +716,10 @@ fn check_before_lab(scenario: &Scenario, program: &Program) -> Result<(), RunErr
                 ))
             })?;
     }
-    check_map_expectations(scenario, program)?;
+    check_map_expectations(scenario, owners)?;
     for expect in &scenario.event_expects {
-        let map = program
+        let map = owners
+            .main
             .map(&expect.ringbuf)
             .map_err(|e| RunError::input(at(scenario, expect.line, &e.to_string())))?;
         if map.kind() != MapKind::RingBuf {
@@ -720,8 +738,11 @@ fn check_before_lab(scenario: &Scenario, program: &Program) -> Result<(), RunErr
     Ok(())
 }
 
-fn check_map_expectations(scenario: &Scenario, program: &Program) -> Result<(), RunError> {
+fn check_map_expectations(scenario: &Scenario, owners: &MapOwners<'_>) -> Result<(), RunError> {
     for expect in &scenario.map_expects {
+        let Some(program) = owners.get(expect.at.as_ref())? else {
+            continue;
+        };
         let map = program
             .map(&expect.map)
             .map_err(|e| RunError::input(at(scenario, expect.line, &e.to_string())))?;
@@ -870,16 +891,23 @@ fn rules_map<'a>(scenario: &Scenario, program: &'a Program) -> Result<ProgramMap
 /// target) run inside that interface's namespace, where the kernel resolves the index.
 fn setup_maps(
     scenario: &Scenario,
-    program: &Program,
+    owners: &MapOwners<'_>,
     topology: Option<(&TopologySpec, &Topology)>,
 ) -> Result<(), RunError> {
     if !scenario.rules.is_empty() {
-        let map = rules_map(scenario, program)?;
+        let map = rules_map(scenario, owners.main)?;
         for (index, rule) in scenario.rules.iter().enumerate() {
             map.update(&(index as u32).to_le_bytes(), &rule.encode())?;
         }
     }
     for setup in &scenario.map_setup {
+        // Tail-call slots are filled by fill_tail_calls.
+        if setup.program.is_some() {
+            continue;
+        }
+        let Some(program) = owners.get(setup.at.as_ref())? else {
+            continue;
+        };
         let map = program
             .map(&setup.map)
             .map_err(|e| RunError::input(at(scenario, setup.line, &e.to_string())))?;
@@ -936,7 +964,10 @@ fn setup_maps(
 }
 
 /// Map values before traffic, for `delta` expectations.
-fn map_baselines(scenario: &Scenario, program: &Program) -> Result<Vec<Option<u64>>, RunError> {
+fn map_baselines(
+    scenario: &Scenario,
+    owners: &MapOwners<'_>,
+) -> Result<Vec<Option<u64>>, RunError> {
     scenario
         .map_expects
         .iter()
@@ -944,6 +975,9 @@ fn map_baselines(scenario: &Scenario, program: &Program) -> Result<Vec<Option<u6
             if e.delta.is_none() {
                 return Ok(None);
             }
+            let Some(program) = owners.get(e.at.as_ref())? else {
+                return Ok(None);
+            };
             let map = program.map(&e.map)?;
             let key = key_bytes(scenario, e.line, &e.map, &e.key, map.key_size(), &|_| Ok(0))?;
             Ok(Some(
@@ -1174,8 +1208,9 @@ fn execute_test_run(
     options: &RunOptions,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
-    let mut program = load_program(scenario)?;
-    check_before_lab(scenario, &program)?;
+    let mut program = load_program(scenario, LoadOptions::default())?;
+    fill_tail_calls(scenario, &mut program, &mut [])?;
+    check_before_lab(scenario, &MapOwners::main(scenario, &program))?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
     // Only map setup that names an interface (a devmap target) needs a lab.
@@ -1191,8 +1226,9 @@ fn execute_test_run(
     } else {
         None
     };
-    setup_maps(scenario, &program, topology.as_ref().map(|t| (&spec, t)))?;
-    let baselines = map_baselines(scenario, &program)?;
+    let owners = MapOwners::main(scenario, &program);
+    setup_maps(scenario, &owners, topology.as_ref().map(|t| (&spec, t)))?;
+    let baselines = map_baselines(scenario, &owners)?;
     let counter_before = (
         counter(&program, "drop_cnt")?,
         counter(&program, "pass_cnt")?,
@@ -1311,18 +1347,30 @@ fn execute_test_run(
         }
     }
     events.check(scenario, &mut report.failures);
-    check_maps(scenario, &program, &baselines, report)?;
+    check_maps(
+        scenario,
+        &MapOwners::main(scenario, &program),
+        &baselines,
+        report,
+    )?;
     drop(topology);
     Ok(())
 }
 
 fn check_maps(
     scenario: &Scenario,
-    program: &Program,
+    owners: &MapOwners<'_>,
     baselines: &[Option<u64>],
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
+        let Some(program) = owners.get(expect.at.as_ref())? else {
+            report.notes.push(format!(
+                "{} not checked: its [[attach]] program does not run on this path",
+                expect.describe()
+            ));
+            continue;
+        };
         let check = check_map(scenario, &program.map(&expect.map)?, expect, *baseline)?;
         if !check.ok {
             report.failures.push(format!(
@@ -1533,26 +1581,42 @@ fn execute_live(
         Some(bpffs) => {
             let p = &scenario.program;
             let options = LoadOptions {
-                globals: Vec::new(),
                 map_pin_dir: Some(bpffs.pin_path("maps")),
+                ..LoadOptions::default()
             };
-            let mut program = Program::load_with(&object_source(&p.object), &p.entry, &options)
-                .map_err(|e| load_error(scenario, p.object_line, p.entry_line, &e))?;
+            let mut program = load_program(scenario, options)?;
             program.pin(&bpffs.pin_path("progs").join(&p.entry))?;
             program
         }
-        None => load_program(scenario)?,
+        None => load_program(scenario, LoadOptions::default())?,
     };
-    check_before_lab(scenario, &program)?;
     let spec = topology_spec(scenario);
+    let mut extra = Vec::new();
+    for a in &scenario.attachments {
+        // Maps pinned by name are shared with the program under test, as under one pin root.
+        let pin_root = bpffs
+            .as_ref()
+            .map(|b| b.pin_path("maps"))
+            .or_else(|| program.pin_root().map(Path::to_owned));
+        let program = load_attachment(scenario, a, pin_root.as_deref())?;
+        extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
+    }
+    {
+        let mut targets: Vec<(EndName, &mut Program)> =
+            extra.iter_mut().map(|(n, p, _)| (n.clone(), p)).collect();
+        fill_tail_calls(scenario, &mut program, &mut targets)?;
+    }
+    check_before_lab(
+        scenario,
+        &MapOwners::with(
+            scenario,
+            &program,
+            extra.iter().map(|(n, p, _)| (n.clone(), p)),
+        ),
+    )?;
     let templates = build_frames(scenario, &spec)?;
     let attach_name = resolve(&spec, &scenario.program.attach)?;
     let attach_peer = peer_name(&spec, &attach_name).expect("every end has a peer");
-    let mut extra = Vec::new();
-    for a in &scenario.attachments {
-        let program = load_attachment(scenario, a)?;
-        extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
-    }
     if mode == XdpMode::Native
         && let Some(link) = spec
             .links
@@ -1577,17 +1641,30 @@ fn execute_live(
             .expect("resolved names exist")
             .1
     };
-    setup_maps(scenario, &program, Some((&spec, &topology)))?;
-    let baselines = map_baselines(scenario, &program)?;
+    let (setup_result, baselines) = {
+        let owners = MapOwners::with(
+            scenario,
+            &program,
+            extra.iter().map(|(n, p, _)| (n.clone(), p)),
+        );
+        (
+            setup_maps(scenario, &owners, Some((&spec, &topology))),
+            map_baselines(scenario, &owners),
+        )
+    };
+    setup_result?;
+    let baselines = baselines?;
     let mut events = Events::open(scenario, &mut program)?;
 
     let mut attached = Attached {
         programs: Vec::new(),
     };
     let mut taken: Vec<EndName> = vec![attach_name.clone()];
+    let mut owner_names = Vec::new();
     for (at, mut program, mode) in extra {
         let attachment = program.attach(end(&at), mode)?;
-        taken.push(at);
+        taken.push(at.clone());
+        owner_names.push(at);
         attached.programs.push((program, attachment));
     }
     // Frames that leave by XDP_TX or XDP_REDIRECT in driver mode are xdp_frames, which a
@@ -1803,7 +1880,15 @@ fn execute_live(
         ));
     }
     events.check(scenario, &mut report.failures);
-    check_maps(scenario, &program, &baselines, report)?;
+    let owners = MapOwners::with(
+        scenario,
+        &program,
+        owner_names
+            .iter()
+            .cloned()
+            .zip(attached.programs.iter().map(|(p, _)| p)),
+    );
+    check_maps(scenario, &owners, &baselines, report)?;
     if !report.failures.is_empty()
         && let Some(dir) = &options.capture_dir
     {

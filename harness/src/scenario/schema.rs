@@ -500,6 +500,8 @@ pub struct ProgramSpec {
     /// Pin the program, its maps and its link in the run's own bpffs (`pin = true`), as an
     /// operator's control plane would; always true for `[[step]]` scenarios.
     pub pin: bool,
+    /// What the loader sets before load (`type`, `globals`, `max-entries`).
+    pub loader: super::LoaderSpec,
 }
 
 /// Another program, on an interface of its own (`[[attach]]`): a helper
@@ -516,6 +518,8 @@ pub struct AttachSpec {
     pub mode: XdpModeSpec,
     /// Line of the `[[attach]]` header in the scenario file.
     pub line: usize,
+    /// What the loader sets before load (`type`, `globals`, `max-entries`).
+    pub loader: super::LoaderSpec,
 }
 
 /// Where a program's object comes from.
@@ -904,6 +908,9 @@ pub struct MapExpect {
     pub delta: Option<i64>,
     /// Line of the `[[expect.map]]` header in the scenario file.
     pub line: usize,
+    /// `at`: the map belongs to the `[[attach]]` program on this interface; default the
+    /// program under test.
+    pub at: Option<IfaceRef>,
 }
 
 impl MapExpect {
@@ -922,7 +929,10 @@ impl MapExpect {
             // parse() lets no expectation through without one of the four.
             "(nothing expected)".to_owned()
         };
-        format!("{}[{}] {what}", self.map, self.key)
+        match &self.at {
+            Some(at) => format!("{}[{}] {what} (at {at})", self.map, self.key),
+            None => format!("{}[{}] {what}", self.map, self.key),
+        }
     }
 }
 
@@ -933,16 +943,29 @@ pub struct MapSetup {
     pub map: String,
     /// The key.
     pub key: MapBytes,
-    /// The value (for a per-CPU map, written on every CPU).
+    /// The value (for a per-CPU map, written on every CPU); unused with `program`.
     pub value: MapBytes,
     /// Line of the `[[setup.map]]` header in the scenario file.
     pub line: usize,
+    /// `program`: the slot of a PROG_ARRAY gets this program of the same object (a tail-call
+    /// target), instead of a `value`.
+    pub program: Option<String>,
+    /// `at`: the map belongs to the `[[attach]]` program on this interface; default the
+    /// program under test.
+    pub at: Option<IfaceRef>,
 }
 
 impl MapSetup {
     /// One line for listings: `filter_config[0] = 1`.
     pub fn describe(&self) -> String {
-        format!("{}[{}] = {}", self.map, self.key, self.value)
+        let line = match &self.program {
+            Some(program) => format!("{}[{}] = program {program}", self.map, self.key),
+            None => format!("{}[{}] = {}", self.map, self.key, self.value),
+        };
+        match &self.at {
+            Some(at) => format!("{line} (at {at})"),
+            None => line,
+        }
     }
 }
 

@@ -432,6 +432,7 @@ impl Lifecycle<'_> {
         let options = LoadOptions {
             globals: globals.to_vec(),
             map_pin_dir: Some(self.bpffs().pin_path(MAPS)),
+            ..LoadOptions::default()
         };
         let before = self.bpffs_entries(MAPS)?;
         let mut program = Program::load_with(&object_source(object), entry, &options)

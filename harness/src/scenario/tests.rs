@@ -118,6 +118,7 @@ fn seed_drop_all_parses_as_written() {
                 object_line: 6,
                 entry_line: 7,
                 pin: false,
+                loader: LoaderSpec::default(),
             },
             attachments: vec![],
             rules: vec![],
@@ -148,6 +149,7 @@ fn seed_drop_all_parses_as_written() {
                 absent: false,
                 delta: None,
                 line: 18,
+                at: None,
             }],
             event_expects: vec![],
             throughput: None,
@@ -1243,6 +1245,7 @@ fn attachments() {
                 entry: "helper".into(),
                 mode: XdpModeSpec::Generic,
                 line: 26,
+                loader: LoaderSpec::default(),
             },
             AttachSpec {
                 at: iface("sender"),
@@ -1250,6 +1253,7 @@ fn attachments() {
                 entry: "xdp_pass".into(),
                 mode: XdpModeSpec::Native,
                 line: 32,
+                loader: LoaderSpec::default(),
             },
         ]
     );
@@ -1655,6 +1659,8 @@ value = [
             key: MapBytes::Struct(vec![StructField::U32(0)]),
             value: MapBytes::Struct(vec![StructField::Ifindex(iface("dut:out"))]),
             line: 26,
+            program: None,
+            at: None,
         }
     );
     assert_eq!(
@@ -1868,12 +1874,16 @@ fn setup_maps() {
                 key: MapBytes::Int(0),
                 value: MapBytes::Int(1),
                 line: 14,
+                program: None,
+                at: None,
             },
             MapSetup {
                 map: "filter_config".into(),
                 key: MapBytes::Int(0),
                 value: MapBytes::Hex(vec![1, 0, 0, 0]),
                 line: 19,
+                program: None,
+                at: None,
             },
         ]
     );
@@ -1881,7 +1891,8 @@ fn setup_maps() {
     let bad = |body: &str| err(&format!("{HEAD}{SEND}\n{body}"));
     assert_eq!(
         bad("[[setup.map]]\nmap = \"m\"\nkey = 0\n"),
-        "scenarios/t.toml:14:1: missing field \"value\""
+        "scenarios/t.toml:14: map \"m\": give exactly one of value or program (a program of \
+         the same object, for a PROG_ARRAY slot)"
     );
     assert_eq!(
         bad("[[setup.map]]\nmap = \" \"\nkey = 0\nvalue = 0\n"),
@@ -2403,4 +2414,68 @@ fn a_trace_needs_versions_that_can_be_told_apart() {
         e.ends_with("expect trace: version \"v2\" sets no globals.version, so its frames cannot be told apart"),
         "{e}"
     );
+}
+
+#[test]
+fn loader_keys() {
+    use crate::{elf::ProgramType, program::GlobalValue};
+    let s = ok(&format!(
+        "{HEAD}type = \"xdp\"\nglobals = {{ port = 53, on = true, key = \"0a0b\" }}\n\
+         max-entries = {{ rx_cnt = 64 }}\n{SEND}\n[[setup.map]]\nmap = \"jmp\"\nkey = 1\n\
+         program = \"stage\"\n"
+    ));
+    let loader = &s.program.loader;
+    assert_eq!(loader.program_type, Some(ProgramType::Xdp));
+    assert_eq!(
+        loader.globals,
+        [
+            ("key".to_owned(), GlobalValue::Bytes(vec![0x0a, 0x0b])),
+            ("on".to_owned(), GlobalValue::Bool(true)),
+            ("port".to_owned(), GlobalValue::Int(53)),
+        ]
+    );
+    assert_eq!((loader.globals_line, loader.max_entries_line), (8, 9));
+    assert_eq!(loader.max_entries, [("rx_cnt".to_owned(), 64)]);
+    assert_eq!(s.map_setup[0].program.as_deref(), Some("stage"));
+    assert_eq!(s.map_setup[0].describe(), "jmp[1] = program stage");
+    assert_eq!(
+        super::loader::tail_call_programs(&s.map_setup),
+        ["stage".to_owned()]
+    );
+    let frags = ok(&format!("{HEAD}type = \"xdp.frags\"\n{SEND}"));
+    assert_eq!(
+        frags.program.loader.program_type,
+        Some(ProgramType::XdpFrags)
+    );
+    assert_eq!(
+        ok(&format!("{HEAD}{SEND}")).program.loader,
+        LoaderSpec::default()
+    );
+    assert_eq!(
+        err(&format!("{HEAD}type = \"tc\"\n{SEND}")),
+        "scenarios/t.toml:7: type: unknown program type \"tc\" (expected \"xdp\" or \"xdp.frags\")"
+    );
+    assert!(
+        err(&format!("{HEAD}max-entries = {{ m = -1 }}\n{SEND}"))
+            .starts_with("scenarios/t.toml:7:"),
+    );
+}
+
+#[test]
+fn map_tables_name_attach_programs_by_interface() {
+    let s = ok(&format!(
+        "{TOPO}{TOPO_SEND}\n[[attach]]\nat = \"dut:out\"\nobject = \"xdp_count\"\nentry = \"xdp_count\"\n\
+         type = \"xdp\"\n\n[[setup.map]]\nmap = \"by_proto\"\nkey = 17\nvalue = 0\nat = \"dut:out\"\n\n\
+         [[expect.map]]\nmap = \"pass_cnt\"\nkey = 0\nvalue = 10\nat = \"dut:out\"\n"
+    ));
+    assert_eq!(
+        s.attachments[0].loader.program_type,
+        Some(crate::elf::ProgramType::Xdp)
+    );
+    assert_eq!(s.map_setup[0].at, Some(iface("dut:out")));
+    assert_eq!(s.map_expects[0].at, Some(iface("dut:out")));
+    let e = err(&format!(
+        "{TOPO}{TOPO_SEND}\n[[expect.map]]\nmap = \"pass_cnt\"\nkey = 0\nvalue = 10\nat = \"dut:out\"\n"
+    ));
+    assert!(e.contains("has no [[attach]] program"), "{e}");
 }
