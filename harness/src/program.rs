@@ -64,6 +64,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_version",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_version.bpf.o"),
     ),
+    (
+        "xdp_stats",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_stats.bpf.o"),
+    ),
 ];
 
 /// Whether `name` is one of the [`BUNDLED`] objects.
