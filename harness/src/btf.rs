@@ -70,8 +70,15 @@ struct RawType {
 #[derive(Clone, Debug)]
 enum Tail {
     None,
-    Int { signed: bool, bit_offset: u32, bits: u32 },
-    Array { elem: u32, len: u32 },
+    Int {
+        signed: bool,
+        bit_offset: u32,
+        bits: u32,
+    },
+    Array {
+        elem: u32,
+        len: u32,
+    },
     Members(Vec<RawMember>),
     EnumSigned(bool),
     DataSec(Vec<(u32, u32, u32)>),
@@ -403,7 +410,10 @@ impl Reader<'_> {
     }
     fn skip(&mut self, n: usize) -> Result<(), BtfError> {
         if self.data.len() - self.at < n {
-            return Err(BtfError::Malformed(format!("cut short at byte {}", self.at)));
+            return Err(BtfError::Malformed(format!(
+                "cut short at byte {}",
+                self.at
+            )));
         }
         self.at += n;
         Ok(())
@@ -549,7 +559,9 @@ mod tests {
         let btf = object_btf("xdp_stats");
         let (key, value) = btf.map_type_ids("xdp_stats_map").expect("map declared");
         let key = btf.resolve(key.expect("key type")).expect("key resolves");
-        let value = btf.resolve(value.expect("value type")).expect("value resolves");
+        let value = btf
+            .resolve(value.expect("value type"))
+            .expect("value resolves");
         assert_eq!(key.to_string(), "__u32 (4 bytes)");
         assert_eq!(
             value.to_string(),
@@ -574,7 +586,9 @@ mod tests {
             panic!("dport is an integer");
         };
         assert!(big_endian, "__be16 is network order");
-        let value = btf.resolve(value.expect("value type")).expect("value resolves");
+        let value = btf
+            .resolve(value.expect("value type"))
+            .expect("value resolves");
         assert_eq!(
             value.c_text(),
             "struct port_rec { struct datarec counts; __u64 len_hist[4]; }"

@@ -272,7 +272,7 @@ struct RawMapExpect {
     map: String,
     key: Spanned<MapBytes>,
     value: Option<Spanned<MapBytes>>,
-    per_cpu: Option<Vec<u64>>,
+    per_cpu: Option<Vec<Spanned<MapBytes>>>,
     absent: Option<bool>,
     delta: Option<i64>,
 }
@@ -1184,14 +1184,16 @@ fn map_expect(
         return Err(src.invalid(line, format!("map {:?}: per-cpu lists no values", m.map)));
     }
     topo.check_map_bytes(src, &m.key, &m.map)?;
-    if let Some(value) = &m.value {
+    for value in m.value.iter().chain(m.per_cpu.iter().flatten()) {
         topo.check_map_bytes(src, value, &m.map)?;
     }
     Ok(MapExpect {
         map: m.map,
         key: m.key.into_inner(),
         value: m.value.map(Spanned::into_inner),
-        per_cpu: m.per_cpu,
+        per_cpu: m
+            .per_cpu
+            .map(|list| list.into_iter().map(Spanned::into_inner).collect()),
         absent,
         delta: m.delta,
         line,

@@ -27,9 +27,10 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, interrupted, key_bytes, load_error,
+    RunError, RunOptions, at, build_frames, check_map, interrupted, load_error, map_key,
     object_source, peer_name, resolve, topology_spec,
 };
+use super::values::Shape;
 use crate::{
     frame::FrameTemplate,
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
@@ -878,14 +879,8 @@ impl Lifecycle<'_> {
         }
         let pinned = PinnedMap::open(&path)?;
         let map = pinned.map()?;
-        let key = key_bytes(
-            self.scenario,
-            expect.line,
-            &expect.map,
-            &expect.key,
-            map.key_size(),
-            &|_| Ok(0),
-        )?;
+        let shape = Shape::of(&map)?;
+        let key = map_key(self.scenario, expect.line, &shape, &expect.key, &|_| Ok(0))?;
         let slot = (expect.map.clone(), key.clone());
         let baseline = self.baselines.get(&slot).copied();
         let check = check_map(self.scenario, &map, expect, Some(baseline.unwrap_or(0)))?;

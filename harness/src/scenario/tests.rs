@@ -533,7 +533,10 @@ value = "ff ff"
     ));
     assert_eq!(s.map_expects.len(), 3);
     assert_eq!(s.map_expects[0].key, MapBytes::Hex(vec![10, 0, 0, 1]));
-    assert_eq!(s.map_expects[0].per_cpu, Some(vec![1, 0, 2]));
+    assert_eq!(
+        s.map_expects[0].per_cpu,
+        Some(vec![MapBytes::Int(1), MapBytes::Int(0), MapBytes::Int(2)])
+    );
     assert_eq!(s.map_expects[0].line, 14);
     assert_eq!(
         s.map_expects[0].describe(),
