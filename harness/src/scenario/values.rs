@@ -161,11 +161,12 @@ impl Shape {
                     self.error(
                         "key",
                         format!(
-                            "{} has no BTF for its key type ({}-byte keys): field names need \
-                             BTF (a map defined with __type(key, struct ...) in an object built \
-                             with clang -g); give the key as typed fields [{{ u32 = ... }}, ...] \
+                            "field names need the map's BTF, and it has none for its key (a \
+                             legacy SEC(\"maps\") definition, or an object built without clang \
+                             -g; a map defined with __type(key, struct ...) has it): it has \
+                             {}-byte keys; give the key as typed fields [{{ u32 = ... }}, ...] \
                              or hex bytes",
-                            self.name, self.key_size
+                            self.key_size
                         ),
                     )
                 })?;
@@ -203,7 +204,7 @@ impl Shape {
         self.error(
             "value",
             format!(
-                "{given} does not fit: the map holds {}; give {}",
+                "given as {given}, but the map holds {}; give {}",
                 self.holds(),
                 self.forms(sum)
             ),
@@ -254,7 +255,7 @@ impl Shape {
             }],
             MapBytes::Int(_) => return Err(self.wrong_shape("an integer", sum)),
             MapBytes::Hex(_) if sum => {
-                return Err(self.wrong_shape("hex bytes (which are not summed)", sum));
+                return Err(self.wrong_shape("hex bytes, which are not summed over CPUs", sum));
             }
             MapBytes::Hex(bytes) => {
                 if bytes.len() != self.value_size {
@@ -274,11 +275,17 @@ impl Shape {
                     return Err(self.error(
                         "value",
                         format!(
-                            "{} has no BTF for its value type ({}): field names need BTF (a \
-                             map defined with __type(value, struct ...) in an object built with \
-                             clang -g); give the value as typed fields [{{ u64 = ... }}, ...]{}",
-                            self.name,
-                            self.holds(),
+                            "field names need the map's BTF, and it has none (a legacy \
+                             SEC(\"maps\") definition, or an object built without clang -g; \
+                             a map defined with __type(value, struct ...) has it): it holds \
+                             {}-byte values{}; give the value as typed fields \
+                             [{{ u64 = ... }}, ...]{}",
+                            self.value_size,
+                            if self.kind.is_per_cpu() {
+                                " per CPU"
+                            } else {
+                                ""
+                            },
                             if sum { "" } else { " or hex bytes" }
                         ),
                     ));
@@ -384,9 +391,9 @@ impl Shape {
         ifindex: Ifindex<'_>,
     ) -> Result<Vec<Vec<Check>>, String> {
         if !self.kind.is_per_cpu() {
-            return Err(self.error(
-                "per-cpu",
-                format!("the map is a {}, not per-CPU: use value", self.kind),
+            return Err(format!(
+                "map {:?} has type {}, not per-CPU: use value",
+                self.name, self.kind
             ));
         }
         if list.len() != 1 && list.len() != cpus {
@@ -905,7 +912,7 @@ mod tests {
             .expect("compiles");
         let (got, bad) = judge_sum(&checks, &[rec(10, 640), rec(20, 1280)]);
         assert!(bad.is_empty(), "{bad:?}");
-        assert_eq!(got, json!({ "rx_packets": 30, "rx_bytes": 1920 }));
+        assert_eq!(got, json!("{ rx_packets = 30, rx_bytes = 1920 }"));
         let (_, bad) = judge_sum(&checks, &[rec(10, 640), rec(19, 1280)]);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].to_string(), "rx_packets expected 30, got 29");
@@ -974,7 +981,10 @@ mod tests {
         let err = bare
             .checks(&fields(&[("rx_packets", 1)]), true, &no_ifindex)
             .unwrap_err();
-        assert!(err.contains("field names need BTF"), "{err}");
+        assert!(
+            err.contains("field names need the map's BTF, and it has none"),
+            "{err}"
+        );
         let err = s
             .checks(&fields(&[("rx_packets", -1)]), true, &no_ifindex)
             .unwrap_err();
