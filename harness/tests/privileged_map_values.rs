@@ -143,6 +143,14 @@ fn privileged_a_wrong_field_fails_naming_it() {
              got 36000",
         ],
     );
+    // A change across the run, field by field.
+    fails_with(
+        &mutated(
+            "delta = { rx_packets = 100, rx_bytes = 10_000 }",
+            "delta = { rx_packets = 100, rx_bytes = 9_999 }",
+        ),
+        &["map xdp_stats_map[1]: rx_bytes expected a change of 9999, got +10000"],
+    );
     // A nested struct's array member in a hash keyed by a struct.
     fails_with(
         &mutated("len_hist = [0, 60, 0, 0]", "len_hist = [60, 0, 0, 0]"),

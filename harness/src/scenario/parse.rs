@@ -23,9 +23,9 @@ use toml::Spanned;
 use super::ScenarioError;
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
-    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
-    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
-    XdpModeSpec,
+    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, ObjectRef,
+    OutputSpec, PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec,
+    WhereTable, XdpModeSpec,
 };
 use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
@@ -274,7 +274,7 @@ struct RawMapExpect {
     value: Option<Spanned<MapBytes>>,
     per_cpu: Option<Vec<Spanned<MapBytes>>>,
     absent: Option<bool>,
-    delta: Option<i64>,
+    delta: Option<MapDelta>,
 }
 
 #[derive(Deserialize)]
@@ -1195,7 +1195,14 @@ fn map_expect(
             .per_cpu
             .map(|list| list.into_iter().map(Spanned::into_inner).collect()),
         absent,
-        delta: m.delta,
+        delta: match &m.delta {
+            Some(MapDelta::Int(n)) => Some(*n),
+            _ => None,
+        },
+        delta_fields: match m.delta {
+            Some(MapDelta::Fields(fields)) => Some(fields),
+            _ => None,
+        },
         line,
     })
 }

@@ -760,10 +760,16 @@ fn expected_checks(
                 .map_err(located)?,
         ));
     }
+    if let Some(fields) = &expect.delta_fields {
+        return Ok(Expected::Delta(
+            shape.delta_checks(fields).map_err(located)?,
+        ));
+    }
     if expect.delta.is_some() && map.value_size() > 8 {
         return Err(located(format!(
-            "delta of map {:?}: the map holds {}; delta needs integer values of at most 8 \
-             bytes: check the value after the run with value = ... instead",
+            "delta of map {:?}: an integer change needs integer values of at most 8 bytes, \
+             but the map holds {}; give the change of each field by name (delta = {{ field = \
+             change, ... }}) or check the value after the run with value = ...",
             expect.map,
             shape.holds()
         )));
@@ -777,7 +783,9 @@ enum Expected {
     Value(Vec<Check>),
     /// `per-cpu`: each CPU's value.
     PerCpu(Vec<Vec<Check>>),
-    /// `delta` or `absent`.
+    /// `delta = { field = change, ... }`: each field's change across the run.
+    Delta(Vec<Check>),
+    /// `delta` as an integer, or `absent`.
     Nothing,
 }
 
@@ -889,19 +897,20 @@ fn setup_maps(
 }
 
 /// Map values before traffic, for `delta` expectations.
-fn map_baselines(scenario: &Scenario, program: &Program) -> Result<Vec<Option<u64>>, RunError> {
+fn map_baselines(
+    scenario: &Scenario,
+    program: &Program,
+) -> Result<Vec<Option<MapValue>>, RunError> {
     scenario
         .map_expects
         .iter()
         .map(|e| {
-            if e.delta.is_none() {
+            if e.delta.is_none() && e.delta_fields.is_none() {
                 return Ok(None);
             }
             let map = program.map(&e.map)?;
             let key = map_key(scenario, e.line, &Shape::of(&map)?, &e.key, &|_| Ok(0))?;
-            Ok(Some(
-                map.lookup(&key)?.and_then(|v| v.sum_u64()).unwrap_or(0),
-            ))
+            Ok(map.lookup(&key)?)
         })
         .collect()
 }
@@ -910,7 +919,7 @@ pub(super) fn check_map(
     scenario: &Scenario,
     map: &ProgramMap<'_>,
     expect: &MapExpect,
-    baseline: Option<u64>,
+    baseline: Option<&MapValue>,
 ) -> Result<MapCheck, RunError> {
     let shape = Shape::of(map)?;
     let key = map_key(scenario, expect.line, &shape, &expect.key, &|_| Ok(0))?;
@@ -924,7 +933,8 @@ pub(super) fn check_map(
         (absent, actual, value.is_none())
     } else if let Some(delta) = expect.delta {
         let now = value.as_ref().and_then(MapValue::sum_u64).unwrap_or(0);
-        let change = i128::from(now) - i128::from(baseline.unwrap_or(0));
+        let then = baseline.and_then(MapValue::sum_u64).unwrap_or(0);
+        let change = i128::from(now) - i128::from(then);
         (
             json!(format!("delta {delta}")),
             json!(format!("delta {change}")),
@@ -971,6 +981,18 @@ pub(super) fn check_map(
                     value.as_ref().map_or(absent, value_json),
                     false,
                 )
+            }
+            (Expected::Delta(checks), now) => {
+                let values = |v: &MapValue| match v {
+                    MapValue::Single(bytes) => vec![bytes.clone()],
+                    MapValue::PerCpu(values) => values.clone(),
+                };
+                let zero = vec![vec![0u8; map.value_size()]];
+                let now = now.as_ref().map_or(zero, values);
+                let before = baseline.map(values);
+                let (actual, bad) = values::judge_delta(checks, &now, before.as_deref());
+                mismatches = bad;
+                (values::expected_json(checks), actual, mismatches.is_empty())
             }
             (Expected::Nothing, _) => {
                 unreachable!("the parser requires value, per-cpu, absent or delta")
@@ -1287,11 +1309,16 @@ fn execute_test_run(
 fn check_maps(
     scenario: &Scenario,
     program: &Program,
-    baselines: &[Option<u64>],
+    baselines: &[Option<MapValue>],
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
-        let check = check_map(scenario, &program.map(&expect.map)?, expect, *baseline)?;
+        let check = check_map(
+            scenario,
+            &program.map(&expect.map)?,
+            expect,
+            baseline.as_ref(),
+        )?;
         if !check.ok && !check.mismatches.is_empty() {
             report.failures.push(format!(
                 "map {}[{}]: {}",

@@ -903,6 +903,10 @@ pub struct MapExpect {
     /// per-CPU maps; a key missing before counts as 0); exclusive with the
     /// other three.
     pub delta: Option<i64>,
+    /// `delta` given by field names (`delta = { rx_packets = 100 }`): each
+    /// named integer field's change across the run, summed over CPUs for
+    /// per-CPU maps; fields not named are not checked. Set instead of `delta`.
+    pub delta_fields: Option<Vec<NamedField>>,
     /// Line of the `[[expect.map]]` header in the scenario file.
     pub line: usize,
 }
@@ -919,6 +923,8 @@ impl MapExpect {
             format!("== per-cpu [{}]", values.join(", "))
         } else if let Some(delta) = self.delta {
             format!("changes by {delta:+}")
+        } else if let Some(fields) = &self.delta_fields {
+            format!("changes by {}", MapBytes::Fields(fields.clone()))
         } else {
             // parse() lets no expectation through without one of the four.
             "(nothing expected)".to_owned()
@@ -1014,6 +1020,40 @@ fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[NamedField]) -> fmt::Resul
         write!(f, "{sep}{} = {}", field.name, field.value)?;
     }
     f.write_str(" }")
+}
+
+/// `delta` as written: an integer, or a table of field names (see
+/// [`MapExpect::delta_fields`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapDelta {
+    /// The change of the whole value, read as an integer.
+    Int(i64),
+    /// The change of each named field.
+    Fields(Vec<NamedField>),
+}
+
+impl<'de> Deserialize<'de> for MapDelta {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DeltaVisitor;
+        impl<'de> Visitor<'de> for DeltaVisitor {
+            type Value = MapDelta;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a table of field names (e.g. { rx_packets = 100 })")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MapDelta, E> {
+                Ok(MapDelta::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MapDelta, E> {
+                i64::try_from(v)
+                    .map(MapDelta::Int)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapDelta, A::Error> {
+                named_fields(map).map(MapDelta::Fields)
+            }
+        }
+        deserializer.deserialize_any(DeltaVisitor)
+    }
 }
 
 /// Reads the named fields of a TOML table, in file order.

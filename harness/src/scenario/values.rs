@@ -171,7 +171,7 @@ impl Shape {
                     )
                 })?;
                 let mut checks = Vec::new();
-                named(ty, 0, "", fields, &mut checks).map_err(|e| self.error("key", e))?;
+                named(ty, 0, "", fields, true, &mut checks).map_err(|e| self.error("key", e))?;
                 Ok(encode(&checks, self.key_size))
             }
             other => other
@@ -294,7 +294,7 @@ impl Shape {
                     return Err(self.wrong_shape("fields by name", sum));
                 }
                 let mut checks = Vec::new();
-                named(ty, 0, "", fields, &mut checks).map_err(|e| self.error("value", e))?;
+                named(ty, 0, "", fields, true, &mut checks).map_err(|e| self.error("value", e))?;
                 checks
             }
         };
@@ -309,6 +309,33 @@ impl Shape {
                     } else {
                         format!("field {}", bytes.path)
                     }
+                ),
+            ));
+        }
+        Ok(checks)
+    }
+
+    /// The checks of `delta = { field = change, ... }`: each named integer field's change
+    /// across the run (summed over CPUs for a per-CPU map).
+    pub(crate) fn delta_checks(&self, fields: &[NamedField]) -> Result<Vec<Check>, String> {
+        let Some(ty @ CType::Struct { .. }) = self.value_type() else {
+            return Err(self.error(
+                "delta",
+                format!(
+                    "fields by name need a struct value from the map's BTF, but the map holds \
+                     {}; give delta as an integer (values of at most 8 bytes)",
+                    self.holds()
+                ),
+            ));
+        };
+        let mut checks = Vec::new();
+        named(ty, 0, "", fields, false, &mut checks).map_err(|e| self.error("delta", e))?;
+        if let Some(bytes) = checks.iter().find(|c| c.how == How::Bytes) {
+            return Err(self.error(
+                "delta",
+                format!(
+                    "field {} is bytes, not an integer: only integers change by an amount",
+                    bytes.path
                 ),
             ));
         }
@@ -424,12 +451,14 @@ fn example(ty: &CType) -> String {
     format!("value = {{ {} }}", names.join(", "))
 }
 
-/// Checks for named `fields` of the struct `ty` at `base`.
+/// Checks for named `fields` of the struct `ty` at `base`; integers must fit their member
+/// when `ranged` (values), not otherwise (changes, which may be negative).
 fn named(
     ty: &CType,
     base: usize,
     prefix: &str,
     fields: &[NamedField],
+    ranged: bool,
     out: &mut Vec<Check>,
 ) -> Result<(), String> {
     let members = ty.fields();
@@ -460,7 +489,14 @@ fn named(
                  whole value as hex bytes"
             ));
         }
-        value(&member.ty, base + member.offset, &path, &field.value, out)?;
+        value(
+            &member.ty,
+            base + member.offset,
+            &path,
+            &field.value,
+            ranged,
+            out,
+        )?;
     }
     Ok(())
 }
@@ -528,6 +564,7 @@ fn value(
     offset: usize,
     path: &str,
     given: &FieldValue,
+    ranged: bool,
     out: &mut Vec<Check>,
 ) -> Result<(), String> {
     let size = ty.size();
@@ -544,7 +581,7 @@ fn value(
             } else {
                 (0, (1i128 << bits) - 1)
             };
-            if *n < lo || *n > hi {
+            if ranged && (*n < lo || *n > hi) {
                 return Err(format!(
                     "field {path} is {}: {n} is out of its range {lo}..={hi}",
                     ty.c_text()
@@ -585,7 +622,7 @@ fn value(
             });
         }
         (FieldValue::Fields(fields), CType::Struct { .. }) => {
-            named(ty, offset, &format!("{path}."), fields, out)?;
+            named(ty, offset, &format!("{path}."), fields, ranged, out)?;
         }
         (FieldValue::List(items), CType::Array { elem, len }) => {
             if items.len() != *len {
@@ -596,13 +633,8 @@ fn value(
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                value(
-                    elem,
-                    offset + i * elem.size(),
-                    &format!("{path}[{i}]"),
-                    item,
-                    out,
-                )?;
+                let at = offset + i * elem.size();
+                value(elem, at, &format!("{path}[{i}]"), item, ranged, out)?;
             }
         }
         (given, ty) => {
@@ -815,6 +847,34 @@ pub(crate) fn judge(checks: &[Check], value: &[u8]) -> (Value, Vec<Mismatch>) {
     (as_json(checks, read), mismatches)
 }
 
+/// Judges each (integer) check's change: its sum over `now`'s values minus its sum over
+/// `before`'s (a key missing before counts as zero).
+pub(crate) fn judge_delta(
+    checks: &[Check],
+    now: &[Vec<u8>],
+    before: Option<&[Vec<u8>]>,
+) -> (Value, Vec<Mismatch>) {
+    let sum = |c: &Check, values: &[Vec<u8>]| -> Option<i128> {
+        values.iter().try_fold(0i128, |sum, v| {
+            Some(sum + c.int(v.get(c.offset..c.offset + c.size)?)?)
+        })
+    };
+    let change = |c: &Check| Some(sum(c, now)? - before.map_or(Some(0), |b| sum(c, b))?);
+    let mismatches = checks
+        .iter()
+        .filter(|c| change(c).map(|n| json!(n)) != Some(c.want()))
+        .map(|c| Mismatch {
+            path: c.path.clone(),
+            want: format!("a change of {}", text(&c.want())),
+            got: change(c).map_or_else(|| "unreadable".to_owned(), |n| format!("{n:+}")),
+        })
+        .collect();
+    (
+        as_json(checks, |c| change(c).map_or(Value::Null, |n| json!(n))),
+        mismatches,
+    )
+}
+
 /// Judges the sum over CPUs of each (integer) check.
 pub(crate) fn judge_sum(checks: &[Check], values: &[Vec<u8>]) -> (Value, Vec<Mismatch>) {
     let sum = |c: &Check| -> Option<i128> {
@@ -927,6 +987,37 @@ mod tests {
         assert_eq!(
             s.value_bytes(&value, &no_ifindex).expect("encodes"),
             rec(0, 7)
+        );
+    }
+
+    #[test]
+    fn changes_field_by_field() {
+        let s = shape(MapKind::PerCpuArray, Some(datarec()));
+        let delta = [
+            NamedField {
+                name: "rx_packets".into(),
+                value: FieldValue::Int(-1),
+            },
+            NamedField {
+                name: "rx_bytes".into(),
+                value: FieldValue::Int(100),
+            },
+        ];
+        let checks = s.delta_checks(&delta).expect("compiles");
+        let before = [rec(5, 0), rec(0, 0)];
+        let (got, bad) = judge_delta(&checks, &[rec(2, 100), rec(2, 0)], Some(&before));
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(got, json!("{ rx_packets = -1, rx_bytes = 100 }"));
+        let (_, bad) = judge_delta(&checks, &[rec(2, 100), rec(2, 0)], None);
+        assert_eq!(
+            bad.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["rx_packets expected a change of -1, got +4"],
+            "a key missing before counts as zero"
+        );
+        assert!(
+            shape(MapKind::PerCpuArray, None)
+                .delta_checks(&delta)
+                .is_err()
         );
     }
 
