@@ -992,7 +992,12 @@ pub(super) fn check_map(
                 let before = baseline.map(values);
                 let (actual, bad) = values::judge_delta(checks, &now, before.as_deref());
                 mismatches = bad;
-                (values::expected_json(checks), actual, mismatches.is_empty())
+                let delta = |v: Value| json!(format!("delta {}", plain(&v)));
+                (
+                    delta(values::expected_json(checks)),
+                    delta(actual),
+                    mismatches.is_empty(),
+                )
             }
             (Expected::Nothing, _) => {
                 unreachable!("the parser requires value, per-cpu, absent or delta")
