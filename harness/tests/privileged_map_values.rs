@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use xdplab::{
     privileges,
+    program::{ObjectSource, Program},
     report::{FailureKind, ScenarioReport, Status},
     scenario::{
         self, Scenario,
@@ -225,4 +226,46 @@ fn privileged_a_wrong_field_name_is_refused_before_any_lab() {
             "nothing was sent"
         );
     }
+}
+
+#[test]
+fn privileged_a_loaded_map_tells_its_c_types() {
+    if !privileges::gate("privileged_a_loaded_map_tells_its_c_types") {
+        return;
+    }
+    // From the BTF the kernel holds for the map, as `bpftool map dump` reads it.
+    let program = Program::load(&ObjectSource::Bundled("xdp_stats".into()), "xdp_stats")
+        .expect("xdp_stats loads");
+    let types = program
+        .map("xdp_stats_map")
+        .expect("map")
+        .btf()
+        .expect("readable")
+        .expect("a BTF-defined map has BTF");
+    assert_eq!(
+        types.value.expect("value type").to_string(),
+        "struct datarec { __u64 rx_packets; __u64 rx_bytes; } (16 bytes)"
+    );
+    assert_eq!(types.key.expect("key type").to_string(), "__u32 (4 bytes)");
+    let port = program
+        .map("port_stats")
+        .expect("map")
+        .btf()
+        .expect("readable");
+    assert_eq!(
+        port.and_then(|t| t.key).map(|k| k.c_text()).as_deref(),
+        Some("struct port_key { __be16 dport; __u8 proto; __u8 action; }")
+    );
+    // A legacy SEC("maps") definition carries no BTF.
+    let object =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/objects/map_shapes.bpf.o");
+    let legacy = Program::load(&ObjectSource::File(object), "xdp_map_shapes").expect("loads");
+    assert_eq!(
+        legacy
+            .map("legacy_stats")
+            .expect("map")
+            .btf()
+            .expect("readable"),
+        None
+    );
 }
