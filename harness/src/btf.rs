@@ -598,6 +598,41 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_members_are_named_directly() {
+        let int = |name: &str| CType::Int {
+            name: name.into(),
+            size: 4,
+            signed: false,
+            big_endian: false,
+            bitfield: false,
+        };
+        let member = |name: &str, offset, ty| Member {
+            name: name.into(),
+            offset,
+            bitfield: false,
+            ty,
+        };
+        let inner = CType::Struct {
+            name: "union (anon)".into(),
+            size: 4,
+            union: true,
+            members: vec![member("a", 0, int("__u32")), member("b", 0, int("__u32"))],
+        };
+        let outer = CType::Struct {
+            name: "struct s".into(),
+            size: 8,
+            union: false,
+            members: vec![member("x", 0, int("__u32")), member("", 4, inner)],
+        };
+        let names: Vec<(String, usize)> = outer
+            .fields()
+            .into_iter()
+            .map(|m| (m.name, m.offset))
+            .collect();
+        assert_eq!(names, [("x".into(), 0), ("a".into(), 4), ("b".into(), 4)]);
+    }
+
+    #[test]
     fn refuses_what_is_not_btf() {
         assert!(Btf::parse(b"").is_err());
         assert!(Btf::parse(&[0u8; 24]).is_err());
