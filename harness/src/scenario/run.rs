@@ -983,13 +983,13 @@ pub(super) fn check_map(
                 )
             }
             (Expected::Delta(checks), now) => {
-                let values = |v: &MapValue| match v {
+                let each = |v: &MapValue| match v {
                     MapValue::Single(bytes) => vec![bytes.clone()],
-                    MapValue::PerCpu(values) => values.clone(),
+                    MapValue::PerCpu(all) => all.clone(),
                 };
                 let zero = vec![vec![0u8; map.value_size()]];
-                let now = now.as_ref().map_or(zero, values);
-                let before = baseline.map(values);
+                let now = now.as_ref().map_or(zero, each);
+                let before = baseline.map(each);
                 let (actual, bad) = values::judge_delta(checks, &now, before.as_deref());
                 mismatches = bad;
                 let delta = |v: Value| json!(format!("delta {}", plain(&v)));

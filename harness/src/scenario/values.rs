@@ -25,6 +25,9 @@ pub(crate) struct Shape {
     key_size: usize,
     value_size: usize,
     types: Option<MapTypes>,
+    /// Why the map's BTF could not be read, if it could not: a map with unreadable BTF is
+    /// still checked in the forms that need none.
+    btf_error: Option<String>,
 }
 
 /// How a [`Check`] reads its bytes.
@@ -80,13 +83,25 @@ type Ifindex<'a> = &'a dyn Fn(&IfaceRef) -> Result<u32, String>;
 impl Shape {
     /// The shape of `map`, with its BTF types when the kernel holds them.
     pub(crate) fn of(map: &ProgramMap<'_>) -> Result<Self, crate::maps::MapError> {
+        let (types, btf_error) = match map.btf() {
+            Ok(types) => (types, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Ok(Self {
             name: map.name().to_owned(),
             kind: map.kind(),
             key_size: map.key_size(),
             value_size: map.value_size(),
-            types: map.btf()?,
+            types,
+            btf_error,
         })
+    }
+
+    /// ` (reading it failed: ...)` when the BTF could not be read, else nothing.
+    fn btf_failure(&self) -> String {
+        self.btf_error
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" (reading it failed: {e})"))
     }
 
     fn value_type(&self) -> Option<&CType> {
@@ -161,11 +176,12 @@ impl Shape {
                     self.error(
                         "key",
                         format!(
-                            "field names need the map's BTF, and it has none for its key (a \
+                            "field names need the map's BTF, and it has none for its key{} (a \
                              legacy SEC(\"maps\") definition, or an object built without clang \
                              -g; a map defined with __type(key, struct ...) has it): it has \
                              {}-byte keys; give the key as typed fields [{{ u32 = ... }}, ...] \
                              or hex bytes",
+                            self.btf_failure(),
                             self.key_size
                         ),
                     )
@@ -275,11 +291,12 @@ impl Shape {
                     return Err(self.error(
                         "value",
                         format!(
-                            "field names need the map's BTF, and it has none (a legacy \
+                            "field names need the map's BTF, and it has none{} (a legacy \
                              SEC(\"maps\") definition, or an object built without clang -g; \
                              a map defined with __type(value, struct ...) has it): it holds \
                              {}-byte values{}; give the value as typed fields \
                              [{{ u64 = ... }}, ...]{}",
+                            self.btf_failure(),
                             self.value_size,
                             if self.kind.is_per_cpu() {
                                 " per CPU"
@@ -323,8 +340,9 @@ impl Shape {
                 "delta",
                 format!(
                     "fields by name need a struct value from the map's BTF, but the map holds \
-                     {}; give delta as an integer (values of at most 8 bytes)",
-                    self.holds()
+                     {}{}; give delta as an integer (values of at most 8 bytes)",
+                    self.holds(),
+                    self.btf_failure()
                 ),
             ));
         };
@@ -937,6 +955,7 @@ mod tests {
                 key: None,
                 value: Some(v),
             }),
+            btf_error: None,
         }
     }
 
@@ -1144,6 +1163,7 @@ mod tests {
             kind: MapKind::Hash,
             key_size: 4,
             value_size: 48,
+            btf_error: None,
             types: Some(MapTypes {
                 key: Some(key),
                 value: Some(rec),
