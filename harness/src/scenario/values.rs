@@ -186,6 +186,15 @@ impl Shape {
                         ),
                     )
                 })?;
+                if !matches!(ty, CType::Struct { .. }) {
+                    return Err(self.error(
+                        "key",
+                        format!(
+                            "given by field names, but the map's key is {ty}, not a struct; \
+                             give it as an integer, hex bytes or typed fields"
+                        ),
+                    ));
+                }
                 let mut checks = Vec::new();
                 named(ty, 0, "", fields, true, &mut checks).map_err(|e| self.error("key", e))?;
                 Ok(encode(&checks, self.key_size))
@@ -1099,6 +1108,37 @@ mod tests {
             .checks(&fields(&[("rx_packets", -1)]), true, &no_ifindex)
             .unwrap_err();
         assert!(err.contains("out of its range"), "{err}");
+    }
+
+    #[test]
+    fn key_fields_need_a_struct_key() {
+        let mut s = shape(MapKind::PerCpuArray, Some(datarec()));
+        let err = s
+            .key_bytes(&fields(&[("index", 2)]), &no_ifindex)
+            .unwrap_err();
+        assert!(err.contains("field names need the map's BTF"), "{err}");
+        s.types = Some(MapTypes {
+            key: Some(CType::Int {
+                name: "__u32".into(),
+                size: 4,
+                signed: false,
+                big_endian: false,
+                bitfield: false,
+            }),
+            value: Some(datarec()),
+        });
+        let err = s
+            .key_bytes(&fields(&[("index", 2)]), &no_ifindex)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "key of map \"xdp_stats_map\": given by field names, but the map's key is __u32 (4 \
+             bytes), not a struct; give it as an integer, hex bytes or typed fields"
+        );
+        assert_eq!(
+            s.key_bytes(&MapBytes::Int(2), &no_ifindex),
+            Ok(vec![2, 0, 0, 0])
+        );
     }
 
     #[test]
