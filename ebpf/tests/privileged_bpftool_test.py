@@ -44,7 +44,7 @@ XDP_REDIRECT = 4
 VERDICT = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX",
            XDP_REDIRECT: "REDIRECT"}
 OBJECTS = ("xdp_drop", "xdp_pass", "xdp_filter", "xdp_tx", "xdp_redirect", "xdp_aborted",
-           "xdp_exception")
+           "xdp_exception", "xdp_stats")
 
 # struct filter_rule flags (ebpf/xdp_filter.bpf.c)
 ENABLED, M_ETHERTYPE, M_PROTO, M_PORT, DROP = 1, 2, 4, 8, 16
@@ -305,6 +305,55 @@ def test_pass(pin_root, res):
         count = obj.counter("pass_cnt")
         res.add("xdp_pass", "3 frames -> PASS, sum(pass_cnt)=3",
                 rets == [XDP_PASS] * 3 and count == 3, f"ret={rets} pass_cnt={count}")
+    finally:
+        obj.close()
+
+
+def test_stats(pin_root, res):
+    obj = Obj(pin_root, "xdp_stats")
+    try:
+        # (frame, verdict): UDP/9 dropped; UDP/53, TCP/9, ARP and a cut IPv4 header pass.
+        cases = [
+            (eth(ETH_IP, ipv4(UDP, udp(9))), XDP_DROP),
+            (eth(ETH_IP, ipv4(UDP, udp(9, data=bytes(400)))), XDP_DROP),  # 442 bytes
+            (eth(ETH_IP, ipv4(UDP, udp(53))), XDP_PASS),
+            (eth(ETH_IP, ipv4(TCP, tcp(9))), XDP_PASS),
+            (eth(ETH_ARP, bytes(28)), XDP_PASS),
+            (eth(ETH_IP, bytes(10)), XDP_PASS),
+        ]
+        rets = [obj.run("xdp_stats", f) for f, _ in cases]
+        want = [v for _, v in cases]
+        res.add("xdp_stats", "UDP/9 -> DROP, the rest -> PASS", rets == want,
+                f"ret={rets} want={want}")
+        # bpftool prints each CPU's struct datarec by field name, from the object's BTF.
+        sums = {}
+        for entry in bpftool("map", "dump", "pinned", obj.map_path("xdp_stats_map")):
+            fmt = entry["formatted"]
+            sums[fmt["key"]] = tuple(sum(v["value"][f] for v in fmt["values"])
+                                     for f in ("rx_packets", "rx_bytes"))
+        expect = {}
+        for frame, verdict in cases:
+            packets, size = expect.get(verdict, (0, 0))
+            expect[verdict] = (packets + 1, size + len(frame))
+        expect = {k: expect.get(k, (0, 0)) for k in range(5)}
+        res.add("xdp_stats", "xdp_stats_map: packets and bytes per action, summed over CPUs",
+                sums == expect, f"got={sums} want={expect}")
+        ports = {}
+        for entry in bpftool("map", "dump", "pinned", obj.map_path("port_stats")):
+            key, value = entry["formatted"]["key"], entry["formatted"]["value"]
+            # dport is a __be16, which bpftool prints as the host-order number of its bytes.
+            dport = struct.unpack("!H", struct.pack("=H", key["dport"]))[0]
+            ports[(dport, key["proto"], key["action"])] = (
+                value["counts"]["rx_packets"], value["counts"]["rx_bytes"],
+                tuple(value["len_hist"]))
+        udp9 = [len(f) for f, _ in cases[:2]]
+        want_ports = {
+            (9, UDP, XDP_DROP): (2, sum(udp9), (1, 0, 1, 0)),
+            (53, UDP, XDP_PASS): (1, len(cases[2][0]), (1, 0, 0, 0)),
+            (9, TCP, XDP_PASS): (1, len(cases[3][0]), (1, 0, 0, 0)),
+        }
+        res.add("xdp_stats", "port_stats: IPv4 UDP and TCP by port, protocol and verdict",
+                ports == want_ports, f"got={ports} want={want_ports}")
     finally:
         obj.close()
 
@@ -773,7 +822,7 @@ def main():
     res = Results()
     try:
         for test in (test_seed_dropper, test_pass, test_filter, test_filter_events, test_tx,
-                     test_redirect, test_aborted, test_exception):
+                     test_redirect, test_aborted, test_exception, test_stats):
             try:
                 test(pin_root, res)
             except RuntimeError as err:

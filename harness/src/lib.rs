@@ -6,7 +6,8 @@
 //! the kernel's own veth counters. Scenario files say what to send and what to expect.
 //!
 //! One module per kernel concept: [`netns`], [`veth`], [`lab`] (the two put together),
-//! [`program`], [`maps`], [`frame`], [`inject`], [`observe`], [`scenario`], [`report`].
+//! [`program`], [`maps`] (with [`btf`] for the C types of their keys and values), [`frame`],
+//! [`inject`], [`observe`], [`scenario`], [`report`].
 //! [`bench`] measures throughput; [`results`] saves, charts and compares the measurements.
 //! [`doctor`] says what the machine lacks for any of it, and how to fix it; [`requires`] gates a
 //! scenario on the kernel features it declares.
@@ -15,6 +16,7 @@
 //! left behind.
 
 pub mod bench;
+pub mod btf;
 pub mod clean;
 pub mod doctor;
 pub mod elf;

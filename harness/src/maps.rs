@@ -12,7 +12,7 @@ use std::{fmt, os::fd::AsFd as _, os::fd::AsRawFd as _, path::Path};
 use aya::maps::{Map, MapData, MapType};
 use thiserror::Error;
 
-use crate::program::Program;
+use crate::{btf::CType, program::Program};
 
 /// An error from map access.
 #[derive(Debug, Error)]
@@ -159,6 +159,16 @@ pub fn le_u64(bytes: &[u8]) -> Option<u64> {
     let mut buf = [0u8; 8];
     buf[..bytes.len()].copy_from_slice(bytes);
     Some(u64::from_le_bytes(buf))
+}
+
+/// The C types of a map's key and value, from its BTF; a type is `None` when the map
+/// declares only its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapTypes {
+    /// The key's type.
+    pub key: Option<CType>,
+    /// The value's type (one CPU's, for per-CPU maps).
+    pub value: Option<CType>,
 }
 
 /// A handle on one map of a loaded program.
@@ -436,7 +446,52 @@ impl ProgramMap<'_> {
         Ok(values)
     }
 
-    fn cpus(&self) -> Result<usize, MapError> {
+    /// The C types of the map's key and value, from the BTF the kernel holds for it (what
+    /// `bpftool map dump` prints fields with). `None` when the map was created without BTF
+    /// (a legacy `SEC("maps")` definition, or an object built without `-g`).
+    pub fn btf(&self) -> Result<Option<MapTypes>, MapError> {
+        let btf_error = |op: &'static str| {
+            let name = self.name.clone();
+            move |source| MapError::Syscall { name, op, source }
+        };
+        // struct bpf_map_info up to btf_value_type_id (offsets 64, 68, 72).
+        let mut info = [0u8; 80];
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        sys::obj_info(fd, &mut info).map_err(btf_error("read the info of"))?;
+        let word = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().expect("4 bytes"));
+        let (btf_id, key_id, value_id) = (word(64), word(68), word(72));
+        if btf_id == 0 || (key_id == 0 && value_id == 0) {
+            return Ok(None);
+        }
+        let btf_fd = sys::btf_fd(btf_id).map_err(btf_error("open the BTF of"))?;
+        // struct bpf_btf_info: btf (u64 pointer), btf_size (u32), id, name, name_len, kernel_btf.
+        let mut btf_info = [0u8; 32];
+        sys::obj_info(btf_fd.as_raw_fd(), &mut btf_info).map_err(btf_error("read the BTF of"))?;
+        let size = u32::from_ne_bytes(btf_info[8..12].try_into().expect("4 bytes")) as usize;
+        let mut raw = vec![0u8; size];
+        btf_info[..8].copy_from_slice(&(raw.as_mut_ptr() as u64).to_ne_bytes());
+        sys::obj_info(btf_fd.as_raw_fd(), &mut btf_info).map_err(btf_error("read the BTF of"))?;
+        let btf = crate::btf::Btf::parse(&raw).map_err(|e| MapError::Info {
+            name: self.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let resolve = |id: u32| -> Result<Option<CType>, MapError> {
+            if id == 0 {
+                return Ok(None);
+            }
+            btf.resolve(id).map(Some).map_err(|e| MapError::Info {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(Some(MapTypes {
+            key: resolve(key_id)?,
+            value: resolve(value_id)?,
+        }))
+    }
+
+    /// How many values a lookup returns: the possible CPUs for a per-CPU map, else 1.
+    pub fn cpus(&self) -> Result<usize, MapError> {
         if !self.kind.is_per_cpu() {
             return Ok(1);
         }
@@ -556,6 +611,73 @@ mod sys {
                 ..Default::default()
             },
         )
+    }
+
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
+
+    /// The `info` member of `union bpf_attr`.
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+
+    /// The `BPF_*_GET_FD_BY_ID` members of `union bpf_attr`.
+    #[repr(C)]
+    struct GetFdAttr {
+        id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+
+    /// `BPF_OBJ_GET_INFO_BY_FD` into `info`; the kernel fills at most `info.len()` bytes.
+    pub(super) fn obj_info(fd: RawFd, info: &mut [u8]) -> io::Result<()> {
+        let attr = InfoAttr {
+            bpf_fd: fd as u32,
+            info_len: info.len() as u32,
+            info: info.as_mut_ptr() as u64,
+        };
+        // SAFETY: attr is a valid bpf_attr prefix; `info` outlives the call and the kernel
+        // writes at most info_len bytes into it.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_OBJ_GET_INFO_BY_FD,
+                std::ptr::from_ref(&attr),
+                std::mem::size_of::<InfoAttr>(),
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A file descriptor of the BTF object with this id.
+    pub(super) fn btf_fd(id: u32) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd as _;
+        let attr = GetFdAttr {
+            id,
+            next_id: 0,
+            open_flags: 0,
+        };
+        // SAFETY: attr is a valid bpf_attr prefix of the size given.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_BTF_GET_FD_BY_ID,
+                std::ptr::from_ref(&attr),
+                std::mem::size_of::<GetFdAttr>(),
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us, and nothing else owns it.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as RawFd) })
     }
 
     pub(super) fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {

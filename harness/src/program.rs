@@ -77,6 +77,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_tail_call",
         aya::include_bytes_aligned!("../ebpf-obj/xdp_tail_call.bpf.o"),
     ),
+    (
+        "xdp_stats",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_stats.bpf.o"),
+    ),
 ];
 
 /// An environment variable naming a directory of `<name>.bpf.o` files that stand in for the

@@ -236,9 +236,13 @@ pub struct MapCheck {
     pub expected: Value,
     /// What was read (same forms, or "absent").
     pub actual: Value,
-    /// Per-CPU values, for per-CPU maps.
+    /// Per-CPU values, for per-CPU maps of integer values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_cpu: Option<Vec<u64>>,
+    /// Each field that differs, `rx_packets expected 100, got 99` (per CPU: `cpu 1:
+    /// rx_packets ...`); empty when the value matched or was absent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<String>,
     /// Whether it matched.
     pub ok: bool,
 }
@@ -622,6 +626,7 @@ mod tests {
                 expected: json!(10),
                 actual: json!(9),
                 per_cpu: None,
+                mismatches: Vec::new(),
                 ok: false,
             }],
             counters: vec![],

@@ -14,14 +14,15 @@ mod parse;
 pub mod run;
 pub mod schema;
 mod steps;
+mod values;
 
 pub use loader::LoaderSpec;
 pub use schema::{
-    AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
-    LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef,
-    OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, Step, StepAction,
-    StepExpect, StructField, ThroughputSpec, TraceExpect, XdpModeSpec, format_duration,
-    parse_duration,
+    AttachSpec, Endpoint, EventExpect, FieldKind, FieldValue, FilterRule, FrameSource, IfaceRef,
+    IfaceRefError, LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect,
+    MapSetup, NamedField, ObjectRef, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup,
+    Side, Step, StepAction, StepExpect, StructField, ThroughputSpec, TraceExpect, XdpModeSpec,
+    format_duration, parse_duration,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

@@ -22,9 +22,9 @@ use toml::Spanned;
 
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
-    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapExpect, MapSetup, ObjectRef, OutputSpec,
-    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
-    XdpModeSpec,
+    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, ObjectRef,
+    OutputSpec, PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec,
+    WhereTable, XdpModeSpec,
 };
 use super::{LoaderSpec, ScenarioError};
 use crate::bench::{BenchProgram, InjectorKind};
@@ -283,9 +283,9 @@ struct RawMapExpect {
     map: String,
     key: Spanned<MapBytes>,
     value: Option<Spanned<MapBytes>>,
-    per_cpu: Option<Vec<u64>>,
+    per_cpu: Option<Vec<Spanned<MapBytes>>>,
     absent: Option<bool>,
-    delta: Option<i64>,
+    delta: Option<MapDelta>,
     at: Option<Spanned<IfaceRef>>,
 }
 
@@ -1229,7 +1229,7 @@ fn map_expect(
         return Err(src.invalid(line, format!("map {:?}: per-cpu lists no values", m.map)));
     }
     topo.check_map_bytes(src, &m.key, &m.map)?;
-    if let Some(value) = &m.value {
+    for value in m.value.iter().chain(m.per_cpu.iter().flatten()) {
         topo.check_map_bytes(src, value, &m.map)?;
     }
     let at = map_owner(src, topo, m.at, owners)?;
@@ -1237,9 +1237,18 @@ fn map_expect(
         map: m.map,
         key: m.key.into_inner(),
         value: m.value.map(Spanned::into_inner),
-        per_cpu: m.per_cpu,
+        per_cpu: m
+            .per_cpu
+            .map(|list| list.into_iter().map(Spanned::into_inner).collect()),
         absent,
-        delta: m.delta,
+        delta: match &m.delta {
+            Some(MapDelta::Int(n)) => Some(*n),
+            _ => None,
+        },
+        delta_fields: match m.delta {
+            Some(MapDelta::Fields(fields)) => Some(fields),
+            _ => None,
+        },
         line,
         at,
     })

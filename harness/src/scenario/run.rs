@@ -26,6 +26,7 @@ use std::{
 
 use serde_json::{Value, json};
 
+use super::values::{self, Check, Shape};
 use super::{
     FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, StepAction,
     XdpModeSpec,
@@ -696,25 +697,12 @@ fn check_before_lab(scenario: &Scenario, owners: &MapOwners<'_>) -> Result<(), R
                 ),
             )));
         }
-        // Only the sizes matter here; interface indexes are known once the lab is built.
-        key_bytes(
-            scenario,
-            setup.line,
-            &setup.map,
-            &setup.key,
-            map.key_size(),
-            &|_| Ok(0),
-        )?;
-        setup
-            .value
-            .to_bytes_with(map.value_size(), &|_| Ok(0))
-            .map_err(|e| {
-                RunError::input(at(
-                    scenario,
-                    setup.line,
-                    &format!("value of map {:?}: {e}", setup.map),
-                ))
-            })?;
+        // Only the shapes matter here; interface indexes are known once the lab is built.
+        let shape = Shape::of(&map)?;
+        map_key(scenario, setup.line, &shape, &setup.key, &|_| Ok(0))?;
+        shape
+            .value_bytes(&setup.value, &|_| Ok(0))
+            .map_err(|e| RunError::input(at(scenario, setup.line, &e)))?;
     }
     check_map_expectations(scenario, owners)?;
     for expect in &scenario.event_expects {
@@ -756,97 +744,85 @@ fn check_map_expectations(scenario: &Scenario, owners: &MapOwners<'_>) -> Result
                 ),
             )));
         }
-        key_bytes(
-            scenario,
-            expect.line,
-            &expect.map,
-            &expect.key,
-            map.key_size(),
-            &|_| Ok(0),
-        )?;
-        if let Some(value) = &expect.value {
-            match value {
-                MapBytes::Int(_) if map.value_size() > 8 => {
-                    return Err(RunError::input(at(
-                        scenario,
-                        expect.line,
-                        &format!(
-                            "map {:?} has {}-byte values: give value as hex bytes or a struct",
-                            expect.map,
-                            map.value_size()
-                        ),
-                    )));
-                }
-                // A per-CPU map's integer is the sum over CPUs, which may be wider.
-                MapBytes::Int(_) if !map.kind().is_per_cpu() => {
-                    value.to_bytes(map.value_size()).map_err(|e| {
-                        RunError::input(at(
-                            scenario,
-                            expect.line,
-                            &format!("value of map {:?}: {e}", expect.map),
-                        ))
-                    })?;
-                }
-                MapBytes::Int(_) => {}
-                _ if map.kind().is_per_cpu() => {
-                    return Err(RunError::input(at(
-                        scenario,
-                        expect.line,
-                        &format!(
-                            "map {:?} is per-CPU: give value as an integer (the sum) or per-cpu as a list",
-                            expect.map
-                        ),
-                    )));
-                }
-                other => {
-                    other
-                        .to_bytes_with(map.value_size(), &|_| Ok(0))
-                        .map_err(|e| {
-                            RunError::input(at(
-                                scenario,
-                                expect.line,
-                                &format!("value of map {:?}: {e}", expect.map),
-                            ))
-                        })?;
-                }
-            }
-        }
-        if expect.delta.is_some() && map.value_size() > 8 {
-            return Err(RunError::input(at(
-                scenario,
-                expect.line,
-                &format!(
-                    "map {:?} has {}-byte values: delta needs integer values of at most 8 bytes",
-                    expect.map,
-                    map.value_size()
-                ),
-            )));
-        }
-        if expect.per_cpu.is_some() && !map.kind().is_per_cpu() {
-            return Err(RunError::input(at(
-                scenario,
-                expect.line,
-                &format!(
-                    "map {:?} has type {}, not per-CPU: use value",
-                    expect.map,
-                    map.kind()
-                ),
-            )));
-        }
+        let shape = Shape::of(&map)?;
+        map_key(scenario, expect.line, &shape, &expect.key, &|_| Ok(0))?;
+        expected_checks(scenario, &shape, &map, expect)?;
     }
     Ok(())
 }
 
-pub(super) fn key_bytes(
+/// The checks an expectation stands for (`value` or `per-cpu`; none for `delta` and
+/// `absent`), or the located error that says why its value does not fit the map.
+fn expected_checks(
+    scenario: &Scenario,
+    shape: &Shape,
+    map: &ProgramMap<'_>,
+    expect: &MapExpect,
+) -> Result<Expected, RunError> {
+    let located = |e: String| RunError::input(at(scenario, expect.line, &e));
+    if let Some(value) = &expect.value {
+        let sum = map.kind().is_per_cpu();
+        if sum && *value == MapBytes::Int(0) && shape.checks(value, sum, &|_| Ok(0)).is_err() {
+            // A sum of zero is zero on every CPU, whatever the value's shape.
+            let zero = MapBytes::Hex(vec![0; map.value_size()]);
+            return Ok(Expected::PerCpu(
+                shape
+                    .per_cpu_checks(&[zero], map.cpus()?, &|_| Ok(0))
+                    .map_err(located)?,
+            ));
+        }
+        return Ok(Expected::Value(
+            shape.checks(value, sum, &|_| Ok(0)).map_err(located)?,
+        ));
+    }
+    if let Some(list) = &expect.per_cpu {
+        let cpus = map.cpus()?;
+        return Ok(Expected::PerCpu(
+            shape
+                .per_cpu_checks(list, cpus, &|_| Ok(0))
+                .map_err(located)?,
+        ));
+    }
+    if let Some(fields) = &expect.delta_fields {
+        return Ok(Expected::Delta(
+            shape.delta_checks(fields).map_err(located)?,
+        ));
+    }
+    if expect.delta.is_some() && map.value_size() > 8 {
+        return Err(located(format!(
+            "delta of map {:?}: an integer change needs integer values of at most 8 bytes, \
+             but the map holds {}; give the change of each field by name (delta = {{ field = \
+             change, ... }}) or check the value after the run with value = ...",
+            expect.map,
+            shape.holds()
+        )));
+    }
+    Ok(Expected::Nothing)
+}
+
+/// What an expectation compares, compiled against the map.
+enum Expected {
+    /// `value`: one value, or the sum over CPUs of a per-CPU map.
+    Value(Vec<Check>),
+    /// `per-cpu`: each CPU's value.
+    PerCpu(Vec<Vec<Check>>),
+    /// `delta = { field = change, ... }`: each field's change across the run.
+    Delta(Vec<Check>),
+    /// `delta` as an integer, or `absent`.
+    Nothing,
+}
+
+/// The bytes of a key, in any form (fields by name from the map's BTF).
+pub(super) fn map_key(
     scenario: &Scenario,
     line: usize,
-    map: &str,
+    shape: &Shape,
     key: &MapBytes,
-    size: usize,
     ifindex: &dyn Fn(&IfaceRef) -> Result<u32, String>,
 ) -> Result<Vec<u8>, RunError> {
-    key.to_bytes_with(size, ifindex)
-        .map_err(|e| RunError::input(at(scenario, line, &format!("key of map {map:?}: {e}"))))
+    shape
+        .key_bytes(key, ifindex)
+        .map_err(|e| RunError::input(at(scenario, line, &e)))
 }
 
 /// The `xdp_filter` rule map that `[[rule]]`s are written to, checked; errors name the
@@ -921,24 +897,11 @@ fn setup_maps(
                 .map(|(_, e)| e.ifindex())
                 .ok_or_else(|| format!("{r} is not in the topology"))
         };
-        let key = key_bytes(
-            scenario,
-            setup.line,
-            &setup.map,
-            &setup.key,
-            map.key_size(),
-            &ifindex,
-        )?;
-        let value = setup
-            .value
-            .to_bytes_with(map.value_size(), &ifindex)
-            .map_err(|e| {
-                RunError::input(at(
-                    scenario,
-                    setup.line,
-                    &format!("value of map {:?}: {e}", setup.map),
-                ))
-            })?;
+        let shape = Shape::of(&map)?;
+        let key = map_key(scenario, setup.line, &shape, &setup.key, &ifindex)?;
+        let value = shape
+            .value_bytes(&setup.value, &ifindex)
+            .map_err(|e| RunError::input(at(scenario, setup.line, &e)))?;
         let refs: Vec<&IfaceRef> = setup
             .key
             .ifaces()
@@ -967,22 +930,20 @@ fn setup_maps(
 fn map_baselines(
     scenario: &Scenario,
     owners: &MapOwners<'_>,
-) -> Result<Vec<Option<u64>>, RunError> {
+) -> Result<Vec<Option<MapValue>>, RunError> {
     scenario
         .map_expects
         .iter()
         .map(|e| {
-            if e.delta.is_none() {
+            if e.delta.is_none() && e.delta_fields.is_none() {
                 return Ok(None);
             }
             let Some(program) = owners.get(e.at.as_ref())? else {
                 return Ok(None);
             };
             let map = program.map(&e.map)?;
-            let key = key_bytes(scenario, e.line, &e.map, &e.key, map.key_size(), &|_| Ok(0))?;
-            Ok(Some(
-                map.lookup(&key)?.and_then(|v| v.sum_u64()).unwrap_or(0),
-            ))
+            let key = map_key(scenario, e.line, &Shape::of(&map)?, &e.key, &|_| Ok(0))?;
+            Ok(map.lookup(&key)?)
         })
         .collect()
 }
@@ -991,69 +952,102 @@ pub(super) fn check_map(
     scenario: &Scenario,
     map: &ProgramMap<'_>,
     expect: &MapExpect,
-    baseline: Option<u64>,
+    baseline: Option<&MapValue>,
 ) -> Result<MapCheck, RunError> {
-    let key = key_bytes(
-        scenario,
-        expect.line,
-        &expect.map,
-        &expect.key,
-        map.key_size(),
-        &|_| Ok(0),
-    )?;
+    let shape = Shape::of(map)?;
+    let key = map_key(scenario, expect.line, &shape, &expect.key, &|_| Ok(0))?;
+    let expected_form = expected_checks(scenario, &shape, map, expect)?;
     let value = map.lookup(&key)?;
     let per_cpu = value.as_ref().and_then(MapValue::per_cpu_u64);
     let absent = json!("absent");
+    let mut mismatches = Vec::new();
     let (expected, actual, ok) = if expect.absent {
         let actual = value.as_ref().map_or(absent.clone(), value_json);
         (absent, actual, value.is_none())
     } else if let Some(delta) = expect.delta {
         let now = value.as_ref().and_then(MapValue::sum_u64).unwrap_or(0);
-        let change = i128::from(now) - i128::from(baseline.unwrap_or(0));
+        let then = baseline.and_then(MapValue::sum_u64).unwrap_or(0);
+        let change = i128::from(now) - i128::from(then);
         (
             json!(format!("delta {delta}")),
             json!(format!("delta {change}")),
             change == i128::from(delta),
         )
-    } else if let Some(list) = &expect.per_cpu {
-        let actual = per_cpu.as_ref().map_or(absent, |v| json!(v));
-        let ok = per_cpu.as_deref() == Some(list.as_slice());
-        (json!(list), actual, ok)
     } else {
-        match (&expect.value, &value) {
-            (Some(MapBytes::Int(n)), Some(v)) => {
-                let sum = v.sum_u64();
-                (json!(n), json!(sum), sum == Some(*n))
+        match (&expected_form, &value) {
+            (Expected::Value(checks), Some(MapValue::Single(v))) => {
+                let (actual, bad) = values::judge(checks, v);
+                mismatches = bad;
+                (values::expected_json(checks), actual, mismatches.is_empty())
             }
-            (Some(expected), Some(MapValue::Single(v))) => {
-                let bytes = expected
-                    .to_bytes_with(map.value_size(), &|_| Ok(0))
-                    .unwrap_or_default();
-                (json!(hex(&bytes)), json!(hex(v)), &bytes == v)
+            (Expected::Value(checks), Some(MapValue::PerCpu(v))) => {
+                let (actual, bad) = values::judge_sum(checks, v);
+                mismatches = bad;
+                (values::expected_json(checks), actual, mismatches.is_empty())
             }
-            (Some(expected), v) => {
-                let expected = match expected {
-                    MapBytes::Int(n) => json!(n),
-                    other => json!(hex(&other
-                        .to_bytes_with(map.value_size(), &|_| Ok(0))
-                        .unwrap_or_default())),
+            (Expected::PerCpu(cpus), Some(MapValue::PerCpu(v))) => {
+                let mut actual = Vec::new();
+                for (cpu, (checks, value)) in cpus.iter().zip(v).enumerate() {
+                    let (got, bad) = values::judge(checks, value);
+                    actual.push(got);
+                    mismatches.extend(bad.into_iter().map(|mut m| {
+                        m.path = if m.path.is_empty() {
+                            format!("cpu {cpu}:")
+                        } else {
+                            format!("cpu {cpu}: {}", m.path)
+                        };
+                        m
+                    }));
+                }
+                let expected: Vec<Value> = cpus.iter().map(|c| values::expected_json(c)).collect();
+                (
+                    values::per_cpu_json(&expected),
+                    values::per_cpu_json(&actual),
+                    mismatches.is_empty(),
+                )
+            }
+            (Expected::Value(checks), None) => (values::expected_json(checks), absent, false),
+            (Expected::PerCpu(cpus), _) => {
+                let expected: Vec<Value> = cpus.iter().map(|c| values::expected_json(c)).collect();
+                (
+                    values::per_cpu_json(&expected),
+                    value.as_ref().map_or(absent, value_json),
+                    false,
+                )
+            }
+            (Expected::Delta(checks), now) => {
+                let each = |v: &MapValue| match v {
+                    MapValue::Single(bytes) => vec![bytes.clone()],
+                    MapValue::PerCpu(all) => all.clone(),
                 };
-                (expected, v.as_ref().map_or(absent, value_json), false)
+                let zero = vec![vec![0u8; map.value_size()]];
+                let now = now.as_ref().map_or(zero, each);
+                let before = baseline.map(each);
+                let (actual, bad) = values::judge_delta(checks, &now, before.as_deref());
+                mismatches = bad;
+                let delta = |v: Value| json!(format!("delta {}", plain(&v)));
+                (
+                    delta(values::expected_json(checks)),
+                    delta(actual),
+                    mismatches.is_empty(),
+                )
             }
-            (None, _) => unreachable!("the parser requires value, per-cpu, absent or delta"),
+            (Expected::Nothing, _) => {
+                unreachable!("the parser requires value, per-cpu, absent or delta")
+            }
         }
     };
     Ok(MapCheck {
         map: expect.map.clone(),
         key: match &expect.key {
             MapBytes::Int(n) => json!(n),
-            other => json!(hex(&other
-                .to_bytes_with(map.key_size(), &|_| Ok(0))
-                .unwrap_or_default())),
+            fields @ MapBytes::Fields(_) => json!(fields.to_string()),
+            _ => json!(hex(&key)),
         },
         expected,
         actual,
         per_cpu,
+        mismatches: mismatches.iter().map(ToString::to_string).collect(),
         ok,
     })
 }
@@ -1360,7 +1354,7 @@ fn execute_test_run(
 fn check_maps(
     scenario: &Scenario,
     owners: &MapOwners<'_>,
-    baselines: &[Option<u64>],
+    baselines: &[Option<MapValue>],
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
@@ -1371,8 +1365,20 @@ fn check_maps(
             ));
             continue;
         };
-        let check = check_map(scenario, &program.map(&expect.map)?, expect, *baseline)?;
-        if !check.ok {
+        let check = check_map(
+            scenario,
+            &program.map(&expect.map)?,
+            expect,
+            baseline.as_ref(),
+        )?;
+        if !check.ok && !check.mismatches.is_empty() {
+            report.failures.push(format!(
+                "map {}[{}]: {}",
+                check.map,
+                plain(&check.key),
+                check.mismatches.join("; ")
+            ));
+        } else if !check.ok {
             report.failures.push(format!(
                 "map {}[{}]: expected {}, got {}",
                 check.map,

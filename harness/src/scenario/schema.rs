@@ -896,9 +896,10 @@ pub struct MapExpect {
     pub key: MapBytes,
     /// Expected value (plain maps); exclusive with the other three.
     pub value: Option<MapBytes>,
-    /// Expected value on each CPU, as integers of the value size (per-CPU
-    /// maps); exclusive with the other three.
-    pub per_cpu: Option<Vec<u64>>,
+    /// Expected value on each CPU, in CPU order (per-CPU maps), in any form
+    /// `value` takes; one entry stands for every CPU. Exclusive with the other
+    /// three.
+    pub per_cpu: Option<Vec<MapBytes>>,
     /// The key must not be in the map; exclusive with the other three.
     pub absent: bool,
     /// Expected change of the value across the run (after minus before,
@@ -906,6 +907,10 @@ pub struct MapExpect {
     /// per-CPU maps; a key missing before counts as 0); exclusive with the
     /// other three.
     pub delta: Option<i64>,
+    /// `delta` given by field names (`delta = { rx_packets = 100 }`): each
+    /// named integer field's change across the run, summed over CPUs for
+    /// per-CPU maps; fields not named are not checked. Set instead of `delta`.
+    pub delta_fields: Option<Vec<NamedField>>,
     /// Line of the `[[expect.map]]` header in the scenario file.
     pub line: usize,
     /// `at`: the map belongs to the `[[attach]]` program on this interface; default the
@@ -921,10 +926,12 @@ impl MapExpect {
         } else if let Some(value) = &self.value {
             format!("== {value}")
         } else if let Some(per_cpu) = &self.per_cpu {
-            let values: Vec<String> = per_cpu.iter().map(u64::to_string).collect();
+            let values: Vec<String> = per_cpu.iter().map(MapBytes::to_string).collect();
             format!("== per-cpu [{}]", values.join(", "))
         } else if let Some(delta) = self.delta {
             format!("changes by {delta:+}")
+        } else if let Some(fields) = &self.delta_fields {
+            format!("changes by {}", MapBytes::Fields(fields.clone()))
         } else {
             // parse() lets no expectation through without one of the four.
             "(nothing expected)".to_owned()
@@ -970,7 +977,8 @@ impl MapSetup {
 }
 
 /// A map key or value: an integer (stored little-endian in the map's size),
-/// exact bytes written as hex text, or a C struct written field by field.
+/// exact bytes written as hex text, or a C struct written field by field,
+/// either typed in order or by name from the map's BTF.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MapBytes {
     /// A non-negative integer, e.g. `key = 0`.
@@ -980,6 +988,156 @@ pub enum MapBytes {
     /// Fields in order, e.g. `value = [{ u32 = 5 }, { pad = 4 }]`; at least
     /// one. Padding is explicit: nothing is aligned for you.
     Struct(Vec<StructField>),
+    /// Fields by name, e.g. `value = { rx_packets = 100 }`; at least one.
+    /// Their types and offsets come from the map's BTF (see
+    /// [`crate::scenario::run`]); fields not named are not checked, and are
+    /// zero when written.
+    Fields(Vec<NamedField>),
+}
+
+/// One field of a struct named as its C member: `rx_packets = 100`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NamedField {
+    /// The member's name.
+    pub name: String,
+    /// Its value.
+    pub value: FieldValue,
+}
+
+/// The value of a [`NamedField`], interpreted by the member's C type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FieldValue {
+    /// An integer (may be negative for signed members).
+    Int(i128),
+    /// A string: an address (IPv4, IPv6, MAC) for a member of that size, else
+    /// hex bytes of the member's size.
+    Text(String),
+    /// A nested struct's fields.
+    Fields(Vec<NamedField>),
+    /// An array's elements, in order.
+    List(Vec<FieldValue>),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Int(n) => write!(f, "{n}"),
+            FieldValue::Text(text) => write!(f, "{text:?}"),
+            FieldValue::Fields(fields) => write_fields(f, fields),
+            FieldValue::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{item}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[NamedField]) -> fmt::Result {
+    f.write_str("{ ")?;
+    for (i, field) in fields.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(f, "{sep}{} = {}", field.name, field.value)?;
+    }
+    f.write_str(" }")
+}
+
+/// `delta` as written: an integer, or a table of field names (see
+/// [`MapExpect::delta_fields`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapDelta {
+    /// The change of the whole value, read as an integer.
+    Int(i64),
+    /// The change of each named field.
+    Fields(Vec<NamedField>),
+}
+
+impl<'de> Deserialize<'de> for MapDelta {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DeltaVisitor;
+        impl<'de> Visitor<'de> for DeltaVisitor {
+            type Value = MapDelta;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a table of field names (e.g. { rx_packets = 100 })")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MapDelta, E> {
+                Ok(MapDelta::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MapDelta, E> {
+                i64::try_from(v)
+                    .map(MapDelta::Int)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapDelta, A::Error> {
+                named_fields(map).map(MapDelta::Fields)
+            }
+        }
+        deserializer.deserialize_any(DeltaVisitor)
+    }
+}
+
+/// Reads the named fields of a TOML table, in file order.
+fn named_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<NamedField>, A::Error> {
+    let mut fields: Vec<(usize, NamedField)> = Vec::new();
+    while let Some(name) = map.next_key::<toml::Spanned<String>>()? {
+        let at = name.span().start;
+        fields.push((
+            at,
+            NamedField {
+                name: name.into_inner(),
+                value: map.next_value()?,
+            },
+        ));
+    }
+    if fields.is_empty() {
+        return Err(de::Error::custom(
+            "a struct given by field names names no field (write e.g. { rx_packets = 100 })",
+        ));
+    }
+    // toml hands keys over sorted; keep them in file order.
+    fields.sort_by_key(|(at, _)| *at);
+    Ok(fields.into_iter().map(|(_, field)| field).collect())
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an integer, a string (address or hex), a table (a nested struct) or an \
+                     array (an array member)",
+                )
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(FieldValue::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldValue, A::Error> {
+                named_fields(map).map(FieldValue::Fields)
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 impl MapBytes {
@@ -1036,6 +1194,9 @@ impl MapBytes {
                 }
                 Ok(out)
             }
+            MapBytes::Fields(_) => Err(
+                "fields by name need the map's BTF (the C type of its key and value)".to_owned(),
+            ),
         }
     }
 
@@ -1049,7 +1210,7 @@ impl MapBytes {
                     _ => None,
                 })
                 .collect(),
-            MapBytes::Int(_) | MapBytes::Hex(_) => Vec::new(),
+            MapBytes::Int(_) | MapBytes::Hex(_) | MapBytes::Fields(_) => Vec::new(),
         }
     }
 }
@@ -1067,6 +1228,7 @@ impl fmt::Display for MapBytes {
                 }
                 f.write_str("]")
             }
+            MapBytes::Fields(fields) => write_fields(f, fields),
         }
     }
 }
@@ -1087,8 +1249,8 @@ impl<'de> Deserialize<'de> for MapBytes {
             type Value = MapBytes;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a non-negative integer, a hex string or an array of one-key tables \
-                     (a struct)",
+                    "a non-negative integer, a hex string, an array of one-key tables (a \
+                     struct, typed) or a table of field names (a struct, by its BTF)",
                 )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<MapBytes, E> {
@@ -1115,6 +1277,9 @@ impl<'de> Deserialize<'de> for MapBytes {
                     ));
                 }
                 Ok(MapBytes::Struct(fields))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapBytes, A::Error> {
+                named_fields(map).map(MapBytes::Fields)
             }
         }
         deserializer.deserialize_any(BytesVisitor)

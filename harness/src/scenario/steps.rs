@@ -27,14 +27,15 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, interrupted, key_bytes, load_error,
+    RunError, RunOptions, at, build_frames, check_map, interrupted, load_error, map_key,
     object_source, peer_name, resolve, topology_spec,
 };
+use super::values::Shape;
 use crate::{
     frame::FrameTemplate,
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
     link::{LinkError, XdpLink},
-    maps::PinnedMap,
+    maps::{MapValue, PinnedMap},
     observe::{Capture, CaptureOptions, LinkStats},
     pin::{Bpffs, PinError},
     program::{LoadOptions, PinnedProgram, Program, XdpMode},
@@ -124,7 +125,7 @@ struct Lifecycle<'a> {
     /// Sender results per send group, once finished.
     sent: Vec<Option<InjectStats>>,
     /// Last value read per (map, key), for `delta`.
-    baselines: HashMap<(String, Vec<u8>), u64>,
+    baselines: HashMap<(String, Vec<u8>), MapValue>,
     /// Kernel ids of the maps and links the run made, by name, to see them released.
     map_ids: BTreeMap<String, u32>,
     link_ids: BTreeMap<String, u32>,
@@ -879,18 +880,11 @@ impl Lifecycle<'_> {
         }
         let pinned = PinnedMap::open(&path)?;
         let map = pinned.map()?;
-        let key = key_bytes(
-            self.scenario,
-            expect.line,
-            &expect.map,
-            &expect.key,
-            map.key_size(),
-            &|_| Ok(0),
-        )?;
+        let shape = Shape::of(&map)?;
+        let key = map_key(self.scenario, expect.line, &shape, &expect.key, &|_| Ok(0))?;
         let slot = (expect.map.clone(), key.clone());
-        let baseline = self.baselines.get(&slot).copied();
-        let check = check_map(self.scenario, &map, expect, Some(baseline.unwrap_or(0)))?;
-        if let Some(now) = map.lookup(&key)?.and_then(|v| v.sum_u64()) {
+        let check = check_map(self.scenario, &map, expect, self.baselines.get(&slot))?;
+        if let Some(now) = map.lookup(&key)? {
             self.baselines.insert(slot, now);
         }
         let plain = |v: &serde_json::Value| match v {

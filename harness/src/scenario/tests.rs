@@ -148,6 +148,7 @@ fn seed_drop_all_parses_as_written() {
                 per_cpu: None,
                 absent: false,
                 delta: None,
+                delta_fields: None,
                 line: 18,
                 at: None,
             }],
@@ -535,7 +536,10 @@ value = "ff ff"
     ));
     assert_eq!(s.map_expects.len(), 3);
     assert_eq!(s.map_expects[0].key, MapBytes::Hex(vec![10, 0, 0, 1]));
-    assert_eq!(s.map_expects[0].per_cpu, Some(vec![1, 0, 2]));
+    assert_eq!(
+        s.map_expects[0].per_cpu,
+        Some(vec![MapBytes::Int(1), MapBytes::Int(0), MapBytes::Int(2)])
+    );
     assert_eq!(s.map_expects[0].line, 14);
     assert_eq!(
         s.map_expects[0].describe(),
@@ -1856,7 +1860,80 @@ fn map_delta() {
     assert_eq!(bad("delta = 1\nper-cpu = [1]\n"), one_of);
     assert_eq!(
         bad("delta = 1.5\n"),
-        "scenarios/t.toml:17:9: invalid type: floating point \"1.5\", expected i64"
+        "scenarios/t.toml:17:9: invalid type: floating point \"1.5\", expected an integer or \
+         a table of field names (e.g. { rx_packets = 100 })"
+    );
+}
+
+#[test]
+fn map_values_by_field_name() {
+    let s = ok(&format!(
+        "{HEAD}{SEND}\n[[expect.map]]\nmap = \"stats\"\nkey = {{ dport = 53, proto = 17 }}\n\
+         value = {{ rx_packets = 100, counts = {{ rx_bytes = -1 }}, hist = [1, \"0a\"] }}\n\n\
+         [[expect.map]]\nmap = \"stats\"\nkey = 2\nper-cpu = [0, {{ rx_packets = 1 }}, \"00\"]\n\n\
+         [[expect.map]]\nmap = \"stats\"\nkey = 2\ndelta = {{ rx_packets = 100 }}\n"
+    ));
+    let named = |name: &str, value: FieldValue| NamedField {
+        name: name.into(),
+        value,
+    };
+    assert_eq!(
+        s.map_expects[0].key,
+        MapBytes::Fields(vec![
+            named("dport", FieldValue::Int(53)),
+            named("proto", FieldValue::Int(17))
+        ])
+    );
+    // In file order, whatever order toml hands the keys over in.
+    assert_eq!(
+        s.map_expects[0].value,
+        Some(MapBytes::Fields(vec![
+            named("rx_packets", FieldValue::Int(100)),
+            named(
+                "counts",
+                FieldValue::Fields(vec![named("rx_bytes", FieldValue::Int(-1))])
+            ),
+            named(
+                "hist",
+                FieldValue::List(vec![FieldValue::Int(1), FieldValue::Text("0a".into())])
+            ),
+        ]))
+    );
+    assert_eq!(
+        s.map_expects[0].describe(),
+        "stats[{ dport = 53, proto = 17 }] == { rx_packets = 100, counts = { rx_bytes = -1 }, \
+         hist = [1, \"0a\"] }"
+    );
+    assert_eq!(
+        s.map_expects[1].per_cpu,
+        Some(vec![
+            MapBytes::Int(0),
+            MapBytes::Fields(vec![named("rx_packets", FieldValue::Int(1))]),
+            MapBytes::Hex(vec![0]),
+        ])
+    );
+    assert_eq!(s.map_expects[2].delta, None);
+    assert_eq!(
+        s.map_expects[2].delta_fields,
+        Some(vec![named("rx_packets", FieldValue::Int(100))])
+    );
+    assert_eq!(
+        s.map_expects[2].describe(),
+        "stats[2] changes by { rx_packets = 100 }"
+    );
+    let bad = |body: &str| {
+        err(&format!(
+            "{HEAD}{SEND}\n[[expect.map]]\nmap = \"m\"\nkey = 0\n{body}"
+        ))
+    };
+    assert!(
+        bad("value = {}\n").contains("names no field"),
+        "{}",
+        bad("value = {}\n")
+    );
+    assert!(
+        bad("value = { a = 1.5 }\n").contains("17:"),
+        "located at the value"
     );
 }
 
