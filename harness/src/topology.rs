@@ -25,6 +25,7 @@ use crate::{
     frame::Endpoints,
     lab::LabError,
     netns::NetNs,
+    netstate::{self, NetnsState},
     veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_namespace},
 };
 
@@ -61,6 +62,9 @@ pub struct TopologySpec {
     pub links: Vec<LinkDef>,
     /// Keep the IPv6 stack on (quiet: no autoconfiguration, no DAD, static neighbours).
     pub ipv6: bool,
+    /// Kernel state (sysctls, addresses, neighbours, routes) per namespace, applied once every
+    /// link exists; a namespace not listed keeps what the links gave it.
+    pub state: Vec<NetnsState>,
 }
 
 /// Addresses of end `a` (`side` 1) or `b` (`side` 2) of link `index`.
@@ -126,6 +130,15 @@ impl Topology {
                 &config,
             )?;
             links.push((link.clone(), pair));
+        }
+        for state in &spec.state {
+            let ns = namespaces.get(&state.netns).ok_or_else(|| {
+                LabError::Config(format!(
+                    "kernel state for namespace {:?}, which no link has",
+                    state.netns
+                ))
+            })?;
+            netstate::apply(ns, state)?;
         }
         Ok(Self {
             run_id: crate::lab::random_run_id(),
