@@ -64,6 +64,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_version",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_version.bpf.o"),
     ),
+    (
+        "xdp_fib_router",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_fib_router.bpf.o"),
+    ),
 ];
 
 /// Whether `name` is one of the [`BUNDLED`] objects.
@@ -433,6 +437,36 @@ impl Program {
     /// namespace): the action it returned and the frame as it left the program.
     #[doc(alias = "BPF_PROG_TEST_RUN")]
     pub fn test_run(&self, frame: &[u8]) -> Result<TestRunOutput, ProgramError> {
+        self.test_run_ctx(frame, None)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` as if it arrived on `end`:
+    /// from a thread inside `end`'s namespace, with the `xdp_md` context's `ingress_ifindex`
+    /// set to `end` (receive queue 0). Helpers that read the kernel's tables
+    /// (`bpf_fib_lookup`) then use that namespace's routes, neighbours and sysctls, and the
+    /// ingress device's forwarding setting, as they do when the frame arrives there live.
+    pub fn test_run_at(&self, frame: &[u8], end: &VethEnd) -> Result<TestRunOutput, ProgramError> {
+        let ifindex = end.ifindex();
+        end.netns()
+            .run(|| self.test_run_ctx(frame, Some(ifindex)))?
+    }
+
+    /// `BPF_PROG_TEST_RUN` with an `xdp_md` context naming `ingress_ifindex` in the calling
+    /// thread's namespace, or with no context (the namespace's loopback device) for `None`.
+    fn test_run_ctx(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: Option<u32>,
+    ) -> Result<TestRunOutput, ProgramError> {
+        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex }: data is the metadata length (none), data_end the frame's length.
+        let ctx: Option<Vec<u8>> = ingress_ifindex.map(|ifindex| {
+            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            [0, len, 0, ifindex, 0, 0]
+                .iter()
+                .flat_map(|v: &u32| v.to_ne_bytes())
+                .collect()
+        });
         // Room for growth through bpf_xdp_adjust_head/tail.
         let mut out = vec![0u8; frame.len() + 4096];
         let result = self
@@ -440,6 +474,7 @@ impl Program {
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
+                ctx_in: ctx.as_deref(),
                 ..TestRunOptions::default()
             })
             .map_err(|source| ProgramError::TestRun {
@@ -542,6 +577,41 @@ pub fn declares_redirect_map(source: &ObjectSource) -> bool {
                 .values()
                 .any(|m| matches!(m.map_type(), DEVMAP | CPUMAP | DEVMAP_HASH))
         })
+}
+
+/// Whether any function of the object calls `bpf_fib_lookup`, which reads the routing and
+/// neighbour tables (and forwarding sysctls) of the namespace the program runs in. `false` when
+/// the object cannot be read or parsed (loading it reports why).
+#[doc(alias = "BPF_FUNC_fib_lookup")]
+pub fn calls_fib_lookup(source: &ObjectSource) -> bool {
+    // BPF_JMP | BPF_CALL with src_reg 0 is a helper call; imm is the helper's id.
+    const CALL: u8 = 0x85;
+    const BPF_FUNC_FIB_LOOKUP: i32 = 69;
+    source
+        .bytes()
+        .ok()
+        .and_then(|bytes| aya_obj::Object::parse(&bytes).ok())
+        .is_some_and(|object| {
+            object.functions.values().any(|f| {
+                f.instructions
+                    .iter()
+                    .any(|i| i.code == CALL && i.src_reg() == 0 && i.imm == BPF_FUNC_FIB_LOOKUP)
+            })
+        })
+}
+
+/// Whether `entry` of the object is an `xdp.frags` program (loaded with
+/// `BPF_F_XDP_HAS_FRAGS`, so it takes frames larger than a page: veth lets it run natively
+/// under an MTU up to 9000 and more). `None` when the object cannot be read or parsed or has
+/// no such XDP entry.
+#[doc(alias = "BPF_F_XDP_HAS_FRAGS")]
+pub fn entry_has_frags(source: &ObjectSource, entry: &str) -> Option<bool> {
+    let bytes = source.bytes().ok()?;
+    let object = aya_obj::Object::parse(&bytes).ok()?;
+    match &object.programs.get(entry)?.section {
+        aya_obj::ProgramSection::Xdp { frags, .. } => Some(*frags),
+        _ => None,
+    }
 }
 
 /// How to load an object beyond the defaults.

@@ -9,11 +9,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub mod kernel_state;
 mod parse;
 pub mod run;
 pub mod schema;
 mod steps;
 
+pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FilterRule, FrameSource, IfaceRef, IfaceRefError,
     LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect, MapSetup, ObjectRef,

@@ -35,6 +35,8 @@ use crate::frame::{
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
+mod kernel_state;
+
 /// Only the version, read first so a file written for a newer schema gets
 /// "unsupported version" rather than complaints about keys it does not know.
 #[derive(Deserialize)]
@@ -58,6 +60,8 @@ struct RawScenario {
     lab: Option<RawLab>,
     #[serde(default)]
     link: Vec<Spanned<RawLink>>,
+    #[serde(default)]
+    netns: Vec<Spanned<kernel_state::RawNetns>>,
     program: Option<Spanned<RawProgram>>,
     #[serde(default)]
     attach: Vec<Spanned<RawAttach>>,
@@ -476,6 +480,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let (lab, lab_mtu_line) = lab(&src, raw.lab)?;
     let links = links(&src, raw.link)?;
     let topo = Topo { links: &links };
+    let netns = kernel_state::netns(&src, &topo, &lab, raw.netns)?;
     if !raw.step.is_empty() {
         let first = src.line(&raw.step[0].span());
         let tables: [(&str, bool); 7] = [
@@ -505,6 +510,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             requires,
             lab,
             links,
+            netns,
             program,
             attachments: Vec::new(),
             rules: Vec::new(),
@@ -551,6 +557,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         requires,
         lab,
         links,
+        netns,
         program,
         attachments: attachments.into_iter().map(|(a, _)| a).collect(),
         rules,

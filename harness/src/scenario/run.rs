@@ -465,6 +465,13 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 
 /// The scenario's links as a topology to build.
 pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
+    let mut spec = links_spec(scenario);
+    spec.state = super::kernel_state::states(&scenario.netns, &spec);
+    spec
+}
+
+/// The scenario's links, without the kernel state of `[[netns]]`.
+fn links_spec(scenario: &Scenario) -> TopologySpec {
     if scenario.links.is_empty() {
         return crate::lab::Lab::spec(&crate::lab::LabConfig {
             mtu: scenario.lab.mtu,
@@ -488,6 +495,7 @@ pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
             })
             .collect(),
         ipv6: scenario.lab.ipv6,
+        state: Vec::new(),
     }
 }
 
@@ -1176,18 +1184,37 @@ fn execute_test_run(
     check_before_lab(scenario, &program)?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
-    // Only map setup that names an interface (a devmap target) needs a lab.
+    // Map setup that names an interface (a devmap target) needs a lab to resolve it; a
+    // program that reads the kernel's tables needs one to run in (see `test_run_in_lab`).
+    let in_lab = test_run_in_lab(scenario);
     let needs_lab = scenario
         .map_setup
         .iter()
         .any(|s| !s.key.ifaces().is_empty() || !s.value.ifaces().is_empty());
-    let topology = if needs_lab {
-        report
-            .notes
-            .push("built the topology only to resolve the interfaces map setup names".into());
+    let topology = if needs_lab || in_lab {
+        if !in_lab {
+            report
+                .notes
+                .push("built the topology only to resolve the interfaces map setup names".into());
+        }
         Some(Topology::build(&spec)?)
     } else {
         None
+    };
+    let ingress = match (&topology, in_lab) {
+        (Some(topology), true) => {
+            let end = resolve(&spec, &scenario.program.attach)?;
+            let (_, veth) = topology
+                .interface(&end.netns, Some(&end.interface))
+                .ok_or_else(|| RunError::input(format!("{end} is not in the topology")))?;
+            report.notes.push(format!(
+                "ran BPF_PROG_TEST_RUN inside lab namespace {:?} with ingress interface {end} \
+                 (the scenario sets kernel state or the program calls bpf_fib_lookup)",
+                end.netns
+            ));
+            Some(veth.clone())
+        }
+        _ => None,
     };
     setup_maps(scenario, &program, topology.as_ref().map(|t| (&spec, t)))?;
     let baselines = map_baselines(scenario, &program)?;
@@ -1222,7 +1249,10 @@ fn execute_test_run(
                 },
                 &mut buf,
             );
-            let out = program.test_run(&buf)?;
+            let out = match &ingress {
+                Some(end) => program.test_run_at(&buf, end)?,
+                None => program.test_run(&buf)?,
+            };
             let outcome = match Verdict::from_xdp_action(out.action) {
                 Some(Verdict::Drop) => {
                     g.dropped += 1;
@@ -1312,6 +1342,16 @@ fn execute_test_run(
     check_maps(scenario, &program, &baselines, report)?;
     drop(topology);
     Ok(())
+}
+
+/// Whether the test-run path runs inside the lab: when the scenario gives lab namespaces
+/// kernel state (`[[netns]]`), or the program calls `bpf_fib_lookup`. Such a program reads the
+/// routing tables, neighbours and forwarding sysctls of the namespace it runs in; run from the
+/// host's namespace it would read the host's and disagree with the live paths. Other programs
+/// keep the plain run, with no lab to build.
+fn test_run_in_lab(scenario: &Scenario) -> bool {
+    !scenario.netns.is_empty()
+        || crate::program::calls_fib_lookup(&object_source(&scenario.program.object))
 }
 
 fn check_maps(

@@ -43,6 +43,9 @@ pub struct Scenario {
     /// (namespaces [`LabSpec::SENDER`] and [`LabSpec::RECEIVER`] joined by
     /// one pair).
     pub links: Vec<LinkSpec>,
+    /// Kernel state of lab namespaces (`[[netns]]`: sysctls, addresses, routes, neighbours),
+    /// in file order; empty when the links' own addresses are all the lab needs.
+    pub netns: Vec<super::kernel_state::NetnsSpec>,
     /// The program under test.
     pub program: ProgramSpec,
     /// More programs, each on an interface of its own, in file order.

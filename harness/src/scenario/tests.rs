@@ -110,6 +110,7 @@ fn seed_drop_all_parses_as_written() {
                 ipv6: false
             },
             links: vec![],
+            netns: vec![],
             program: ProgramSpec {
                 object: ObjectRef::Bundled("xdp_drop".into()),
                 entry: "xdp_drop_all".into(),
