@@ -253,8 +253,9 @@ impl Ctx<'_> {
             return Err(self.src.at_value(
                 span,
                 format!(
-                    "{what} {ip} is IPv6, and the lab turns IPv6 off in every namespace: set \
-                     [lab] ipv6 = true"
+                    "{what} {:?} is IPv6, and the lab turns IPv6 off in every namespace: set \
+                     [lab] ipv6 = true",
+                    &self.src.text[span.clone()].trim_matches('"')
                 ),
             ));
         }
