@@ -68,6 +68,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_fib_router",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_fib_router.bpf.o"),
     ),
+    (
+        "xdp_frags",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_frags.bpf.o"),
+    ),
 ];
 
 /// Whether `name` is one of the [`BUNDLED`] objects.

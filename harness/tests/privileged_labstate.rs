@@ -1,5 +1,6 @@
 //! The lab's kernel state (`[[netns]]`: sysctls, addresses, routes, neighbours) and programs
-//! that read it (`bpf_fib_lookup`), on every execution path. Needs root.
+//! that read it (`bpf_fib_lookup`), and multi-buffer (`xdp.frags`) programs at a jumbo MTU, on
+//! every execution path. Needs root.
 
 use std::path::{Path, PathBuf};
 
@@ -260,4 +261,82 @@ fn privileged_kernel_state_is_made_inside_the_namespace_only() {
         error.contains("net.ipv4.no_such_key") && error.contains("\"mid\""),
         "{error}"
     );
+}
+
+/// A report reported SKIP because this kernel predates a declared requirement.
+fn kernel_skip(report: &ScenarioReport) -> bool {
+    let skip = report.status == Status::Skip
+        && report
+            .skip_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("needs "));
+    if skip {
+        println!(
+            "SKIP on {}: {}",
+            report.mode,
+            report.skip_reason.as_deref().unwrap_or_default()
+        );
+    }
+    skip
+}
+
+#[test]
+fn privileged_frags_program_judges_9000_byte_frames_on_every_path() {
+    if !privileges::gate("privileged_frags_program_judges_9000_byte_frames_on_every_path") {
+        return;
+    }
+    let scenario = scenario::load(&file("frags-jumbo")).expect("bundled scenario loads");
+    assert_eq!(scenario.lab.mtu, 9000);
+    let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
+    for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
+        assert_eq!(report.status, Status::Pass, "{}", show(&reports));
+        assert_eq!(
+            counts(report),
+            [
+                (0, 50, 0, 0, 0),
+                (0, 50, 0, 0, 0),
+                (0, 50, 0, 0, 0),
+                (50, 0, 0, 0, 0),
+                (50, 0, 0, 0, 0),
+            ],
+            "on {}",
+            report.mode
+        );
+        // The program saw the frames whole, in several buffers (multi_cnt), on every path.
+        let multi = report
+            .maps
+            .iter()
+            .find(|m| m.map == "multi_cnt")
+            .expect("multi_cnt is checked");
+        assert!(multi.ok, "{}", show(&reports));
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+#[test]
+fn privileged_frags_program_with_a_wrong_limit_fails_on_every_path() {
+    if !privileges::gate("privileged_frags_program_with_a_wrong_limit_fails_on_every_path") {
+        return;
+    }
+    // A limit above every frame: the program passes the 8001- and 9014-byte frames the
+    // scenario expects dropped, on every path.
+    let scenario = mutated("frags-jumbo", &[("value = 8000", "value = 9014")]);
+    let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
+    for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
+        assert_eq!(report.status, Status::Fail, "{}", show(&reports));
+        assert!(report.error.is_none(), "{}", show(&reports));
+        assert_eq!(
+            (report.groups[3].passed, report.groups[4].passed),
+            (50, 50),
+            "on {}",
+            report.mode
+        );
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
 }

@@ -740,8 +740,9 @@ fn attachments(
 }
 
 /// veth takes at most [`LabSpec::MAX_NATIVE_MTU`] on a link with a native
-/// program on either end. That is every link with a native program, and,
-/// when the program under test is native, the link of every `redirect-to`
+/// program on either end, unless the program is `xdp.frags` (multi-buffer: veth
+/// then takes any MTU). That is every link with a native program that is not
+/// frags, and, when the program under test is native, the link of every `redirect-to`
 /// target: a veth drops the `xdp_frame`s it is handed unless its peer runs
 /// XDP (or GRO), so the runner puts `xdp_pass` on that peer.
 #[expect(
@@ -760,11 +761,11 @@ fn native_mtus(
 ) -> Result<(), ScenarioError> {
     let mut needs: Vec<(LinkEnd, String)> = Vec::new();
     let runs = |end: LinkEnd| format!("\"{}\" runs a native program", topo.name(end));
-    if program.mode == XdpModeSpec::Native {
+    if program.mode == XdpModeSpec::Native && !frags(&program.object, &program.entry) {
         needs.push((program_end, runs(program_end)));
     }
     for (attach, end) in attachments {
-        if attach.mode == XdpModeSpec::Native {
+        if attach.mode == XdpModeSpec::Native && !frags(&attach.object, &attach.entry) {
             needs.push((*end, runs(*end)));
         }
     }
@@ -823,6 +824,17 @@ fn native_mtus(
         }
     }
     Ok(())
+}
+
+/// Whether `entry` is an `xdp.frags` program, which veth runs natively under any MTU (it takes
+/// frames in several buffers). An object that cannot be read here counts as not frags: loading
+/// it reports why.
+fn frags(object: &ObjectRef, entry: &str) -> bool {
+    let source = match object {
+        ObjectRef::Bundled(name) => crate::program::ObjectSource::Bundled(name.clone()),
+        ObjectRef::Path(path) => crate::program::ObjectSource::File(path.clone()),
+    };
+    crate::program::entry_has_frags(&source, entry) == Some(true)
 }
 
 /// Where a reference parse already checked sits.

@@ -1597,6 +1597,11 @@ fn execute_live(
             .iter()
             .find(|l| l.a == attach_name || l.b == attach_name)
         && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
+        // An xdp.frags program takes frames in several buffers: veth allows any MTU.
+        && crate::program::entry_has_frags(
+            &object_source(&scenario.program.object),
+            &scenario.program.entry,
+        ) != Some(true)
     {
         return Err(RunError::input(format!(
             "{}: native XDP on {attach_name} needs an mtu of at most {} (the link has {}); \
