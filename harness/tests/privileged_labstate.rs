@@ -321,9 +321,9 @@ fn privileged_frags_program_with_a_wrong_limit_fails_on_every_path() {
     if !privileges::gate("privileged_frags_program_with_a_wrong_limit_fails_on_every_path") {
         return;
     }
-    // A limit above every frame: the program passes the 8001- and 9014-byte frames the
+    // A limit above every frame: the program passes the 9001- and 9014-byte frames the
     // scenario expects dropped, on every path.
-    let scenario = mutated("frags-jumbo", &[("value = 8000", "value = 9014")]);
+    let scenario = mutated("frags-jumbo", &[("value = 9000", "value = 9014")]);
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
         if kernel_skip(report) {
