@@ -247,6 +247,35 @@ pub enum NetStateError {
     },
 }
 
+impl NetStateError {
+    /// Whether the scenario asked for something the kernel refuses (a sysctl the namespace
+    /// does not have or a value it rejects, a route whose gateway is unreachable, an entry
+    /// that exists already), rather than the machine failing.
+    pub fn is_input(&self) -> bool {
+        match self {
+            Self::Sysctl { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput
+            ),
+            Self::Route { .. } | Self::Interface { .. } => true,
+            Self::Netlink { source, .. } => match source.as_ref() {
+                rtnetlink::Error::NetlinkError(message) => message.code.is_some_and(|code| {
+                    [
+                        libc::EINVAL,
+                        libc::EEXIST,
+                        libc::ENETUNREACH,
+                        libc::ENODEV,
+                        libc::ERANGE,
+                    ]
+                    .contains(&-code.get())
+                }),
+                _ => false,
+            },
+            Self::NetNs(_) => false,
+        }
+    }
+}
+
 /// Applies `state` inside `ns` (whose interfaces must exist).
 pub fn apply(ns: &NetNs, state: &NetnsState) -> Result<(), NetStateError> {
     if state.is_empty() {

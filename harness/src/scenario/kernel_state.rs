@@ -26,6 +26,39 @@ pub struct NetnsSpec {
     pub neighbours: Vec<NeighSpec>,
 }
 
+impl NetnsSpec {
+    /// One line for `xdplab list`, in `ip` words: `"router": net.ipv4.ip_forward = 1; route
+    /// 10.99.0.0/24 via 10.78.1.2; neigh 10.98.0.7 lladdr 02:78:6c:98:00:07 dev router:out`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .sysctls
+            .iter()
+            .map(|(path, value)| format!("{} = {value}", path.replace('/', ".")))
+            .collect();
+        parts.extend(
+            self.addresses
+                .iter()
+                .map(|a| format!("address {} dev {}", a.ip, a.dev)),
+        );
+        parts.extend(
+            self.neighbours
+                .iter()
+                .map(|n| format!("neigh {} lladdr {} dev {}", n.ip, n.mac, n.dev)),
+        );
+        parts.extend(self.routes.iter().map(|r| {
+            let mut text = format!("route {}", r.to);
+            if let Some(via) = r.via {
+                text.push_str(&format!(" via {via}"));
+            }
+            if let Some(dev) = &r.dev {
+                text.push_str(&format!(" dev {dev}"));
+            }
+            text
+        }));
+        format!("{:?}: {}", self.name, parts.join("; "))
+    }
+}
+
 /// `[[netns.address]]`: an extra address on an interface of the namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressSpec {

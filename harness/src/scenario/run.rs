@@ -159,6 +159,12 @@ impl From<ProgramError> for RunError {
 
 impl From<LabError> for RunError {
     fn from(e: LabError) -> Self {
+        if let LabError::State(state) = &e
+            && state.is_input()
+        {
+            // The scenario's [[netns]] asked for something the kernel refuses.
+            return Self::input(format!("{e} (check the [[netns]] tables)"));
+        }
         let hint = if e.is_permission() {
             " (run as root: xdplab needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF)"
         } else {
