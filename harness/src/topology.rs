@@ -7,8 +7,10 @@
 //!
 //! Link `L` (0-based, in declaration order) joins end `a` (10.78.L.1/24, fd78:6c:0:L::1/64,
 //! MAC 02:78:6c:L:00:01) and end `b` (.2, ::2, 02:78:6c:L:00:02). Every namespace is created
-//! once, with its IPv6 defaults set before its first interface exists. The topology owns
-//! everything; dropping it drops the namespaces, and the kernel deletes the links with them.
+//! once, with its IPv6 defaults set before its first interface exists. Once every link exists,
+//! each namespace gets the kernel state the spec gives it ([`crate::netstate`]: sysctls,
+//! addresses, neighbours, routes). The topology owns everything; dropping it drops the
+//! namespaces, and the kernel deletes the links, routes and the rest with them.
 
 use std::{
     collections::BTreeMap,

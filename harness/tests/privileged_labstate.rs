@@ -53,6 +53,28 @@ fn counts(report: &ScenarioReport) -> Vec<(u64, u64, u64, u64, u64)> {
         .collect()
 }
 
+/// Whether the IPv4 header after a plain Ethernet header sums to 0xffff (RFC 1071).
+fn ipv4_header_checksum_ok(frame: &[u8]) -> bool {
+    let Some(ip) = frame.get(14..) else {
+        return false;
+    };
+    let Some(&first) = ip.first() else {
+        return false;
+    };
+    let len = usize::from(first & 0x0f) * 4;
+    let Some(header) = ip.get(..len) else {
+        return false;
+    };
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
 #[test]
 fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
     if !privileges::gate("privileged_fib_router_routes_by_the_lab_tables_on_every_path") {
@@ -69,10 +91,32 @@ fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
                 (0, 0, 0, 100, 0),
                 (0, 0, 0, 50, 0),
                 (0, 0, 0, 50, 0),
+                (0, 0, 40, 0, 0),
                 (0, 30, 0, 0, 0),
                 (0, 20, 0, 0, 0),
             ],
             "on {}",
+            report.mode
+        );
+    }
+    // The program rewrote the TTL and kept the IPv4 header checksum valid (the output keys
+    // compare the TTL, not the checksum): check every forwarded IPv4 frame, on every path.
+    for report in &reports {
+        let mut checked = 0;
+        for group in report.groups.iter().filter(|g| g.name != "v6-to-sink") {
+            for (seq, frame) in &group.outputs {
+                checked += 1;
+                assert!(
+                    ipv4_header_checksum_ok(frame),
+                    "{} on {}: frame {seq} has a bad IPv4 header checksum",
+                    group.name,
+                    report.mode
+                );
+            }
+        }
+        assert!(
+            checked >= 290,
+            "{checked} frames checked on {}",
             report.mode
         );
     }
@@ -113,6 +157,7 @@ fn privileged_fib_router_without_forwarding_fails_on_every_path() {
                 (0, 100, 0, 0, 0),
                 (0, 50, 0, 0, 0),
                 (0, 50, 0, 0, 0),
+                (0, 40, 0, 0, 0),
                 (0, 30, 0, 0, 0),
                 (0, 20, 0, 0, 0),
             ],

@@ -2452,6 +2452,11 @@ fn netns_tables_parse_into_kernel_state() {
                 via: None,
                 dev: Some("router:out".parse().unwrap()),
             },
+            RouteSpec {
+                to: "10.96.0.0/24".parse().unwrap(),
+                via: Some("10.78.0.1".parse().unwrap()),
+                dev: None,
+            },
         ]
     );
     assert_eq!(
