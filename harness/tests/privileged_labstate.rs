@@ -385,3 +385,62 @@ fn privileged_frags_program_with_a_wrong_limit_fails_on_every_path() {
     }
     assert!(differences.is_empty(), "{differences:#?}");
 }
+
+#[test]
+fn privileged_frags_router_routes_jumbo_frames_on_every_path() {
+    if !privileges::gate("privileged_frags_router_routes_jumbo_frames_on_every_path") {
+        return;
+    }
+    let scenario = scenario::load(&file("fib-router-jumbo")).expect("bundled scenario loads");
+    let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
+    for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
+        assert_eq!(report.status, Status::Pass, "{}", show(&reports));
+        assert_eq!(
+            counts(report),
+            [
+                (0, 0, 0, 100, 0),
+                (0, 0, 0, 50, 0),
+                (0, 0, 0, 50, 0),
+                (0, 0, 40, 0, 0),
+                (0, 0, 0, 50, 0),
+                (0, 30, 0, 0, 0),
+            ],
+            "on {}",
+            report.mode
+        );
+        // 9014-byte frames arrived whole, with a valid IPv4 header after the TTL rewrite.
+        let jumbo = &report.groups[0];
+        assert_eq!(jumbo.outputs.len(), 100, "on {}", report.mode);
+        for frame in jumbo.outputs.values() {
+            assert_eq!(frame.len(), 9014, "on {}", report.mode);
+            assert!(ipv4_header_checksum_ok(frame), "on {}", report.mode);
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+
+    // Without forwarding the jumbo frames pass to the router's stack: a failure on every path.
+    let scenario = mutated(
+        "fib-router-jumbo",
+        &[(
+            r#""net.ipv4.ip_forward" = "1""#,
+            r#""net.ipv4.ip_forward" = "0""#,
+        )],
+    );
+    let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
+    for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
+        assert_eq!(report.status, Status::Fail, "{}", show(&reports));
+        assert_eq!(
+            (report.groups[0].passed, report.groups[0].redirected),
+            (100, 0),
+            "on {}",
+            report.mode
+        );
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}

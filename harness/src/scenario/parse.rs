@@ -540,7 +540,6 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         &program,
         program_end,
         &attachments,
-        &sends,
     )?;
     let map_setup = map_setup(&src, &topo, raw.setup)?;
     let (map_expects, event_expects) = expects(&src, &topo, raw.expect)?;
@@ -741,14 +740,10 @@ fn attachments(
 
 /// veth takes at most [`LabSpec::MAX_NATIVE_MTU`] on a link with a native
 /// program on either end, unless the program is `xdp.frags` (multi-buffer: veth
-/// then takes any MTU). That is every link with a native program that is not
-/// frags, and, when the program under test is native, the link of every `redirect-to`
-/// target: a veth drops the `xdp_frame`s it is handed unless its peer runs
-/// XDP (or GRO), so the runner puts `xdp_pass` on that peer.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one check that needs the whole parsed scenario"
-)]
+/// then takes any MTU). The landing end of a native redirect or XDP_TX needs
+/// XDP too (a veth drops the `xdp_frame`s it is handed unless it runs NAPI),
+/// but the runner puts a program there that fits the link: `xdp_pass`, or
+/// the frags `xdp_frags_limit` above the cap.
 fn native_mtus(
     src: &Source<'_>,
     topo: &Topo<'_>,
@@ -757,7 +752,6 @@ fn native_mtus(
     program: &ProgramSpec,
     program_end: LinkEnd,
     attachments: &[(AttachSpec, LinkEnd)],
-    sends: &[SendGroup],
 ) -> Result<(), ScenarioError> {
     let mut needs: Vec<(LinkEnd, String)> = Vec::new();
     let runs = |end: LinkEnd| format!("\"{}\" runs a native program", topo.name(end));
@@ -767,20 +761,6 @@ fn native_mtus(
     for (attach, end) in attachments {
         if attach.mode == XdpModeSpec::Native && !frags(&attach.object, &attach.entry) {
             needs.push((*end, runs(*end)));
-        }
-    }
-    if program.mode == XdpModeSpec::Native {
-        for group in sends {
-            if let Some(end) = group.redirect_to.as_ref().and_then(|t| resolve(topo, t)) {
-                needs.push((
-                    end,
-                    format!(
-                        "\"{}\" is the target of a native redirect (its peer needs XDP to take \
-                         the frames)",
-                        topo.name(end)
-                    ),
-                ));
-            }
         }
     }
     let max = LabSpec::MAX_NATIVE_MTU;
@@ -835,11 +815,6 @@ fn frags(object: &ObjectRef, entry: &str) -> bool {
         ObjectRef::Path(path) => crate::program::ObjectSource::File(path.clone()),
     };
     crate::program::entry_has_frags(&source, entry) == Some(true)
-}
-
-/// Where a reference parse already checked sits.
-fn resolve(topo: &Topo<'_>, iface: &IfaceRef) -> Option<LinkEnd> {
-    schema::resolve(topo.links, iface).ok()
 }
 
 fn rules(

@@ -1662,10 +1662,19 @@ fn execute_live(
             if taken.contains(&at) {
                 continue;
             }
-            let mut helper = Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")?;
+            // Above veth's cap for programs without xdp.frags, a frags program that passes
+            // everything (xdp_frags_limit with no limit set) does the same job.
+            let jumbo = link_of(&spec, &at)
+                .is_some_and(|(i, _)| spec.links[i].mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU);
+            let (object, entry) = if jumbo {
+                ("xdp_frags", "xdp_frags_limit")
+            } else {
+                ("xdp_pass", "xdp_pass")
+            };
+            let mut helper = Program::load(&ObjectSource::Bundled(object.into()), entry)?;
             let attachment = helper.attach(end(&at), XdpMode::Native)?;
             report.notes.push(format!(
-                "attached xdp_pass (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
+                "attached {entry} (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
             ));
             taken.push(at);
             attached.programs.push((helper, attachment));
