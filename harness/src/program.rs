@@ -906,3 +906,38 @@ pub(crate) fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32>
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled(name: &str) -> ObjectSource {
+        ObjectSource::Bundled(name.into())
+    }
+
+    #[test]
+    fn fib_lookup_calls_are_found_in_the_object() {
+        assert!(calls_fib_lookup(&bundled("xdp_fib_router")));
+        assert!(!calls_fib_lookup(&bundled("xdp_redirect")));
+        assert!(!calls_fib_lookup(&bundled("xdp_frags")));
+        assert!(!calls_fib_lookup(&bundled("no_such_object")));
+    }
+
+    #[test]
+    fn frags_entries_are_told_apart_by_section() {
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_frags"), "xdp_frags_limit"),
+            Some(true)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_fib_router"), "xdp_fib_router"),
+            Some(false)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_fib_router"), "xdp_fib_router_frags"),
+            Some(true)
+        );
+        assert_eq!(entry_has_frags(&bundled("xdp_pass"), "no_such_entry"), None);
+        assert_eq!(entry_has_frags(&bundled("no_such_object"), "x"), None);
+    }
+}
