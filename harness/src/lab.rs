@@ -34,6 +34,9 @@ pub enum LabError {
     /// The veth pair could not be built.
     #[error(transparent)]
     Veth(#[from] VethError),
+    /// A namespace's kernel state (sysctls, addresses, neighbours, routes) could not be applied.
+    #[error(transparent)]
+    State(#[from] crate::netstate::NetStateError),
     /// The configuration is out of range.
     #[error("failed to build lab: {0}")]
     Config(String),
@@ -43,7 +46,9 @@ impl LabError {
     /// Whether the failure comes from missing privileges.
     pub fn is_permission(&self) -> bool {
         match self {
-            Self::NetNs(e) | Self::Veth(VethError::NetNs(e)) => e.is_permission(),
+            Self::NetNs(e)
+            | Self::Veth(VethError::NetNs(e))
+            | Self::State(crate::netstate::NetStateError::NetNs(e)) => e.is_permission(),
             _ => false,
         }
     }
@@ -108,6 +113,7 @@ impl Lab {
                 mtu: config.mtu,
             }],
             ipv6: config.ipv6,
+            state: Vec::new(),
         }
     }
 

@@ -29,6 +29,7 @@ pub mod lab;
 pub mod link;
 pub mod maps;
 pub mod netns;
+pub mod netstate;
 pub mod observe;
 pub mod output;
 pub mod pcap;

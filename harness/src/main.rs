@@ -504,6 +504,9 @@ fn list(paths: &[PathBuf]) -> Exit {
             scenario::XdpModeSpec::Native => "native",
             scenario::XdpModeSpec::Generic => "generic",
         };
+        for netns in &s.netns {
+            println!("    netns {}", netns.describe());
+        }
         println!("    program {object}:{} in {mode} mode", s.program.entry);
         for rule in &s.rules {
             println!("    rule: {}", rule.describe());

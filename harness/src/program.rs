@@ -81,6 +81,14 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_stats",
         aya::include_bytes_aligned!("../ebpf-obj/xdp_stats.bpf.o"),
     ),
+    (
+        "xdp_fib_router",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_fib_router.bpf.o"),
+    ),
+    (
+        "xdp_frags",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_frags.bpf.o"),
+    ),
 ];
 
 /// An environment variable naming a directory of `<name>.bpf.o` files that stand in for the
@@ -745,6 +753,36 @@ impl Program {
     /// namespace): the action it returned and the frame as it left the program.
     #[doc(alias = "BPF_PROG_TEST_RUN")]
     pub fn test_run(&self, frame: &[u8]) -> Result<TestRunOutput, ProgramError> {
+        self.test_run_ctx(frame, None)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` as if it arrived on `end`:
+    /// from a thread inside `end`'s namespace, with the `xdp_md` context's `ingress_ifindex`
+    /// set to `end` (receive queue 0). Helpers that read the kernel's tables
+    /// (`bpf_fib_lookup`) then use that namespace's routes, neighbours and sysctls, and the
+    /// ingress device's forwarding setting, as they do when the frame arrives there live.
+    pub fn test_run_at(&self, frame: &[u8], end: &VethEnd) -> Result<TestRunOutput, ProgramError> {
+        let ifindex = end.ifindex();
+        end.netns()
+            .run(|| self.test_run_ctx(frame, Some(ifindex)))?
+    }
+
+    /// `BPF_PROG_TEST_RUN` with an `xdp_md` context naming `ingress_ifindex` in the calling
+    /// thread's namespace, or with no context (the namespace's loopback device) for `None`.
+    fn test_run_ctx(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: Option<u32>,
+    ) -> Result<TestRunOutput, ProgramError> {
+        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex }: data is the metadata length (none), data_end the frame's length.
+        let ctx: Option<Vec<u8>> = ingress_ifindex.map(|ifindex| {
+            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            [0, len, 0, ifindex, 0, 0]
+                .iter()
+                .flat_map(|v: &u32| v.to_ne_bytes())
+                .collect()
+        });
         // Room for growth through bpf_xdp_adjust_head/tail.
         let mut out = vec![0u8; frame.len() + 4096];
         let result = self
@@ -752,6 +790,7 @@ impl Program {
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
+                ctx_in: ctx.as_deref(),
                 ..TestRunOptions::default()
             })
             .map_err(|source| ProgramError::TestRun {
@@ -854,6 +893,60 @@ pub fn declares_redirect_map(source: &ObjectSource) -> bool {
                 .values()
                 .any(|m| matches!(m.map_type(), DEVMAP | CPUMAP | DEVMAP_HASH))
         })
+}
+
+/// Whether any function of the object calls `bpf_fib_lookup`, which reads the routing and
+/// neighbour tables (and forwarding sysctls) of the namespace the program runs in. `false` when
+/// the object cannot be read or parsed (loading it reports why).
+#[doc(alias = "BPF_FUNC_fib_lookup")]
+pub fn calls_fib_lookup(source: &ObjectSource) -> bool {
+    // BPF_JMP | BPF_CALL with src_reg 0 is a helper call; imm is the helper's id.
+    const CALL: u8 = 0x85;
+    const BPF_FUNC_FIB_LOOKUP: i32 = 69;
+    // Read with xdplab's own ELF reader, not aya's parser: that refuses the free section
+    // names libbpf users write, and a router in `SEC("xdp_router")` must be found too.
+    let Ok(bytes) = source.bytes() else {
+        return false;
+    };
+    let Ok(programs) = elf::programs(&bytes) else {
+        return false;
+    };
+    let mut sections: Vec<&str> = programs.iter().map(|p| p.section.as_str()).collect();
+    // Functions called BPF-to-BPF live in .text.
+    sections.push(".text");
+    sections.sort_unstable();
+    sections.dedup();
+    sections.iter().any(|section| {
+        elf::section_range(&bytes, section).is_some_and(|range| {
+            bytes[range].chunks_exact(8).any(|insn| {
+                insn[0] == CALL
+                    && insn[1] >> 4 == 0
+                    && i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]])
+                        == BPF_FUNC_FIB_LOOKUP
+            })
+        })
+    })
+}
+
+/// Whether `entry` of the object is an `xdp.frags` program (loaded with
+/// `BPF_F_XDP_HAS_FRAGS`, so it takes frames larger than a page: veth lets it run natively
+/// under an MTU up to 9000 and more): its section as libbpf reads it (`xdp.frags`,
+/// `xdp.frags/...`), or `forced` when the scenario gives the program type (`type = ...`).
+/// `None` when the object cannot be read or has no such program.
+#[doc(alias = "BPF_F_XDP_HAS_FRAGS")]
+pub fn entry_has_frags(
+    source: &ObjectSource,
+    entry: &str,
+    forced: Option<ProgramType>,
+) -> Option<bool> {
+    let bytes = source.bytes().ok()?;
+    let programs = elf::programs(&bytes).ok()?;
+    let program = programs.iter().find(|p| p.name == entry)?;
+    match forced {
+        Some(kind) => Some(kind == ProgramType::XdpFrags),
+        None => elf::libbpf_xdp_section(&program.section)
+            .map(|section| section == "xdp.frags" || section.starts_with("xdp.frags/")),
+    }
 }
 
 /// How to load an object beyond the defaults.
@@ -1239,7 +1332,54 @@ pub(crate) fn errno_in(error: &(dyn std::error::Error + 'static)) -> Option<i32>
 
 #[cfg(test)]
 mod tests {
-    use super::GlobalValue;
+    use super::*;
+
+    fn bundled(name: &str) -> ObjectSource {
+        ObjectSource::Bundled(name.into())
+    }
+
+    #[test]
+    fn fib_lookup_calls_are_found_in_the_object() {
+        assert!(calls_fib_lookup(&bundled("xdp_fib_router")));
+        assert!(!calls_fib_lookup(&bundled("xdp_redirect")));
+        assert!(!calls_fib_lookup(&bundled("xdp_frags")));
+        assert!(!calls_fib_lookup(&bundled("no_such_object")));
+    }
+
+    #[test]
+    fn frags_entries_are_told_apart_by_section() {
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_frags"), "xdp_frags_limit", None),
+            Some(true)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_fib_router"), "xdp_fib_router", None),
+            Some(false)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_fib_router"), "xdp_fib_router_frags", None),
+            Some(true)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_pass"), "no_such_entry", None),
+            None
+        );
+        assert_eq!(entry_has_frags(&bundled("no_such_object"), "x", None), None);
+        // A free section read as the type the scenario gives.
+        assert_eq!(
+            entry_has_frags(
+                &bundled("xdp_port_guard"),
+                "xdp_port_guard",
+                Some(ProgramType::XdpFrags)
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            entry_has_frags(&bundled("xdp_port_guard"), "xdp_port_guard", None),
+            None,
+            "a free section is no XDP program without a type"
+        );
+    }
 
     #[test]
     fn global_values_take_the_variables_size() {

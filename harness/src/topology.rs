@@ -7,8 +7,10 @@
 //!
 //! Link `L` (0-based, in declaration order) joins end `a` (10.78.L.1/24, fd78:6c:0:L::1/64,
 //! MAC 02:78:6c:L:00:01) and end `b` (.2, ::2, 02:78:6c:L:00:02). Every namespace is created
-//! once, with its IPv6 defaults set before its first interface exists. The topology owns
-//! everything; dropping it drops the namespaces, and the kernel deletes the links with them.
+//! once, with its IPv6 defaults set before its first interface exists. Once every link exists,
+//! each namespace gets the kernel state the spec gives it ([`crate::netstate`]: sysctls,
+//! addresses, neighbours, routes). The topology owns everything; dropping it drops the
+//! namespaces, and the kernel deletes the links, routes and the rest with them.
 
 use std::{
     collections::BTreeMap,
@@ -25,6 +27,7 @@ use crate::{
     frame::Endpoints,
     lab::LabError,
     netns::NetNs,
+    netstate::{self, NetnsState},
     veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_namespace},
 };
 
@@ -61,6 +64,9 @@ pub struct TopologySpec {
     pub links: Vec<LinkDef>,
     /// Keep the IPv6 stack on (quiet: no autoconfiguration, no DAD, static neighbours).
     pub ipv6: bool,
+    /// Kernel state (sysctls, addresses, neighbours, routes) per namespace, applied once every
+    /// link exists; a namespace not listed keeps what the links gave it.
+    pub state: Vec<NetnsState>,
 }
 
 /// Addresses of end `a` (`side` 1) or `b` (`side` 2) of link `index`.
@@ -126,6 +132,15 @@ impl Topology {
                 &config,
             )?;
             links.push((link.clone(), pair));
+        }
+        for state in &spec.state {
+            let ns = namespaces.get(&state.netns).ok_or_else(|| {
+                LabError::Config(format!(
+                    "kernel state for namespace {:?}, which no link has",
+                    state.netns
+                ))
+            })?;
+            netstate::apply(ns, state)?;
         }
         Ok(Self {
             run_id: crate::lab::random_run_id(),

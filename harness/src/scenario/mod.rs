@@ -9,6 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub mod kernel_state;
 mod loader;
 mod parse;
 pub mod run;
@@ -16,6 +17,7 @@ pub mod schema;
 mod steps;
 mod values;
 
+pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 pub use loader::LoaderSpec;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FieldValue, FilterRule, FrameSource, IfaceRef,

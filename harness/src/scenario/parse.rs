@@ -36,6 +36,8 @@ use crate::program::GlobalValue;
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
+mod kernel_state;
+
 /// Only the version, read first so a file written for a newer schema gets
 /// "unsupported version" rather than complaints about keys it does not know.
 #[derive(Deserialize)]
@@ -59,6 +61,8 @@ struct RawScenario {
     lab: Option<RawLab>,
     #[serde(default)]
     link: Vec<Spanned<RawLink>>,
+    #[serde(default)]
+    netns: Vec<Spanned<kernel_state::RawNetns>>,
     program: Option<Spanned<RawProgram>>,
     #[serde(default)]
     attach: Vec<Spanned<RawAttach>>,
@@ -488,6 +492,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let (lab, lab_mtu_line) = lab(&src, raw.lab)?;
     let links = links(&src, raw.link)?;
     let topo = Topo { links: &links };
+    let netns = kernel_state::netns(&src, &topo, &lab, raw.netns)?;
     if !raw.step.is_empty() {
         let first = src.line(&raw.step[0].span());
         let tables: [(&str, bool); 7] = [
@@ -517,6 +522,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             requires,
             lab,
             links,
+            netns,
             program,
             attachments: Vec::new(),
             rules: Vec::new(),
@@ -546,7 +552,6 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         &program,
         program_end,
         &attachments,
-        &sends,
     )?;
     let owners: Vec<LinkEnd> = attachments.iter().map(|(_, end)| *end).collect();
     let map_setup = map_setup(&src, &topo, raw.setup, &owners)?;
@@ -564,6 +569,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         requires,
         lab,
         links,
+        netns,
         program,
         attachments: attachments.into_iter().map(|(a, _)| a).collect(),
         rules,
@@ -748,14 +754,11 @@ fn attachments(
 }
 
 /// veth takes at most [`LabSpec::MAX_NATIVE_MTU`] on a link with a native
-/// program on either end. That is every link with a native program, and,
-/// when the program under test is native, the link of every `redirect-to`
-/// target: a veth drops the `xdp_frame`s it is handed unless its peer runs
-/// XDP (or GRO), so the runner puts `xdp_pass` on that peer.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one check that needs the whole parsed scenario"
-)]
+/// program on either end, unless the program is `xdp.frags` (multi-buffer: veth
+/// then takes any MTU). The landing end of a native redirect or XDP_TX needs
+/// XDP too (a veth drops the `xdp_frame`s it is handed unless it runs NAPI),
+/// but the runner puts a program there that fits the link: `xdp_pass`, or
+/// the frags `xdp_frags_limit` above the cap.
 fn native_mtus(
     src: &Source<'_>,
     topo: &Topo<'_>,
@@ -764,30 +767,19 @@ fn native_mtus(
     program: &ProgramSpec,
     program_end: LinkEnd,
     attachments: &[(AttachSpec, LinkEnd)],
-    sends: &[SendGroup],
 ) -> Result<(), ScenarioError> {
     let mut needs: Vec<(LinkEnd, String)> = Vec::new();
     let runs = |end: LinkEnd| format!("\"{}\" runs a native program", topo.name(end));
-    if program.mode == XdpModeSpec::Native {
+    if program.mode == XdpModeSpec::Native
+        && !frags(&program.object, &program.entry, program.loader.program_type)
+    {
         needs.push((program_end, runs(program_end)));
     }
     for (attach, end) in attachments {
-        if attach.mode == XdpModeSpec::Native {
+        if attach.mode == XdpModeSpec::Native
+            && !frags(&attach.object, &attach.entry, attach.loader.program_type)
+        {
             needs.push((*end, runs(*end)));
-        }
-    }
-    if program.mode == XdpModeSpec::Native {
-        for group in sends {
-            if let Some(end) = group.redirect_to.as_ref().and_then(|t| resolve(topo, t)) {
-                needs.push((
-                    end,
-                    format!(
-                        "\"{}\" is the target of a native redirect (its peer needs XDP to take \
-                         the frames)",
-                        topo.name(end)
-                    ),
-                ));
-            }
         }
     }
     let max = LabSpec::MAX_NATIVE_MTU;
@@ -833,9 +825,15 @@ fn native_mtus(
     Ok(())
 }
 
-/// Where a reference parse already checked sits.
-fn resolve(topo: &Topo<'_>, iface: &IfaceRef) -> Option<LinkEnd> {
-    schema::resolve(topo.links, iface).ok()
+/// Whether `entry` is an `xdp.frags` program, which veth runs natively under any MTU (it takes
+/// frames in several buffers). An object that cannot be read here counts as not frags: loading
+/// it reports why.
+fn frags(object: &ObjectRef, entry: &str, forced: Option<crate::elf::ProgramType>) -> bool {
+    let source = match object {
+        ObjectRef::Bundled(name) => crate::program::ObjectSource::Bundled(name.clone()),
+        ObjectRef::Path(path) => crate::program::ObjectSource::File(path.clone()),
+    };
+    crate::program::entry_has_frags(&source, entry, forced) == Some(true)
 }
 
 fn rules(

@@ -163,6 +163,12 @@ impl From<ProgramError> for RunError {
 
 impl From<LabError> for RunError {
     fn from(e: LabError) -> Self {
+        if let LabError::State(state) = &e
+            && state.is_input()
+        {
+            // The scenario's [[netns]] asked for something the kernel refuses.
+            return Self::input(format!("{e} (check the [[netns]] tables)"));
+        }
         let hint = if e.is_permission() {
             " (run as root: xdplab needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF)"
         } else {
@@ -477,6 +483,13 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 
 /// The scenario's links as a topology to build.
 pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
+    let mut spec = links_spec(scenario);
+    spec.state = super::kernel_state::states(&scenario.netns, &spec);
+    spec
+}
+
+/// The scenario's links, without the kernel state of `[[netns]]`.
+fn links_spec(scenario: &Scenario) -> TopologySpec {
     if scenario.links.is_empty() {
         return crate::lab::Lab::spec(&crate::lab::LabConfig {
             mtu: scenario.lab.mtu,
@@ -500,6 +513,7 @@ pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
             })
             .collect(),
         ipv6: scenario.lab.ipv6,
+        state: Vec::new(),
     }
 }
 
@@ -1207,18 +1221,37 @@ fn execute_test_run(
     check_before_lab(scenario, &MapOwners::main(scenario, &program))?;
     let spec = topology_spec(scenario);
     let templates = build_frames(scenario, &spec)?;
-    // Only map setup that names an interface (a devmap target) needs a lab.
+    // Map setup that names an interface (a devmap target) needs a lab to resolve it; a
+    // program that reads the kernel's tables needs one to run in (see `test_run_in_lab`).
+    let in_lab = test_run_in_lab(scenario);
     let needs_lab = scenario
         .map_setup
         .iter()
         .any(|s| !s.key.ifaces().is_empty() || !s.value.ifaces().is_empty());
-    let topology = if needs_lab {
-        report
-            .notes
-            .push("built the topology only to resolve the interfaces map setup names".into());
+    let topology = if needs_lab || in_lab {
+        if !in_lab {
+            report
+                .notes
+                .push("built the topology only to resolve the interfaces map setup names".into());
+        }
         Some(Topology::build(&spec)?)
     } else {
         None
+    };
+    let ingress = match (&topology, in_lab) {
+        (Some(topology), true) => {
+            let end = resolve(&spec, &scenario.program.attach)?;
+            let (_, veth) = topology
+                .interface(&end.netns, Some(&end.interface))
+                .ok_or_else(|| RunError::input(format!("{end} is not in the topology")))?;
+            report.notes.push(format!(
+                "ran BPF_PROG_TEST_RUN inside lab namespace {:?} with ingress interface {end} \
+                 (the scenario sets kernel state or the program calls bpf_fib_lookup)",
+                end.netns
+            ));
+            Some(veth.clone())
+        }
+        _ => None,
     };
     let owners = MapOwners::main(scenario, &program);
     setup_maps(scenario, &owners, topology.as_ref().map(|t| (&spec, t)))?;
@@ -1254,7 +1287,10 @@ fn execute_test_run(
                 },
                 &mut buf,
             );
-            let out = program.test_run(&buf)?;
+            let out = match &ingress {
+                Some(end) => program.test_run_at(&buf, end)?,
+                None => program.test_run(&buf)?,
+            };
             let outcome = match Verdict::from_xdp_action(out.action) {
                 Some(Verdict::Drop) => {
                     g.dropped += 1;
@@ -1349,6 +1385,16 @@ fn execute_test_run(
     )?;
     drop(topology);
     Ok(())
+}
+
+/// Whether the test-run path runs inside the lab: when the scenario gives lab namespaces
+/// kernel state (`[[netns]]`), or the program calls `bpf_fib_lookup`. Such a program reads the
+/// routing tables, neighbours and forwarding sysctls of the namespace it runs in; run from the
+/// host's namespace it would read the host's and disagree with the live paths. Other programs
+/// keep the plain run, with no lab to build.
+fn test_run_in_lab(scenario: &Scenario) -> bool {
+    !scenario.netns.is_empty()
+        || crate::program::calls_fib_lookup(&object_source(&scenario.program.object))
 }
 
 fn check_maps(
@@ -1629,6 +1675,12 @@ fn execute_live(
             .iter()
             .find(|l| l.a == attach_name || l.b == attach_name)
         && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
+        // An xdp.frags program takes frames in several buffers: veth allows any MTU.
+        && crate::program::entry_has_frags(
+            &object_source(&scenario.program.object),
+            &scenario.program.entry,
+            scenario.program.loader.program_type,
+        ) != Some(true)
     {
         return Err(RunError::input(format!(
             "{}: native XDP on {attach_name} needs an mtu of at most {} (the link has {}); \
@@ -1696,10 +1748,19 @@ fn execute_live(
             if taken.contains(&at) {
                 continue;
             }
-            let mut helper = Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")?;
+            // Above veth's cap for programs without xdp.frags, a frags program that passes
+            // everything (xdp_frags_limit with no limit set) does the same job.
+            let jumbo = link_of(&spec, &at)
+                .is_some_and(|(i, _)| spec.links[i].mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU);
+            let (object, entry) = if jumbo {
+                ("xdp_frags", "xdp_frags_limit")
+            } else {
+                ("xdp_pass", "xdp_pass")
+            };
+            let mut helper = Program::load(&ObjectSource::Bundled(object.into()), entry)?;
             let attachment = helper.attach(end(&at), XdpMode::Native)?;
             report.notes.push(format!(
-                "attached xdp_pass (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
+                "attached {entry} (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
             ));
             taken.push(at);
             attached.programs.push((helper, attachment));

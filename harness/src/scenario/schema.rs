@@ -43,6 +43,9 @@ pub struct Scenario {
     /// (namespaces [`LabSpec::SENDER`] and [`LabSpec::RECEIVER`] joined by
     /// one pair).
     pub links: Vec<LinkSpec>,
+    /// Kernel state of lab namespaces (`[[netns]]`: sysctls, addresses, routes, neighbours),
+    /// in file order; empty when the links' own addresses are all the lab needs.
+    pub netns: Vec<super::kernel_state::NetnsSpec>,
     /// The program under test.
     pub program: ProgramSpec,
     /// More programs, each on an interface of its own, in file order.
@@ -114,8 +117,9 @@ pub(super) fn max_frame_len(mtu: u32, outer_8021q: bool) -> usize {
 pub struct LabSpec {
     /// MTU of every link without an `mtu` of its own (of both ends of the
     /// default lab's pair), 68..=65535 (at most 3498 on a link with a native
-    /// program); default 1500. 3498 is the largest that veth accepts with a
-    /// native XDP program attached (4 KiB pages, no xdp.frags).
+    /// program that is not xdp.frags); default 1500. 3498 is the largest that
+    /// veth accepts with a native XDP program attached (4 KiB pages, no
+    /// xdp.frags).
     pub mtu: u32,
     /// Whether the veths keep their IPv6 stack; default false (disabled, so
     /// the kernel sends no router solicitations or DAD probes of its own).
@@ -164,8 +168,8 @@ pub struct LinkSpec {
     pub a: Endpoint,
     /// Second end; the program is attached to it by default when this is the first link.
     pub b: Endpoint,
-    /// MTU of both ends, 68..=65535 (at most 3498 with a native program on
-    /// either end); default `[lab] mtu`.
+    /// MTU of both ends, 68..=65535 (at most 3498 with a native program that
+    /// is not xdp.frags on either end); default `[lab] mtu`.
     pub mtu: Option<u32>,
     /// Line of the `[[link]]` header in the scenario file.
     pub line: usize,

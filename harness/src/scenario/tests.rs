@@ -110,6 +110,7 @@ fn seed_drop_all_parses_as_written() {
                 ipv6: false
             },
             links: vec![],
+            netns: vec![],
             program: ProgramSpec {
                 object: ObjectRef::Bundled("xdp_drop".into()),
                 entry: "xdp_drop_all".into(),
@@ -200,7 +201,7 @@ fn unknown_keys_are_located() {
             PROGRAM
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
-         \"name\", \"description\", \"skip\", \"requires\", \"lab\", \"link\", \"program\", \
+         \"name\", \"description\", \"skip\", \"requires\", \"lab\", \"link\", \"netns\", \"program\", \
          \"attach\", \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\""
     );
     // Keys after a table header belong to that table.
@@ -1150,13 +1151,9 @@ fn native_mtu_cap_follows_the_programs() {
          \"dut:in\" runs a native program; give the link a smaller mtu or use mode = \"generic\""
     );
     let big = TOPO.replace("mtu = 3000", "mtu = 9000");
-    // A native redirect's target: the runner puts XDP on its peer.
-    assert_eq!(
-        err(&format!("{big}{TOPO_SEND}")),
-        "scenarios/t.toml:8: link mtu 9000 is too large for native XDP on veth (at most 3498 \
-         without xdp.frags), and \"dut:out\" is the target of a native redirect (its peer needs \
-         XDP to take the frames); use a smaller mtu or mode = \"generic\""
-    );
+    // A native redirect's target: the runner puts a program that fits the MTU on its peer
+    // (xdp.frags above 3498).
+    ok(&format!("{big}{TOPO_SEND}"));
     ok(&format!(
         "{}{TOPO_SEND}",
         big.replace(
@@ -2555,4 +2552,81 @@ fn map_tables_name_attach_programs_by_interface() {
         "{TOPO}{TOPO_SEND}\n[[expect.map]]\nmap = \"pass_cnt\"\nkey = 0\nvalue = 10\nat = \"dut:out\"\n"
     ));
     assert!(e.contains("has no [[attach]] program"), "{e}");
+}
+
+#[test]
+fn frags_programs_run_natively_above_the_veth_cap() {
+    // xdp.frags (multi-buffer): veth runs it natively at a jumbo MTU.
+    let frags = "schema-version = 1\nname = \"t\"\n\n[lab]\nmtu = 9000\n\n[program]\n\
+                 object = \"xdp_frags\"\nentry = \"xdp_frags_limit\"\n\n[[send]]\nname = \"a\"\n\
+                 count = 1\nipv4 = {}\nsize = 9014\nexpect = \"pass\"\n";
+    assert_eq!(ok(frags).lab.mtu, 9000);
+    // The same lab with a program that is not frags keeps the cap.
+    let plain = frags
+        .replace("\"xdp_frags\"", "\"xdp_pass\"")
+        .replace("xdp_frags_limit", "xdp_pass");
+    assert!(
+        err(&plain).starts_with("scenarios/t.toml:5: lab mtu 9000 is too large for native XDP"),
+        "{}",
+        err(&plain)
+    );
+}
+
+#[test]
+fn netns_tables_parse_into_kernel_state() {
+    use super::kernel_state::{NeighSpec, RouteSpec};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fib-router.toml");
+    let s = parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    assert_eq!(s.netns.len(), 1);
+    let router = &s.netns[0];
+    assert_eq!(router.name, "router");
+    assert_eq!(
+        router.sysctls,
+        [
+            ("net/ipv4/ip_forward".to_owned(), "1".to_owned()),
+            ("net/ipv6/conf/all/forwarding".to_owned(), "1".to_owned()),
+        ]
+    );
+    assert_eq!(
+        router.routes,
+        [
+            RouteSpec {
+                to: "10.99.0.0/24".parse().unwrap(),
+                via: Some("10.78.1.2".parse().unwrap()),
+                dev: None,
+            },
+            RouteSpec {
+                to: "10.98.0.0/24".parse().unwrap(),
+                via: None,
+                dev: Some("router:out".parse().unwrap()),
+            },
+            RouteSpec {
+                to: "10.96.0.0/24".parse().unwrap(),
+                via: Some("10.78.0.1".parse().unwrap()),
+                dev: None,
+            },
+        ]
+    );
+    assert_eq!(
+        router.neighbours,
+        [NeighSpec {
+            ip: "10.98.0.7".parse().unwrap(),
+            mac: crate::frame::MacAddr(0x02, 0x78, 0x6c, 0x98, 0, 0x07),
+            dev: "router:out".parse().unwrap(),
+        }]
+    );
+    // As the topology applies it: interface names as the lab gives them.
+    let spec = super::run::topology_spec(&s);
+    assert_eq!(spec.state.len(), 1);
+    assert_eq!(spec.state[0].routes[1].interface.as_deref(), Some("out"));
+    assert_eq!(spec.state[0].neighbours[0].interface, "out");
+    // The default lab's interfaces carry the process id.
+    let default_lab = format!(
+        "{HEAD}{SEND}\n[[netns]]\nname = \"receiver\"\n\n[[netns.address]]\ndev = \"receiver\"\nip = \"10.78.9.1/24\"\n"
+    );
+    let spec = super::run::topology_spec(&ok(&default_lab));
+    assert_eq!(
+        spec.state[0].addresses[0].interface,
+        format!("xl-{}-rx", std::process::id())
+    );
 }
