@@ -13,6 +13,7 @@
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
+pub mod attribute;
 pub mod bench;
 pub mod clean;
 pub mod doctor;

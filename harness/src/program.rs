@@ -64,6 +64,14 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_version",
         aya::include_bytes_aligned!("../../ebpf/obj/xdp_version.bpf.o"),
     ),
+    (
+        "xdp_vlan",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_vlan.bpf.o"),
+    ),
+    (
+        "xdp_icmp_echo",
+        aya::include_bytes_aligned!("../../ebpf/obj/xdp_icmp_echo.bpf.o"),
+    ),
 ];
 
 /// Whether `name` is one of the [`BUNDLED`] objects.
