@@ -142,7 +142,7 @@ pub fn derived(sent: &[u8], tag_area: Option<Range<usize>>, got: &[u8]) -> Optio
     if g.len() >= ETH_HEADER_LEN && g.len() < s.len() && same(s, 0, g, 0, g.len(), &plain_mask) {
         return Some(ContentRule::Cut);
     }
-    if g.len() > s.len() && same(s, 0, g, 0, s.len(), &plain_mask) {
+    if s.len() >= ETH_HEADER_LEN && g.len() > s.len() && same(s, 0, g, 0, s.len(), &plain_mask) {
         return Some(ContentRule::Extended);
     }
     let got_l3 = l3_offset(got);
@@ -162,6 +162,45 @@ pub fn derived(sent: &[u8], tag_area: Option<Range<usize>>, got: &[u8]) -> Optio
         }
     }
     None
+}
+
+/// One frame [`claim`] found to be a sent one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Index of the frame in the `arrivals` given to [`claim`].
+    pub arrival: usize,
+    /// Index of the sent frame (template) it derives from.
+    pub template: usize,
+    /// How.
+    pub rule: ContentRule,
+}
+
+/// The frames among `arrivals` (arrival number, bytes) that arrived in `window` and derive
+/// from one of `sent` (bytes, tag area), in arrival order, at most `limit` of them.
+pub fn claim(
+    arrivals: &[(u64, Vec<u8>)],
+    window: Range<u64>,
+    sent: &[(&[u8], Option<Range<usize>>)],
+    limit: usize,
+) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    for (arrival, (at, frame)) in arrivals.iter().enumerate() {
+        if claims.len() >= limit {
+            break;
+        }
+        if !window.contains(at) {
+            continue;
+        }
+        let found = sent.iter().enumerate().find_map(|(template, (bytes, tag))| {
+            derived(bytes, tag.clone(), frame).map(|rule| Claim {
+                arrival,
+                template,
+                rule,
+            })
+        });
+        claims.extend(found);
+    }
+    claims
 }
 
 #[cfg(test)]
@@ -232,6 +271,39 @@ mod tests {
         head.extend_from_slice(&s[..14]);
         assert_eq!(derived(&s, None, &head), None);
         assert_eq!(derived(&s, None, &[]), None);
+    }
+
+    #[test]
+    fn claims_in_the_window_and_in_order() {
+        let s = sent();
+        let one = tagged(&s, [0x81, 0x00], 100);
+        let other = vec![0u8; 60];
+        let unrelated = vec![0xab; 30];
+        let arrivals = vec![
+            (0, s.clone()),
+            (1, other.clone()),
+            (2, s[..30].to_vec()),
+            (3, one.clone()),
+            (4, s.clone()),
+        ];
+        let claims = claim(&arrivals, 1..4, &[(&unrelated, None), (&one, None)], 10);
+        assert_eq!(
+            claims,
+            vec![
+                Claim {
+                    arrival: 2,
+                    template: 1,
+                    rule: ContentRule::Cut
+                },
+                Claim {
+                    arrival: 3,
+                    template: 1,
+                    rule: ContentRule::Exact
+                },
+            ]
+        );
+        assert_eq!(claim(&arrivals, 0..5, &[(&s, None)], 2).len(), 2);
+        assert_eq!(claim(&arrivals, 5..9, &[(&s, None)], 9), vec![]);
     }
 
     #[test]
