@@ -73,10 +73,14 @@ impl ContentRule {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Exact => "the sent bytes",
-            Self::Vlan => "the sent bytes once VLAN tags are set aside (a tag pushed, popped or rewritten)",
+            Self::Vlan => {
+                "the sent bytes once VLAN tags are set aside (a tag pushed, popped or rewritten)"
+            }
             Self::Cut => "a start of the sent bytes (the tail cut off)",
             Self::Extended => "the sent bytes with bytes added at the end",
-            Self::Decapsulated => "an end of the sent frame behind a new Ethernet header (outer headers removed)",
+            Self::Decapsulated => {
+                "an end of the sent frame behind a new Ethernet header (outer headers removed)"
+            }
             Self::Encapsulated => "the sent frame from its L3 header on, behind added headers",
         }
     }
@@ -191,13 +195,16 @@ pub fn claim(
         if !window.contains(at) {
             continue;
         }
-        let found = sent.iter().enumerate().find_map(|(template, (bytes, tag))| {
-            derived(bytes, tag.clone(), frame).map(|rule| Claim {
-                arrival,
-                template,
-                rule,
-            })
-        });
+        let found = sent
+            .iter()
+            .enumerate()
+            .find_map(|(template, (bytes, tag))| {
+                derived(bytes, tag.clone(), frame).map(|rule| Claim {
+                    arrival,
+                    template,
+                    rule,
+                })
+            });
         claims.extend(found);
     }
     claims
@@ -317,6 +324,9 @@ mod tests {
         let one = tagged(&s, [0x81, 0x00], 100);
         assert_eq!(derived(&one, Some(44..60), &got), Some(ContentRule::Vlan));
         // A tag cut in half.
-        assert_eq!(derived(&s, Some(40..56), &got[..46]), Some(ContentRule::Cut));
+        assert_eq!(
+            derived(&s, Some(40..56), &got[..46]),
+            Some(ContentRule::Cut)
+        );
     }
 }

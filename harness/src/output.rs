@@ -185,7 +185,9 @@ impl Fields {
                 if ip.get_version() != 4 || header_len < 20 {
                     return fields;
                 }
-                fields.checksums.push(("ipv4", ipv4_header_checksum(l3, header_len)));
+                fields
+                    .checksums
+                    .push(("ipv4", ipv4_header_checksum(l3, header_len)));
                 let protocol = ip.get_next_level_protocol().0;
                 if ip.get_fragment_offset() != 0 {
                     return fields;
@@ -194,7 +196,9 @@ impl Fields {
                 let pseudo = if ip.get_flags() & 1 != 0 {
                     Err("a fragment: the checksum covers the whole datagram".to_owned())
                 } else if total < header_len {
-                    Err(format!("ipv4 total length {total} is shorter than its header"))
+                    Err(format!(
+                        "ipv4 total length {total} is shorter than its header"
+                    ))
                 } else {
                     let len = total - header_len;
                     let mut sum = sum_words(0, &ip.get_source().octets());
@@ -270,9 +274,7 @@ impl Fields {
         if let Some((name, field)) = layer {
             let checksum = match pseudo {
                 Err(why) => Checksum::Unverifiable(why),
-                Ok((sum, len)) => {
-                    l4_checksum(name, l4, (field, sum, len), fields.ipv4.is_some())
-                }
+                Ok((sum, len)) => l4_checksum(name, l4, (field, sum, len), fields.ipv4.is_some()),
             };
             fields.checksums.push((name, checksum));
         }
@@ -965,7 +967,10 @@ mod tests {
         let qinq = frame(&format!(
             "vlan = [{{ id = 100, tpid = 0x88a8 }}, {{ id = 200, pcp = 5 }}]\n{V4_UDP}"
         ));
-        assert_eq!(check("vlan = [100, 200]", &qinq, &qinq), Vec::<String>::new());
+        assert_eq!(
+            check("vlan = [100, 200]", &qinq, &qinq),
+            Vec::<String>::new()
+        );
         assert_eq!(
             check("vlan = [100]", &qinq, &qinq),
             vec!["vlan: expected [100], got [100, 200]"]
@@ -1074,8 +1079,12 @@ mod tests {
         let mut bad_ip = frame(V4_UDP);
         bad_ip[24] ^= 0xff;
         assert_eq!(
-            check("ipv4-checksum = \"valid\"\ntcp-checksum = \"valid\"\nudp-checksum = \"valid\"", &bad_ip, &bad_ip)
-                .len(),
+            check(
+                "ipv4-checksum = \"valid\"\ntcp-checksum = \"valid\"\nudp-checksum = \"valid\"",
+                &bad_ip,
+                &bad_ip
+            )
+            .len(),
             2
         );
         // UDP over IPv4 may carry no checksum; over IPv6 zero is wrong.
@@ -1104,7 +1113,11 @@ mod tests {
         // A first fragment: the L4 checksum covers the whole datagram.
         let fragment = frame("ipv4 = { more-fragments = true }\nudp = {}");
         assert_eq!(
-            check("udp-checksum = \"valid\"\nipv4-checksum = \"valid\"", &fragment, &fragment),
+            check(
+                "udp-checksum = \"valid\"\nipv4-checksum = \"valid\"",
+                &fragment,
+                &fragment
+            ),
             vec![
                 "udp-checksum: expected valid, got unverifiable (a fragment: the checksum covers \
                  the whole datagram)"

@@ -57,7 +57,14 @@ fn privileged_popped_vlan_frames_are_counted_as_passed() {
         let groups: Vec<_> = report
             .groups
             .iter()
-            .map(|g| (g.name.as_str(), g.passed, g.dropped, g.output_mismatches.len()))
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.passed,
+                    g.dropped,
+                    g.output_mismatches.len(),
+                )
+            })
             .collect();
         assert_eq!(
             groups,
@@ -73,7 +80,13 @@ fn privileged_popped_vlan_frames_are_counted_as_passed() {
         );
         // Every frame that passed had its output checked.
         for g in &report.groups {
-            assert_eq!(g.outputs.len() as u64, g.passed, "{} on {}", g.name, report.mode);
+            assert_eq!(
+                g.outputs.len() as u64,
+                g.passed,
+                "{} on {}",
+                g.name,
+                report.mode
+            );
         }
         assert_eq!(report.unattributed, 0, "{}", report.human());
         if report.mode != "test-run" {
@@ -106,8 +119,7 @@ fn privileged_pushed_vlan_tags_are_seen_and_checked() {
     if !privileges::gate("privileged_pushed_vlan_tags_are_seen_and_checked") {
         return;
     }
-    let (reports, differences) =
-        run_paths(&scenario("vlan-push"), &PATHS, &RunOptions::default());
+    let (reports, differences) = run_paths(&scenario("vlan-push"), &PATHS, &RunOptions::default());
     for report in &reports {
         assert_eq!(report.status, Status::Pass, "{}", show(&reports));
         let passed: Vec<u64> = report.groups.iter().map(|g| g.passed).collect();
@@ -121,8 +133,9 @@ fn privileged_pushed_vlan_tags_are_seen_and_checked() {
         assert_eq!(report.status, Status::Fail, "{}", report.human());
         for group in ["udp-v4", "tcp-v6", "untagged-60"] {
             assert!(
-                report.failures.iter().any(|f| f
-                    .contains(&format!("send \"{group}\" seq 0: output vlan expected [100], got [101]"))),
+                report.failures.iter().any(|f| f.contains(&format!(
+                    "send \"{group}\" seq 0: output vlan expected [100], got [101]"
+                ))),
                 "{group} on {}: {:#?}",
                 report.mode,
                 report.failures
@@ -137,8 +150,7 @@ fn privileged_echo_reflector_passes_and_its_broken_twin_fails_on_every_path() {
     {
         return;
     }
-    let (reports, differences) =
-        run_paths(&scenario("icmp-echo"), &PATHS, &RunOptions::default());
+    let (reports, differences) = run_paths(&scenario("icmp-echo"), &PATHS, &RunOptions::default());
     for report in &reports {
         assert_eq!(report.status, Status::Pass, "{}", show(&reports));
         let counts: Vec<_> = report.groups.iter().map(|g| (g.tx, g.passed)).collect();
@@ -166,8 +178,14 @@ fn privileged_echo_reflector_passes_and_its_broken_twin_fails_on_every_path() {
     for report in &reports {
         assert_eq!(report.status, Status::Fail, "{}", report.human());
         for (group, want) in [
-            ("ping", "output checksums expected all valid, got ipv4 valid, icmp invalid (0x"),
-            ("ping6", "output icmpv6-checksum expected valid, got invalid (0x"),
+            (
+                "ping",
+                "output checksums expected all valid, got ipv4 valid, icmp invalid (0x",
+            ),
+            (
+                "ping6",
+                "output icmpv6-checksum expected valid, got invalid (0x",
+            ),
             (
                 "ping-untagged",
                 "output checksums expected all valid, got ipv4 valid, icmp invalid (0x",
@@ -206,9 +224,9 @@ fn privileged_bytes_compare_the_frame_as_it_left() {
         assert_eq!(bytes.name, "bytes");
         assert_eq!(bytes.output_mismatches.len(), 16, "{}", report.human());
         assert!(
-            bytes.output_mismatches.iter().all(|m| m.contains(
-                "output bytes expected 56 bytes, first difference at offset 55"
-            )),
+            bytes.output_mismatches.iter().all(
+                |m| m.contains("output bytes expected 56 bytes, first difference at offset 55")
+            ),
             "{} {:#?}",
             report.mode,
             bytes.output_mismatches
@@ -254,9 +272,12 @@ output = { length = 18 }
     assert_eq!(report.status, Status::Fail, "{}", report.human());
     assert_eq!(report.groups[0].passed, 10, "{}", report.human());
     assert!(
-        report.failures.iter().any(|f| f.contains(
-            "send \"runt\": output not checked for 10 of 10 frames that came out at receiver:"
-        ) && f.contains("the kernel frees VLAN frames shorter than 20 bytes")),
+        report
+            .failures
+            .iter()
+            .any(|f| f.contains(
+                "send \"runt\": output not checked for 10 of 10 frames that came out at receiver:"
+            ) && f.contains("the kernel frees VLAN frames shorter than 20 bytes")),
         "{:#?}",
         report.failures
     );
@@ -279,7 +300,12 @@ fn privileged_paths_that_disagree_on_untagged_frames_print_diff_lines() {
     );
     let divergent = scenario::parse(&text, &path).expect("parses");
     let (reports, differences) = run_paths(&divergent, &PATHS, &RunOptions::default());
-    assert_eq!(reports[0].groups[0].attributed_by, "content", "{}", show(&reports));
+    assert_eq!(
+        reports[0].groups[0].attributed_by,
+        "content",
+        "{}",
+        show(&reports)
+    );
     let lines: Vec<String> = differences
         .iter()
         .map(|d| format!("{}: {} {} / {} {}", d.what, d.a.0, d.a.1, d.b.0, d.b.1))

@@ -441,10 +441,7 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
         // A frame one path saw come out, and the other, with the same outcome, did not: the
         // output is missing there.
         let same_outcome = |seq: u32| {
-            let (oa, ob) = (
-                ga.outcomes.get(seq as usize),
-                gb.outcomes.get(seq as usize),
-            );
+            let (oa, ob) = (ga.outcomes.get(seq as usize), gb.outcomes.get(seq as usize));
             match (oa, ob) {
                 (Some(a), Some(b)) => {
                     *a == Outcome::Unknown
@@ -486,7 +483,11 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
 /// `xdp:xdp_exception` tracepoint).
 fn count_differences(a: &GroupReport, b: &GroupReport) -> Vec<(&'static str, u64, u64)> {
     [
-        ("dropped or aborted", a.dropped + a.aborted, b.dropped + b.aborted),
+        (
+            "dropped or aborted",
+            a.dropped + a.aborted,
+            b.dropped + b.aborted,
+        ),
         ("aborted", a.aborted, b.aborted),
         ("passed", a.passed, b.passed),
         ("sent back (tx)", a.tx, b.tx),
@@ -2298,12 +2299,8 @@ fn observe_group(
             let c = &mut captured[places.attach].1;
             if c.arrivals_overflow == 0 {
                 // Passed frames, changed or not, claimed by the content rules.
-                let claims = claim_content(
-                    c,
-                    arrived(places.attach),
-                    templates,
-                    group.count as usize,
-                );
+                let claims =
+                    claim_content(c, arrived(places.attach), templates, group.count as usize);
                 seen_here[places.attach] = claims.len() as u64;
                 for (seq, (bytes, rule)) in claims.into_iter().enumerate() {
                     *g.attribution_rules.entry(rule.into()).or_default() += 1;

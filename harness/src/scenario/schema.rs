@@ -901,7 +901,10 @@ impl OutputSpec {
         field("udp-checksum", self.udp_checksum.map(|v| v.to_string()));
         field("tcp-checksum", self.tcp_checksum.map(|v| v.to_string()));
         field("icmp-checksum", self.icmp_checksum.map(|v| v.to_string()));
-        field("icmpv6-checksum", self.icmpv6_checksum.map(|v| v.to_string()));
+        field(
+            "icmpv6-checksum",
+            self.icmpv6_checksum.map(|v| v.to_string()),
+        );
         field("length", self.length.map(|v| v.to_string()));
         field(
             "bytes",
