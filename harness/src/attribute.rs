@@ -6,8 +6,8 @@
 //! frame that came out, so headers pushed or popped in front of it do not matter. This module
 //! is for the others: frames too small to carry a tag, and frames whose tag the program cut
 //! off. Each rule is a specific relation between the sent bytes and the received ones (the
-//! tag area, if the sent frame had one, is never compared: its bytes differ per copy), tried
-//! in order, and the report says which rule claimed how many frames:
+//! bytes that differ per copy, the tag and the checksum that covers it, are never compared),
+//! tried in order, and the report says which rule claimed how many frames:
 //!
 //! | rule           | the received frame is ...                                                      |
 //! |----------------|--------------------------------------------------------------------------------|
@@ -114,46 +114,53 @@ fn l3_offset(frame: &[u8]) -> usize {
 
 /// Whether `sent[s..s + len]` equals `got[g..g + len]`, ignoring the bytes of `sent` in
 /// `mask`.
-fn same(sent: &[u8], s: usize, got: &[u8], g: usize, len: usize, mask: &Range<usize>) -> bool {
+fn same(sent: &[u8], s: usize, got: &[u8], g: usize, len: usize, mask: &[Range<usize>]) -> bool {
     let (Some(a), Some(b)) = (sent.get(s..s + len), got.get(g..g + len)) else {
         return false;
     };
     a.iter()
         .zip(b)
         .enumerate()
-        .all(|(i, (x, y))| x == y || mask.contains(&(s + i)))
+        .all(|(i, (x, y))| x == y || mask.iter().any(|m| m.contains(&(s + i))))
 }
 
-/// Which rule, if any, makes `got` one of the frames `sent` describes; `tag_area` is where
-/// the sent frame carries its tag (never compared).
-pub fn derived(sent: &[u8], tag_area: Option<Range<usize>>, got: &[u8]) -> Option<ContentRule> {
-    let mask = tag_area.unwrap_or(0..0);
-    if got.len() == sent.len() && same(sent, 0, got, 0, sent.len(), &mask) {
+/// Which rule, if any, makes `got` one of the frames `sent` describes; `per_copy` are the
+/// byte ranges of `sent` that differ from copy to copy (the tag and the checksum patched for
+/// it, [`FrameTemplate::per_copy`](crate::frame::FrameTemplate::per_copy)), never compared.
+pub fn derived(sent: &[u8], per_copy: &[Range<usize>], got: &[u8]) -> Option<ContentRule> {
+    let mask = per_copy;
+    if got.len() == sent.len() && same(sent, 0, got, 0, sent.len(), mask) {
         return Some(ContentRule::Exact);
     }
     let (sent_plain, sent_tags) = untag(sent);
     let (got_plain, _) = untag(got);
-    // The tag area moves with the bytes after the tags.
-    let plain_mask = if mask.start >= 12 + sent_tags {
-        mask.start - sent_tags..mask.end - sent_tags
-    } else {
-        mask.clone()
-    };
+    // The masked bytes move with the bytes after the VLAN tags.
+    let plain_mask: Vec<Range<usize>> = mask
+        .iter()
+        .map(|m| {
+            if m.start >= 12 + sent_tags {
+                m.start - sent_tags..m.end - sent_tags
+            } else {
+                m.clone()
+            }
+        })
+        .collect();
+    let plain_mask = &plain_mask[..];
     let (s, g) = (&sent_plain, &got_plain);
-    if g.len() == s.len() && same(s, 0, g, 0, s.len(), &plain_mask) {
+    if g.len() == s.len() && same(s, 0, g, 0, s.len(), plain_mask) {
         return Some(ContentRule::Vlan);
     }
-    if g.len() >= ETH_HEADER_LEN && g.len() < s.len() && same(s, 0, g, 0, g.len(), &plain_mask) {
+    if g.len() >= ETH_HEADER_LEN && g.len() < s.len() && same(s, 0, g, 0, g.len(), plain_mask) {
         return Some(ContentRule::Cut);
     }
-    if s.len() >= ETH_HEADER_LEN && g.len() > s.len() && same(s, 0, g, 0, s.len(), &plain_mask) {
+    if s.len() >= ETH_HEADER_LEN && g.len() > s.len() && same(s, 0, g, 0, s.len(), plain_mask) {
         return Some(ContentRule::Extended);
     }
     let got_l3 = l3_offset(got);
     let inner = got.len().saturating_sub(got_l3);
     if inner >= MIN_INNER && sent.len() > inner {
         let from = sent.len() - inner;
-        if from >= l3_offset(sent) && same(sent, from, got, got_l3, inner, &mask) {
+        if from >= l3_offset(sent) && same(sent, from, got, got_l3, inner, mask) {
             return Some(ContentRule::Decapsulated);
         }
     }
@@ -161,7 +168,7 @@ pub fn derived(sent: &[u8], tag_area: Option<Range<usize>>, got: &[u8]) -> Optio
     let inner = sent.len().saturating_sub(sent_l3);
     if inner >= MIN_INNER && got.len() > sent.len() {
         let from = got.len() - inner;
-        if from > got_l3 && same(sent, sent_l3, got, from, inner, &mask) {
+        if from > got_l3 && same(sent, sent_l3, got, from, inner, mask) {
             return Some(ContentRule::Encapsulated);
         }
     }
@@ -180,11 +187,11 @@ pub struct Claim {
 }
 
 /// The frames among `arrivals` (arrival number, bytes) that arrived in `window` and derive
-/// from one of `sent` (bytes, tag area), in arrival order, at most `limit` of them.
+/// from one of `sent` (bytes, per-copy ranges), in arrival order, at most `limit` of them.
 pub fn claim(
     arrivals: &[(u64, Vec<u8>)],
     window: Range<u64>,
-    sent: &[(&[u8], Option<Range<usize>>)],
+    sent: &[(&[u8], Vec<Range<usize>>)],
     limit: usize,
 ) -> Vec<Claim> {
     let mut claims = Vec::new();
@@ -199,7 +206,7 @@ pub fn claim(
             .iter()
             .enumerate()
             .find_map(|(template, (bytes, tag))| {
-                derived(bytes, tag.clone(), frame).map(|rule| Claim {
+                derived(bytes, tag, frame).map(|rule| Claim {
                     arrival,
                     template,
                     rule,
@@ -231,35 +238,35 @@ mod tests {
     #[test]
     fn each_rule() {
         let s = sent();
-        assert_eq!(derived(&s, None, &s), Some(ContentRule::Exact));
+        assert_eq!(derived(&s, &[], &s), Some(ContentRule::Exact));
         // Pop, push, rewrite, QinQ.
         let one = tagged(&s, [0x81, 0x00], 100);
-        assert_eq!(derived(&one, None, &s), Some(ContentRule::Vlan));
-        assert_eq!(derived(&s, None, &one), Some(ContentRule::Vlan));
+        assert_eq!(derived(&one, &[], &s), Some(ContentRule::Vlan));
+        assert_eq!(derived(&s, &[], &one), Some(ContentRule::Vlan));
         assert_eq!(
-            derived(&one, None, &tagged(&s, [0x81, 0x00], 7)),
+            derived(&one, &[], &tagged(&s, [0x81, 0x00], 7)),
             Some(ContentRule::Vlan)
         );
         let two = tagged(&one, [0x88, 0xa8], 5);
-        assert_eq!(derived(&two, None, &s), Some(ContentRule::Vlan));
+        assert_eq!(derived(&two, &[], &s), Some(ContentRule::Vlan));
         // Cut and extended, also with a tag popped.
-        assert_eq!(derived(&s, None, &s[..30]), Some(ContentRule::Cut));
-        assert_eq!(derived(&one, None, &s[..30]), Some(ContentRule::Cut));
+        assert_eq!(derived(&s, &[], &s[..30]), Some(ContentRule::Cut));
+        assert_eq!(derived(&one, &[], &s[..30]), Some(ContentRule::Cut));
         let longer = [&s[..], &[9, 9, 9]].concat();
-        assert_eq!(derived(&s, None, &longer), Some(ContentRule::Extended));
+        assert_eq!(derived(&s, &[], &longer), Some(ContentRule::Extended));
         // Decapsulation: a new Ethernet header on the sent frame's last 24 bytes.
         let mut inner = vec![1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 0x86, 0xdd];
         inner.extend_from_slice(&s[s.len() - 24..]);
-        assert_eq!(derived(&s, None, &inner), Some(ContentRule::Decapsulated));
+        assert_eq!(derived(&s, &[], &inner), Some(ContentRule::Decapsulated));
         // Encapsulation: 30 new bytes in front of the sent L3 onward.
         let mut outer = vec![4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 0x08, 0x00];
         outer.extend_from_slice(&[0xee; 16]);
         outer.extend_from_slice(&s[14..]);
-        assert_eq!(derived(&s, None, &outer), Some(ContentRule::Encapsulated));
+        assert_eq!(derived(&s, &[], &outer), Some(ContentRule::Encapsulated));
         // And a whole sent frame (its Ethernet header too) inside a tunnel.
         let mut tunnel = outer[..30].to_vec();
         tunnel.extend_from_slice(&s);
-        assert_eq!(derived(&s, None, &tunnel), Some(ContentRule::Encapsulated));
+        assert_eq!(derived(&s, &[], &tunnel), Some(ContentRule::Encapsulated));
     }
 
     #[test]
@@ -267,17 +274,17 @@ mod tests {
         let s = sent();
         let mut changed = s.clone();
         changed[30] ^= 1;
-        assert_eq!(derived(&s, None, &changed), None);
+        assert_eq!(derived(&s, &[], &changed), None);
         // Too short to be a cut frame; too little in common to be an inner frame.
-        assert_eq!(derived(&s, None, &s[..10]), None);
+        assert_eq!(derived(&s, &[], &s[..10]), None);
         let mut small = s[..14].to_vec();
         small.extend_from_slice(&s[s.len() - 19..]);
-        assert_eq!(derived(&s, None, &small), None);
+        assert_eq!(derived(&s, &[], &small), None);
         // The sent frame's Ethernet header alone is not an inner frame.
         let mut head = vec![0u8; 40];
         head.extend_from_slice(&s[..14]);
-        assert_eq!(derived(&s, None, &head), None);
-        assert_eq!(derived(&s, None, &[]), None);
+        assert_eq!(derived(&s, &[], &head), None);
+        assert_eq!(derived(&s, &[], &[]), None);
     }
 
     #[test]
@@ -293,7 +300,12 @@ mod tests {
             (3, one.clone()),
             (4, s.clone()),
         ];
-        let claims = claim(&arrivals, 1..4, &[(&unrelated, None), (&one, None)], 10);
+        let claims = claim(
+            &arrivals,
+            1..4,
+            &[(&unrelated[..], vec![]), (&one[..], vec![])],
+            10,
+        );
         assert_eq!(
             claims,
             vec![
@@ -309,8 +321,8 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(claim(&arrivals, 0..5, &[(&s, None)], 2).len(), 2);
-        assert_eq!(claim(&arrivals, 5..9, &[(&s, None)], 9), vec![]);
+        assert_eq!(claim(&arrivals, 0..5, &[(&s[..], vec![])], 2).len(), 2);
+        assert_eq!(claim(&arrivals, 5..9, &[(&s[..], vec![])], 9), vec![]);
     }
 
     #[test]
@@ -318,15 +330,20 @@ mod tests {
         let s = sent();
         let mut got = s.clone();
         got[40..44].copy_from_slice(b"XLAB");
-        assert_eq!(derived(&s, None, &got), None);
-        assert_eq!(derived(&s, Some(40..56), &got), Some(ContentRule::Exact));
+        assert_eq!(derived(&s, &[], &got), None);
+        assert_eq!(derived(&s, &[40..56], &got), Some(ContentRule::Exact));
         // After a pop, the area moved 4 bytes towards the front with the rest.
         let one = tagged(&s, [0x81, 0x00], 100);
-        assert_eq!(derived(&one, Some(44..60), &got), Some(ContentRule::Vlan));
-        // A tag cut in half.
+        assert_eq!(derived(&one, &[44..60], &got), Some(ContentRule::Vlan));
+        // Several ranges: the tag and the checksum patched for it.
+        let mut both = got.clone();
+        both[20] ^= 0xff;
+        assert_eq!(derived(&s, &[40..56], &both), None);
         assert_eq!(
-            derived(&s, Some(40..56), &got[..46]),
+            derived(&s, &[40..56, 20..22], &both[..42]),
             Some(ContentRule::Cut)
         );
+        // A tag cut in half.
+        assert_eq!(derived(&s, &[40..56], &got[..46]), Some(ContentRule::Cut));
     }
 }

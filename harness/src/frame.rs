@@ -1284,6 +1284,20 @@ impl FrameTemplate {
         self.tag_at
     }
 
+    /// The byte ranges that differ from copy to copy: the tag, and the
+    /// checksum field patched for it. Empty for an untagged frame.
+    pub fn per_copy(&self) -> Vec<std::ops::Range<usize>> {
+        let mut ranges: Vec<std::ops::Range<usize>> = self
+            .tag_at
+            .map(|at| at..at + Tag::LEN)
+            .into_iter()
+            .collect();
+        if let Some(fix) = self.checksum {
+            ranges.push(fix.field..fix.field + 2);
+        }
+        ranges
+    }
+
     /// The frame with a zero tag area: exactly what an untagged frame looks
     /// like.
     pub fn bytes(&self) -> &[u8] {

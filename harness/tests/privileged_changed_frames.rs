@@ -320,3 +320,61 @@ fn privileged_paths_that_disagree_on_untagged_frames_print_diff_lines() {
         show(&reports)
     );
 }
+
+#[test]
+fn privileged_cut_encapsulated_and_decapsulated_frames_are_attributed() {
+    if !privileges::gate("privileged_cut_encapsulated_and_decapsulated_frames_are_attributed") {
+        return;
+    }
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/changed-frames.toml");
+    let changed = scenario::load(&path).expect("fixture loads");
+    let (reports, differences) = run_paths(&changed, &PATHS, &RunOptions::default());
+    for report in &reports {
+        assert_eq!(report.status, Status::Pass, "{}", show(&reports));
+        for g in &report.groups {
+            assert_eq!(
+                (g.passed, g.outputs.len()),
+                (20, 20),
+                "{} on {}",
+                g.name,
+                report.mode
+            );
+        }
+        assert_eq!(report.unattributed, 0, "{}", report.human());
+        if report.mode == "test-run" {
+            continue;
+        }
+        let how: Vec<(&str, &str, Vec<(&str, u64)>)> = report
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.attributed_by,
+                    g.attribution_rules
+                        .iter()
+                        .map(|(rule, n)| (rule.as_str(), *n))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            how,
+            [
+                // The tag was cut off with the tail: the 42 bytes left are claimed by content.
+                ("cut-tagged", "tag and content", vec![("cut", 20)]),
+                ("cut-untagged", "content", vec![("cut", 20)]),
+                // The tag, 14 bytes further back, is found where it is.
+                ("encap-tagged", "tag", vec![]),
+                ("encap-untagged", "content", vec![("encapsulated", 20)]),
+                // The tag, 42 bytes nearer the front, likewise.
+                ("decap-tagged", "tag", vec![]),
+                ("decap-untagged", "content", vec![("decapsulated", 20)]),
+            ],
+            "{}",
+            report.mode
+        );
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}

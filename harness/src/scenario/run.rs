@@ -2101,9 +2101,9 @@ fn claim_content(
     templates: &[FrameTemplate],
     limit: usize,
 ) -> Vec<(Vec<u8>, &'static str)> {
-    let sent: Vec<(&[u8], Option<std::ops::Range<usize>>)> = templates
+    let sent: Vec<(&[u8], Vec<std::ops::Range<usize>>)> = templates
         .iter()
-        .map(|t| (t.bytes(), t.tag_offset().map(|at| at..at + Tag::LEN)))
+        .map(|t| (t.bytes(), t.per_copy()))
         .collect();
     let claims = crate::attribute::claim(&captured.untagged_arrivals, window, &sent, limit);
     claims
