@@ -1212,10 +1212,12 @@ fn unchecked_outputs(
     }
     let why = match g.attributed_by {
         "kernel" | "program" => format!(
-            "the kernel frees VLAN frames shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before              any capture, so only counters saw them"
+            "the kernel frees VLAN frames shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before \
+             any capture, so only counters saw them"
         ),
         "content" => format!(
-            "they carry no tag and the capture could not keep them in order (more than {}              untagged frames, or {} MiB, in the run); send fewer or larger frames",
+            "they carry no tag and the capture could not keep them in order (more than {} \
+             untagged frames, or {} MiB, in the run); send fewer or larger frames",
             crate::observe::ARRIVALS_KEEP,
             crate::observe::ARRIVALS_KEEP_BYTES >> 20
         ),
