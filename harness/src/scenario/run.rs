@@ -1231,9 +1231,10 @@ fn unchecked_outputs(
 }
 
 /// Says which content rules attributed a group's frames, for people (the JSON report has
-/// `attribution_rules`).
+/// `attribution_rules`). Frames matched by their exact bytes, the usual case for frames too
+/// small for a tag, need no note.
 fn content_note(g: &GroupReport, place: Option<&EndName>) -> Option<String> {
-    if g.attribution_rules.is_empty() {
+    if g.attribution_rules.keys().all(|rule| rule == "exact") {
         return None;
     }
     let rules: Vec<String> = g
