@@ -439,15 +439,16 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
             }
         }
         // A frame one path saw come out, and the other, with the same outcome, did not: the
-        // output is missing there.
+        // output is missing there. (Frames not followed one by one have the same outcome when
+        // the counts agree; when they do not, the counts are the DIFF.)
+        let counts_agree = count_differences(ga, gb).is_empty();
         let same_outcome = |seq: u32| {
             let (oa, ob) = (ga.outcomes.get(seq as usize), gb.outcomes.get(seq as usize));
             match (oa, ob) {
-                (Some(a), Some(b)) => {
-                    *a == Outcome::Unknown
-                        || *b == Outcome::Unknown
-                        || a.comparable() == b.comparable()
+                (Some(a), Some(b)) if *a == Outcome::Unknown || *b == Outcome::Unknown => {
+                    counts_agree
                 }
+                (Some(a), Some(b)) => a.comparable() == b.comparable(),
                 _ => false,
             }
         };
@@ -2639,4 +2640,107 @@ fn check_counters(
         });
     }
     checks
+}
+
+#[cfg(test)]
+mod compare_tests {
+    //! What [`compare`] turns into DIFF lines, without a lab.
+
+    use super::*;
+
+    fn scenario() -> Scenario {
+        let text = "schema-version = 1\nname = \"s\"\n[program]\nobject = \"xdp_pass\"\n\
+                    entry = \"xdp_pass\"\n[[send]]\nname = \"g\"\ncount = 3\nipv4 = {}\n\
+                    expect = \"pass\"\noutput = { length = 60 }\n";
+        crate::scenario::parse(text, Path::new("s.toml")).expect("parses")
+    }
+
+    fn report(mode: &str, group: GroupReport) -> ScenarioReport {
+        ScenarioReport {
+            name: "s".into(),
+            path: "s.toml".into(),
+            status: Status::Pass,
+            skip_reason: None,
+            error: None,
+            program: "xdp_pass:xdp_pass".into(),
+            mode: mode.into(),
+            groups: vec![group],
+            maps: Vec::new(),
+            counters: Vec::new(),
+            unattributed: 0,
+            unattributed_by_interface: BTreeMap::new(),
+            failures: Vec::new(),
+            throughput: None,
+            notes: Vec::new(),
+            captures: Vec::new(),
+            duration_ms: 0,
+            steps: Vec::new(),
+        }
+    }
+
+    fn group(s: &Scenario, outcome: Outcome, passed: u64, outputs: &[u32]) -> GroupReport {
+        let stats = InjectStats {
+            offered: 3,
+            accepted: 3,
+            ..InjectStats::default()
+        };
+        let mut g = empty_group(&s.sends[0], &stats);
+        g.outcomes = vec![outcome; 3];
+        g.passed = passed;
+        g.dropped = 3 - passed;
+        g.outputs = outputs.iter().map(|&seq| (seq, vec![0; 60])).collect();
+        g
+    }
+
+    fn lines(a: &ScenarioReport, b: &ScenarioReport) -> Vec<String> {
+        compare(&scenario(), a, b)
+            .iter()
+            .map(|d| format!("{}: {} {} / {} {}", d.what, d.a.0, d.a.1, d.b.0, d.b.1))
+            .collect()
+    }
+
+    #[test]
+    fn counts_differ_when_frames_were_not_followed_one_by_one() {
+        let s = scenario();
+        let live = report("native", group(&s, Outcome::Unknown, 3, &[0, 1, 2]));
+        let test_run = report("test-run", group(&s, Outcome::Drop, 0, &[]));
+        assert_eq!(
+            lines(&live, &test_run),
+            [
+                "send \"g\" frames dropped or aborted: native 0 / test-run 3",
+                "send \"g\" frames passed: native 3 / test-run 0",
+            ]
+        );
+        // The same counts: nothing to say.
+        let same = report("generic", group(&s, Outcome::Unknown, 3, &[0, 1, 2]));
+        assert_eq!(lines(&live, &same), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_output_one_path_saw_and_the_other_did_not_is_a_diff() {
+        let s = scenario();
+        let a = report("native", group(&s, Outcome::Pass, 3, &[0, 1, 2]));
+        let b = report("test-run", group(&s, Outcome::Pass, 3, &[0, 2]));
+        assert_eq!(
+            lines(&a, &b),
+            ["send \"g\" seq 1 output: native 60 bytes / test-run no output seen"]
+        );
+        assert_eq!(
+            lines(&b, &a),
+            ["send \"g\" seq 1 output: test-run no output seen / native 60 bytes"]
+        );
+        // Not followed one by one, with the same counts: still a DIFF.
+        let counted = report("generic", group(&s, Outcome::Unknown, 3, &[0, 1]));
+        assert_eq!(
+            lines(&a, &counted),
+            ["send \"g\" seq 2 output: native 60 bytes / generic no output seen"]
+        );
+        // Frames whose verdicts differ are a verdict DIFF, not an output one.
+        let dropped = report("test-run", group(&s, Outcome::Drop, 0, &[]));
+        assert!(
+            lines(&a, &dropped).iter().all(|l| !l.contains("output")),
+            "{:?}",
+            lines(&a, &dropped)
+        );
+    }
 }
