@@ -321,6 +321,9 @@ fn privileged_paths_that_disagree_on_untagged_frames_print_diff_lines() {
     );
 }
 
+/// A group's name, `attributed_by`, and frames per content rule.
+type Attributed<'a> = (&'a str, &'a str, Vec<(&'a str, u64)>);
+
 #[test]
 fn privileged_cut_encapsulated_and_decapsulated_frames_are_attributed() {
     if !privileges::gate("privileged_cut_encapsulated_and_decapsulated_frames_are_attributed") {
@@ -345,7 +348,7 @@ fn privileged_cut_encapsulated_and_decapsulated_frames_are_attributed() {
         if report.mode == "test-run" {
             continue;
         }
-        let how: Vec<(&str, &str, Vec<(&str, u64)>)> = report
+        let how: Vec<Attributed<'_>> = report
             .groups
             .iter()
             .map(|g| {
