@@ -752,16 +752,24 @@ impl Default for TcpSpec {
     }
 }
 
-/// ICMP header; the 4 rest-of-header bytes (echo id and sequence) are zero.
+/// ICMP header; the 4 rest-of-header bytes are the echo identifier and
+/// sequence number, big-endian (zero unless given).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-#[serde(expecting = "an icmp table (type, code)")]
+#[serde(expecting = "an icmp table (type, code, id, seq, checksum)")]
 pub struct IcmpSpec {
     /// Default 8 (echo request).
     #[serde(rename = "type")]
     pub icmp_type: u8,
     /// Default 0.
     pub code: u8,
+    /// Echo identifier (rest-of-header bytes 0..2); default 0.
+    pub id: u16,
+    /// Echo sequence number (rest-of-header bytes 2..4); default 0.
+    pub seq: u16,
+    /// The checksum sent as is, right or wrong; default: computed (and kept
+    /// right for every tagged copy).
+    pub checksum: Option<u16>,
 }
 
 impl Default for IcmpSpec {
@@ -769,20 +777,30 @@ impl Default for IcmpSpec {
         IcmpSpec {
             icmp_type: 8,
             code: 0,
+            id: 0,
+            seq: 0,
+            checksum: None,
         }
     }
 }
 
-/// ICMPv6 header; the 4 rest-of-header bytes are zero.
+/// ICMPv6 header; the 4 rest-of-header bytes are the echo identifier and
+/// sequence number, big-endian (zero unless given).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-#[serde(expecting = "an icmpv6 table (type, code)")]
+#[serde(expecting = "an icmpv6 table (type, code, id, seq, checksum)")]
 pub struct Icmpv6Spec {
     /// Default 128 (echo request).
     #[serde(rename = "type")]
     pub icmp_type: u8,
     /// Default 0.
     pub code: u8,
+    /// Echo identifier; default 0.
+    pub id: u16,
+    /// Echo sequence number; default 0.
+    pub seq: u16,
+    /// The checksum sent as is; default: computed.
+    pub checksum: Option<u16>,
 }
 
 impl Default for Icmpv6Spec {
@@ -790,6 +808,9 @@ impl Default for Icmpv6Spec {
         Icmpv6Spec {
             icmp_type: 128,
             code: 0,
+            id: 0,
+            seq: 0,
+            checksum: None,
         }
     }
 }
@@ -1220,11 +1241,26 @@ impl FrameTemplate {
                 sum.map(|sum| finish_checksum(&plan, tag_at, sum, &mut buf))
             }
         };
+        // A checksum the scenario gives is sent as is, in every copy: no
+        // patching for the tag.
+        let given = match plan.l4 {
+            L4::Icmp => spec.icmp.as_ref().and_then(|icmp| icmp.checksum),
+            L4::Icmpv6 => spec.icmpv6.as_ref().and_then(|icmp| icmp.checksum),
+            _ => None,
+        };
+        let checksum = match given {
+            Some(value) => {
+                let field = plan.l4_off + 2;
+                buf[field..field + 2].copy_from_slice(&value.to_be_bytes());
+                None
+            }
+            None => checksum.flatten(),
+        };
         buf.truncate(plan.len);
         Ok(FrameTemplate {
             bytes: buf,
             tag_at,
-            checksum: checksum.flatten(),
+            checksum,
         })
     }
 
@@ -1246,6 +1282,20 @@ impl FrameTemplate {
     /// Offset of the tag in the frame, if it has one.
     pub fn tag_offset(&self) -> Option<usize> {
         self.tag_at
+    }
+
+    /// The byte ranges that differ from copy to copy: the tag, and the
+    /// checksum field patched for it. Empty for an untagged frame.
+    pub fn per_copy(&self) -> Vec<std::ops::Range<usize>> {
+        let mut ranges: Vec<std::ops::Range<usize>> = self
+            .tag_at
+            .map(|at| at..at + Tag::LEN)
+            .into_iter()
+            .collect();
+        if let Some(fix) = self.checksum {
+            ranges.push(fix.field..fix.field + 2);
+        }
+        ranges
     }
 
     /// The frame with a zero tag area: exactly what an untagged frame looks
@@ -1501,12 +1551,16 @@ fn write_l4(spec: &FrameSpec, plan: &Plan, buf: &mut [u8]) {
             let mut icmp = MutableIcmpPacket::new(l4).expect("plan sized the icmp header");
             icmp.set_icmp_type(IcmpType(icmp_spec.icmp_type));
             icmp.set_icmp_code(IcmpCode(icmp_spec.code));
+            l4[4..6].copy_from_slice(&icmp_spec.id.to_be_bytes());
+            l4[6..8].copy_from_slice(&icmp_spec.seq.to_be_bytes());
         }
         L4::Icmpv6 => {
             let icmp_spec = spec.icmpv6.clone().unwrap_or_default();
             let mut icmp = MutableIcmpv6Packet::new(l4).expect("plan sized the icmpv6 header");
             icmp.set_icmpv6_type(Icmpv6Type(icmp_spec.icmp_type));
             icmp.set_icmpv6_code(Icmpv6Code(icmp_spec.code));
+            l4[4..6].copy_from_slice(&icmp_spec.id.to_be_bytes());
+            l4[6..8].copy_from_slice(&icmp_spec.seq.to_be_bytes());
         }
     }
 }
@@ -1946,6 +2000,37 @@ mod tests {
         );
         assert_checksums(bytes);
         assert_eq!(build("ipv6 = {}\nicmpv6 = {}").bytes()[54], 128);
+    }
+
+    #[test]
+    fn icmp_echo_id_seq_and_given_checksum() {
+        let frame = build("ipv4 = {}\nicmp = { type = 8, id = 0x1234, seq = 7 }");
+        let bytes = frame.bytes();
+        assert_eq!(&bytes[38..42], &[0x12, 0x34, 0, 7]);
+        assert_checksums(bytes);
+        let mut buf = Vec::new();
+        frame.write(TAG, &mut buf);
+        assert_checksums(&buf);
+
+        let frame = build("ipv6 = {}\nicmpv6 = { type = 129, id = 1, seq = 0xfffe }");
+        assert_eq!(&frame.bytes()[58..62], &[0, 1, 0xff, 0xfe]);
+        assert_checksums(frame.bytes());
+        frame.write(TAG, &mut buf);
+        assert_checksums(&buf);
+
+        // A given checksum is sent as is, in every tagged copy.
+        for text in [
+            "ipv4 = {}\nicmp = { checksum = 0x1234 }",
+            "ipv6 = {}\nicmpv6 = { checksum = 0x1234 }",
+        ] {
+            let frame = build(text);
+            let at = if text.starts_with("ipv4") { 36 } else { 56 };
+            assert_eq!(&frame.bytes()[at..at + 2], &[0x12, 0x34], "{text}");
+            frame.write(TAG, &mut buf);
+            assert_eq!(&buf[at..at + 2], &[0x12, 0x34], "{text}");
+            frame.write(Tag { seq: 9, ..TAG }, &mut buf);
+            assert_eq!(&buf[at..at + 2], &[0x12, 0x34], "{text}");
+        }
     }
 
     #[test]

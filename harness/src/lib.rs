@@ -15,6 +15,7 @@
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
+pub mod attribute;
 pub mod bench;
 pub mod btf;
 pub mod clean;

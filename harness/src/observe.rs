@@ -385,6 +385,13 @@ pub struct Captured {
     pub untagged: HashMap<Vec<u8>, u64>,
     /// Untagged frames not kept because too many distinct contents were seen.
     pub untagged_overflow: u64,
+    /// The untagged frames in arrival order, each with its arrival number (0 for the first
+    /// frame this capture received, tagged or not), so that a send group's window of
+    /// arrivals can be read back; up to [`ARRIVALS_KEEP`] frames and [`ARRIVALS_KEEP_BYTES`]
+    /// bytes (see `arrivals_overflow`).
+    pub untagged_arrivals: Vec<(u64, Vec<u8>)>,
+    /// Untagged frames not kept in `untagged_arrivals` because it was full.
+    pub arrivals_overflow: u64,
     /// Every frame received.
     pub total: u64,
     /// Frames the kernel dropped because the capture socket's buffer was full
@@ -409,6 +416,10 @@ pub struct CaptureOptions {
 }
 
 const UNTAGGED_KEEP: usize = 4096;
+/// Most untagged frames kept in arrival order.
+pub const ARRIVALS_KEEP: usize = 4096;
+/// Most bytes of untagged frames kept in arrival order.
+pub const ARRIVALS_KEEP_BYTES: usize = 16 << 20;
 
 impl Captured {
     /// Frames that belong to no send group: tagged by this run with a group or sequence number
@@ -695,6 +706,7 @@ fn capture_loop(
             .unwrap_or(false)
     };
     let raw = fd.as_raw_fd();
+    let mut arrival_bytes = 0usize;
     let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
     loop {
         // Once stopped, drain without waiting: everything the kernel delivered is queued.
@@ -742,6 +754,16 @@ fn capture_loop(
                 None => captured.stray_tagged += 1,
             },
             None => {
+                if captured.untagged_arrivals.len() < ARRIVALS_KEEP
+                    && arrival_bytes + frame.len() <= ARRIVALS_KEEP_BYTES
+                {
+                    arrival_bytes += frame.len();
+                    captured
+                        .untagged_arrivals
+                        .push((captured.total - 1, frame.to_vec()));
+                } else {
+                    captured.arrivals_overflow += 1;
+                }
                 if let Some(count) = captured.untagged.get_mut(frame) {
                     *count += 1;
                 } else if captured.untagged.len() < UNTAGGED_KEEP {

@@ -4,9 +4,12 @@
 //!
 //! The frame is read with pnet: Ethernet, up to two VLAN tags (0x8100 or
 //! 0x88a8, in any order), IPv4 or IPv6 (IPv6 extension headers are walked),
-//! then the TCP or UDP ports of a first fragment. Each field the
-//! [`OutputSpec`] states is compared; a field the frame does not have is a
-//! mismatch whose actual value is `absent`.
+//! then the TCP or UDP ports, or the ICMP/ICMPv6 header, of a first fragment.
+//! Checksums (IPv4 header, UDP, TCP, ICMP, ICMPv6) are verified over the
+//! lengths the IP header gives. Each field the [`OutputSpec`] states is
+//! compared; a field the frame does not have is a mismatch whose actual value
+//! is `absent`, and a checksum that cannot be verified (the frame is cut, or
+//! is a fragment) is a mismatch that says why.
 
 use std::fmt;
 
@@ -26,6 +29,8 @@ pub const ABSENT: &str = "absent";
 
 /// Most VLAN tags read before the EtherType (as `xdp_filter` does).
 const MAX_VLAN_TAGS: usize = 2;
+/// Most VLAN tags listed for the `vlan` key.
+const MAX_VLAN_LIST: usize = 8;
 /// Most IPv6 extension headers walked before the upper layer.
 const MAX_IPV6_EXT: usize = 8;
 /// Bytes of context shown on each side of the first difference in `bytes`.
@@ -52,14 +57,86 @@ impl fmt::Display for FieldMismatch {
     }
 }
 
+/// `checksums`, `ipv4-checksum`, ...: whether a checksum is right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[serde(expecting = "\"valid\" or \"invalid\"")]
+pub enum ChecksumState {
+    /// The checksum is right (a zero UDP checksum over IPv4, "none", counts as right).
+    Valid,
+    /// The checksum is wrong.
+    Invalid,
+}
+
+impl ChecksumState {
+    /// `"valid"` or `"invalid"`, as the scenario writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for ChecksumState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One checksum the frame carries, as verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Checksum {
+    /// Right.
+    Valid,
+    /// Wrong: what the frame has and what it should have.
+    Invalid { found: u16, should: u16 },
+    /// Present but not verifiable, and why.
+    Unverifiable(String),
+}
+
+impl Checksum {
+    /// The text compared with `"valid"` / `"invalid"`.
+    fn text(&self) -> String {
+        match self {
+            Self::Valid => "valid".into(),
+            Self::Invalid { found, should } => {
+                format!("invalid (0x{found:04x}, should be 0x{should:04x})")
+            }
+            Self::Unverifiable(why) => format!("unverifiable ({why})"),
+        }
+    }
+
+    fn state(&self) -> Option<ChecksumState> {
+        match self {
+            Self::Valid => Some(ChecksumState::Valid),
+            Self::Invalid { .. } => Some(ChecksumState::Invalid),
+            Self::Unverifiable(_) => None,
+        }
+    }
+}
+
 /// The fields of a received frame that output checks read.
 #[derive(Debug, Default)]
 struct Fields {
     eth_src: Option<MacAddr>,
     eth_dst: Option<MacAddr>,
+    /// VLAN ids, outermost first (every 0x8100/0x88a8 tag, up to [`MAX_VLAN_LIST`]).
+    vlan: Option<Vec<u16>>,
     ipv4: Option<Ip<std::net::Ipv4Addr>>,
     ipv6: Option<Ip<std::net::Ipv6Addr>>,
     ports: Option<(u16, u16)>,
+    /// ICMP or ICMPv6 type, code, and echo id and sequence (echo types only).
+    icmp: Option<Icmp>,
+    /// Each checksum the frame carries, by layer name (`"ipv4"`, `"udp"`, ...), in frame order.
+    checksums: Vec<(&'static str, Checksum)>,
+}
+
+#[derive(Debug)]
+struct Icmp {
+    kind: u8,
+    code: u8,
+    echo: Option<(u16, u16)>,
 }
 
 #[derive(Debug)]
@@ -78,6 +155,7 @@ impl Fields {
         };
         fields.eth_src = Some(eth.get_source());
         fields.eth_dst = Some(eth.get_destination());
+        fields.vlan = Some(vlan_ids(frame));
         let mut ethertype = eth.get_ethertype().0;
         let mut at = ETH_HEADER_LEN;
         for _ in 0..MAX_VLAN_TAGS {
@@ -91,7 +169,9 @@ impl Fields {
             at += VLAN_TAG_LEN;
         }
         let l3 = &frame[at..];
-        let (protocol, l4) = match ethertype {
+        // The upper-layer protocol, its bytes as far as the frame has them, and
+        // the pseudo-header sum and the length its checksum covers, when known.
+        let (protocol, l4, pseudo) = match ethertype {
             0x0800 => {
                 let Some(ip) = Ipv4Packet::new(l3) else {
                     return fields;
@@ -102,10 +182,32 @@ impl Fields {
                     ttl: ip.get_ttl(),
                 });
                 let header_len = usize::from(ip.get_header_length()) * 4;
-                if ip.get_version() != 4 || header_len < 20 || ip.get_fragment_offset() != 0 {
+                if ip.get_version() != 4 || header_len < 20 {
                     return fields;
                 }
-                (ip.get_next_level_protocol().0, l3.get(header_len..))
+                fields
+                    .checksums
+                    .push(("ipv4", ipv4_header_checksum(l3, header_len)));
+                let protocol = ip.get_next_level_protocol().0;
+                if ip.get_fragment_offset() != 0 {
+                    return fields;
+                }
+                let total = usize::from(ip.get_total_length());
+                let pseudo = if ip.get_flags() & 1 != 0 {
+                    Err("a fragment: the checksum covers the whole datagram".to_owned())
+                } else if total < header_len {
+                    Err(format!(
+                        "ipv4 total length {total} is shorter than its header"
+                    ))
+                } else {
+                    let len = total - header_len;
+                    let mut sum = sum_words(0, &ip.get_source().octets());
+                    sum = sum_words(sum, &ip.get_destination().octets());
+                    sum += u32::from(protocol) + len as u32;
+                    // ICMP over IPv4 has no pseudo-header.
+                    Ok((if protocol == 1 { 0 } else { sum }, len))
+                };
+                (protocol, l3.get(header_len..), pseudo)
             }
             0x86dd => {
                 let Some(ip) = Ipv6Packet::new(l3) else {
@@ -119,10 +221,26 @@ impl Fields {
                 if ip.get_version() != 6 {
                     return fields;
                 }
-                match ipv6_upper_layer(ip.get_next_header().0, &l3[40..]) {
-                    Some((protocol, l4)) => (protocol, Some(l4)),
-                    None => return fields,
-                }
+                let Some((protocol, l4, more)) = ipv6_walk(ip.get_next_header().0, &l3[40..])
+                else {
+                    return fields;
+                };
+                let ext = l3.len() - 40 - l4.len();
+                let payload = usize::from(ip.get_payload_length());
+                let pseudo = if more {
+                    Err("a fragment: the checksum covers the whole datagram".to_owned())
+                } else if payload < ext {
+                    Err(format!(
+                        "ipv6 payload length {payload} is shorter than its extension headers"
+                    ))
+                } else {
+                    let len = payload - ext;
+                    let mut sum = sum_words(0, &ip.get_source().octets());
+                    sum = sum_words(sum, &ip.get_destination().octets());
+                    sum += u32::from(protocol) + (len as u32 >> 16) + (len as u32 & 0xffff);
+                    Ok((sum, len))
+                };
+                (protocol, Some(l4), pseudo)
             }
             _ => return fields,
         };
@@ -132,14 +250,127 @@ impl Fields {
             17 => UdpPacket::new(l4).map(|udp| (udp.get_source(), udp.get_destination())),
             _ => None,
         };
+        let icmp_protocol = if fields.ipv4.is_some() { 1 } else { 58 };
+        if protocol == icmp_protocol && l4.len() >= 4 {
+            let echo_types: [u8; 2] = if protocol == 1 { [0, 8] } else { [128, 129] };
+            fields.icmp = Some(Icmp {
+                kind: l4[0],
+                code: l4[1],
+                echo: (echo_types.contains(&l4[0]) && l4.len() >= 8).then(|| {
+                    (
+                        u16::from_be_bytes([l4[4], l4[5]]),
+                        u16::from_be_bytes([l4[6], l4[7]]),
+                    )
+                }),
+            });
+        }
+        let layer = match (protocol, fields.ipv4.is_some()) {
+            (6, _) => Some(("tcp", 16)),
+            (17, _) => Some(("udp", 6)),
+            (1, true) => Some(("icmp", 2)),
+            (58, false) => Some(("icmpv6", 2)),
+            _ => None,
+        };
+        if let Some((name, field)) = layer {
+            let checksum = match pseudo {
+                Err(why) => Checksum::Unverifiable(why),
+                Ok((sum, len)) => l4_checksum(name, l4, (field, sum, len), fields.ipv4.is_some()),
+            };
+            fields.checksums.push((name, checksum));
+        }
         fields
     }
+}
+
+/// Every VLAN id before the EtherType, outermost first.
+fn vlan_ids(frame: &[u8]) -> Vec<u16> {
+    let mut ids = Vec::new();
+    let mut at = 12;
+    while ids.len() < MAX_VLAN_LIST
+        && let Some([a, b, c, d]) = frame.get(at..at + 4).map(|w| [w[0], w[1], w[2], w[3]])
+        && matches!(u16::from_be_bytes([a, b]), 0x8100 | 0x88a8)
+    {
+        ids.push(u16::from_be_bytes([c, d]) & 0x0fff);
+        at += VLAN_TAG_LEN;
+    }
+    ids
+}
+
+/// Adds `data` to a ones' complement sum as big-endian 16-bit words (an odd
+/// last byte padded with zero); the carries are folded by [`fold`].
+fn sum_words(mut sum: u32, data: &[u8]) -> u32 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Verifies a checksum at `field` over `data` (checksum included) plus `pseudo`.
+fn verify(data: &[u8], field: usize, pseudo: u32) -> Checksum {
+    let found = u16::from_be_bytes([data[field], data[field + 1]]);
+    if fold(sum_words(pseudo, data)) == 0xffff {
+        return Checksum::Valid;
+    }
+    let without = sum_words(pseudo, data) + u32::from(!found);
+    Checksum::Invalid {
+        found,
+        should: !fold(without),
+    }
+}
+
+fn ipv4_header_checksum(l3: &[u8], header_len: usize) -> Checksum {
+    match l3.get(..header_len) {
+        Some(header) => verify(header, 10, 0),
+        None => Checksum::Unverifiable(format!(
+            "the frame ends {} bytes into a {header_len}-byte ipv4 header",
+            l3.len()
+        )),
+    }
+}
+
+/// The L4 checksum of `name` at `field`, over `len` bytes from `l4`; `over_ipv4`
+/// lets a zero UDP checksum mean "none".
+fn l4_checksum(
+    name: &str,
+    l4: &[u8],
+    (field, pseudo, len): (usize, u32, usize),
+    over_ipv4: bool,
+) -> Checksum {
+    if len < field + 2 {
+        return Checksum::Unverifiable(format!(
+            "the ip header gives {name} {len} bytes, too few for its checksum"
+        ));
+    }
+    let Some(data) = l4.get(..len) else {
+        return Checksum::Unverifiable(format!(
+            "the frame holds {} of the {len} {name} bytes the ip header gives",
+            l4.len()
+        ));
+    };
+    // UDP over IPv4 may leave the checksum out (zero).
+    if name == "udp" && over_ipv4 && data[6..8] == [0, 0] {
+        return Checksum::Valid;
+    }
+    verify(data, field, pseudo)
 }
 
 /// Walks IPv6 extension headers from `next` over `rest`: the upper-layer
 /// protocol and its bytes, or `None` for a non-first fragment or a chain
 /// that is cut or too long.
-fn ipv6_upper_layer(mut next: u8, mut rest: &[u8]) -> Option<(u8, &[u8])> {
+/// The third value says whether a (first) fragment header says more fragments follow.
+fn ipv6_walk(mut next: u8, mut rest: &[u8]) -> Option<(u8, &[u8], bool)> {
+    let mut more = false;
     for _ in 0..=MAX_IPV6_EXT {
         let len = match next {
             // Hop-by-hop, routing, destination options: (len + 1) * 8.
@@ -150,11 +381,12 @@ fn ipv6_upper_layer(mut next: u8, mut rest: &[u8]) -> Option<(u8, &[u8])> {
                 if offset != 0 {
                     return None;
                 }
+                more |= rest.get(3)? & 1 != 0;
                 8
             }
             // Authentication header: (len + 2) * 4.
             51 => (usize::from(*rest.get(1)?) + 2) * 4,
-            upper => return Some((upper, rest)),
+            upper => return Some((upper, rest, more)),
         };
         next = *rest.first()?;
         rest = rest.get(len..)?;
@@ -263,10 +495,81 @@ impl OutputSpec {
             got.ports.map(|p| p.1.to_string()),
         );
         compare(
+            "vlan",
+            self.vlan.as_ref().map(|ids| format!("{ids:?}")),
+            got.vlan.as_ref().map(|ids| format!("{ids:?}")),
+        );
+        let icmp = got.icmp.as_ref();
+        compare(
+            "icmp-type",
+            text(self.icmp_type),
+            text(icmp.map(|i| i.kind)),
+        );
+        compare(
+            "icmp-code",
+            text(self.icmp_code),
+            text(icmp.map(|i| i.code)),
+        );
+        compare(
+            "icmp-id",
+            text(self.icmp_id),
+            text(icmp.and_then(|i| i.echo).map(|e| e.0)),
+        );
+        compare(
+            "icmp-seq",
+            text(self.icmp_seq),
+            text(icmp.and_then(|i| i.echo).map(|e| e.1)),
+        );
+        for (field, layer, want) in [
+            ("ipv4-checksum", "ipv4", self.ipv4_checksum),
+            ("udp-checksum", "udp", self.udp_checksum),
+            ("tcp-checksum", "tcp", self.tcp_checksum),
+            ("icmp-checksum", "icmp", self.icmp_checksum),
+            ("icmpv6-checksum", "icmpv6", self.icmpv6_checksum),
+        ] {
+            let found = got.checksums.iter().find(|(l, _)| *l == layer);
+            // "invalid" matches any wrong value; the text says which.
+            let actual = match found {
+                Some((_, c)) if c.state() == want => want.map(|w| w.to_string()),
+                Some((_, c)) => Some(c.text()),
+                None => None,
+            };
+            compare(field, text(want), actual);
+        }
+        compare(
             "length",
             self.length.map(|v| v.to_string()),
             Some(received.len().to_string()),
         );
+        if let Some(want) = self.checksums {
+            let all: Vec<String> = got
+                .checksums
+                .iter()
+                .map(|(layer, c)| format!("{layer} {}", c.text()))
+                .collect();
+            let states: Vec<Option<ChecksumState>> =
+                got.checksums.iter().map(|(_, c)| c.state()).collect();
+            let holds = !states.is_empty()
+                && states.iter().all(Option::is_some)
+                && match want {
+                    ChecksumState::Valid => states.iter().all(|s| *s == Some(want)),
+                    ChecksumState::Invalid => states.contains(&Some(want)),
+                };
+            if !holds {
+                out.push(FieldMismatch {
+                    field: "checksums",
+                    expected: match want {
+                        ChecksumState::Valid => "all valid".to_owned(),
+                        ChecksumState::Invalid => "one invalid".to_owned(),
+                    },
+                    actual: if all.is_empty() {
+                        format!("{ABSENT} (no checksum in the frame)")
+                    } else {
+                        all.join(", ")
+                    },
+                });
+            }
+        }
         if let Some(bytes) = &self.bytes
             && let Some(mismatch) = compare_bytes(&bytes.0, received, tag_offset)
         {
@@ -657,6 +960,169 @@ mod tests {
             1
         );
         assert_eq!(spec.check(&expected, &received, Some(usize::MAX)).len(), 1);
+    }
+
+    #[test]
+    fn vlan_ids_outer_first() {
+        let qinq = frame(&format!(
+            "vlan = [{{ id = 100, tpid = 0x88a8 }}, {{ id = 200, pcp = 5 }}]\n{V4_UDP}"
+        ));
+        assert_eq!(
+            check("vlan = [100, 200]", &qinq, &qinq),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check("vlan = [100]", &qinq, &qinq),
+            vec!["vlan: expected [100], got [100, 200]"]
+        );
+        let plain = frame(V4_UDP);
+        assert_eq!(check("vlan = []", &plain, &plain), Vec::<String>::new());
+        assert_eq!(
+            check("vlan = [7]", &plain, &plain),
+            vec!["vlan: expected [7], got []"]
+        );
+        assert_eq!(
+            check("vlan = []", &plain, &plain[..8]),
+            vec!["vlan: expected [], got absent"]
+        );
+    }
+
+    #[test]
+    fn icmp_and_icmpv6_fields() {
+        let ping = frame("ipv4 = {}\nicmp = { type = 8, id = 7, seq = 3 }");
+        assert_eq!(
+            check(
+                "icmp-type = 8\nicmp-code = 0\nicmp-id = 7\nicmp-seq = 3",
+                &ping,
+                &ping
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check("icmp-type = 0\nicmp-id = 8\nicmp-seq = 4", &ping, &ping),
+            vec![
+                "icmp-type: expected 0, got 8",
+                "icmp-id: expected 8, got 7",
+                "icmp-seq: expected 4, got 3"
+            ]
+        );
+        let ping6 = frame("ipv6 = {}\nicmpv6 = { type = 129, id = 1, seq = 2 }");
+        assert_eq!(
+            check("icmp-type = 129\nicmp-id = 1\nicmp-seq = 2", &ping6, &ping6),
+            Vec::<String>::new()
+        );
+        // Not an echo: no id or sequence; not ICMP: no type.
+        let unreachable = frame("ipv4 = {}\nicmp = { type = 3, code = 1 }");
+        assert_eq!(
+            check("icmp-code = 1\nicmp-id = 0", &unreachable, &unreachable),
+            vec!["icmp-id: expected 0, got absent"]
+        );
+        let udp = frame(V4_UDP);
+        assert_eq!(
+            check("icmp-type = 8", &udp, &udp),
+            vec!["icmp-type: expected 8, got absent"]
+        );
+    }
+
+    #[test]
+    fn checksums_are_verified_per_layer() {
+        let mut buf = Vec::new();
+        let tag = Tag {
+            run_id: 3,
+            group: 0,
+            seq: 5,
+        };
+        for text in [
+            V4_UDP,
+            V6_TCP,
+            "ipv4 = {}\ntcp = {}\npayload = \"01 02 03\"",
+            "ipv6 = {}\nudp = {}\npayload = \"01\"",
+            "ipv4 = { options = \"01 01 01 01\" }\nicmp = { id = 9 }",
+            "ipv6 = {}\nicmpv6 = { seq = 9 }\nsize = 300",
+        ] {
+            template(text).write(tag, &mut buf);
+            assert_eq!(
+                check("checksums = \"valid\"", &buf, &buf),
+                Vec::<String>::new(),
+                "{text}"
+            );
+        }
+        let ping = frame("ipv4 = {}\nicmp = { checksum = 0x1234 }");
+        let right = frame("ipv4 = {}\nicmp = {}");
+        let should = u16::from_be_bytes([right[36], right[37]]);
+        assert_eq!(
+            check("checksums = \"valid\"", &ping, &ping),
+            vec![format!(
+                "checksums: expected all valid, got ipv4 valid, icmp invalid (0x1234, should be \
+                 0x{should:04x})"
+            )]
+        );
+        assert_eq!(
+            check(
+                "icmp-checksum = \"valid\"\nipv4-checksum = \"valid\"",
+                &ping,
+                &ping
+            ),
+            vec![format!(
+                "icmp-checksum: expected valid, got invalid (0x1234, should be 0x{should:04x})"
+            )]
+        );
+        assert_eq!(
+            check(
+                "icmp-checksum = \"invalid\"\nchecksums = \"invalid\"",
+                &ping,
+                &ping
+            ),
+            Vec::<String>::new()
+        );
+        // A broken IPv4 header checksum; a layer the frame lacks is absent.
+        let mut bad_ip = frame(V4_UDP);
+        bad_ip[24] ^= 0xff;
+        assert_eq!(
+            check(
+                "ipv4-checksum = \"valid\"\ntcp-checksum = \"valid\"\nudp-checksum = \"valid\"",
+                &bad_ip,
+                &bad_ip
+            )
+            .len(),
+            2
+        );
+        // UDP over IPv4 may carry no checksum; over IPv6 zero is wrong.
+        let mut none = frame(V4_UDP);
+        none[40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            check("udp-checksum = \"valid\"", &none, &none),
+            Vec::<String>::new()
+        );
+        let mut none6 = frame("ipv6 = {}\nudp = {}");
+        none6[60..62].copy_from_slice(&[0, 0]);
+        assert_eq!(check("udp-checksum = \"valid\"", &none6, &none6).len(), 1);
+        // A cut frame cannot be verified: that is a mismatch with the reason.
+        let cut = frame("ipv4 = {}\nudp = {}\npayload = \"00 00 00 00 00 00 00 00\"");
+        assert_eq!(
+            check("checksums = \"valid\"", &cut, &cut[..46]),
+            vec![
+                "checksums: expected all valid, got ipv4 valid, udp unverifiable (the frame \
+                 holds 12 of the 32 udp bytes the ip header gives)"
+            ]
+        );
+        assert_eq!(
+            check("checksums = \"valid\"", &cut, &cut[..12]),
+            vec!["checksums: expected all valid, got absent (no checksum in the frame)"]
+        );
+        // A first fragment: the L4 checksum covers the whole datagram.
+        let fragment = frame("ipv4 = { more-fragments = true }\nudp = {}");
+        assert_eq!(
+            check(
+                "udp-checksum = \"valid\"\nipv4-checksum = \"valid\"",
+                &fragment,
+                &fragment
+            ),
+            vec![
+                "udp-checksum: expected valid, got unverifiable (a fragment: the checksum covers \
+                 the whole datagram)"
+            ]
+        );
     }
 
     #[test]

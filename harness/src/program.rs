@@ -89,6 +89,14 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_frags",
         aya::include_bytes_aligned!("../ebpf-obj/xdp_frags.bpf.o"),
     ),
+    (
+        "xdp_vlan",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_vlan.bpf.o"),
+    ),
+    (
+        "xdp_icmp_echo",
+        aya::include_bytes_aligned!("../ebpf-obj/xdp_icmp_echo.bpf.o"),
+    ),
 ];
 
 /// An environment variable naming a directory of `<name>.bpf.o` files that stand in for the

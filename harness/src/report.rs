@@ -147,8 +147,16 @@ pub struct GroupReport {
     /// Per frame, the bytes that left the program (for groups with output checks).
     #[serde(skip)]
     pub outputs: std::collections::BTreeMap<u32, Vec<u8>>,
-    /// How the capture attributed frames: `"tag"` or `"content"` (frame too small for a tag).
+    /// How the capture attributed frames: `"tag"`, `"content"` (frame too small for a tag),
+    /// `"tag and content"` (some frames lost their tag on the way), `"kernel"`, `"program"`
+    /// or `"test-run"`.
     pub attributed_by: &'static str,
+    /// Frames attributed by content, by the rule that claimed them (`"exact"`, `"vlan"`,
+    /// `"cut"`, `"extended"`, `"decapsulated"`, `"encapsulated"`: see
+    /// [`crate::attribute`]; `"window"`: untagged frames counted in the group's window at
+    /// the place its verdict names). Empty when no frame was.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attribution_rules: std::collections::BTreeMap<String, u64>,
     /// Frames seen at the receiver while this group was sent that belong to no group
     /// (background traffic); the kernel counted them too.
     pub unattributed: u64,
@@ -614,6 +622,7 @@ mod tests {
                 outcomes: vec![],
                 outputs: Default::default(),
                 attributed_by: "tag",
+                attribution_rules: Default::default(),
                 unattributed: 0,
                 kernel: KernelView::default(),
                 missing: vec![],

@@ -105,6 +105,8 @@ const TOKENS: &[&str] = &[
     "icmpv6 = {}",
     "arp = {}",
     "output = { swapped-macs = true }",
+    "output = { vlan = [4096], checksums = \"valid\", icmp-seq = 65535 }",
+    "icmp = { id = 65535, seq = 0, checksum = 0 }",
     "pcap = \"",
     "key = [{ ifindex = \"receiver\" }]",
     "value = [{ u32 = 1 }, { pad = 18446744073709551615 }]",

@@ -1059,6 +1059,11 @@ fn sends(
                     "output checks nothing: set swapped-macs = true or a field".to_owned(),
                 ));
             }
+            if let Some(id) = output.vlan.iter().flatten().find(|id| **id > 4095) {
+                return Err(group(format!(
+                    "output vlan id {id} is out of range 0..=4095"
+                )));
+            }
         }
 
         groups.push(SendGroup {

@@ -422,10 +422,19 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
                 ));
             }
         }
-        if ga.outcomes.iter().all(|o| *o != Outcome::Unknown)
-            && gb.outcomes.iter().all(|o| *o != Outcome::Unknown)
-            && ga.aborted != gb.aborted
-        {
+        let known = |g: &GroupReport| g.outcomes.iter().all(|o| *o != Outcome::Unknown);
+        if !known(ga) || !known(gb) {
+            // Frames not followed one by one (attributed by content or by counters): their
+            // counts still have to agree.
+            out.extend(count_differences(ga, gb).into_iter().map(|(what, x, y)| {
+                diff(
+                    format!("send {:?} frames {what}", ga.name),
+                    x.to_string(),
+                    y.to_string(),
+                )
+            }));
+        }
+        if known(ga) && known(gb) && ga.aborted != gb.aborted {
             out.push(diff(
                 format!("send {:?} frames aborted", ga.name),
                 ga.aborted.to_string(),
@@ -447,8 +456,65 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
                 ));
             }
         }
+        // A frame one path saw come out, and the other, with the same outcome, did not: the
+        // output is missing there. (Frames not followed one by one have the same outcome when
+        // the counts agree; when they do not, the counts are the DIFF.)
+        let counts_agree = count_differences(ga, gb).is_empty();
+        let same_outcome = |seq: u32| {
+            let (oa, ob) = (ga.outcomes.get(seq as usize), gb.outcomes.get(seq as usize));
+            match (oa, ob) {
+                (Some(a), Some(b)) if *a == Outcome::Unknown || *b == Outcome::Unknown => {
+                    counts_agree
+                }
+                (Some(a), Some(b)) => a.comparable() == b.comparable(),
+                _ => false,
+            }
+        };
+        let one_sided: Vec<(u32, bool)> = ga
+            .outputs
+            .keys()
+            .filter(|seq| !gb.outputs.contains_key(seq))
+            .map(|seq| (*seq, true))
+            .chain(
+                gb.outputs
+                    .keys()
+                    .filter(|seq| !ga.outputs.contains_key(seq))
+                    .map(|seq| (*seq, false)),
+            )
+            .filter(|(seq, _)| same_outcome(*seq))
+            .take(LISTED)
+            .collect();
+        for (seq, in_a) in one_sided {
+            let bytes = if in_a { &ga.outputs } else { &gb.outputs }[&seq].len();
+            let (x, y) = if in_a {
+                (format!("{bytes} bytes"), "no output seen".to_owned())
+            } else {
+                ("no output seen".to_owned(), format!("{bytes} bytes"))
+            };
+            out.push(diff(format!("send {:?} seq {seq} output", ga.name), x, y));
+        }
     }
     out
+}
+
+/// The verdict counts of two reports of one group that differ: (what, a, b). Drops and
+/// aborts are compared together and aborts apart (live paths count them at the
+/// `xdp:xdp_exception` tracepoint).
+fn count_differences(a: &GroupReport, b: &GroupReport) -> Vec<(&'static str, u64, u64)> {
+    [
+        (
+            "dropped or aborted",
+            a.dropped + a.aborted,
+            b.dropped + b.aborted,
+        ),
+        ("aborted", a.aborted, b.aborted),
+        ("passed", a.passed, b.passed),
+        ("sent back (tx)", a.tx, b.tx),
+        ("redirected", a.redirected, b.redirected),
+    ]
+    .into_iter()
+    .filter(|(_, x, y)| x != y)
+    .collect()
 }
 
 /// The first byte where two frames differ, and up to 8 bytes of each from there (or their
@@ -1157,7 +1223,10 @@ fn check_outputs(
             },
             &mut sent,
         );
-        let mismatches = spec.check(&sent, received, template.tag_offset());
+        // The tag where it sits in the frame that came out: headers pushed or popped in front
+        // of it moved it.
+        let tag_at = Tag::locate(received, run_id).map(|(at, _)| at);
+        let mismatches = spec.check(&sent, received, tag_at);
         if !mismatches.is_empty() && problems.len() < LISTED {
             let fields: Vec<String> = mismatches
                 .iter()
@@ -1171,6 +1240,73 @@ fn check_outputs(
         }
     }
     problems
+}
+
+/// An output check that could not be made is a failure, never a silent pass: frames that came
+/// out where the verdict puts them, `landed` of them, each need their bytes checked.
+fn unchecked_outputs(
+    group: &SendGroup,
+    g: &GroupReport,
+    landed: u64,
+    place: &EndName,
+) -> Option<String> {
+    group.output.as_ref()?;
+    let checked = g.outputs.len() as u64;
+    if checked >= landed {
+        return None;
+    }
+    let why = match g.attributed_by {
+        "kernel" | "program" => format!(
+            "the kernel frees VLAN frames shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before \
+             any capture, so only counters saw them"
+        ),
+        "content" => format!(
+            "they carry no tag and the capture could not keep them in order (more than {} \
+             untagged frames, or {} MiB, in the run); send fewer or larger frames",
+            crate::observe::ARRIVALS_KEEP,
+            crate::observe::ARRIVALS_KEEP_BYTES >> 20
+        ),
+        _ => "their bytes were not kept by the capture".to_owned(),
+    };
+    Some(format!(
+        "send {:?}: output not checked for {} of {landed} frames that came out at {place}: {why}",
+        group.name,
+        landed - checked
+    ))
+}
+
+/// Says which content rules attributed a group's frames, for people (the JSON report has
+/// `attribution_rules`). Frames matched by their exact bytes, the usual case for frames too
+/// small for a tag, need no note.
+fn content_note(g: &GroupReport, place: Option<&EndName>) -> Option<String> {
+    if g.attribution_rules.keys().all(|rule| rule == "exact") {
+        return None;
+    }
+    let rules: Vec<String> = g
+        .attribution_rules
+        .iter()
+        .map(|(rule, n)| {
+            let meaning = crate::attribute::ContentRule::ALL
+                .iter()
+                .find(|r| r.as_str() == rule)
+                .map_or_else(
+                    || {
+                        format!(
+                            "untagged frames counted at {} in the group's window, taken in \
+                             arrival order",
+                            place.map_or_else(|| "-".to_owned(), ToString::to_string)
+                        )
+                    },
+                    |r| r.describe().to_owned(),
+                );
+            format!("{n} by {rule}: {meaning}")
+        })
+        .collect();
+    Some(format!(
+        "send {:?}: frames without a tag of this run attributed by content: {}",
+        g.name,
+        rules.join("; ")
+    ))
 }
 
 fn expected_outcome(verdict: Verdict) -> Outcome {
@@ -1200,6 +1336,7 @@ fn empty_group(group: &SendGroup, stats: &InjectStats) -> GroupReport {
         outcomes: Vec::new(),
         outputs: BTreeMap::new(),
         attributed_by: "tag",
+        attribution_rules: BTreeMap::new(),
         unattributed: 0,
         kernel: KernelView::default(),
         missing: Vec::new(),
@@ -1916,6 +2053,14 @@ fn execute_live(
             &mut captured,
         );
         g.output_mismatches = check_outputs(group, templates, run_id, index as u16, &g.outputs);
+        if let Some(e) = expected_at {
+            let landed = g.landed.get(&names[e].to_string()).copied().unwrap_or(0);
+            g.output_mismatches
+                .extend(unchecked_outputs(group, &g, landed, &names[e]));
+        }
+        if let Some(note) = content_note(&g, expected_at.map(|e| &names[e])) {
+            report.notes.push(note);
+        }
         report.failures.extend(group_failures(mode, &g, stats));
         report.failures.extend(g.output_mismatches.iter().cloned());
         report.groups.push(g);
@@ -2115,10 +2260,46 @@ impl Places<'_> {
     }
 }
 
+/// Claims the untagged frames that arrived in `window` on `captured`'s interface and derive
+/// from one of `templates` ([`crate::attribute`]'s rules), at most `limit`, in arrival order;
+/// claimed frames no longer count as background.
+fn claim_content(
+    captured: &mut Captured,
+    window: std::ops::Range<u64>,
+    templates: &[FrameTemplate],
+    limit: usize,
+) -> Vec<(Vec<u8>, &'static str)> {
+    let sent: Vec<(&[u8], Vec<std::ops::Range<usize>>)> = templates
+        .iter()
+        .map(|t| (t.bytes(), t.per_copy()))
+        .collect();
+    let claims = crate::attribute::claim(&captured.untagged_arrivals, window, &sent, limit);
+    claims
+        .into_iter()
+        .map(|c| {
+            let bytes = captured.untagged_arrivals[c.arrival].1.clone();
+            forget_untagged(captured, &bytes);
+            (bytes, c.rule.as_str())
+        })
+        .collect()
+}
+
+/// Takes one frame with these bytes out of the capture's background count.
+fn forget_untagged(captured: &mut Captured, bytes: &[u8]) {
+    if let Some(n) = captured.untagged.get_mut(bytes) {
+        *n -= 1;
+        if *n == 0 {
+            captured.untagged.remove(bytes);
+        }
+    }
+}
+
 /// Where a group's pass/drop counts come from when its frames carry no tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Attribution {
     Tag,
+    /// Tags, and content for frames that lost theirs.
+    TagAndContent,
     Content,
     Kernel,
     Program,
@@ -2129,6 +2310,7 @@ impl Attribution {
     fn as_str(self) -> &'static str {
         match self {
             Self::Tag => "tag",
+            Self::TagAndContent => "tag and content",
             Self::Content => "content",
             Self::Kernel => "kernel",
             Self::Program => "program",
@@ -2164,14 +2346,33 @@ fn observe_group(
         .collect();
     let tagged = templates.iter().all(FrameTemplate::is_tagged);
     let mut seen_here = vec![0u64; places.names.len()];
+    let arrived = |i: usize| before.ifaces[i].captured..after.ifaces[i].captured;
     let attribution = if tagged {
-        for seq in 0..group.count as usize {
-            let at: Vec<usize> = captured
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, c))| c.seen[index][seq] > 0)
-                .map(|(i, _)| i)
+        // Frames that came out where expected without their tag (cut off by the program) are
+        // claimed by content, in arrival order, for the sequence numbers no tag was seen of.
+        let mut by_content: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        if let Some(e) = expected_at {
+            let unseen: Vec<usize> = (0..group.count as usize)
+                .filter(|&seq| captured.iter().all(|(_, c)| c.seen[index][seq] == 0))
                 .collect();
+            if !unseen.is_empty() {
+                let claims = claim_content(&mut captured[e].1, arrived(e), templates, unseen.len());
+                for (&seq, (bytes, rule)) in unseen.iter().zip(claims) {
+                    *g.attribution_rules.entry(rule.into()).or_default() += 1;
+                    by_content.insert(seq, bytes);
+                }
+            }
+        }
+        for seq in 0..group.count as usize {
+            let at: Vec<usize> = match (by_content.contains_key(&seq), expected_at) {
+                (true, Some(e)) => vec![e],
+                _ => captured
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, c))| c.seen[index][seq] > 0)
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
             let outcome = match at.as_slice() {
                 [] => Outcome::Nowhere,
                 [i] => places.outcome(*i),
@@ -2209,13 +2410,21 @@ fn observe_group(
             }
             if group.output.is_some()
                 && let Some(e) = expected_at
-                && let Some(bytes) = captured[e].1.kept.get(&(index as u16, seq as u32))
+                && let Some(bytes) = captured[e]
+                    .1
+                    .kept
+                    .get(&(index as u16, seq as u32))
+                    .or_else(|| by_content.get(&seq))
             {
                 g.outputs.insert(seq as u32, bytes.clone());
             }
             g.outcomes.push(outcome);
         }
-        Attribution::Tag
+        if by_content.is_empty() {
+            Attribution::Tag
+        } else {
+            Attribution::TagAndContent
+        }
     } else {
         g.outcomes = vec![Outcome::Unknown; group.count as usize];
         let observable = templates.iter().all(|t| observable_after_xdp(t.bytes()));
@@ -2238,15 +2447,48 @@ fn observe_group(
                     XdpMode::Native => window[e].min(xdp.redirect),
                     XdpMode::Generic => window[e],
                 };
-            }
-            let mut matched = 0;
-            for t in templates {
-                let c = &mut captured[places.attach].1;
-                if let Some(n) = c.untagged.remove(t.bytes()) {
-                    matched += n;
+                // Their bytes, in arrival order, are what came out: the outputs to check.
+                let c = &mut captured[e].1;
+                let landed: Vec<Vec<u8>> = c
+                    .untagged_arrivals
+                    .iter()
+                    .filter(|(at, _)| arrived(e).contains(at))
+                    .take(seen_here[e] as usize)
+                    .map(|(_, bytes)| bytes.clone())
+                    .collect();
+                for (seq, bytes) in landed.into_iter().enumerate() {
+                    forget_untagged(c, &bytes);
+                    *g.attribution_rules.entry("window".into()).or_default() += 1;
+                    if group.output.is_some() {
+                        g.outputs.insert(seq as u32, bytes);
+                    }
                 }
             }
-            seen_here[places.attach] = matched.min(window[places.attach]);
+            let c = &mut captured[places.attach].1;
+            if c.arrivals_overflow == 0 {
+                // Passed frames, changed or not, claimed by the content rules.
+                let claims =
+                    claim_content(c, arrived(places.attach), templates, group.count as usize);
+                seen_here[places.attach] = claims.len() as u64;
+                for (seq, (bytes, rule)) in claims.into_iter().enumerate() {
+                    *g.attribution_rules.entry(rule.into()).or_default() += 1;
+                    if expected_at == Some(places.attach) && group.output.is_some() {
+                        g.outputs.insert(seq as u32, bytes);
+                    }
+                }
+            } else {
+                // Too many untagged frames to keep them in order: exact bytes only.
+                let mut matched = 0;
+                for t in templates {
+                    if let Some(n) = c.untagged.remove(t.bytes()) {
+                        matched += n;
+                    }
+                }
+                seen_here[places.attach] = matched.min(window[places.attach]);
+                if matched > 0 {
+                    *g.attribution_rules.entry("exact".into()).or_default() += matched;
+                }
+            }
             Attribution::Content
         } else {
             // The kernel frees these before any capture; only counters can tell.
@@ -2331,6 +2573,10 @@ fn places_text(misplaced: &BTreeMap<String, Vec<u32>>) -> String {
 fn evidence(g: &GroupReport) -> String {
     match g.attributed_by {
         "tag" => places_text(&g.misplaced),
+        "tag and content" => format!(
+            "{}; frames without their tag attributed by content",
+            places_text(&g.misplaced)
+        ),
         "content" => "untagged frames, counted by content and window".to_owned(),
         "kernel" => format!(
             "counted by the veth XDP counters: the kernel frees VLAN frames shorter than \
@@ -2479,7 +2725,8 @@ fn check_counters(
     groups: &[GroupReport],
 ) -> Vec<CounterCheck> {
     let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
-    let observable = |g: &GroupReport| matches!(g.attributed_by, "tag" | "content");
+    let observable =
+        |g: &GroupReport| matches!(g.attributed_by, "tag" | "tag and content" | "content");
     let counted: Vec<&(InjectStats, Snapshot, Snapshot)> = windows
         .iter()
         .zip(groups)
@@ -2557,4 +2804,107 @@ fn check_counters(
         });
     }
     checks
+}
+
+#[cfg(test)]
+mod compare_tests {
+    //! What [`compare`] turns into DIFF lines, without a lab.
+
+    use super::*;
+
+    fn scenario() -> Scenario {
+        let text = "schema-version = 1\nname = \"s\"\n[program]\nobject = \"xdp_pass\"\n\
+                    entry = \"xdp_pass\"\n[[send]]\nname = \"g\"\ncount = 3\nipv4 = {}\n\
+                    expect = \"pass\"\noutput = { length = 60 }\n";
+        crate::scenario::parse(text, Path::new("s.toml")).expect("parses")
+    }
+
+    fn report(mode: &str, group: GroupReport) -> ScenarioReport {
+        ScenarioReport {
+            name: "s".into(),
+            path: "s.toml".into(),
+            status: Status::Pass,
+            skip_reason: None,
+            error: None,
+            program: "xdp_pass:xdp_pass".into(),
+            mode: mode.into(),
+            groups: vec![group],
+            maps: Vec::new(),
+            counters: Vec::new(),
+            unattributed: 0,
+            unattributed_by_interface: BTreeMap::new(),
+            failures: Vec::new(),
+            throughput: None,
+            notes: Vec::new(),
+            captures: Vec::new(),
+            duration_ms: 0,
+            steps: Vec::new(),
+        }
+    }
+
+    fn group(s: &Scenario, outcome: Outcome, passed: u64, outputs: &[u32]) -> GroupReport {
+        let stats = InjectStats {
+            offered: 3,
+            accepted: 3,
+            ..InjectStats::default()
+        };
+        let mut g = empty_group(&s.sends[0], &stats);
+        g.outcomes = vec![outcome; 3];
+        g.passed = passed;
+        g.dropped = 3 - passed;
+        g.outputs = outputs.iter().map(|&seq| (seq, vec![0; 60])).collect();
+        g
+    }
+
+    fn lines(a: &ScenarioReport, b: &ScenarioReport) -> Vec<String> {
+        compare(&scenario(), a, b)
+            .iter()
+            .map(|d| format!("{}: {} {} / {} {}", d.what, d.a.0, d.a.1, d.b.0, d.b.1))
+            .collect()
+    }
+
+    #[test]
+    fn counts_differ_when_frames_were_not_followed_one_by_one() {
+        let s = scenario();
+        let live = report("native", group(&s, Outcome::Unknown, 3, &[0, 1, 2]));
+        let test_run = report("test-run", group(&s, Outcome::Drop, 0, &[]));
+        assert_eq!(
+            lines(&live, &test_run),
+            [
+                "send \"g\" frames dropped or aborted: native 0 / test-run 3",
+                "send \"g\" frames passed: native 3 / test-run 0",
+            ]
+        );
+        // The same counts: nothing to say.
+        let same = report("generic", group(&s, Outcome::Unknown, 3, &[0, 1, 2]));
+        assert_eq!(lines(&live, &same), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_output_one_path_saw_and_the_other_did_not_is_a_diff() {
+        let s = scenario();
+        let a = report("native", group(&s, Outcome::Pass, 3, &[0, 1, 2]));
+        let b = report("test-run", group(&s, Outcome::Pass, 3, &[0, 2]));
+        assert_eq!(
+            lines(&a, &b),
+            ["send \"g\" seq 1 output: native 60 bytes / test-run no output seen"]
+        );
+        assert_eq!(
+            lines(&b, &a),
+            ["send \"g\" seq 1 output: test-run no output seen / native 60 bytes"]
+        );
+        // Not followed one by one, with the same counts: still a DIFF.
+        let counted = report("generic", group(&s, Outcome::Unknown, 3, &[0, 1]));
+        assert_eq!(
+            lines(&a, &counted),
+            ["send \"g\" seq 2 output: native 60 bytes / generic no output seen"]
+        );
+        // Frames whose verdicts differ are a verdict DIFF, not an output one.
+        let dropped = report("test-run", group(&s, Outcome::Drop, 0, &[]));
+        assert!(
+            lines(&a, &dropped).iter().all(|l| !l.contains("output")),
+            "{:?}",
+            lines(&a, &dropped)
+        );
+    }
 }

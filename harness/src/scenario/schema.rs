@@ -849,6 +849,28 @@ pub struct OutputSpec {
     pub src_port: Option<u16>,
     /// TCP or UDP destination port.
     pub dst_port: Option<u16>,
+    /// VLAN ids, outermost first; empty: no tag.
+    pub vlan: Option<Vec<u16>>,
+    /// ICMP or ICMPv6 type.
+    pub icmp_type: Option<u8>,
+    /// ICMP or ICMPv6 code.
+    pub icmp_code: Option<u8>,
+    /// ICMP or ICMPv6 echo identifier.
+    pub icmp_id: Option<u16>,
+    /// ICMP or ICMPv6 echo sequence number.
+    pub icmp_seq: Option<u16>,
+    /// Every checksum the frame carries.
+    pub checksums: Option<crate::output::ChecksumState>,
+    /// The IPv4 header checksum.
+    pub ipv4_checksum: Option<crate::output::ChecksumState>,
+    /// The UDP checksum.
+    pub udp_checksum: Option<crate::output::ChecksumState>,
+    /// The TCP checksum.
+    pub tcp_checksum: Option<crate::output::ChecksumState>,
+    /// The ICMP checksum.
+    pub icmp_checksum: Option<crate::output::ChecksumState>,
+    /// The ICMPv6 checksum.
+    pub icmpv6_checksum: Option<crate::output::ChecksumState>,
     /// Frame length in bytes, without FCS.
     pub length: Option<usize>,
     /// The whole frame (the per-frame tag excepted).
@@ -877,6 +899,20 @@ impl OutputSpec {
         field("ipv6-hop-limit", self.ipv6_hop_limit.map(|v| v.to_string()));
         field("src-port", self.src_port.map(|v| v.to_string()));
         field("dst-port", self.dst_port.map(|v| v.to_string()));
+        field("vlan", self.vlan.as_ref().map(|ids| format!("{ids:?}")));
+        field("icmp-type", self.icmp_type.map(|v| v.to_string()));
+        field("icmp-code", self.icmp_code.map(|v| v.to_string()));
+        field("icmp-id", self.icmp_id.map(|v| v.to_string()));
+        field("icmp-seq", self.icmp_seq.map(|v| v.to_string()));
+        field("checksums", self.checksums.map(|v| v.to_string()));
+        field("ipv4-checksum", self.ipv4_checksum.map(|v| v.to_string()));
+        field("udp-checksum", self.udp_checksum.map(|v| v.to_string()));
+        field("tcp-checksum", self.tcp_checksum.map(|v| v.to_string()));
+        field("icmp-checksum", self.icmp_checksum.map(|v| v.to_string()));
+        field(
+            "icmpv6-checksum",
+            self.icmpv6_checksum.map(|v| v.to_string()),
+        );
         field("length", self.length.map(|v| v.to_string()));
         field(
             "bytes",

@@ -1390,6 +1390,7 @@ fn output_checks() {
             dst_port: Some(2),
             length: Some(60),
             bytes: Some(crate::frame::HexBytes(vec![0, 0x11])),
+            ..OutputSpec::default()
         }
     );
     assert_eq!(
