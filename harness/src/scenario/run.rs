@@ -457,16 +457,22 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
             }
         }
         // A frame one path saw come out, and the other, with the same outcome, did not: the
-        // output is missing there. (Frames not followed one by one have the same outcome when
-        // the counts agree; when they do not, the counts are the DIFF.)
-        let counts_agree = count_differences(ga, gb).is_empty();
+        // output is missing there. Live paths keep outputs only where the group's verdict puts
+        // them, so only frames that got that verdict on both paths are compared; a frame that
+        // went elsewhere already fails the group. (Frames not followed one by one have the
+        // expected outcome on both paths when the counts agree and every frame got it; when
+        // the counts differ, the counts are the DIFF.)
+        let expected = expected_outcome(ga.expect).comparable();
+        let all_expected = count_differences(ga, gb).is_empty() && got_all(ga, expected);
         let same_outcome = |seq: u32| {
             let (oa, ob) = (ga.outcomes.get(seq as usize), gb.outcomes.get(seq as usize));
             match (oa, ob) {
                 (Some(a), Some(b)) if *a == Outcome::Unknown || *b == Outcome::Unknown => {
-                    counts_agree
+                    all_expected
                 }
-                (Some(a), Some(b)) => a.comparable() == b.comparable(),
+                (Some(a), Some(b)) => {
+                    a.comparable() == b.comparable() && a.comparable() == expected
+                }
                 _ => false,
             }
         };
@@ -495,6 +501,19 @@ fn compare(scenario: &Scenario, a: &ScenarioReport, b: &ScenarioReport) -> Vec<P
         }
     }
     out
+}
+
+/// Whether every frame a group sent got the verdict `expected` (an [`Outcome::comparable`]
+/// class), by its counts.
+fn got_all(g: &GroupReport, expected: Outcome) -> bool {
+    let count = match expected {
+        Outcome::Pass => g.passed,
+        Outcome::Tx => g.tx,
+        Outcome::Redirect => g.redirected,
+        Outcome::Nowhere | Outcome::Drop | Outcome::Aborted => g.dropped + g.aborted,
+        Outcome::Unknown | Outcome::Multiple => return false,
+    };
+    count == g.sent
 }
 
 /// The verdict counts of two reports of one group that differ: (what, a, b). Drops and

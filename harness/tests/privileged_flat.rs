@@ -1,0 +1,154 @@
+//! One process, many runs: what a user's test binary does when it builds hundreds of labs.
+//! After a warm-up round, the bundled scenarios run through the library 200 times in this
+//! process; then open file descriptors, the BPF programs, maps and links held through them,
+//! network namespaces held, threads, mounts and the run directory must be back where they
+//! started, and resident memory within a stated tolerance.
+//!
+//! The model is cilium/ebpf's fd-leak checks in its test helpers. This file holds one test on
+//! purpose: a test binary runs its tests in parallel threads, and another test's lab would be
+//! counted as a leak.
+
+use std::{collections::BTreeMap, path::Path};
+
+use xdplab::{
+    privileges,
+    report::Status,
+    scenario::{self, Scenario},
+};
+
+/// Scenario runs after the warm-up.
+const RUNS: usize = 200;
+/// Resident memory may grow this much over the runs (allocator caches, lazily built tables).
+const RSS_TOLERANCE_KIB: u64 = 16 * 1024;
+
+/// What this process holds, as the kernel shows it.
+#[derive(Debug, PartialEq, Eq)]
+struct Held {
+    /// Open file descriptors by what they are: `bpf-prog`, `bpf-map`, `bpf_link`, `net`
+    /// (a namespace), `socket`, `file`, ...
+    fds: BTreeMap<String, usize>,
+    threads: usize,
+    mounts: usize,
+    /// Entries of /run/xdplab named after this process (its private bpffs directories).
+    run_dirs: usize,
+}
+
+fn held() -> Held {
+    let mut fds = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let Ok(target) = std::fs::read_link(entry.expect("fd entry").path()) else {
+            continue; // the directory's own fd, closed by now
+        };
+        let target = target.to_string_lossy().into_owned();
+        let kind = if let Some(anon) = target.strip_prefix("anon_inode:") {
+            anon.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        } else if let Some((kind, _)) = target.split_once(":[") {
+            kind.to_owned()
+        } else {
+            "file".to_owned()
+        };
+        *fds.entry(kind).or_insert(0) += 1;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let threads = field(&status, "Threads:") as usize;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .count();
+    let prefix = format!("{}-", std::process::id());
+    let run_dirs = std::fs::read_dir("/run/xdplab")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0);
+    Held {
+        fds,
+        threads,
+        mounts,
+        run_dirs,
+    }
+}
+
+fn field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /proc/self/status"))
+}
+
+fn rss_kib() -> u64 {
+    field(
+        &std::fs::read_to_string("/proc/self/status").expect("status"),
+        "VmRSS:",
+    )
+}
+
+/// The bundled scenarios a library user would run many times: not lifecycle sequences (which
+/// take seconds each) and not throughput windows.
+fn scenarios() -> Vec<Scenario> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    scenario::discover(&[dir])
+        .expect("bundled scenarios")
+        .iter()
+        .map(|f| scenario::load(f).expect("a bundled scenario parses"))
+        .filter(|s| s.steps.is_empty() && s.throughput.is_none())
+        .collect()
+}
+
+fn run_passes(s: &Scenario) {
+    let report = scenario::run::run(s);
+    assert_ne!(report.status, Status::Fail, "{}", report.human());
+}
+
+#[test]
+fn privileged_two_hundred_runs_leave_nothing_behind_in_the_process() {
+    if !privileges::gate("privileged_two_hundred_runs_leave_nothing_behind_in_the_process") {
+        return;
+    }
+    let scenarios = scenarios();
+    assert!(scenarios.len() >= 10, "{} scenarios", scenarios.len());
+    // Warm-up: the kernel's BTF parsed once, the allocator's arenas, lazily built tables.
+    for s in &scenarios {
+        run_passes(s);
+    }
+    let before = held();
+    let rss_before = rss_kib();
+    for i in 0..RUNS {
+        run_passes(&scenarios[i % scenarios.len()]);
+    }
+    let after = held();
+    let rss_after = rss_kib();
+    assert_eq!(
+        after, before,
+        "what the process holds changed over {RUNS} scenario runs"
+    );
+    assert_eq!(
+        after.run_dirs, 0,
+        "a private bpffs directory outlived its run"
+    );
+    assert!(
+        !after.fds.contains_key("bpf-prog") && !after.fds.contains_key("bpf_link"),
+        "no program or link is held between runs: {:?}",
+        after.fds
+    );
+    println!(
+        "{RUNS} runs of {} scenarios: fds {:?}, {} threads, {} mounts; RSS {} -> {} KiB",
+        scenarios.len(),
+        after.fds,
+        after.threads,
+        after.mounts,
+        rss_before,
+        rss_after
+    );
+    assert!(
+        rss_after <= rss_before + RSS_TOLERANCE_KIB,
+        "resident memory grew by {} KiB over {RUNS} runs (tolerance {RSS_TOLERANCE_KIB} KiB)",
+        rss_after.saturating_sub(rss_before)
+    );
+}
