@@ -865,3 +865,60 @@ pub fn observable_after_xdp(frame: &[u8]) -> bool {
 
 /// How long an observer waits between polls while counts settle.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Frames waiting in the CPUs' receive backlogs (`/proc/net/softnet_stat`, the `backlog_len`
+/// column: input plus process queue of every CPU), or `None` on a kernel whose file lacks
+/// the column (before 5.10).
+///
+/// A frame a veth hands to a peer without NAPI (generic XDP, or no XDP) waits there until the
+/// CPU's softirq runs the stack and generic XDP on it; counters such as the peer's
+/// `rx_packets` move when it is queued, before XDP has seen it. An empty backlog after the
+/// frames were queued means XDP has run on all of them, however loaded the machine is.
+pub fn softnet_backlog() -> Option<u64> {
+    backlog_of(&std::fs::read_to_string("/proc/net/softnet_stat").ok()?)
+}
+
+/// The sum of the `backlog_len` column of a `/proc/net/softnet_stat` text.
+fn backlog_of(text: &str) -> Option<u64> {
+    const BACKLOG_LEN: usize = 11;
+    text.lines()
+        .map(|line| {
+            let field = line.split_whitespace().nth(BACKLOG_LEN)?;
+            u64::from_str_radix(field, 16).ok()
+        })
+        .sum()
+}
+
+/// Waits, until `deadline`, for every CPU's receive backlog to be empty (see
+/// [`softnet_backlog`]); returns at once on a kernel without the column.
+pub fn wait_backlog_drained(deadline: std::time::Instant) {
+    while std::time::Instant::now() < deadline {
+        match softnet_backlog() {
+            Some(0) | None => {
+                // The last frame leaves the queue just before the stack runs on it.
+                std::thread::sleep(POLL_INTERVAL);
+                return;
+            }
+            Some(_) => std::thread::sleep(POLL_INTERVAL),
+        }
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::backlog_of;
+
+    #[test]
+    fn backlog_is_the_twelfth_column_summed_over_cpus() {
+        // Linux 6.18, two CPUs: processed ... backlog_len, index, input_qlen, process_qlen.
+        let two = "01aedf03 00000000 00000004 00000000 00000000 00000000 00000000 00000000 \
+                   00000000 00000000 00000000 00000003 00000000 00000002 00000001\n\
+                   0025a15d 00000000 00000009 00000000 00000000 00000000 00000000 00000000 \
+                   00000000 00000000 00000000 0000000a 00000001 0000000a 00000000\n";
+        assert_eq!(backlog_of(two), Some(13));
+        // Before the column existed: no answer rather than a wrong one.
+        let old = "01aedf03 00000000 00000004 00000000 00000000 00000000 00000000 00000000 \
+                   00000000 00000000 00000000\n";
+        assert_eq!(backlog_of(old), None);
+    }
+}

@@ -563,6 +563,10 @@ impl Lifecycle<'_> {
                 still = Instant::now();
             }
         }
+        // rx_packets moves when a frame is queued for the stack; under load generic XDP may
+        // not have run on the last frames yet, so a trace or counter read next would miss
+        // them (seen on a loaded 2-core machine: 500 frames sent, none traced yet).
+        crate::observe::wait_backlog_drained(deadline);
         let passed = capture.group_frames(group);
         let accepted = stats.accepted;
         let dropped = accepted.saturating_sub(passed);
