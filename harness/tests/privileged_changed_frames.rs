@@ -5,46 +5,19 @@
 //! be made fails, and paths that disagree on frames attributed by content print DIFF lines.
 //! Needs root.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{PATHS, edit, scenario, show};
 use xdplab::{
     privileges,
-    report::{ScenarioReport, Status},
+    report::Status,
     scenario::{
-        self, Scenario,
+        self,
         run::{ExecPath, RunOptions, run_paths},
     },
 };
-
-const PATHS: [ExecPath; 3] = [ExecPath::Native, ExecPath::Generic, ExecPath::TestRun];
-
-fn file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("scenarios")
-        .join(format!("{name}.toml"))
-}
-
-fn scenario(name: &str) -> Scenario {
-    scenario::load(&file(name)).expect("bundled scenario loads")
-}
-
-/// The bundled scenario with `from` replaced (once) by `to`, parsed as if it were the file.
-fn mutated(name: &str, from: &str, to: &str) -> Scenario {
-    let path = file(name);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{name} has no {from:?}");
-    scenario::parse(&text.replacen(from, to, 1), &path).expect("mutated scenario parses")
-}
-
-fn show(reports: &[ScenarioReport]) -> String {
-    reports
-        .iter()
-        .map(ScenarioReport::human)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn privileged_popped_vlan_frames_are_counted_as_passed() {
@@ -127,7 +100,7 @@ fn privileged_pushed_vlan_tags_are_seen_and_checked() {
     }
     assert!(differences.is_empty(), "{differences:#?}");
     // The wrong id is caught in every output.
-    let wrong = mutated("vlan-push", "value = 100", "value = 101");
+    let wrong = edit("vlan-push", "value = 100", "value = 101");
     let (reports, _) = run_paths(&wrong, &PATHS, &RunOptions::default());
     for report in &reports {
         assert_eq!(report.status, Status::Fail, "{}", report.human());
@@ -168,7 +141,7 @@ fn privileged_echo_reflector_passes_and_its_broken_twin_fails_on_every_path() {
 
     // The same replies with the request's checksum: every path, every group, says which
     // checksum is wrong and what it should be; the untagged group too (once silently passed).
-    let broken = mutated(
+    let broken = edit(
         "icmp-echo",
         "entry = \"xdp_icmp_echo\"",
         "entry = \"xdp_icmp_echo_bad_csum\"",
@@ -212,7 +185,7 @@ fn privileged_bytes_compare_the_frame_as_it_left() {
     }
     // One byte after the tag area wrong (the last padding byte): every frame of the group
     // fails, on every path, at that offset (the tag area itself is excused where it sits).
-    let wrong = mutated(
+    let wrong = edit(
         "vlan-pop",
         "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\" }",
         "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01\" }",

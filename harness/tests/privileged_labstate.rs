@@ -2,47 +2,19 @@
 //! that read it (`bpf_fib_lookup`), and multi-buffer (`xdp.frags`) programs at a jumbo MTU, on
 //! every execution path. Needs root.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{PATHS, bundled, mutated, show};
 use xdplab::{
     netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef},
     privileges,
     report::{ScenarioReport, Status},
     scenario::{
-        self, Scenario,
-        run::{ExecPath, RunOptions, run_paths},
+        self,
+        run::{RunOptions, run_paths},
     },
     topology::{EndName, LinkDef, Topology, TopologySpec},
 };
-
-const PATHS: [ExecPath; 3] = [ExecPath::Native, ExecPath::Generic, ExecPath::TestRun];
-
-fn file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("scenarios")
-        .join(format!("{name}.toml"))
-}
-
-/// The bundled scenario with each `(from, to)` replaced once, parsed as if it were the file.
-fn mutated(name: &str, edits: &[(&str, &str)]) -> Scenario {
-    let path = file(name);
-    let mut text = std::fs::read_to_string(&path).expect("read");
-    for (from, to) in edits {
-        assert!(text.contains(from), "{name} has no {from:?}");
-        text = text.replacen(from, to, 1);
-    }
-    scenario::parse(&text, &path).expect("mutated scenario parses")
-}
-
-fn show(reports: &[ScenarioReport]) -> String {
-    reports
-        .iter()
-        .map(ScenarioReport::human)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// (dropped, passed, tx, redirected, aborted) of each group.
 fn counts(report: &ScenarioReport) -> Vec<(u64, u64, u64, u64, u64)> {
@@ -80,7 +52,7 @@ fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
     if !privileges::gate("privileged_fib_router_routes_by_the_lab_tables_on_every_path") {
         return;
     }
-    let scenario = scenario::load(&file("fib-router")).expect("bundled scenario loads");
+    let scenario = scenario::load(&bundled("fib-router")).expect("bundled scenario loads");
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
         assert_eq!(report.status, Status::Pass, "{}", show(&reports));
@@ -330,7 +302,7 @@ fn privileged_frags_program_judges_9000_byte_frames_on_every_path() {
     if !privileges::gate("privileged_frags_program_judges_9000_byte_frames_on_every_path") {
         return;
     }
-    let scenario = scenario::load(&file("frags-jumbo")).expect("bundled scenario loads");
+    let scenario = scenario::load(&bundled("frags-jumbo")).expect("bundled scenario loads");
     assert_eq!(scenario.lab.mtu, 9000);
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
@@ -391,7 +363,7 @@ fn privileged_frags_router_routes_jumbo_frames_on_every_path() {
     if !privileges::gate("privileged_frags_router_routes_jumbo_frames_on_every_path") {
         return;
     }
-    let scenario = scenario::load(&file("fib-router-jumbo")).expect("bundled scenario loads");
+    let scenario = scenario::load(&bundled("fib-router-jumbo")).expect("bundled scenario loads");
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
         if kernel_skip(report) {

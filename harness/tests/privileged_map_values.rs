@@ -4,43 +4,22 @@
 //! zeros read as zeros, and a failure naming the field whenever the answer is wrong. Needs
 //! root.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{PATHS, bundled, edit, show};
 use xdplab::{
     privileges,
     program::{ObjectSource, Program},
-    report::{FailureKind, ScenarioReport, Status},
+    report::{FailureKind, Status},
     scenario::{
         self, Scenario,
-        run::{ExecPath, RunOptions, run_paths},
+        run::{RunOptions, run_paths},
     },
 };
 
-const PATHS: [ExecPath; 3] = [ExecPath::Native, ExecPath::Generic, ExecPath::TestRun];
 const NAME: &str = "stats-datarec";
-
-fn file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("scenarios")
-        .join(format!("{NAME}.toml"))
-}
-
-/// The bundled scenario with `from` replaced (once) by `to`.
-fn mutated(from: &str, to: &str) -> Scenario {
-    let text = std::fs::read_to_string(file()).expect("read");
-    assert!(text.contains(from), "{NAME} has no {from:?}");
-    scenario::parse(&text.replacen(from, to, 1), &file()).expect("mutated scenario parses")
-}
-
-fn show(reports: &[ScenarioReport]) -> String {
-    reports
-        .iter()
-        .map(ScenarioReport::human)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Runs `scenario` on every path; each report must fail with a failure containing every
 /// fragment of `want`.
@@ -72,7 +51,7 @@ fn privileged_datarec_fields_pass_on_every_path() {
         return;
     }
     let (reports, differences) = run_paths(
-        &scenario::load(&file()).expect("loads"),
+        &scenario::load(&bundled(NAME)).expect("loads"),
         &PATHS,
         &RunOptions::default(),
     );
@@ -99,7 +78,8 @@ fn privileged_per_cpu_zeros_read_as_zeros() {
     // The issue's report: `per-cpu = [0, 0]` on a datarec map said "got absent" while the
     // slot held zeros. One 0 per possible CPU, as integers (zero is all zero bytes).
     let zeros = vec!["0"; cpus()].join(", ");
-    let s = mutated(
+    let s = edit(
+        NAME,
         "per-cpu = [{ rx_packets = 0, rx_bytes = 0 }]",
         &format!("per-cpu = [{zeros}]"),
     );
@@ -127,7 +107,8 @@ fn privileged_a_wrong_field_fails_naming_it() {
     }
     // A sum over CPUs, by name.
     fails_with(
-        &mutated(
+        &edit(
+            NAME,
             "value = { rx_packets = 100, rx_bytes = 10_000 }",
             "value = { rx_packets = 101, rx_bytes = 10_000 }",
         ),
@@ -135,7 +116,8 @@ fn privileged_a_wrong_field_fails_naming_it() {
     );
     // Both fields wrong, typed in order: each named from BTF.
     fails_with(
-        &mutated(
+        &edit(
+            NAME,
             "value = [{ u64 = 100 }, { u64 = 36_000 }]",
             "value = [{ u64 = 99 }, { u64 = 36_001 }]",
         ),
@@ -146,7 +128,8 @@ fn privileged_a_wrong_field_fails_naming_it() {
     );
     // A change across the run, field by field.
     fails_with(
-        &mutated(
+        &edit(
+            NAME,
             "delta = { rx_packets = 100, rx_bytes = 10_000 }",
             "delta = { rx_packets = 100, rx_bytes = 9_999 }",
         ),
@@ -154,7 +137,7 @@ fn privileged_a_wrong_field_fails_naming_it() {
     );
     // A nested struct's array member in a hash keyed by a struct.
     fails_with(
-        &mutated("len_hist = [0, 60, 0, 0]", "len_hist = [60, 0, 0, 0]"),
+        &edit(NAME, "len_hist = [0, 60, 0, 0]", "len_hist = [60, 0, 0, 0]"),
         &[
             "map port_stats[{ dport = 53, proto = 17, action = 2 }]: len_hist[0] expected 60, \
              got 0; len_hist[1] expected 0, got 60",
@@ -162,7 +145,8 @@ fn privileged_a_wrong_field_fails_naming_it() {
     );
     // A struct key whose port is network order: port 9 written little-endian is another key.
     fails_with(
-        &mutated(
+        &edit(
+            NAME,
             "key = { dport = 9, proto = 17, action = 1 }",
             "key = [{ u16 = 9 }, { u8 = 17 }, { u8 = 1 }]",
         ),
@@ -180,7 +164,8 @@ fn privileged_per_cpu_counts_fail_per_cpu() {
         return;
     }
     // XDP_PASS's slots are not all zero: the CPUs that ran the program are named.
-    let s = mutated(
+    let s = edit(
+        NAME,
         "key = 0\nper-cpu = [{ rx_packets = 0, rx_bytes = 0 }]",
         "key = 2\nper-cpu = [{ rx_packets = 0, rx_bytes = 0 }]",
     );
@@ -193,7 +178,7 @@ fn privileged_per_cpu_counts_fail_per_cpu() {
     );
     // And the sum of XDP_DROP's slots is not zero.
     fails_with(
-        &mutated("key = 4\nvalue = 0", "key = 1\nvalue = 0"),
+        &edit(NAME, "key = 4\nvalue = 0", "key = 1\nvalue = 0"),
         &["map xdp_stats_map[1]: rx_packets expected 0, got 100; rx_bytes expected 0, got 10000"],
     );
 }
@@ -203,7 +188,8 @@ fn privileged_a_wrong_field_name_is_refused_before_any_lab() {
     if !privileges::gate("privileged_a_wrong_field_name_is_refused_before_any_lab") {
         return;
     }
-    let s = mutated(
+    let s = edit(
+        NAME,
         "value = { rx_bytes = 36_000 }",
         "value = { rx_byte = 36_000 }",
     );

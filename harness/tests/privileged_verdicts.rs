@@ -1,38 +1,19 @@
 //! Every XDP verdict, observed where it lands, on every execution path (native, generic,
 //! BPF_PROG_TEST_RUN), and failures when a verdict lands somewhere else. Needs root.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{PATHS, edit, scenario, show};
 use xdplab::{
     privileges,
     report::{ScenarioReport, Status},
     scenario::{
-        self, Scenario,
-        run::{ExecPath, RunOptions, run_paths},
+        self,
+        run::{RunOptions, run_paths},
     },
 };
-
-const PATHS: [ExecPath; 3] = [ExecPath::Native, ExecPath::Generic, ExecPath::TestRun];
-
-fn file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("scenarios")
-        .join(format!("{name}.toml"))
-}
-
-fn scenario(name: &str) -> Scenario {
-    scenario::load(&file(name)).expect("bundled scenario loads")
-}
-
-/// The bundled scenario with `from` replaced (once) by `to`, parsed as if it were the file.
-fn mutated(name: &str, from: &str, to: &str) -> Scenario {
-    let path = file(name);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{name} has no {from:?}");
-    scenario::parse(&text.replacen(from, to, 1), &path).expect("mutated scenario parses")
-}
 
 /// A path this kernel predates (a `requires` feature, declared or added by the runner, such as
 /// generic XDP with a devmap before 5.15): reported SKIP with a "needs ..." reason. On a kernel
@@ -52,14 +33,6 @@ fn kernel_skip(name: &str, report: &ScenarioReport) -> bool {
         );
     }
     skip
-}
-
-fn show(reports: &[ScenarioReport]) -> String {
-    reports
-        .iter()
-        .map(ScenarioReport::human)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// (scenario, per group: (dropped, passed, tx, redirected, aborted))
@@ -122,7 +95,7 @@ fn privileged_outputs_are_checked_and_identical_across_paths() {
         return;
     }
     // The reflector must swap MACs; claim it keeps them and every path must say so per field.
-    let wrong = mutated(
+    let wrong = edit(
         "tx-reflector",
         "output = { swapped-macs = true, ipv4-src",
         "output = { eth-dst = \"02:78:6c:00:00:02\", ipv4-src",
@@ -186,7 +159,7 @@ fn privileged_a_verdict_in_the_wrong_place_fails_on_every_path() {
         ),
     ];
     for (name, from, to, live, test_run) in cases {
-        let (reports, _) = run_paths(&mutated(name, from, to), &PATHS, &RunOptions::default());
+        let (reports, _) = run_paths(&edit(name, from, to), &PATHS, &RunOptions::default());
         for report in &reports {
             if kernel_skip(name, report) {
                 continue;

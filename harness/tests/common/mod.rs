@@ -94,3 +94,46 @@ pub fn host_links() -> Vec<HostLink> {
         links
     })
 }
+
+/// Every execution path, in the order `--paths native,generic,test-run` runs them.
+pub const PATHS: [xdplab::scenario::run::ExecPath; 3] = [
+    xdplab::scenario::run::ExecPath::Native,
+    xdplab::scenario::run::ExecPath::Generic,
+    xdplab::scenario::run::ExecPath::TestRun,
+];
+
+/// The file of bundled scenario `name` (`scenarios/NAME.toml`).
+pub fn bundled(name: &str) -> PathBuf {
+    repo().join("scenarios").join(format!("{name}.toml"))
+}
+
+/// Bundled scenario `name`, read and checked.
+pub fn scenario(name: &str) -> xdplab::scenario::Scenario {
+    xdplab::scenario::load(&bundled(name)).expect("bundled scenario loads")
+}
+
+/// Bundled scenario `name` with each `(from, to)` replaced once, parsed as if it were the
+/// file: a scenario one edit away from a passing one, to show a check fails.
+pub fn mutated(name: &str, edits: &[(&str, &str)]) -> xdplab::scenario::Scenario {
+    let path = bundled(name);
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{name} has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    xdplab::scenario::parse(&text, &path).expect("mutated scenario parses")
+}
+
+/// [`mutated`] with one edit.
+pub fn edit(name: &str, from: &str, to: &str) -> xdplab::scenario::Scenario {
+    mutated(name, &[(from, to)])
+}
+
+/// Reports as the CLI prints them, for assertion messages.
+pub fn show(reports: &[xdplab::report::ScenarioReport]) -> String {
+    reports
+        .iter()
+        .map(xdplab::report::ScenarioReport::human)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
