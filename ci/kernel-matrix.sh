@@ -20,6 +20,9 @@
 #   --report FILE    write the table there (default: results/kernels.md)
 #   --no-report      write no table
 #
+# A checkout under /tmp, /var/tmp or /var/cache (hidden in the guest) runs from a copy in
+# XDPLAB_MATRIX_CHECKOUT (default /var/lib/xdplab/kernel-matrix/checkout), built there.
+#
 # Environment: XDPLAB_KERNEL_CACHE (default target/kernel-cache) holds the virtme-ng venv, a
 # private apt state, the downloaded packages and the unpacked kernels. It must not be under
 # /var/cache or /tmp: virtme-ng mounts tmpfs over those in the guest, which would hide the
@@ -40,13 +43,39 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self=$root/ci/kernel-matrix.sh
+
+# virtme-ng mounts tmpfs over /tmp, /var/tmp and /var/cache in the guest, which would hide a
+# checkout there (its binaries, scenarios and fixtures) from the VM. Such a checkout (a CI
+# clone in /tmp, say) is copied, without target/, to a place the guest sees and the script
+# runs from there; the table goes where the caller asked, relative to the original checkout.
+hidden() { case $1 in /tmp/* | /var/tmp/* | /var/cache/*) return 0 ;; *) return 1 ;; esac; }
+if [[ ${1:-} != --in-vm ]] && hidden "$root/"; then
+	visible=${XDPLAB_MATRIX_CHECKOUT:-/var/lib/xdplab/kernel-matrix/checkout}
+	hidden "$visible/" && {
+		echo "error: XDPLAB_MATRIX_CHECKOUT=$visible is hidden in the guest too" >&2
+		exit 2
+	}
+	echo "[kernel-matrix] $root is hidden in the guest (tmpfs there): running from a copy in $visible" >&2
+	mkdir -p "$visible"
+	# A fresh copy of the sources; the copy's own target/ (its builds) is kept between runs.
+	find "$visible" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
+	tar -C "$root" --exclude=./target --exclude=./examples/my-xdp-tests/target -cf - . |
+		tar -C "$visible" -xf - || exit 3
+	args=()
+	while (($#)); do
+		args+=("$1")
+		# The report path is the caller's, relative to where the script was called from.
+		[[ $1 == --report && -n ${2:-} ]] && args+=("$(realpath -m "$2")") && shift
+		shift
+	done
+	exec "$visible/ci/kernel-matrix.sh" "${args[@]}"
+fi
+
 cache=${XDPLAB_KERNEL_CACHE:-$root/target/kernel-cache}
-case $cache in
-/var/cache/* | /tmp/* | /var/tmp/*)
+if hidden "$cache/"; then
 	echo "error: XDPLAB_KERNEL_CACHE=$cache is hidden in the guest (virtme-ng mounts tmpfs there)" >&2
 	exit 2
-	;;
-esac
+fi
 default_kernels=(5.10 6.1 6.12 sid)
 virtme_ng_version=1.42
 
