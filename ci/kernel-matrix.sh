@@ -17,7 +17,10 @@
 #   --prepare-only   install the tools, fetch and unpack the kernels, build; boot nothing
 #   --kvm auto|on|off  use KVM (auto: only if /dev/kvm boots the first kernel; default)
 #   --vm-timeout S   seconds a VM may run before it is killed (default: 3600, --quick 1200)
-#   --report FILE    write the table there (default: results/kernels.md)
+#   --report FILE    write the table there (default: kernels.md in the run's directory under
+#                    target/kernel-matrix/, so a local run leaves the committed table alone)
+#   --update-results write the committed table, results/kernels.md; only with every kernel
+#                    of the default set, since a partial run would mark the others "not run"
 #   --no-report      write no table
 #
 # A checkout under /tmp, /var/tmp or /var/cache (hidden in the guest) runs from a copy in
@@ -68,7 +71,8 @@ if [[ ${1:-} != --in-vm ]] && hidden "$root/"; then
 		[[ $1 == --report && -n ${2:-} ]] && args+=("$(realpath -m "$2")") && shift
 		shift
 	done
-	exec "$visible/ci/kernel-matrix.sh" "${args[@]}"
+	# --update-results writes the original checkout's committed table, not the copy's.
+	XDPLAB_MATRIX_RESULTS=$root/results/kernels.md exec "$visible/ci/kernel-matrix.sh" "${args[@]}"
 fi
 
 cache=${XDPLAB_KERNEL_CACHE:-$root/target/kernel-cache}
@@ -108,15 +112,24 @@ in_vm() {
 	cd "$root"
 	uname -r >"$out/release"
 	: >"$out/steps.tsv"
-	# step NAME SECONDS CMD...: runs CMD bounded in time, output to OUT/NAME.log.
+	# The guest kernel's own messages, apart from the console's step lines: what the kernel
+	# said last is what explains a VM that dies (an oops, the OOM killer, a hung task).
+	dmesg --follow --time-format iso >"$out/kernel.log" 2>&1 </dev/null &
+	local dmesg_pid=$!
+	printf 'after\tmem_available_kib\tnet_namespaces\tbpffs_mounts\tbpf_progs\tbpf_maps\n' >"$out/health.tsv"
+	health "$out" boot
+	# step NAME SECONDS CMD...: runs CMD bounded in time, output to OUT/NAME.log; OUT/current
+	# names the step running, so a VM that dies mid-step is known to have died in it.
 	step() {
 		local name=$1 limit=$2 start rc=0
 		shift 2
 		start=$(date +%s)
+		echo "$name" >"$out/current"
 		echo "== $name: $*" >&2
 		timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>"$out/$name.err" </dev/null || rc=$?
 		printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - start))" >>"$out/steps.tsv"
 		echo "== $name: exit $rc" >&2
+		health "$out" "$name"
 	}
 	local xdplab=$root/target/release/xdplab
 	step info-doctor 300 "$xdplab" doctor --format json
@@ -129,7 +142,24 @@ in_vm() {
 		step "$name" 1800 "$bin"
 	done <"$out/tests.txt"
 	date -u +%FT%TZ >"$out/done"
+	rm -f "$out/current"
+	kill "$dmesg_pid" 2>/dev/null || true
 	echo "in-vm done" >&2
+}
+
+# health OUT AFTER: one line of OUT/health.tsv: the guest's available memory, the network
+# namespaces alive (distinct ones any process holds), bpffs mounts, and BPF programs and maps
+# the kernel holds (bpftool, when the shared root has it), after step AFTER.
+health() {
+	local out=$1 after=$2 mem netns mounts progs=- maps=-
+	mem=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+	netns=$(find /proc/[0-9]*/ns/net /proc/[0-9]*/task/*/ns/net -maxdepth 0 -printf '%l\n' 2>/dev/null | sort -u | grep -c . || true)
+	mounts=$(awk '$3 == "bpf"' /proc/mounts | grep -c . || true)
+	if command -v bpftool >/dev/null; then
+		progs=$(bpftool prog show 2>/dev/null | grep -cE '^[0-9]+:' || true)
+		maps=$(bpftool map show 2>/dev/null | grep -cE '^[0-9]+:' || true)
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$after" "$mem" "$netns" "$mounts" "$progs" "$maps" >>"$out/health.tsv"
 }
 
 if [[ ${1:-} == --in-vm ]]; then
@@ -140,7 +170,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # On the host.
 # ---------------------------------------------------------------------------------------------
-quick=0 prepare_only=0 kvm=auto vm_timeout='' report=$root/results/kernels.md
+quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0
 kernels=()
 while (($#)); do
 	case $1 in
@@ -161,7 +191,8 @@ while (($#)); do
 		report=$(realpath -m "$2")
 		shift
 		;;
-	--no-report) report='' ;;
+	--update-results) update=1 ;;
+	--no-report) no_report=1 ;;
 	-h | --help) usage ;;
 	-*) usage ;;
 	5.10 | 6.1 | 6.12 | sid) kernels+=("$1") ;;
@@ -173,6 +204,15 @@ while (($#)); do
 	shift
 done
 ((${#kernels[@]})) || kernels=("${default_kernels[@]}")
+if ((update)); then
+	for k in "${default_kernels[@]}"; do
+		[[ " ${kernels[*]} " == *" $k "* ]] || {
+			echo "error: --update-results rewrites results/kernels.md, which holds every kernel of the default set (${default_kernels[*]}); this run leaves out $k" >&2
+			exit 2
+		}
+	done
+	report=${XDPLAB_MATRIX_RESULTS:-$root/results/kernels.md}
+fi
 [[ -n $vm_timeout ]] || vm_timeout=$((quick ? 1200 : 3600))
 mode=$([[ $quick == 1 ]] && echo quick || echo full)
 ((EUID == 0)) || die_env "run as root (apt-get, and the VMs run the privileged tests)"
@@ -430,8 +470,12 @@ for k in "${kernels[@]}"; do
 	else
 		# info-* steps (xdplab doctor) are the capability table, not checks.
 		bad=$(awk -F'\t' '$2 != 0 && $1 !~ /^info-/ {printf "%s%s exited %s", sep, $1, $2; sep="; "}' "$out/steps.tsv")
-		[[ -e $out/done ]] ||
-			bad="${bad:+$bad; }the VM stopped (exit $rc) after $(grep -c . "$out/steps.tsv") steps (see console.log)"
+		if [[ ! -e $out/done ]]; then
+			# The step it died in, and what its kernel said last.
+			local_step=$(cat "$out/current" 2>/dev/null || echo "?")
+			last_kernel=$(grep -v '^\s*$' "$out/kernel.log" 2>/dev/null | tail -n 3 | tr '\n' ' ' | cut -c1-300)
+			bad="${bad:+$bad; }the VM stopped (exit $rc) after $(grep -c . "$out/steps.tsv") steps, in step $local_step; its kernel said last: ${last_kernel:-nothing (kernel.log is empty)} (see kernel.log, health.tsv, console.log)"
+		fi
 	fi
 	if [[ -n $bad ]]; then
 		verdict[$k]="fail: $bad"
@@ -443,6 +487,8 @@ for k in "${kernels[@]}"; do
 	log "$k: ${verdict[$k]} ($(cat "$out/seconds")s)"
 done
 
+((no_report)) && report=''
+[[ -n $report || $no_report == 1 ]] || report=$run_dir/kernels.md
 if [[ -n $report ]]; then
 	# The table has a column for every default kernel, saying why one did not run.
 	for k in "${default_kernels[@]}"; do
