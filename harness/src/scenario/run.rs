@@ -218,10 +218,12 @@ pub fn scenario_path(scenario: &Scenario) -> ExecPath {
 /// every `[[attach]]` program (so this needs CAP_BPF), and checks that each map the scenario
 /// names exists with a type and key and value sizes its keys and values fit. Every error
 /// names the scenario file and the line of the key at fault. A skipped scenario is not
-/// checked. [`run_path`] runs the same checks; `xdplab run` calls this for every scenario
-/// first, so an unusable object stops the run before any traffic.
+/// checked, nor one whose declared `requires` this kernel predates (an `xdp.frags` program
+/// cannot load before 5.18: the run reports that scenario SKIP with the reason).
+/// [`run_path`] runs the same checks; `xdplab run` calls this for every scenario first, so an
+/// unusable object stops the run before any traffic.
 pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
-    if scenario.skip.is_some() {
+    if scenario.skip.is_some() || crate::requires::check(&scenario.requires) != Gate::Met {
         return Ok(());
     }
     if !scenario.steps.is_empty() {

@@ -2631,3 +2631,17 @@ fn netns_tables_parse_into_kernel_state() {
         format!("xl-{}-rx", std::process::id())
     );
 }
+
+#[test]
+fn objects_of_a_scenario_this_kernel_predates_are_not_checked() {
+    // An xdp.frags object cannot even load before 5.18: a scenario that declares the kernel
+    // it needs is reported SKIP by the run, so its objects must not stop the run up front.
+    let text = format!(
+        "schema-version = 1\nname = \"t\"\nrequires = [\"kernel>=99.0\"]\n\n[program]\n\
+         object = \"no-such-object.bpf.o\"\nentry = \"x\"\n{SEND}"
+    );
+    assert!(super::run::check_objects(&ok(&text)).is_ok());
+    let unguarded = text.replace("requires = [\"kernel>=99.0\"]\n", "");
+    let e = super::run::check_objects(&ok(&unguarded)).expect_err("a missing object");
+    assert!(e.to_string().contains("no-such-object.bpf.o"), "{e}");
+}
