@@ -14,10 +14,7 @@ use std::{
 };
 
 use futures::TryStreamExt as _;
-use netlink_packet_route::{
-    address::{AddressAttribute, AddressFlags},
-    route::RouteScope,
-};
+use netlink_packet_route::route::RouteScope;
 use pnet::util::MacAddr;
 use rtnetlink::RouteMessageBuilder;
 use thiserror::Error;
@@ -311,16 +308,7 @@ async fn apply_netlink(
     };
     for a in &state.addresses {
         let index = ifindex(handle, netns, &a.interface).await?;
-        let mut request = handle.address().add(index, a.cidr.addr, a.cidr.prefix);
-        if a.cidr.addr.is_ipv6() {
-            // No DAD: the address is usable at once and no probe reaches the lab's wire.
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        request
-            .execute()
+        crate::veth::add_address(handle, index, a.cidr.addr, a.cidr.prefix)
             .await
             .map_err(failed(format!("address {} on {:?}", a.cidr, a.interface)))?;
     }

@@ -328,15 +328,7 @@ fn configure_end(
             addresses.push((IpAddr::V6(end.ipv6), 64, IpAddr::V6(peer.ipv6)));
         }
         for (addr, prefix, peer_addr) in addresses {
-            let mut request = handle.address().add(ifindex, addr, prefix);
-            if addr.is_ipv6() {
-                request
-                    .message_mut()
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            }
-            request
-                .execute()
+            add_address(&handle, ifindex, addr, prefix)
                 .await
                 .map_err(|source| VethError::Address {
                     name: end.name.clone(),
@@ -488,4 +480,23 @@ fn ethtool_ioctl(
     } else {
         Ok(ret)
     }
+}
+
+/// Adds `addr/prefix` to interface `ifindex` of the handle's namespace (`ip addr add ... dev
+/// IF`); an IPv6 address skips duplicate address detection (`nodad`), so it is usable at once
+/// and no probe reaches the lab's wire.
+pub(crate) async fn add_address(
+    handle: &rtnetlink::Handle,
+    ifindex: u32,
+    addr: IpAddr,
+    prefix: u8,
+) -> Result<(), rtnetlink::Error> {
+    let mut request = handle.address().add(ifindex, addr, prefix);
+    if addr.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await
 }
