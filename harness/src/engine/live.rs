@@ -161,7 +161,7 @@ pub struct LiveSession<'t> {
     mode: XdpMode,
     program: &'t Program,
     prog_id: u32,
-    exceptions: Result<ExceptionCounter, String>,
+    exceptions: Result<&'static ExceptionCounter, String>,
     counters: Vec<IfaceCounters>,
     captures: Vec<Capture>,
     injectors: HashMap<EndName, PnetInjector>,
@@ -216,7 +216,7 @@ impl<'t> LiveSession<'t> {
             });
             captures.push(Capture::start(end, run_id, &capture_options)?);
         }
-        let exceptions = ExceptionCounter::start().map_err(|e| e.to_string());
+        let exceptions = ExceptionCounter::shared().map_err(|e| e.to_string());
         let n = names.len();
         Ok(Self {
             topology,
@@ -379,10 +379,22 @@ impl<'t> LiveSession<'t> {
     /// Ends the session: the program's counters against the kernel's over every group, and
     /// the frames no group claimed.
     pub fn close(mut self) -> SessionOutcome {
-        for (i, capture) in std::mem::take(&mut self.captures).into_iter().enumerate() {
+        let captures = std::mem::take(&mut self.captures);
+        let injectors = std::mem::take(&mut self.injectors);
+        // Closing a packet socket waits for an RCU grace period: the captures and the
+        // injectors close theirs in parallel.
+        for capture in &captures {
             capture.stop();
+        }
+        let finished: Vec<_> = std::thread::scope(|scope| {
+            for (_, injector) in injectors {
+                scope.spawn(move || drop(injector));
+            }
+            captures.into_iter().map(Capture::finish).collect()
+        });
+        for (i, captured) in finished.into_iter().enumerate() {
             // What arrived after the last group belongs to none.
-            if let Ok(c) = capture.finish() {
+            if let Ok(c) = captured {
                 self.unattributed[i] += c.unattributed();
                 self.socket_drops[i] += c.socket_drops;
                 self.frames[i].extend(c.all);
