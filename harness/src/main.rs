@@ -157,7 +157,7 @@ struct BenchArgs {
     programs: Vec<ProgramArg>,
     /// Attach modes of the programs [default: native,generic]
     #[arg(long = "mode", value_enum, value_delimiter = ',', value_name = "MODE")]
-    modes: Vec<ModeArg>,
+    modes: Vec<XdpMode>,
     /// How frames are sent [default: pnet,batched,live]
     #[arg(
         long = "injector",
@@ -205,12 +205,6 @@ enum ProgramArg {
     Pass,
     #[value(name = "none")]
     NoProgram,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ModeArg {
-    Native,
-    Generic,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -496,14 +490,8 @@ fn list(paths: &[PathBuf]) -> Exit {
             let requires: Vec<String> = s.requires.iter().map(ToString::to_string).collect();
             println!("    requires: {}", requires.join(", "));
         }
-        let object = match &s.program.object {
-            scenario::ObjectRef::Bundled(name) => name.clone(),
-            scenario::ObjectRef::Path(path) => path.display().to_string(),
-        };
-        let mode = match s.program.mode {
-            scenario::XdpModeSpec::Native => "native",
-            scenario::XdpModeSpec::Generic => "generic",
-        };
+        let object = s.program.object.name();
+        let mode = s.program.mode;
         for netns in &s.netns {
             println!("    netns {}", netns.describe());
         }
@@ -640,10 +628,7 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
             ProgramArg::Pass => BenchProgram::Pass,
             ProgramArg::NoProgram => BenchProgram::None,
         }),
-        modes: chosen(&args.modes, |m| match m {
-            ModeArg::Native => XdpMode::Native,
-            ModeArg::Generic => XdpMode::Generic,
-        }),
+        modes: chosen(&args.modes, |m| m),
         injectors: chosen(&args.injectors, |i| match i {
             InjectorArg::Pnet => InjectorKind::Pnet,
             InjectorArg::Batched => InjectorKind::Batched,

@@ -22,9 +22,9 @@ pub use loader::LoaderSpec;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FieldValue, FilterRule, FrameSource, IfaceRef,
     IfaceRefError, LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect,
-    MapSetup, NamedField, ObjectRef, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup,
-    Side, Step, StepAction, StepExpect, StructField, ThroughputSpec, TraceExpect, XdpModeSpec,
-    format_duration, parse_duration,
+    MapSetup, NamedField, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, Step,
+    StepAction, StepExpect, StructField, ThroughputSpec, TraceExpect, format_duration,
+    parse_duration,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

@@ -16,6 +16,7 @@ use crate::frame::{
     ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, de_ipv4, de_ipv6,
     de_mac, parse_mac,
 };
+use crate::program::{ObjectSource, XdpMode};
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
@@ -489,11 +490,11 @@ fn quoted_list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramSpec {
     /// The ELF object holding it.
-    pub object: ObjectRef,
+    pub object: ObjectSource,
     /// Name of the XDP program (its ELF section function) in the object.
     pub entry: String,
     /// How to attach it; default native.
-    pub mode: XdpModeSpec,
+    pub mode: XdpMode,
     /// The interface to attach it to; default [`LabSpec::RECEIVER`] in the
     /// default lab, else the `b` end of the first link.
     pub attach: IfaceRef,
@@ -515,74 +516,15 @@ pub struct AttachSpec {
     /// The interface.
     pub at: IfaceRef,
     /// The ELF object holding the program.
-    pub object: ObjectRef,
+    pub object: ObjectSource,
     /// Name of the XDP program in the object.
     pub entry: String,
     /// How to attach it; default native.
-    pub mode: XdpModeSpec,
+    pub mode: XdpMode,
     /// Line of the `[[attach]]` header in the scenario file.
     pub line: usize,
     /// What the loader sets before load (`type`, `globals`, `max-entries`).
     pub loader: super::LoaderSpec,
-}
-
-/// Where a program's object comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ObjectRef {
-    /// One of [`crate::program::BUNDLED`], by name.
-    Bundled(String),
-    /// A file, already resolved against the scenario file's directory.
-    Path(PathBuf),
-}
-
-impl ObjectRef {
-    /// A bundled name stays one; anything else is a path, relative to `dir`
-    /// (the scenario file's directory) unless absolute.
-    pub fn resolve(text: &str, dir: &std::path::Path) -> ObjectRef {
-        if crate::program::is_bundled(text) {
-            ObjectRef::Bundled(text.to_owned())
-        } else {
-            ObjectRef::Path(dir.join(text))
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObjectRef::Bundled(name) => f.write_str(name),
-            ObjectRef::Path(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// XDP attach mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpModeSpec {
-    /// In the driver (veth supports it).
-    #[doc(alias = "XDP_FLAGS_DRV_MODE")]
-    #[default]
-    Native,
-    /// In the generic network stack path, for any interface.
-    #[doc(alias = "XDP_FLAGS_SKB_MODE")]
-    Generic,
-}
-
-impl XdpModeSpec {
-    /// The name used in scenario files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            XdpModeSpec::Native => "native",
-            XdpModeSpec::Generic => "generic",
-        }
-    }
-}
-
-impl fmt::Display for XdpModeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One rule for the bundled `xdp_filter` program. The program tries rules in
@@ -1951,16 +1893,16 @@ mod tests {
     fn object_resolution() {
         let dir = std::path::Path::new("scenarios");
         assert_eq!(
-            ObjectRef::resolve("xdp_filter", dir),
-            ObjectRef::Bundled("xdp_filter".into())
+            ObjectSource::resolve("xdp_filter", dir),
+            ObjectSource::Bundled("xdp_filter".into())
         );
         assert_eq!(
-            ObjectRef::resolve("obj/mine.o", dir),
-            ObjectRef::Path("scenarios/obj/mine.o".into())
+            ObjectSource::resolve("obj/mine.o", dir),
+            ObjectSource::File("scenarios/obj/mine.o".into())
         );
         assert_eq!(
-            ObjectRef::resolve("/abs/x.o", dir),
-            ObjectRef::Path("/abs/x.o".into())
+            ObjectSource::resolve("/abs/x.o", dir),
+            ObjectSource::File("/abs/x.o".into())
         );
     }
 
@@ -1997,7 +1939,7 @@ pub enum StepAction {
         /// The version's name.
         version: String,
         /// The object.
-        object: ObjectRef,
+        object: ObjectSource,
         /// The XDP entry in it.
         entry: String,
         /// `const volatile __u32` globals set at load time.
@@ -2015,7 +1957,7 @@ pub enum StepAction {
         /// The interface.
         at: IfaceRef,
         /// Native or generic.
-        mode: XdpModeSpec,
+        mode: XdpMode,
         /// The link's name.
         link: String,
     },
@@ -2086,7 +2028,7 @@ impl StepAction {
                 object,
                 entry,
                 ..
-            } => format!("load {version} = {object}:{entry}"),
+            } => format!("load {version} = {}:{entry}", object.name()),
             Self::Attach {
                 version, at, link, ..
             } => format!("attach {version} to {at} as link {link}"),
