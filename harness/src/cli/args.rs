@@ -185,9 +185,13 @@ pub struct BenchArgs {
     /// Report format on stdout
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Save the results here (JSON), and a chart beside it (.svg)
-    /// [default: results/<UTC time>-<commit>.json]
-    #[arg(long, value_name = "FILE", conflicts_with = "no_save")]
+    // The help as an attribute: rustdoc would read `<UTC time>` in a doc comment as HTML.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "no_save",
+        help = "Save the results here (JSON), and a chart beside it (.svg) [default: results/<UTC time>-<commit>.json]"
+    )]
     pub out: Option<PathBuf>,
     /// Do not save the results
     #[arg(long)]
