@@ -19,6 +19,7 @@
 pub mod attribute;
 pub mod bench;
 pub mod btf;
+pub mod classify;
 pub mod clean;
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -4,7 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use xdplab::cli::{self, Cli};
+use xdplab::{
+    cli::{self, Cli},
+    exit::{Classify as _, Exit},
+};
 
 fn main() -> ExitCode {
     // Behave like other Unix tools under `| head`: end quietly on a closed pipe instead of
@@ -15,7 +18,7 @@ fn main() -> ExitCode {
     }
     let exit = cli::dispatch(Cli::parse()).unwrap_or_else(|error| {
         eprintln!("xdplab: {error}");
-        error.exit()
+        Exit::from(error.class())
     });
     ExitCode::from(exit.code())
 }

@@ -30,6 +30,7 @@ use thiserror::Error;
 
 use crate::{
     elf::{self, ElfError, ProgramEntry, ProgramType},
+    exit::{Classify, ErrorClass, class_by_errno, prog_load_errno_class},
     netns::NetNsError,
     pin::{Bpffs, PinError},
     veth::VethEnd,
@@ -498,24 +499,43 @@ pub enum ProgramError {
 
 impl ProgramError {
     /// Whether the failure lies in the machine (privileges, kernel features) rather than in the
-    /// object or the request.
+    /// object or the request: [`Classify::class`] is [`ErrorClass::Environment`].
     pub fn is_environment(&self) -> bool {
-        let env_errno = |errno: i32| {
-            matches!(
-                errno,
-                libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::ENOMEM
-            )
-        };
+        self.class() == ErrorClass::Environment
+    }
+}
+
+/// The object, its programs, maps and globals, the program the verifier judges and the pins
+/// a step names are the user's; see [`crate::exit`] for the rule.
+impl Classify for ProgramError {
+    fn class(&self) -> ErrorClass {
+        use ErrorClass::{BadInput, Environment};
         match self {
-            Self::NetNs(_) | Self::NoBpfLink { .. } => true,
-            Self::PinRoot { source, .. } => source.is_permission(),
-            Self::Pin { source, .. } => errno_in(&**source).is_some_and(env_errno),
-            Self::Load { errno, .. } => errno.is_some_and(env_errno),
-            Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
+            Self::Read { .. }
+            | Self::UnknownBundled { .. }
+            | Self::NoProgram { .. }
+            | Self::Elf { .. }
+            | Self::UnknownSection { .. }
+            | Self::GlobalValue { .. }
+            | Self::NoMap { .. }
+            | Self::ZeroEntries { .. }
+            | Self::TailCall { .. }
+            | Self::NotXdp { .. }
+            | Self::Global { .. }
+            | Self::PinnedMapMismatch { .. } => BadInput,
+            Self::Load { errno, .. } => errno.and_then(prog_load_errno_class).unwrap_or(BadInput),
+            // aya's parse of the object and creation of its maps, attaching and running the
+            // user's program, pinning it where the user's steps say.
+            Self::Object { source, .. } => class_by_errno(errno_in(source), BadInput),
             Self::Attach { source, .. } | Self::TestRun { source, .. } => {
-                errno_in(source).is_some_and(env_errno)
+                class_by_errno(errno_in(source), BadInput)
             }
-            _ => false,
+            Self::Pin { source, .. } => class_by_errno(errno_in(&**source), BadInput),
+            // The private bpffs is xdplab's own request (as in `crate::classify` for
+            // PinError's mount); entering a namespace too.
+            Self::PinRoot { .. } | Self::NetNs(_) => Environment,
+            // Attached through netlink: the kernel predates XDP bpf_links (5.9).
+            Self::NoBpfLink { .. } => Environment,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
-    exit::Exit,
+    exit::{Classify as _, Exit},
     interrupt,
     results::{self, BenchResults},
 };
@@ -26,7 +26,7 @@ pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
             Ok(baseline) => Some((path, baseline)),
             Err(e) => {
                 eprintln!("xdplab: {e}");
-                return Ok(Exit::BadInput);
+                return Ok(Exit::from(e.class()));
             }
         },
         None => None,
@@ -107,7 +107,7 @@ pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
             Ok(()) => eprintln!("xdplab: saved {} and {}", json.display(), svg.display()),
             Err(e) => {
                 eprintln!("xdplab: {e}");
-                exit = worst(exit, Exit::BadInput);
+                exit = worst(exit, Exit::from(e.class()));
             }
         }
     }
@@ -171,7 +171,7 @@ fn measure_all(configs: &[BenchConfig]) -> (Vec<Measurement>, Exit) {
                     BenchError::Config { .. } => eprintln!("xdplab: {e}"),
                     _ => eprintln!("xdplab: failed to measure {config}: {e}"),
                 }
-                exit = worst(exit, bench_exit(&e));
+                exit = worst(exit, Exit::from(e.class()));
                 if matches!(e, BenchError::Lab(_) | BenchError::Config { .. }) {
                     eprintln!("xdplab: stopping: no other configuration can be measured either");
                     break;
@@ -181,15 +181,6 @@ fn measure_all(configs: &[BenchConfig]) -> (Vec<Measurement>, Exit) {
     }
     progress.finish();
     (measurements, exit)
-}
-
-/// The exit code a measurement error stands for.
-fn bench_exit(error: &BenchError) -> Exit {
-    match error {
-        BenchError::Config { .. } => Exit::BadInput,
-        BenchError::Program(e) if !e.is_environment() => Exit::BadInput,
-        _ => Exit::Environment,
-    }
 }
 
 /// `[3/18] live native drop 64B ... 16.9 Mpps` on stderr: rewritten in place on a terminal,

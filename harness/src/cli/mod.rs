@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::{
     clean as sweeper, doctor as checks,
-    exit::Exit,
+    exit::{Classify, ErrorClass, Exit},
     interrupt,
     scenario::{self, Scenario},
 };
@@ -42,10 +42,14 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-impl CliError {
-    /// The exit status it stands for.
-    pub fn exit(&self) -> Exit {
-        Exit::Environment
+/// An unwritable `--junit` file is the user's, like bench's `--out`; a report that cannot
+/// be serialized is not.
+impl Classify for CliError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Junit { .. } => ErrorClass::BadInput,
+            Self::Json(_) => ErrorClass::Environment,
+        }
     }
 }
 
@@ -80,7 +84,7 @@ fn environment_ready() -> bool {
 fn start_run() -> Result<(), Exit> {
     if let Err(e) = interrupt::install() {
         eprintln!("xdplab: {e}");
-        return Err(Exit::Environment);
+        return Err(Exit::from(e.class()));
     }
     let sweep = sweeper::sweep(false);
     if !sweep.removed.is_empty() {
@@ -106,23 +110,23 @@ fn report_interrupt(signal: interrupt::Signal, abandoned: &str, completed: usize
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Exit> {
     let files = scenario::discover(paths).map_err(|e| {
         eprintln!("xdplab: {e}");
-        Exit::BadInput
+        Exit::from(e.class())
     })?;
     let mut scenarios = Vec::new();
-    let mut bad = false;
+    let mut exit = Exit::Pass;
     for file in files {
         match scenario::load(&file) {
             Ok(s) => scenarios.push(s),
             Err(e) => {
                 eprintln!("xdplab: {e}");
-                bad = true;
+                exit = worst(exit, Exit::from(e.class()));
             }
         }
     }
-    if bad {
-        Err(Exit::BadInput)
-    } else {
+    if exit == Exit::Pass {
         Ok(scenarios)
+    } else {
+        Err(exit)
     }
 }
 

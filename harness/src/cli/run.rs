@@ -6,9 +6,9 @@ use super::{
     worst,
 };
 use crate::{
-    exit::Exit,
+    exit::{Classify as _, Exit},
     interrupt,
-    report::{FailureKind, RunReport},
+    report::RunReport,
     scenario::run::{self, RunOptions},
 };
 
@@ -30,13 +30,7 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
     for scenario in &scenarios {
         if let Err(e) = run::check_objects(scenario) {
             eprintln!("xdplab: {e}");
-            unusable = worst(
-                unusable,
-                match e.kind() {
-                    FailureKind::Input => Exit::BadInput,
-                    FailureKind::Environment => Exit::Environment,
-                },
-            );
+            unusable = worst(unusable, Exit::from(e.class()));
         }
     }
     if unusable != Exit::Pass {
