@@ -22,8 +22,8 @@ use toml::Spanned;
 
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
-    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, OutputSpec,
-    PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
+    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, PORT_PROTOS,
+    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
 };
 use super::{LoaderSpec, ScenarioError};
 use crate::bench::{BenchProgram, InjectorKind};
@@ -31,6 +31,7 @@ use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
+use crate::output::OutputSpec;
 use crate::program::{GlobalValue, ObjectSource, XdpMode};
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
