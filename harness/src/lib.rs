@@ -13,12 +13,16 @@
 //! scenario on the kernel features it declares.
 //! [`input`] reads the files a user names with a type check and a size cap.
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
-//! left behind.
+//! left behind. With the default `cli` feature, `cli` is the `xdplab` command itself, and
+//! [`exit`] its exit codes.
 
 pub mod attribute;
 pub mod bench;
 pub mod btf;
+pub mod classify;
 pub mod clean;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod doctor;
 pub mod elf;
 pub mod engine;

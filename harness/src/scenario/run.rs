@@ -27,9 +27,7 @@ use std::{
 use serde_json::{Value, json};
 
 use super::values::{self, Check, Shape};
-use super::{
-    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, StepAction, XdpModeSpec,
-};
+use super::{FrameSource, IfaceRef, MapBytes, MapExpect, Scenario, StepAction};
 pub use crate::engine::RunError;
 pub(super) use crate::engine::error::interrupted;
 use crate::engine::{
@@ -127,8 +125,8 @@ pub fn run(scenario: &Scenario) -> ScenarioReport {
 /// The execution path a scenario names for itself.
 pub fn scenario_path(scenario: &Scenario) -> ExecPath {
     match scenario.program.mode {
-        XdpModeSpec::Native => ExecPath::Native,
-        XdpModeSpec::Generic => ExecPath::Generic,
+        XdpMode::Native => ExecPath::Native,
+        XdpMode::Generic => ExecPath::Generic,
     }
 }
 
@@ -160,7 +158,7 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
                     globals: globals.clone(),
                     ..LoadOptions::default()
                 };
-                Program::load_with(&object_source(object), entry, &options)
+                Program::load_with(object, entry, &options)
                     .map_err(|e| load_error(scenario, *object_line, *entry_line, &e))?;
             }
         }
@@ -187,8 +185,8 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
 pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> ScenarioReport {
     let start = Instant::now();
     let object = match &scenario.program.object {
-        ObjectRef::Bundled(name) => name.clone(),
-        ObjectRef::Path(path) => path.display().to_string(),
+        ObjectSource::Bundled(name) => name.clone(),
+        ObjectSource::File(path) => path.display().to_string(),
     };
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
@@ -285,7 +283,7 @@ fn uses_redirect_map(scenario: &Scenario) -> bool {
     std::iter::once(&scenario.program.object)
         .chain(scenario.attachments.iter().map(|a| &a.object))
         .chain(loaded)
-        .any(|object| crate::program::declares_redirect_map(&object_source(object)))
+        .any(crate::program::declares_redirect_map)
 }
 
 /// Runs a scenario through each path and compares them frame by frame.
@@ -638,20 +636,6 @@ fn group_plans(
             })
         })
         .collect()
-}
-
-pub(super) fn object_source(object: &ObjectRef) -> ObjectSource {
-    match object {
-        ObjectRef::Bundled(name) => ObjectSource::Bundled(name.clone()),
-        ObjectRef::Path(path) => ObjectSource::File(path.clone()),
-    }
-}
-
-pub(super) fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
-    match mode {
-        XdpModeSpec::Native => XdpMode::Native,
-        XdpModeSpec::Generic => XdpMode::Generic,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1348,8 +1332,7 @@ fn execute_test_run(
 /// host's namespace it would read the host's and disagree with the live paths. Other programs
 /// keep the plain run, with no lab to build.
 fn test_run_in_lab(scenario: &Scenario) -> bool {
-    !scenario.netns.is_empty()
-        || crate::program::calls_fib_lookup(&object_source(&scenario.program.object))
+    !scenario.netns.is_empty() || crate::program::calls_fib_lookup(&scenario.program.object)
 }
 
 fn check_maps(
@@ -1443,7 +1426,7 @@ fn execute_live(
             .map(|b| b.pin_path("maps"))
             .or_else(|| program.pin_root().map(Path::to_owned));
         let program = load_attachment(scenario, a, pin_root.as_deref())?;
-        extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
+        extra.push((resolve(&spec, &a.at)?, program, a.mode));
     }
     {
         let mut targets: Vec<(EndName, &mut Program)> =
@@ -1469,7 +1452,7 @@ fn execute_live(
         && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
         // An xdp.frags program takes frames in several buffers: veth allows any MTU.
         && crate::program::entry_has_frags(
-            &object_source(&scenario.program.object),
+            &scenario.program.object,
             &scenario.program.entry,
             scenario.program.loader.program_type,
         ) != Some(true)
@@ -1671,7 +1654,7 @@ fn check_throughput(
     };
     let error = |e: crate::bench::BenchError| RunError::environment(e.to_string());
     let program = measure(&config(BenchProgram::Object {
-        source: object_source(&scenario.program.object),
+        source: scenario.program.object.clone(),
         entry: scenario.program.entry.clone(),
     }))
     .map_err(error)?;

@@ -27,8 +27,8 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, interrupted, load_error, map_key,
-    object_source, peer_name, resolve, topology_spec,
+    RunError, RunOptions, at, build_frames, check_map, interrupted, load_error, map_key, peer_name,
+    resolve, topology_spec,
 };
 use super::values::Shape;
 use crate::{
@@ -38,7 +38,7 @@ use crate::{
     maps::{MapValue, PinnedMap},
     observe::{Capture, CaptureOptions, LinkStats},
     pin::Bpffs,
-    program::{LoadOptions, PinnedProgram, Program, XdpMode},
+    program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
     report::{ScenarioReport, StepReport},
     scenario::{
         MapExpect, Scenario, StepAction, StepExpect, TraceExpect,
@@ -402,7 +402,7 @@ impl Lifecycle<'_> {
     fn load(
         &mut self,
         version: &str,
-        object: &super::ObjectRef,
+        object: &ObjectSource,
         entry: &str,
         globals: &[(String, u32)],
         (object_line, entry_line): (usize, usize),
@@ -413,7 +413,7 @@ impl Lifecycle<'_> {
             ..LoadOptions::default()
         };
         let before = self.bpffs_entries(MAPS)?;
-        let mut program = Program::load_with(&object_source(object), entry, &options)
+        let mut program = Program::load_with(object, entry, &options)
             .map_err(|e| load_error(self.scenario, object_line, entry_line, &e))?;
         let path = self.pin(PROGS, version);
         program.pin(&path)?;
@@ -436,7 +436,8 @@ impl Lifecycle<'_> {
         self.versions
             .insert(version.to_owned(), Version { prog_id, number });
         Ok(Outcome::done(format!(
-            "{version}: {object}:{entry} loaded as prog id {prog_id}, pinned at {PROGS}/{version}; maps created {}, reused {}",
+            "{version}: {}:{entry} loaded as prog id {prog_id}, pinned at {PROGS}/{version}; maps created {}, reused {}",
+            object.name(),
             names(&created),
             names(&reused)
         )))
