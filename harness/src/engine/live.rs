@@ -10,23 +10,21 @@
 //! `pass_cnt` maps when it has them.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     time::{Duration, Instant, SystemTime},
 };
 
-use super::attribution::{Attribution, Places, observe_group};
+use super::attribution::{Places, observe_group};
 use super::error::{RunError, interrupted};
 use super::judge;
+use super::observation::{GroupCounts, IfaceSnapshot, Snapshot, Window};
+use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
 use crate::{
     frame::FrameTemplate,
-    inject::{InjectStats, pnet::PnetInjector},
+    inject::pnet::PnetInjector,
     maps::MapKind,
-    observe::{
-        Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkCounters, LinkStats, XdpStats,
-    },
+    observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkStats},
     program::{Attachment, ObjectSource, Program, XdpMode},
-    report::{CounterCheck, GroupReport},
-    scenario::OutputSpec,
     topology::{EndName, Topology},
     verdict::Verdict,
     veth::VethEnd,
@@ -35,114 +33,6 @@ use crate::{
 /// How long counts must stay unchanged before a group whose frames cannot all be accounted
 /// for (background frames in its window, or drops no counter reports) is taken as settled.
 const QUIET: Duration = Duration::from_millis(100);
-
-/// The program under test in a live session, and where it is attached.
-#[derive(Clone, Copy, Debug)]
-pub struct UnderTest<'p> {
-    /// The loaded, attached program; its `drop_cnt`/`pass_cnt` maps, if any, are read.
-    pub program: &'p Program,
-    /// The interface it is attached to.
-    pub attach: &'p EndName,
-    /// How it is attached there.
-    pub mode: XdpMode,
-}
-
-/// Options of a live session.
-#[derive(Clone, Debug, Default)]
-pub struct SessionOptions {
-    /// The id tagged into every frame (default: the topology's).
-    pub run_id: Option<u32>,
-    /// Frames kept per interface, whatever they are, for capture files (0: none).
-    pub keep_frames: usize,
-}
-
-/// One group of frames to send, planned once: from where, which frames, how many, and what
-/// should become of them.
-#[derive(Clone, Debug)]
-pub struct GroupPlan {
-    /// The group's name in reports and failure lines.
-    pub name: String,
-    /// The interface the frames are sent from.
-    pub from: EndName,
-    /// The frames, laid out; copy `seq` is `frames[seq % frames.len()]`.
-    pub frames: Vec<FrameTemplate>,
-    /// How many frames to send.
-    pub count: u32,
-    /// The verdict every frame should get.
-    pub expect: Verdict,
-    /// For [`Verdict::Redirect`]: the interface the program redirects to (frames land at its
-    /// peer).
-    pub redirect_to: Option<EndName>,
-    /// What the frames that come out should look like.
-    pub output: Option<OutputSpec>,
-}
-
-/// What became of one group, judged.
-#[derive(Clone, Debug)]
-pub struct GroupOutcome {
-    /// Where its frames landed and what the kernel counted.
-    pub report: GroupReport,
-    /// What its counts rest on.
-    pub attribution: Attribution,
-    /// What the sender managed.
-    pub stats: InjectStats,
-    /// Every way the group failed its expectation; empty when it passed.
-    pub failures: Vec<String>,
-    /// Things worth saying that are not failures (content attribution rules used).
-    pub notes: Vec<String>,
-}
-
-/// What a whole session adds to its groups' outcomes.
-#[derive(Debug, Default)]
-pub struct SessionOutcome {
-    /// The program's counters against the kernel's, over every group.
-    pub counters: Vec<CounterCheck>,
-    /// Counter disagreements and incomplete captures.
-    pub failures: Vec<String>,
-    /// Frames no group claimed, by interface.
-    pub unattributed_by_interface: BTreeMap<String, u64>,
-    /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.
-    pub frames: Vec<(EndName, Vec<(SystemTime, Vec<u8>)>)>,
-    /// Things worth saying about the session.
-    pub notes: Vec<String>,
-}
-
-/// Everything observed on one interface at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct IfaceSnapshot {
-    pub(crate) xdp: XdpStats,
-    pub(crate) link: LinkCounters,
-    pub(crate) captured: u64,
-}
-
-/// The kernel's and the program's counts at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Snapshot {
-    pub(crate) ifaces: Vec<IfaceSnapshot>,
-    pub(crate) drop_cnt: Option<u64>,
-    pub(crate) pass_cnt: Option<u64>,
-    pub(crate) aborted: u64,
-}
-
-/// The counts of one group that the session-wide counter check needs.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct GroupCounts {
-    pub(crate) received: u64,
-    pub(crate) background: u64,
-    pub(crate) passed: u64,
-    pub(crate) tx: u64,
-    pub(crate) redirected: u64,
-    pub(crate) aborted: u64,
-}
-
-/// One group's window: the counts before and after it, and what its counts rest on.
-#[derive(Clone, Debug)]
-pub(crate) struct Window {
-    pub(crate) before: Snapshot,
-    pub(crate) after: Snapshot,
-    pub(crate) attribution: Attribution,
-    pub(crate) counts: GroupCounts,
-}
 
 /// The counters of one interface.
 struct IfaceCounters {

@@ -32,8 +32,9 @@ pub use crate::engine::RunError;
 pub(super) use crate::engine::error::interrupted;
 use crate::engine::{
     GroupPlan, LISTED, LiveSession, SessionOptions, UnderTest,
-    judge::{check_outputs, empty_group, expected_outcome, places_text},
+    judge::{check_outputs, expected_outcome, places_text},
     live::counter,
+    observation::empty_group,
 };
 use crate::requires::Gate;
 use crate::{
