@@ -21,7 +21,7 @@ use super::observation::{GroupCounts, IfaceSnapshot, Snapshot, Window};
 use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
 use crate::{
     frame::FrameTemplate,
-    inject::pnet::PnetInjector,
+    inject::{InjectStats, pnet::PnetInjector},
     maps::MapKind,
     observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkStats},
     program::{Attachment, ObjectSource, Program, XdpMode},
@@ -40,6 +40,17 @@ struct IfaceCounters {
     link: LinkStats,
 }
 
+/// A group whose window is open: its frames may be sent.
+#[derive(Debug)]
+pub struct Pending {
+    index: usize,
+    /// The group number the frames' tags must carry.
+    pub group_id: u16,
+    from: usize,
+    expected_at: Option<usize>,
+    before: Snapshot,
+}
+
 /// A program attached in a topology, observed group by group. Groups are sent one after
 /// another; each ends only when the kernel has accounted for its frames (or a deadline), so
 /// each group's counts are its own.
@@ -48,14 +59,21 @@ pub struct LiveSession<'t> {
     names: Vec<EndName>,
     attach: usize,
     peer: usize,
+    /// How frames are accounted for now ([`LiveSession::set_attached`]).
     mode: XdpMode,
-    program: &'t Program,
-    prog_id: u32,
+    /// How the program is attached, when it is.
+    attached_mode: XdpMode,
+    /// The program whose `drop_cnt`/`pass_cnt` are read, if the session has one.
+    program: Option<&'t Program>,
+    /// The programs whose aborts count (every version a lifecycle loaded).
+    prog_ids: Vec<u32>,
     exceptions: Result<&'static ExceptionCounter, String>,
     counters: Vec<IfaceCounters>,
     captures: Vec<Capture>,
     injectors: HashMap<EndName, PnetInjector>,
     run_id: u32,
+    /// Groups begun so far.
+    groups: usize,
     windows: Vec<Window>,
     unattributed: Vec<u64>,
     socket_drops: Vec<u64>,
@@ -79,6 +97,21 @@ impl<'t> LiveSession<'t> {
         under_test: UnderTest<'t>,
         options: &SessionOptions,
     ) -> Result<Self, RunError> {
+        let mut session = Self::observe(topology, under_test.attach, under_test.mode, options)?;
+        session.program = Some(under_test.program);
+        session.prog_ids = vec![under_test.program.id()?];
+        Ok(session)
+    }
+
+    /// Opens the observers of every interface of `topology` around whatever program runs on
+    /// `attach` (a lifecycle replaces it under load): no program counters are read, and
+    /// aborts count for the programs [`LiveSession::set_prog_ids`] names.
+    pub fn observe(
+        topology: &'t Topology,
+        attach: &EndName,
+        mode: XdpMode,
+        options: &SessionOptions,
+    ) -> Result<Self, RunError> {
         let names: Vec<EndName> = topology.interfaces().map(|(n, _)| n.clone()).collect();
         let place = |name: &EndName| {
             names
@@ -86,10 +119,10 @@ impl<'t> LiveSession<'t> {
                 .position(|n| n == name)
                 .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
         };
-        let attach = place(under_test.attach)?;
+        let attach = place(attach)?;
         let (peer_name, _) = topology
-            .peer(under_test.attach)
-            .ok_or_else(|| RunError::input(format!("{} has no peer", under_test.attach)))?;
+            .peer(&names[attach])
+            .ok_or_else(|| RunError::input(format!("{} has no peer", names[attach])))?;
         let peer = place(peer_name)?;
         let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
         let capture_options = CaptureOptions {
@@ -113,19 +146,37 @@ impl<'t> LiveSession<'t> {
             names,
             attach,
             peer,
-            mode: under_test.mode,
-            program: under_test.program,
-            prog_id: under_test.program.id()?,
+            mode,
+            attached_mode: mode,
+            program: None,
+            prog_ids: Vec::new(),
             exceptions,
             counters,
             captures,
             injectors: HashMap::new(),
             run_id,
+            groups: 0,
             windows: Vec::new(),
             unattributed: vec![0; n],
             socket_drops: vec![0; n],
             frames: vec![Vec::new(); n],
         })
+    }
+
+    /// Says whether a program is attached at the session's interface now (a lifecycle
+    /// detaches it): without one, frames are accounted for by the device's receive counter,
+    /// as in generic mode, since the driver's XDP counters do not move.
+    pub fn set_attached(&mut self, attached: bool) {
+        self.mode = if attached {
+            self.attached_mode
+        } else {
+            XdpMode::Generic
+        };
+    }
+
+    /// The programs whose XDP_ABORTED the session counts.
+    pub fn set_prog_ids(&mut self, ids: &[u32]) {
+        self.prog_ids = ids.to_vec();
     }
 
     /// The id tagged into this session's frames.
@@ -140,8 +191,34 @@ impl<'t> LiveSession<'t> {
         plan: &GroupPlan,
         poll: &mut dyn FnMut(),
     ) -> Result<GroupOutcome, RunError> {
+        let pending = self.begin(plan)?;
+        let injector = match self.injectors.entry(plan.from.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(PnetInjector::open(end(self.topology, &plan.from)?)?)
+            }
+        };
+        let stats = injector.send(&plan.frames, self.run_id, pending.group_id, plan.count);
+        self.end(plan, pending, stats, poll)
+    }
+
+    /// Opens a group's window for frames someone else sends (a background sender), tagged
+    /// with [`Pending::group_id`] and this session's run id; [`LiveSession::end`] closes it.
+    pub fn begin(&mut self, plan: &GroupPlan) -> Result<Pending, RunError> {
+        self.begin_numbered(plan, self.groups)
+    }
+
+    /// [`LiveSession::begin`] with the group number the frames' tags carry given, greater
+    /// than any before: a lifecycle tags frames with the scenario's group index, which its
+    /// trace expectations look for.
+    pub fn begin_numbered(&mut self, plan: &GroupPlan, index: usize) -> Result<Pending, RunError> {
         interrupted()?;
-        let index = self.windows.len();
+        if index < self.groups {
+            return Err(RunError::input(format!(
+                "send {:?}: group {index} was already sent in this session",
+                plan.name
+            )));
+        }
         let group_id = u16::try_from(index)
             .map_err(|_| RunError::input("a session may send at most 65536 groups"))?;
         if plan.frames.is_empty() {
@@ -175,17 +252,39 @@ impl<'t> LiveSession<'t> {
         };
 
         for capture in &self.captures {
+            // Numbers skipped are groups of no frames.
+            for _ in self.groups..index {
+                capture.add_group(0, false);
+            }
             let group = capture.add_group(plan.count, plan.output.is_some());
             debug_assert_eq!(group, index, "every capture numbers groups alike");
         }
-        let before = self.snapshot()?;
-        let injector = match self.injectors.entry(plan.from.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(PnetInjector::open(end(self.topology, &plan.from)?)?)
-            }
-        };
-        let stats = injector.send(&plan.frames, self.run_id, group_id, plan.count);
+        self.groups = index + 1;
+        Ok(Pending {
+            index,
+            group_id,
+            from,
+            expected_at,
+            before: self.snapshot()?,
+        })
+    }
+
+    /// Closes a group's window once its sender is done: waits until the kernel has accounted
+    /// for what `stats` says was sent, then observes and judges the group.
+    pub fn end(
+        &mut self,
+        plan: &GroupPlan,
+        pending: Pending,
+        stats: InjectStats,
+        poll: &mut dyn FnMut(),
+    ) -> Result<GroupOutcome, RunError> {
+        let Pending {
+            index,
+            group_id,
+            from,
+            expected_at,
+            before,
+        } = pending;
         let tagged = plan.frames.iter().all(FrameTemplate::is_tagged);
         let after = self.settle(from, index, tagged, &before, stats.accepted, poll)?;
         let mut captured = Vec::with_capacity(self.names.len());
@@ -329,6 +428,13 @@ impl<'t> LiveSession<'t> {
             .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
     }
 
+    fn counter(&self, name: &str) -> Result<Option<u64>, RunError> {
+        match self.program {
+            Some(program) => counter(program, name),
+            None => Ok(None),
+        }
+    }
+
     fn snapshot(&self) -> Result<Snapshot, RunError> {
         let ifaces = self
             .counters
@@ -344,10 +450,16 @@ impl<'t> LiveSession<'t> {
             .collect::<Result<Vec<_>, RunError>>()?;
         Ok(Snapshot {
             ifaces,
-            drop_cnt: counter(self.program, "drop_cnt")?,
-            pass_cnt: counter(self.program, "pass_cnt")?,
+            drop_cnt: self.counter("drop_cnt")?,
+            pass_cnt: self.counter("pass_cnt")?,
             aborted: match &self.exceptions {
-                Ok(e) => e.count(self.prog_id, Verdict::Aborted.xdp_action())?,
+                Ok(e) => {
+                    let mut aborted = 0;
+                    for &id in &self.prog_ids {
+                        aborted += e.count(id, Verdict::Aborted.xdp_action())?;
+                    }
+                    aborted
+                }
                 Err(_) => 0,
             },
         })

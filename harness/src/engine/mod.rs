@@ -19,7 +19,7 @@ pub mod observation;
 pub mod plan;
 
 pub use error::RunError;
-pub use live::{LiveSession, enable_napi};
+pub use live::{LiveSession, Pending, enable_napi};
 pub use observation::Attribution;
 pub use plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
 

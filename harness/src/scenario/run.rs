@@ -612,7 +612,7 @@ pub(super) fn build_frames(
 }
 
 /// Each send group as the engine runs it: interfaces resolved, frames laid out.
-fn group_plans(
+pub(super) fn group_plans(
     scenario: &Scenario,
     spec: &TopologySpec,
     templates: Vec<Vec<FrameTemplate>>,
