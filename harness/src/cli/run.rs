@@ -12,6 +12,10 @@ use crate::{
     scenario::run::{self, RunOptions},
 };
 
+/// Runs of up to this many scenarios keep the programs their checks loaded until each
+/// scenario runs.
+const KEEP_CHECKED: usize = 64;
+
 /// Runs the scenarios `args` name; the exit is the worst of their outcomes.
 pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
     let scenarios = match load_all(&args.files) {
@@ -26,11 +30,19 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
     }
     // Objects too are checked before any lab is built, so an unusable one anywhere stops the
     // run with its location rather than after the scenarios before it.
+    // What the checks loaded is kept for the scenario's run, so each object is loaded once;
+    // a large run loads them again rather than hold every scenario's programs and maps at once.
+    let keep = scenarios.len() <= KEEP_CHECKED;
     let mut unusable = Exit::Pass;
+    let mut checked = Vec::with_capacity(scenarios.len());
     for scenario in &scenarios {
-        if let Err(e) = run::check_objects(scenario) {
-            eprintln!("xdplab: {e}");
-            unusable = worst(unusable, Exit::from(e.class()));
+        match run::check_and_keep(scenario) {
+            Ok(kept) => checked.push(kept.filter(|_| keep)),
+            Err(e) => {
+                eprintln!("xdplab: {e}");
+                unusable = worst(unusable, Exit::from(e.class()));
+                checked.push(None);
+            }
         }
     }
     if unusable != Exit::Pass {
@@ -42,13 +54,13 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
         run_id: None,
     };
     let mut report = RunReport::default();
-    for scenario in &scenarios {
+    for (scenario, checked) in scenarios.iter().zip(checked) {
         let chosen = if args.paths.is_empty() {
             vec![run::scenario_path(scenario)]
         } else {
             args.paths.clone()
         };
-        let (results, differences) = run::run_paths(scenario, &chosen, &options);
+        let (results, differences) = run::run_paths_checked(scenario, &chosen, &options, checked);
         if let Some(signal) = interrupt::requested() {
             // Its results are partial: drop them, and report nothing as if it had run.
             report_interrupt(
