@@ -26,12 +26,13 @@ use std::{
 
 use serde_json::json;
 
-use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, group_plans, interrupted, load_error,
-    map_key, peer_name, resolve, topology_spec,
+use super::map_checks::{check_map, map_key};
+use super::plan::{
+    RunOptions, at, build_frames, group_plans, load_error, peer_name, resolve, topology_spec,
 };
 use super::values::Shape;
 use crate::engine::{GroupPlan, LiveSession, Pending, SessionOptions};
+use crate::engine::{RunError, error::interrupted};
 use crate::{
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
     link::XdpLink,
