@@ -9,16 +9,19 @@
 //!   judged one by one ([`LiveSession`]).
 //! - [`attribution`]: which frames landed where, by tag, by content or by counters.
 //! - [`judge`]: observations against expectations, as failure lines.
+//! - [`failure`]: every way a run fails its expectations, typed, with one text.
 //! - [`error`]: why a run could not go on, and whose fault that is.
 
 pub mod attribution;
 pub mod error;
+pub mod failure;
 pub(crate) mod judge;
 pub mod live;
 pub mod observation;
 pub mod plan;
 
 pub use error::RunError;
+pub use failure::Failure;
 pub use live::{LiveSession, Pending, enable_napi};
 pub use observation::Attribution;
 pub use plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};

@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
+use super::failure::Failure;
 use super::observation::Attribution;
 use crate::{
     frame::FrameTemplate,
@@ -66,7 +67,7 @@ pub struct GroupOutcome {
     /// What the sender managed.
     pub stats: InjectStats,
     /// Every way the group failed its expectation; empty when it passed.
-    pub failures: Vec<String>,
+    pub failures: Vec<Failure>,
     /// Things worth saying that are not failures (content attribution rules used).
     pub notes: Vec<String>,
 }
@@ -77,7 +78,7 @@ pub struct SessionOutcome {
     /// The program's counters against the kernel's, over every group.
     pub counters: Vec<CounterCheck>,
     /// Counter disagreements and incomplete captures.
-    pub failures: Vec<String>,
+    pub failures: Vec<Failure>,
     /// Frames no group claimed, by interface.
     pub unattributed_by_interface: BTreeMap<String, u64>,
     /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.

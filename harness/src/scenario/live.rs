@@ -237,7 +237,9 @@ pub(super) fn execute_live(
     for plan in &plans {
         let outcome = session.send(plan, &mut || events.poll())?;
         report.notes.extend(outcome.notes);
-        report.failures.extend(outcome.failures);
+        report
+            .failures
+            .extend(outcome.failures.iter().map(ToString::to_string));
         report.groups.push(outcome.report);
     }
     interrupted()?;
@@ -245,7 +247,9 @@ pub(super) fn execute_live(
     report.notes.extend(closed.notes);
     report.unattributed_by_interface = closed.unattributed_by_interface;
     report.unattributed = report.unattributed_by_interface.values().sum();
-    report.failures.extend(closed.failures);
+    report
+        .failures
+        .extend(closed.failures.iter().map(ToString::to_string));
     report.counters = closed.counters;
     let kept_frames = closed.frames;
     events.check(scenario, &mut report.failures);

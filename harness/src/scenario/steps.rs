@@ -585,7 +585,7 @@ impl<'a> Lifecycle<'a> {
         }
         for failure in &judged.failures {
             detail.push_str("; ");
-            detail.push_str(failure);
+            detail.push_str(&failure.to_string());
         }
         Ok(Outcome {
             ok,
