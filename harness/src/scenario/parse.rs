@@ -973,93 +973,17 @@ fn sends(
                 FrameSource::Spec(frame)
             }
         };
-        let count = match (send.count, &frames) {
-            (Some(count), _) => count,
-            (None, FrameSource::Pcap { path, frames }) => u32::try_from(frames.len())
-                .ok()
-                .filter(|n| *n <= SendGroup::MAX_COUNT)
-                .ok_or_else(|| {
-                    group(format!(
-                        "pcap file {} holds {} frames, more than the most a group sends \
-                             ({}): set count",
-                        path.display(),
-                        frames.len(),
-                        SendGroup::MAX_COUNT
-                    ))
-                })?,
-            (None, FrameSource::Spec(_)) => {
-                return Err(group(
-                    "missing key \"count\" (only a group with pcap may leave it out)".to_owned(),
-                ));
-            }
-        };
-        if !(1..=SendGroup::MAX_COUNT).contains(&count) {
-            return Err(group(format!(
-                "count {count} is out of range (1..={})",
-                SendGroup::MAX_COUNT
-            )));
-        }
-
-        let redirect_to = match (send.expect, send.redirect_to) {
-            (Verdict::Redirect, None) => {
-                return Err(group(
-                    "expect = \"redirect\" needs redirect-to: the interface the program \
-                     redirects to"
-                        .to_owned(),
-                ));
-            }
-            (Verdict::Redirect, Some(target)) => {
-                let at = src.line(&target.span());
-                let end = topo.find(src, &target, &format!("{what} redirect-to"))?;
-                let target = target.into_inner();
-                if end == program_end {
-                    return Err(src.invalid(
-                        at,
-                        format!(
-                            "{what} redirect-to \"{target}\" is the interface the program is \
-                             attached to; frames sent back out of it are expect = \"tx\""
-                        ),
-                    ));
-                }
-                if target.netns != program.attach.netns {
-                    return Err(src.invalid(
-                        at,
-                        format!(
-                            "{what} redirect-to \"{target}\" is in namespace {:?}, not {:?} \
-                             where the program is attached: a devmap only reaches interfaces \
-                             of the program's namespace",
-                            target.netns, program.attach.netns
-                        ),
-                    ));
-                }
-                Some(target)
-            }
-            (_, Some(target)) => {
-                return Err(src.invalid(
-                    src.line(&target.span()),
-                    format!("{what} redirect-to is only for expect = \"redirect\""),
-                ));
-            }
-            (_, None) => None,
-        };
-
-        if let Some(output) = &send.output {
-            if matches!(send.expect, Verdict::Drop | Verdict::Aborted) {
-                return Err(group(format!(
-                    "output checks the frames that come out, and expect = \"{}\" lets none out",
-                    send.expect
-                )));
-            }
-            if output.is_empty() {
-                return Err(group(
-                    "output checks nothing: set swapped-macs = true or a field".to_owned(),
-                ));
-            }
-            if let Some(id) = output.vlan.iter().flatten().find(|id| **id > 4095) {
-                return Err(group(format!(
-                    "output vlan id {id} is out of range 0..=4095"
-                )));
-            }
+        let count = group_count(send.count, &frames).map_err(group)?;
+        let redirect_to = redirect_target(
+            src,
+            topo,
+            (line, &what),
+            send.expect,
+            send.redirect_to,
+            (program, program_end),
+        )?;
+        if let Some(problem) = output_problem(send.expect, send.output.as_ref()) {
+            return Err(group(problem));
         }
 
         groups.push(SendGroup {
@@ -1074,6 +998,111 @@ fn sends(
         });
     }
     Ok(groups)
+}
+
+/// A send group's `count`: given, or the frames of its pcap file; the error is the message
+/// after the group's name.
+fn group_count(count: Option<u32>, frames: &FrameSource) -> Result<u32, String> {
+    let count = match (count, frames) {
+        (Some(count), _) => count,
+        (None, FrameSource::Pcap { path, frames }) => u32::try_from(frames.len())
+            .ok()
+            .filter(|n| *n <= SendGroup::MAX_COUNT)
+            .ok_or_else(|| {
+                format!(
+                    "pcap file {} holds {} frames, more than the most a group sends \
+                         ({}): set count",
+                    path.display(),
+                    frames.len(),
+                    SendGroup::MAX_COUNT
+                )
+            })?,
+        (None, FrameSource::Spec(_)) => {
+            return Err(
+                "missing key \"count\" (only a group with pcap may leave it out)".to_owned(),
+            );
+        }
+    };
+    if !(1..=SendGroup::MAX_COUNT).contains(&count) {
+        return Err(format!(
+            "count {count} is out of range (1..={})",
+            SendGroup::MAX_COUNT
+        ));
+    }
+    Ok(count)
+}
+
+/// A send group's `redirect-to`: required with expect = "redirect" and only then, another
+/// interface than the program's, in the program's namespace. `group` is the group's line and
+/// the `send group "name":` its messages start with.
+fn redirect_target(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    (line, what): (usize, &str),
+    expect: Verdict,
+    redirect_to: Option<Spanned<IfaceRef>>,
+    (program, program_end): (&ProgramSpec, LinkEnd),
+) -> Result<Option<IfaceRef>, ScenarioError> {
+    match (expect, redirect_to) {
+        (Verdict::Redirect, None) => Err(src.invalid(
+            line,
+            format!(
+                "{what} expect = \"redirect\" needs redirect-to: the interface the program \
+                 redirects to"
+            ),
+        )),
+        (Verdict::Redirect, Some(target)) => {
+            let at = src.line(&target.span());
+            let end = topo.find(src, &target, &format!("{what} redirect-to"))?;
+            let target = target.into_inner();
+            if end == program_end {
+                return Err(src.invalid(
+                    at,
+                    format!(
+                        "{what} redirect-to \"{target}\" is the interface the program is \
+                         attached to; frames sent back out of it are expect = \"tx\""
+                    ),
+                ));
+            }
+            if target.netns != program.attach.netns {
+                return Err(src.invalid(
+                    at,
+                    format!(
+                        "{what} redirect-to \"{target}\" is in namespace {:?}, not {:?} \
+                         where the program is attached: a devmap only reaches interfaces \
+                         of the program's namespace",
+                        target.netns, program.attach.netns
+                    ),
+                ));
+            }
+            Ok(Some(target))
+        }
+        (_, Some(target)) => Err(src.invalid(
+            src.line(&target.span()),
+            format!("{what} redirect-to is only for expect = \"redirect\""),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// What is wrong with a send group's `output`, if anything: the message after the group's
+/// name.
+fn output_problem(expect: Verdict, output: Option<&OutputSpec>) -> Option<String> {
+    let output = output?;
+    if matches!(expect, Verdict::Drop | Verdict::Aborted) {
+        return Some(format!(
+            "output checks the frames that come out, and expect = \"{expect}\" lets none out"
+        ));
+    }
+    if output.is_empty() {
+        return Some("output checks nothing: set swapped-macs = true or a field".to_owned());
+    }
+    output
+        .vlan
+        .iter()
+        .flatten()
+        .find(|id| **id > 4095)
+        .map(|id| format!("output vlan id {id} is out of range 0..=4095"))
 }
 
 /// Reads a send group's pcap file; the error is the message after the
