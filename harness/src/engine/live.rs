@@ -471,10 +471,6 @@ impl<'t> LiveSession<'t> {
     /// Polls until the kernel has accounted for `sent` frames at the attach interface since
     /// `before` and every frame it let through has reached a capture; or until counts stop
     /// moving once every frame arrived; or the deadline.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the group's place in the topology and what it sent"
-    )]
     fn settle(
         &self,
         from: usize,

@@ -16,6 +16,9 @@ use crate::{
     verdict::Verdict,
 };
 
+/// A frame kept for a capture file, with the time it arrived.
+pub type KeptFrame = (SystemTime, Vec<u8>);
+
 /// The program under test in a live session, and where it is attached.
 #[derive(Clone, Copy, Debug)]
 pub struct UnderTest<'p> {
@@ -82,7 +85,7 @@ pub struct SessionOutcome {
     /// Frames no group claimed, by interface.
     pub unattributed_by_interface: BTreeMap<String, u64>,
     /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.
-    pub frames: Vec<(EndName, Vec<(SystemTime, Vec<u8>)>)>,
+    pub frames: Vec<(EndName, Vec<KeptFrame>)>,
     /// Things worth saying about the session.
     pub notes: Vec<String>,
 }

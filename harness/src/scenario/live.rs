@@ -360,7 +360,7 @@ pub(super) fn write_captures(
     format: crate::pcap::CaptureFormat,
     scenario: &Scenario,
     path: &str,
-    captured: &[(EndName, Vec<(std::time::SystemTime, Vec<u8>)>)],
+    captured: &[(EndName, Vec<crate::engine::plan::KeptFrame>)],
 ) -> Result<Vec<PathBuf>, RunError> {
     let io = |e: crate::pcap::PcapError| RunError::environment(e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| {

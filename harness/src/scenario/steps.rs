@@ -307,7 +307,7 @@ impl<'a> Lifecycle<'a> {
                 // [[send]] scenario; the file's mode is the default path.
                 let name = resolve(&self.spec, at)?;
                 self.program(version)?;
-                let end = end(&self.topology, &name);
+                let end = end(self.topology, &name);
                 let attachment = self
                     .handles
                     .programs
