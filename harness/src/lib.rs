@@ -28,6 +28,7 @@ pub mod doctor;
 pub mod elf;
 pub mod engine;
 pub mod exit;
+pub mod flow;
 pub mod frame;
 pub mod inject;
 pub mod input;

@@ -1,0 +1,615 @@
+//! Flows: traffic the lab's own kernel stacks make through the program under test (ICMP echo,
+//! TCP connections, TCP bulk streams, UDP and TCP request/response), measured with real kernel
+//! sockets on both ends.
+//!
+//! A frame-by-frame scenario never lets the stacks talk: a filter that drops every SYN-ACK, or
+//! lets pings through and stalls TCP after the handshake, passes it. A flow says what must
+//! still work (`complete`) or must not (`blocked`) with the program attached.
+//!
+//! Every socket is created on a thread set into its namespace ([`NetNs::run`]; threads that
+//! thread spawns share its namespace), then used from any thread: a socket keeps the
+//! namespace it was made in. Every flow is bounded: timeouts on every socket, a hard deadline
+//! ([`Flow::deadline`]) and at most [`Flow::MAX_BYTES`] bytes.
+//!
+//! - [`ping`]: ICMP / ICMPv6 echo from the sender's stack.
+//! - [`tcp_connect`]: connections to a listener, established, refused or timed out.
+//! - [`tcp_stream`]: a bulk stream, checked byte by byte at the receiver.
+//! - [`rr`]: UDP and TCP request/response transactions.
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    os::fd::{AsRawFd, RawFd},
+    str::FromStr,
+    time::Duration,
+};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::netns::{NetNs, NetNsError};
+
+pub mod ping;
+pub mod rr;
+pub mod tcp_connect;
+pub mod tcp_stream;
+
+/// An error that stops a flow from being measured at all (a flow whose packets are dropped is
+/// measured, and reported blocked: that is not an error).
+#[derive(Debug, Error)]
+pub enum FlowError {
+    /// A namespace could not be entered.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// A socket call failed in a way that says nothing about the program under test.
+    #[error("failed to {what} for flow {flow:?}: {source}")]
+    Io {
+        /// The flow's name.
+        flow: String,
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What kind of traffic a flow makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowKind {
+    /// ICMP (or ICMPv6) echo requests and replies.
+    Ping,
+    /// TCP connections opened and closed.
+    TcpConnect,
+    /// One TCP stream of data, checked end to end.
+    TcpStream,
+    /// UDP request/response transactions.
+    UdpRr,
+    /// TCP request/response transactions on one connection.
+    TcpRr,
+}
+
+impl FlowKind {
+    /// Every kind, as written in a scenario.
+    pub const NAMES: [&'static str; 5] = ["ping", "tcp-connect", "tcp-stream", "udp-rr", "tcp-rr"];
+}
+
+impl fmt::Display for FlowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ping => "ping",
+            Self::TcpConnect => "tcp-connect",
+            Self::TcpStream => "tcp-stream",
+            Self::UdpRr => "udp-rr",
+            Self::TcpRr => "tcp-rr",
+        })
+    }
+}
+
+impl FromStr for FlowKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "ping" => Self::Ping,
+            "tcp-connect" => Self::TcpConnect,
+            "tcp-stream" => Self::TcpStream,
+            "udp-rr" => Self::UdpRr,
+            "tcp-rr" => Self::TcpRr,
+            _ => {
+                return Err(format!(
+                    "unknown flow kind {s:?} (expected one of \"{}\")",
+                    Self::NAMES.join("\", \"")
+                ));
+            }
+        })
+    }
+}
+
+/// What a flow should come to with the program attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowExpect {
+    /// Every echo, connection, byte or transaction got through (or, with `max_loss`, at most
+    /// that share of echoes or transactions was lost).
+    Complete,
+    /// None did.
+    Blocked,
+}
+
+impl fmt::Display for FlowExpect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Complete => "complete",
+            Self::Blocked => "blocked",
+        })
+    }
+}
+
+/// What a flow came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowStatus {
+    /// Everything got through.
+    Complete,
+    /// Nothing did.
+    Blocked,
+    /// Some did.
+    Partial,
+    /// Not run (the test-run path has no stacks to talk).
+    Skip,
+}
+
+impl fmt::Display for FlowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Complete => "complete",
+            Self::Blocked => "blocked",
+            Self::Partial => "partial",
+            Self::Skip => "skip",
+        })
+    }
+}
+
+impl FlowStatus {
+    /// `got` units of `of` got through.
+    fn of(got: u64, of: u64) -> Self {
+        if of > 0 && got >= of {
+            Self::Complete
+        } else if got == 0 {
+            Self::Blocked
+        } else {
+            Self::Partial
+        }
+    }
+}
+
+/// One flow: what to send, how much, and what it should come to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flow {
+    /// Name in reports.
+    pub name: String,
+    /// The traffic.
+    pub kind: FlowKind,
+    /// Echo requests (`ping`) or transactions (`udp-rr`, `tcp-rr`).
+    pub count: u32,
+    /// Time between two echo requests (`ping`).
+    pub interval: Duration,
+    /// ICMP payload bytes (`ping`), request and response bytes (`*-rr`), write size
+    /// (`tcp-stream`).
+    pub size: usize,
+    /// Destination port (TCP and UDP kinds).
+    pub port: u16,
+    /// Connections to open (`tcp-connect`).
+    pub connections: u32,
+    /// Bytes to deliver (`tcp-stream`).
+    pub bytes: u64,
+    /// With `tcp-stream`: stream for this long (at most `bytes`).
+    pub duration: Option<Duration>,
+    /// How long one echo, connection or transaction is waited for.
+    pub timeout: Duration,
+    /// What it should come to.
+    pub expect: FlowExpect,
+    /// With `expect = complete`, for `ping` and the `*-rr` kinds: the largest acceptable loss,
+    /// in percent.
+    pub max_loss: Option<f64>,
+}
+
+impl Flow {
+    /// Default `count` (echoes or transactions).
+    pub const DEFAULT_COUNT: u32 = 20;
+    /// Most echoes or transactions (an echo's sequence number is 16 bits).
+    pub const MAX_COUNT: u32 = 65_535;
+    /// Default ping interval.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
+    /// Longest ping interval.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(1);
+    /// Default ICMP payload (as `ping -s 56`).
+    pub const DEFAULT_PING_SIZE: usize = 56;
+    /// Default request/response size and stream write size.
+    pub const DEFAULT_RR_SIZE: usize = 64;
+    /// Default stream write size.
+    pub const DEFAULT_WRITE_SIZE: usize = 16 * 1024;
+    /// Largest `size`.
+    pub const MAX_SIZE: usize = 65_000;
+    /// Default port.
+    pub const DEFAULT_PORT: u16 = 5201;
+    /// Default connections.
+    pub const DEFAULT_CONNECTIONS: u32 = 10;
+    /// Most connections.
+    pub const MAX_CONNECTIONS: u32 = 1000;
+    /// Default stream length.
+    pub const DEFAULT_BYTES: u64 = 4 << 20;
+    /// Longest stream.
+    pub const MAX_BYTES: u64 = 1 << 30;
+    /// Longest stream duration.
+    pub const MAX_DURATION: Duration = Duration::from_secs(30);
+    /// How long one echo or connection is waited for by default.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// How long one transaction is waited for by default.
+    pub const DEFAULT_RR_TIMEOUT: Duration = Duration::from_millis(200);
+    /// Transactions that fail in a row, none having succeeded, before a request/response flow
+    /// stops: it is blocked, and waiting out every timeout would say nothing more.
+    pub const GIVE_UP_AFTER: u32 = 5;
+
+    /// A flow of `kind` with every default.
+    pub fn new(name: impl Into<String>, kind: FlowKind) -> Self {
+        let (size, timeout) = match kind {
+            FlowKind::Ping => (Self::DEFAULT_PING_SIZE, Self::DEFAULT_TIMEOUT),
+            FlowKind::TcpStream => (Self::DEFAULT_WRITE_SIZE, Self::DEFAULT_TIMEOUT),
+            FlowKind::TcpConnect => (Self::DEFAULT_RR_SIZE, Self::DEFAULT_TIMEOUT),
+            FlowKind::UdpRr | FlowKind::TcpRr => (Self::DEFAULT_RR_SIZE, Self::DEFAULT_RR_TIMEOUT),
+        };
+        Self {
+            name: name.into(),
+            kind,
+            count: Self::DEFAULT_COUNT,
+            interval: Self::DEFAULT_INTERVAL,
+            size,
+            port: Self::DEFAULT_PORT,
+            connections: Self::DEFAULT_CONNECTIONS,
+            bytes: Self::DEFAULT_BYTES,
+            duration: None,
+            timeout,
+            expect: FlowExpect::Complete,
+            max_loss: None,
+        }
+    }
+
+    /// The most time the flow may take, however its packets fare: past it, every socket is
+    /// abandoned and the flow reported as it stands.
+    pub fn deadline(&self) -> Duration {
+        let slack = Duration::from_secs(2);
+        match self.kind {
+            FlowKind::Ping => self.interval.saturating_mul(self.count) + self.timeout + slack,
+            FlowKind::TcpConnect => {
+                // Connections are opened in batches of [`tcp_connect::BATCH`].
+                let batches = self.connections.div_ceil(tcp_connect::BATCH as u32);
+                self.timeout.saturating_mul(batches) + slack
+            }
+            FlowKind::TcpStream => {
+                self.duration.unwrap_or(Duration::from_secs(10)) + self.timeout + slack
+            }
+            FlowKind::UdpRr | FlowKind::TcpRr => {
+                Duration::from_secs(10).min(self.timeout.saturating_mul(self.count))
+                    + self.timeout
+                    + slack
+            }
+        }
+    }
+}
+
+/// Where a flow runs: the namespaces of its two ends, and the address it is sent to (an
+/// address of the receiving namespace).
+#[derive(Clone, Copy, Debug)]
+pub struct Ends<'a> {
+    /// The namespace that pings, connects, streams or requests.
+    pub from: &'a NetNs,
+    /// The namespace that answers, listens or receives.
+    pub to: &'a NetNs,
+    /// The address in `to` the traffic is sent to.
+    pub dst: IpAddr,
+}
+
+impl Ends<'_> {
+    /// `dst` at `port`.
+    pub fn addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.dst, port)
+    }
+}
+
+/// Percentiles of a sample, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile (latencies of transactions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p999: Option<u64>,
+}
+
+impl Percentiles {
+    /// Of `samples` (sorted here); `None` when there are none.
+    pub fn of(samples: &mut [u64], with_p999: bool) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            // Nearest rank: the smallest sample at or above the q-quantile.
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "ranks of at most a few hundred thousand samples"
+            )]
+            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1]
+        };
+        Some(Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: with_p999.then(|| at(0.999)),
+        })
+    }
+}
+
+/// What happened to a flow's connections (`tcp-connect`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Connections {
+    /// The handshake completed.
+    pub established: u64,
+    /// A reset answered the SYN.
+    pub refused: u64,
+    /// Nothing answered within the timeout.
+    pub timed_out: u64,
+}
+
+/// What a flow did, with the figures of its kind (JSON keys as documented in the README).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowReport {
+    /// The flow's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: FlowKind,
+    /// What it should have come to.
+    pub expect: FlowExpect,
+    /// What it came to.
+    pub status: FlowStatus,
+    /// Echoes sent (`ping`), transactions attempted (`*-rr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u64>,
+    /// Echo replies received (`ping`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+    /// Echoes or transactions lost, in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    /// Round-trip times of the echoes that came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<Percentiles>,
+    /// What became of the connections (`tcp-connect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Connections>,
+    /// Bytes the receiver got (`tcp-stream`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Whether every byte the receiver got is the byte sent at that offset (`tcp-stream`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intact: Option<bool>,
+    /// Bytes delivered per second, times 8 (`tcp-stream`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_bps: Option<f64>,
+    /// Segments the sender retransmitted (`TCP_INFO`'s `tcpi_total_retrans`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retransmits: Option<u64>,
+    /// Transactions that completed (`*-rr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<u64>,
+    /// Completed transactions per second (`*-rr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tps: Option<f64>,
+    /// Latencies of the completed transactions (`*-rr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<Percentiles>,
+    /// Transactions that timed out or came back wrong (`*-rr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// Wall time of the flow, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl FlowReport {
+    /// A report with no figures yet.
+    pub fn empty(flow: &Flow, status: FlowStatus) -> Self {
+        Self {
+            name: flow.name.clone(),
+            kind: flow.kind,
+            expect: flow.expect,
+            status,
+            sent: None,
+            received: None,
+            loss_pct: None,
+            rtt_us: None,
+            connections: None,
+            bytes: None,
+            intact: None,
+            goodput_bps: None,
+            retransmits: None,
+            transactions: None,
+            tps: None,
+            latency_us: None,
+            errors: None,
+            duration_ms: 0,
+        }
+    }
+
+    /// The figures in one line, for the human report.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(sent), Some(received)) = (self.sent, self.received) {
+            parts.push(format!("{received}/{sent} replies"));
+        }
+        if let Some(loss) = self.loss_pct {
+            parts.push(format!("loss {loss:.1}%"));
+        }
+        if let Some(rtt) = self.rtt_us {
+            parts.push(format!("rtt p50 {} us p99 {} us", rtt.p50, rtt.p99));
+        }
+        if let Some(c) = self.connections {
+            parts.push(format!(
+                "{} established, {} refused, {} timed out",
+                c.established, c.refused, c.timed_out
+            ));
+        }
+        if let Some(bytes) = self.bytes {
+            parts.push(format!(
+                "{bytes} B{}",
+                match self.intact {
+                    Some(false) if bytes > 0 => " (corrupted)",
+                    _ => "",
+                }
+            ));
+        }
+        if let Some(g) = self.goodput_bps {
+            parts.push(format!("{:.1} Mbit/s", g / 1e6));
+        }
+        if let Some(r) = self.retransmits {
+            parts.push(format!("{r} retransmits"));
+        }
+        if let (Some(t), Some(sent)) = (self.transactions, self.sent) {
+            parts.push(format!("{t}/{sent} transactions"));
+        }
+        if let Some(tps) = self.tps {
+            parts.push(format!("{tps:.0} tps"));
+        }
+        if let Some(l) = self.latency_us {
+            parts.push(format!(
+                "latency p50 {} us p99 {} us p999 {} us",
+                l.p50,
+                l.p99,
+                l.p999.unwrap_or(l.p99)
+            ));
+        }
+        if let Some(e) = self.errors.filter(|e| *e > 0) {
+            parts.push(format!("{e} errors"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Runs `flow` between `ends`, within [`Flow::deadline`].
+pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
+    let start = std::time::Instant::now();
+    let mut report = match flow.kind {
+        FlowKind::Ping => ping::run(flow, ends)?,
+        FlowKind::TcpConnect => tcp_connect::run(flow, ends)?,
+        FlowKind::TcpStream => tcp_stream::run(flow, ends)?,
+        FlowKind::UdpRr => rr::run_udp(flow, ends)?,
+        FlowKind::TcpRr => rr::run_tcp(flow, ends)?,
+    };
+    report.duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
+}
+
+/// Why `report` does not meet its flow's expectation, or `None` when it does.
+pub fn judge(flow: &Flow, report: &FlowReport) -> Option<String> {
+    let ok = match (flow.expect, report.status) {
+        (_, FlowStatus::Skip) => true,
+        (FlowExpect::Complete, FlowStatus::Complete)
+        | (FlowExpect::Blocked, FlowStatus::Blocked) => true,
+        (FlowExpect::Complete, FlowStatus::Partial) => flow
+            .max_loss
+            .zip(report.loss_pct)
+            .is_some_and(|(max, loss)| loss <= max),
+        _ => false,
+    };
+    if ok {
+        return None;
+    }
+    let bound = match flow.max_loss {
+        Some(max) if flow.expect == FlowExpect::Complete => format!(" (max-loss {max}%)"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "flow {:?} ({}): expected {}{bound}, got {}: {}",
+        flow.name,
+        flow.kind,
+        flow.expect,
+        report.status,
+        report.summary()
+    ))
+}
+
+/// Loss in percent of `lost` out of `of`.
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+fn loss_pct(got: u64, of: u64) -> f64 {
+    if of == 0 {
+        return 0.0;
+    }
+    (of.saturating_sub(got)) as f64 * 100.0 / of as f64
+}
+
+/// Microseconds in `d`, saturated.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Waits until `fd` is readable, at most `timeout`; whether it is.
+fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> bool {
+    poll_one(fd.as_raw_fd(), libc::POLLIN, timeout)
+}
+
+fn poll_one(fd: RawFd, events: libc::c_short, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    n > 0 && pfd.revents & events != 0
+}
+
+/// Runs `f` on a thread in `ns` and maps the namespace error.
+fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> Result<T, FlowError> {
+    Ok(ns.run(f)?)
+}
+
+/// An I/O error of `flow`.
+fn io<'a>(flow: &'a Flow, what: &'static str) -> impl FnOnce(std::io::Error) -> FlowError + 'a {
+    move |source| FlowError::Io {
+        flow: flow.name.clone(),
+        what,
+        source,
+    }
+}
+
+/// A byte of the stream at `offset`: a pattern with a long period, so a duplicated,
+/// reordered or shifted segment does not line up with what should be there.
+fn pattern_byte(offset: u64) -> u8 {
+    #[expect(clippy::cast_possible_truncation, reason = "the low byte is the point")]
+    let b = (offset ^ (offset >> 8) ^ (offset >> 17)).wrapping_mul(31) as u8;
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let mut samples: Vec<u64> = (1..=1000).rev().collect();
+        let p = Percentiles::of(&mut samples, true).expect("samples");
+        assert_eq!((p.p50, p.p99, p.p999), (500, 990, Some(999)));
+        assert_eq!(Percentiles::of(&mut [], false), None);
+    }
+
+    #[test]
+    fn judging_compares_status_and_loss_bound() {
+        let mut flow = Flow::new("p", FlowKind::Ping);
+        let mut report = FlowReport::empty(&flow, FlowStatus::Complete);
+        assert_eq!(judge(&flow, &report), None);
+        report.status = FlowStatus::Partial;
+        report.loss_pct = Some(10.0);
+        assert!(judge(&flow, &report).is_some());
+        flow.max_loss = Some(10.0);
+        assert_eq!(judge(&flow, &report), None);
+        flow.expect = FlowExpect::Blocked;
+        assert!(judge(&flow, &report).is_some());
+        report.status = FlowStatus::Blocked;
+        assert_eq!(judge(&flow, &report), None);
+    }
+
+    #[test]
+    fn kinds_read_back() {
+        for name in FlowKind::NAMES {
+            assert_eq!(name.parse::<FlowKind>().expect(name).to_string(), name);
+        }
+        assert!("icmp".parse::<FlowKind>().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! `tcp-stream`: one TCP stream from the sending namespace to a listener in the receiving one,
+//! `bytes` long (or for `duration`, at most `bytes`), every byte checked at the receiver
+//! against what was sent at that offset. Goodput is what the receiver got over the time from
+//! its accept to the stream's end; retransmissions are the sender's `TCP_INFO`
+//! `tcpi_total_retrans`.
+
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, TcpStream},
+    os::fd::AsRawFd,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use super::{Ends, Flow, FlowError, FlowReport, FlowStatus, in_ns, pattern_byte};
+
+/// What the receiving end got.
+#[derive(Default)]
+struct Received {
+    bytes: u64,
+    intact: bool,
+    seconds: f64,
+}
+
+fn receive(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Received {
+    let start = Instant::now();
+    let mut got = Received {
+        intact: true,
+        ..Received::default()
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = stream.set_read_timeout(Some(flow.timeout));
+    while Instant::now() < deadline && got.bytes < Flow::MAX_BYTES {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if got.intact {
+                    got.intact = buf[..n]
+                        .iter()
+                        .enumerate()
+                        .all(|(i, b)| *b == pattern_byte(got.bytes + i as u64));
+                }
+                got.bytes += n as u64;
+            }
+        }
+    }
+    got.seconds = start.elapsed().as_secs_f64();
+    got
+}
+
+/// `tcpi_total_retrans` of `stream`.
+fn retransmits(stream: &TcpStream) -> Option<u64> {
+    // SAFETY: tcp_info is plain data; zeroes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: the buffer and its length are valid for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some(u64::from(info.tcpi_total_retrans))
+}
+
+/// Sends the stream and reports what arrived.
+pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
+    let deadline = Instant::now() + flow.deadline();
+    let addr = ends.addr(flow.port);
+    let listener = super::tcp_connect::listen(flow, ends.to, addr)?;
+    let stop = AtomicBool::new(false);
+    let received: Mutex<Option<Received>> = Mutex::new(None);
+    let retrans = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            super::tcp_connect::accept_loop(&listener, &stop, deadline, |stream| {
+                let got = receive(stream, flow, deadline);
+                *received.lock().expect("not poisoned") = Some(got);
+                stop.store(true, Ordering::Release);
+            });
+        });
+        let sent = in_ns(ends.from, || {
+            let Ok(mut stream) = TcpStream::connect_timeout(&addr, flow.timeout) else {
+                return None;
+            };
+            let _ = stream.set_write_timeout(Some(flow.timeout));
+            let mut chunk = vec![0u8; flow.size.max(1)];
+            let mut offset = 0u64;
+            let until = flow.duration.map(|d| Instant::now() + d);
+            while offset < flow.bytes
+                && Instant::now() < deadline
+                && until.is_none_or(|u| Instant::now() < u)
+            {
+                let n = chunk
+                    .len()
+                    .min(usize::try_from(flow.bytes - offset).unwrap_or(usize::MAX));
+                for (i, b) in chunk[..n].iter_mut().enumerate() {
+                    *b = pattern_byte(offset + i as u64);
+                }
+                if stream.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+                offset += n as u64;
+            }
+            let _ = stream.shutdown(Shutdown::Write);
+            // The receiver closes once it has read everything: wait for that, bounded.
+            let _ = stream.set_read_timeout(Some(flow.timeout));
+            let mut sink = [0u8; 1];
+            let _ = stream.read(&mut sink);
+            retransmits(&stream)
+        });
+        if sent.as_ref().is_ok_and(Option::is_none) {
+            // Never connected: nothing to accept.
+            stop.store(true, Ordering::Release);
+        }
+        sent
+    })?;
+    let got = received
+        .into_inner()
+        .expect("not poisoned")
+        .unwrap_or_default();
+    let complete =
+        got.intact && got.bytes > 0 && (flow.duration.is_some() || got.bytes >= flow.bytes);
+    let status = if complete {
+        FlowStatus::Complete
+    } else if got.bytes == 0 {
+        FlowStatus::Blocked
+    } else {
+        FlowStatus::Partial
+    };
+    let mut report = FlowReport::empty(flow, status);
+    report.bytes = Some(got.bytes);
+    report.intact = Some(got.intact && got.bytes > 0);
+    #[expect(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
+    let goodput = if got.seconds > 0.0 {
+        got.bytes as f64 * 8.0 / got.seconds
+    } else {
+        0.0
+    };
+    report.goodput_bps = Some(goodput);
+    report.retransmits = retrans;
+    Ok(report)
+}
