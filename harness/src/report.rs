@@ -93,6 +93,9 @@ pub struct ScenarioReport {
     /// What each `[[step]]` of a lifecycle scenario did, in order (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepReport>,
+    /// What each `[[flow]]` came to, in file order (left out of the JSON when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<crate::flow::FlowReport>,
 }
 
 /// What one `[[step]]` did.
@@ -387,6 +390,22 @@ impl ScenarioReport {
                     let _ = write!(out, "; {}[{}] = {}", m.map, plain(&m.key), plain(&m.actual));
                 }
                 let _ = write!(out, " [{} ms]", self.duration_ms);
+                // Skipped flows are summed up in a note.
+                for f in self
+                    .flows
+                    .iter()
+                    .filter(|f| f.status != crate::flow::FlowStatus::Skip)
+                {
+                    let _ = write!(
+                        out,
+                        "\n    flow {} ({}, expect {}): {}; {}",
+                        f.name,
+                        f.kind,
+                        f.expect,
+                        f.status,
+                        f.summary()
+                    );
+                }
                 for failure in &self.failures {
                     let _ = write!(out, "\n    {failure}");
                 }
@@ -647,6 +666,7 @@ mod tests {
             failures: vec!["send \"g\": expected drop, 1 of 10 frames arrived (seq 3)".into()],
             duration_ms: 5,
             steps: Vec::new(),
+            flows: Vec::new(),
         }
     }
 

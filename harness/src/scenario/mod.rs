@@ -9,6 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub mod flows;
 mod iface;
 pub mod kernel_state;
 mod live;

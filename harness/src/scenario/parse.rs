@@ -35,6 +35,7 @@ use crate::program::{GlobalValue, ObjectSource, XdpMode};
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
+mod flows;
 mod kernel_state;
 mod steps;
 
@@ -75,6 +76,8 @@ struct RawScenario {
     throughput: Option<Spanned<RawThroughput>>,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    flow: Vec<Spanned<flows::RawFlow>>,
 }
 
 /// A `[[step]]` table: one verb key (`load`, `attach`, `send`, ...) and the
@@ -495,7 +498,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let netns = kernel_state::netns(&src, &topo, &lab, raw.netns)?;
     if !raw.step.is_empty() {
         let first = src.line(&raw.step[0].span());
-        let tables: [(&str, bool); 7] = [
+        let tables: [(&str, bool); 8] = [
             ("[program]", raw.program.is_some()),
             ("[[attach]]", !raw.attach.is_empty()),
             ("[[rule]]", !raw.rule.is_empty()),
@@ -503,6 +506,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             ("[setup]", raw.setup.is_some()),
             ("[expect]", raw.expect.is_some()),
             ("[throughput]", raw.throughput.is_some()),
+            ("[[flow]]", !raw.flow.is_empty()),
         ];
         if let Some((table, _)) = tables.iter().find(|(_, given)| *given) {
             return Err(src.invalid(
@@ -532,6 +536,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             event_expects: Vec::new(),
             throughput: None,
             steps,
+            flows: Vec::new(),
         });
     }
     let Some(raw_program) = raw.program else {
@@ -560,6 +565,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         .throughput
         .map(|t| throughput(&src, &links, t))
         .transpose()?;
+    let flows = flows::flows(&src, &topo, &lab, raw.flow)?;
 
     Ok(Scenario {
         path: path.to_owned(),
@@ -579,6 +585,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         event_expects,
         throughput,
         steps: Vec::new(),
+        flows,
     })
 }
 

@@ -194,6 +194,7 @@ fn run_path_with(
         captures: Vec::new(),
         duration_ms: 0,
         steps: Vec::new(),
+        flows: Vec::new(),
     };
     if let Some(reason) = &scenario.skip {
         report.status = Status::Skip;
@@ -506,6 +507,7 @@ mod compare_tests {
             captures: Vec::new(),
             duration_ms: 0,
             steps: Vec::new(),
+            flows: Vec::new(),
         }
     }
 

@@ -70,6 +70,9 @@ pub struct Scenario {
     /// is the first loaded version at the first attached interface (for
     /// listings), and [`Self::sends`] holds the groups of the send steps.
     pub steps: Vec<Step>,
+    /// Traffic of the lab's own stacks through the program (`[[flow]]`), in file order, run
+    /// after the send groups; see [`crate::flow`].
+    pub flows: Vec<super::flows::FlowSpec>,
 }
 
 impl Scenario {

@@ -200,6 +200,7 @@ pub(super) fn execute_test_run(
             report.counters.push(check);
         }
     }
+    super::flows::skip(scenario, report);
     events.check(scenario, &mut report.failures);
     check_maps(
         scenario,

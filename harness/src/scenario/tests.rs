@@ -157,6 +157,7 @@ fn seed_drop_all_parses_as_written() {
             event_expects: vec![],
             throughput: None,
             steps: Vec::new(),
+            flows: Vec::new(),
         }
     );
 }

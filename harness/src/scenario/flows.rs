@@ -1,0 +1,91 @@
+//! A scenario's `[[flow]]`s: after its send groups, with the program still attached, the lab's
+//! own stacks talk through it ([`crate::flow`]); each flow is judged against its `expect`, and
+//! reported per flow. The test-run path has no stacks to talk: flows are reported there as
+//! skipped, with a note.
+
+use crate::{
+    engine::RunError,
+    flow::{self, Ends, Flow, FlowReport, FlowStatus},
+    report::ScenarioReport,
+    scenario::{IfaceRef, Scenario},
+    topology::{Topology, TopologySpec},
+};
+
+/// One `[[flow]]` table, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowSpec {
+    /// What to send and what it should come to.
+    pub flow: Flow,
+    /// The interface whose namespace sends (pings, connects, streams, requests); default the
+    /// interface `[[send]]` groups send from.
+    pub from: IfaceRef,
+    /// The interface whose address the flow goes to, in the namespace that answers; default
+    /// the peer of `from`.
+    pub to: IfaceRef,
+    /// Over IPv6 (the `to` interface's IPv6 address) rather than IPv4.
+    pub ipv6: bool,
+    /// Line of the `[[flow]]` header.
+    pub line: usize,
+}
+
+/// Runs the scenario's flows in `topology` and judges them into `report`.
+pub(super) fn run(
+    scenario: &Scenario,
+    spec: &TopologySpec,
+    topology: &Topology,
+    report: &mut ScenarioReport,
+) -> Result<(), RunError> {
+    if !scenario.flows.is_empty() {
+        report.notes.push(
+            "the flows' own frames carry no tag: the frames counted in no group include them"
+                .into(),
+        );
+    }
+    for f in &scenario.flows {
+        let end = |r: &IfaceRef| {
+            let name = super::plan::resolve(spec, r)?;
+            topology
+                .interface(&name.netns, Some(&name.interface))
+                .map(|(_, end)| end)
+                .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
+        };
+        let (from, to) = (end(&f.from)?, end(&f.to)?);
+        let dst = if f.ipv6 {
+            to.ipv6().into()
+        } else {
+            to.ipv4().into()
+        };
+        let ends = Ends {
+            from: from.netns(),
+            to: to.netns(),
+            dst,
+        };
+        let measured =
+            flow::run(&f.flow, &ends).map_err(|e| RunError::environment(e.to_string()))?;
+        if let Some(failure) = flow::judge(&f.flow, &measured) {
+            report
+                .failures
+                .push(format!("{}:{}: {failure}", scenario.path.display(), f.line));
+        }
+        report.flows.push(measured);
+        super::live::interrupted()?;
+    }
+    Ok(())
+}
+
+/// Reports every flow as skipped on a path without stacks (test-run).
+pub(super) fn skip(scenario: &Scenario, report: &mut ScenarioReport) {
+    if scenario.flows.is_empty() {
+        return;
+    }
+    report.notes.push(format!(
+        "{} flow(s) not run: BPF_PROG_TEST_RUN has no network stacks to talk through the program",
+        scenario.flows.len()
+    ));
+    report.flows.extend(
+        scenario
+            .flows
+            .iter()
+            .map(|f| FlowReport::empty(&f.flow, FlowStatus::Skip)),
+    );
+}

@@ -1,0 +1,300 @@
+//! `[[flow]]` tables: the raw form and its checks (a known kind, only the keys that kind
+//! uses, values in range, two ends in different namespaces), each error at the key or table
+//! it is about.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Source, Topo};
+use crate::flow::{Flow, FlowExpect, FlowKind};
+use crate::scenario::ScenarioError;
+use crate::scenario::flows::FlowSpec;
+use crate::scenario::schema::{self, IfaceRef, LabSpec, Side};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a [[flow]] table")]
+pub(super) struct RawFlow {
+    name: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    from: Option<Spanned<IfaceRef>>,
+    to: Option<Spanned<IfaceRef>>,
+    ipv6: Option<Spanned<bool>>,
+    count: Option<Spanned<u32>>,
+    interval: Option<Spanned<String>>,
+    size: Option<Spanned<usize>>,
+    port: Option<Spanned<u16>>,
+    connections: Option<Spanned<u32>>,
+    bytes: Option<Spanned<u64>>,
+    duration: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    expect: Option<Spanned<String>>,
+    max_loss: Option<Spanned<f64>>,
+}
+
+/// A duration key within `min..=max`.
+fn duration(
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<String>,
+    (min, max): (Duration, Duration),
+) -> Result<Duration, ScenarioError> {
+    let d = schema::parse_duration(value.get_ref()).map_err(|e| src.at_value(&value.span(), e))?;
+    if !(min..=max).contains(&d) {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "{key} {:?} is out of range ({}..={})",
+                value.get_ref(),
+                schema::format_duration(min),
+                schema::format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// An integer key within `range`.
+fn within<T: PartialOrd + Copy + std::fmt::Display>(
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ScenarioError> {
+    let v = *value.get_ref();
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(src.at_value(
+            &value.span(),
+            format!(
+                "{key} {v} is out of range ({}..={})",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+/// The other end of the link `iface` is on.
+fn peer(topo: &Topo<'_>, end: schema::LinkEnd) -> IfaceRef {
+    match topo.links.get(end.link) {
+        Some(link) => IfaceRef::from(match end.side {
+            Side::A => &link.b,
+            Side::B => &link.a,
+        }),
+        None => IfaceRef::netns(match end.side {
+            Side::A => LabSpec::RECEIVER,
+            Side::B => LabSpec::SENDER,
+        }),
+    }
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one check per key, in the order of the documentation's table"
+)]
+pub(super) fn flows(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    lab: &LabSpec,
+    raw: Vec<Spanned<RawFlow>>,
+) -> Result<Vec<FlowSpec>, ScenarioError> {
+    let default_from = match topo.links.first() {
+        Some(link) => IfaceRef::from(&link.a),
+        None => IfaceRef::netns(LabSpec::SENDER),
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut flows = Vec::with_capacity(raw.len());
+    for spanned in raw {
+        let line = src.line(&spanned.span());
+        let f = spanned.into_inner();
+        let name = f.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(src.at_value(&f.name.span(), "flow name is empty"));
+        }
+        if let Some(first) = seen.insert(name.clone(), line) {
+            return Err(src.invalid(
+                line,
+                format!("duplicate flow name {name:?} (first at line {first})"),
+            ));
+        }
+        let what = format!("flow {name:?}:");
+        let Some(kind_value) = &f.kind else {
+            return Err(src.invalid(
+                line,
+                format!(
+                    "{what} missing key \"kind\" (one of \"{}\")",
+                    FlowKind::NAMES.join("\", \"")
+                ),
+            ));
+        };
+        let kind: FlowKind = kind_value
+            .get_ref()
+            .parse()
+            .map_err(|e: String| src.at_value(&kind_value.span(), e))?;
+        let Some(expect_value) = &f.expect else {
+            return Err(src.invalid(
+                line,
+                format!("{what} missing key \"expect\" (\"complete\" or \"blocked\")"),
+            ));
+        };
+        let expect = match expect_value.get_ref().as_str() {
+            "complete" => FlowExpect::Complete,
+            "blocked" => FlowExpect::Blocked,
+            other => {
+                return Err(src.at_value(
+                    &expect_value.span(),
+                    format!(
+                        "unknown flow expectation {other:?} (expected \"complete\" or \"blocked\")"
+                    ),
+                ));
+            }
+        };
+        // Keys that only some kinds read: anything else is a mistake worth saying.
+        let uses = |key: &str| -> bool {
+            match key {
+                "count" => matches!(kind, FlowKind::Ping | FlowKind::UdpRr | FlowKind::TcpRr),
+                "interval" => kind == FlowKind::Ping,
+                "size" => kind != FlowKind::TcpConnect,
+                "port" => kind != FlowKind::Ping,
+                "connections" => kind == FlowKind::TcpConnect,
+                "bytes" | "duration" => kind == FlowKind::TcpStream,
+                "max-loss" => matches!(kind, FlowKind::Ping | FlowKind::UdpRr | FlowKind::TcpRr),
+                _ => true,
+            }
+        };
+        let given: [(&str, Option<Range<usize>>); 7] = [
+            ("count", f.count.as_ref().map(Spanned::span)),
+            ("interval", f.interval.as_ref().map(Spanned::span)),
+            ("size", f.size.as_ref().map(Spanned::span)),
+            ("port", f.port.as_ref().map(Spanned::span)),
+            ("connections", f.connections.as_ref().map(Spanned::span)),
+            ("bytes", f.bytes.as_ref().map(Spanned::span)),
+            ("duration", f.duration.as_ref().map(Spanned::span)),
+        ];
+        let max_loss_span = f.max_loss.as_ref().map(Spanned::span);
+        for (key, span) in given.into_iter().chain([("max-loss", max_loss_span)]) {
+            if let Some(span) = span
+                && !uses(key)
+            {
+                return Err(src.at_value(
+                    &span,
+                    format!("{what} {key} does not apply to a {kind} flow"),
+                ));
+            }
+        }
+        let mut flow = Flow::new(name.clone(), kind);
+        flow.expect = expect;
+        if let Some(v) = &f.count {
+            flow.count = within(src, "count", v, 1..=Flow::MAX_COUNT)?;
+        }
+        if let Some(v) = &f.interval {
+            flow.interval = duration(
+                src,
+                "interval",
+                v,
+                (Duration::from_millis(1), Flow::MAX_INTERVAL),
+            )?;
+        }
+        if let Some(v) = &f.size {
+            let min = match kind {
+                FlowKind::Ping => 0,
+                FlowKind::UdpRr | FlowKind::TcpRr => 4,
+                _ => 1,
+            };
+            flow.size = within(src, "size", v, min..=Flow::MAX_SIZE)?;
+        }
+        if let Some(v) = &f.port {
+            flow.port = within(src, "port", v, 1..=u16::MAX)?;
+        }
+        if let Some(v) = &f.connections {
+            flow.connections = within(src, "connections", v, 1..=Flow::MAX_CONNECTIONS)?;
+        }
+        if let Some(v) = &f.bytes {
+            flow.bytes = within(src, "bytes", v, 1..=Flow::MAX_BYTES)?;
+        }
+        if let Some(v) = &f.duration {
+            flow.duration = Some(duration(
+                src,
+                "duration",
+                v,
+                (Duration::from_millis(100), Flow::MAX_DURATION),
+            )?);
+        }
+        if let Some(v) = &f.timeout {
+            flow.timeout = duration(
+                src,
+                "timeout",
+                v,
+                (Duration::from_millis(10), Duration::from_secs(10)),
+            )?;
+        }
+        if let Some(v) = &f.max_loss {
+            let loss = *v.get_ref();
+            if !(0.0..=100.0).contains(&loss) {
+                return Err(src.at_value(
+                    &v.span(),
+                    format!("max-loss {loss} is out of range (0..=100 percent)"),
+                ));
+            }
+            if expect != FlowExpect::Complete {
+                return Err(src.at_value(
+                    &v.span(),
+                    format!(
+                        "{what} max-loss bounds a flow expected \"complete\", not \"{expect}\""
+                    ),
+                ));
+            }
+            flow.max_loss = Some(loss);
+        }
+        let ipv6 = f.ipv6.as_ref().is_some_and(|v| *v.get_ref());
+        if ipv6 && !lab.ipv6 {
+            let span = f.ipv6.as_ref().map(Spanned::span).unwrap_or_default();
+            return Err(src.at_value(
+                &span,
+                format!(
+                    "{what} ipv6 = true needs [lab] ipv6 = true (the lab turns IPv6 off otherwise)"
+                ),
+            ));
+        }
+        let (from, from_end) = match &f.from {
+            Some(from) => (
+                from.get_ref().clone(),
+                topo.find(src, from, &format!("{what} from"))?,
+            ),
+            None => (
+                default_from.clone(),
+                topo.find_at(src, line, &default_from, &format!("{what} from"))?,
+            ),
+        };
+        let to = match &f.to {
+            Some(to) => {
+                topo.find(src, to, &format!("{what} to"))?;
+                to.get_ref().clone()
+            }
+            None => peer(topo, from_end),
+        };
+        if from.netns == to.netns {
+            return Err(src.invalid(
+                line,
+                format!(
+                    "{what} from \"{from}\" and to \"{to}\" are in the same namespace: a flow \
+                     runs between two namespaces"
+                ),
+            ));
+        }
+        flows.push(FlowSpec {
+            flow,
+            from,
+            to,
+            ipv6,
+            line,
+        });
+    }
+    Ok(flows)
+}
