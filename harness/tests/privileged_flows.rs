@@ -65,3 +65,245 @@ fn privileged_flows_library_pass_and_drop() {
         }
     }
 }
+
+use common::{mutated, scenario, show};
+use xdplab::{
+    report::{ScenarioReport, Status},
+    scenario::run::{ExecPath, RunOptions, run_path},
+};
+
+const LIVE: [ExecPath; 2] = [ExecPath::Native, ExecPath::Generic];
+
+fn run_live(s: &xdplab::scenario::Scenario) -> Vec<ScenarioReport> {
+    LIVE.iter()
+        .map(|path| run_path(s, *path, &RunOptions::default()))
+        .collect()
+}
+
+/// The status of each flow by name.
+fn statuses(report: &ScenarioReport) -> Vec<(String, FlowStatus)> {
+    report
+        .flows
+        .iter()
+        .map(|f| (f.name.clone(), f.status))
+        .collect()
+}
+
+/// Runs a bundled flows scenario on both live paths: it passes and every flow comes to
+/// `want(name)`.
+fn bundled_passes(name: &str, want: impl Fn(&str) -> FlowStatus) {
+    for report in run_live(&scenario(name)) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        assert!(!report.flows.is_empty(), "{shown}");
+        for (flow, status) in statuses(&report) {
+            assert_eq!(status, want(&flow), "{}: flow {flow}\n{shown}", report.mode);
+        }
+    }
+}
+
+#[test]
+fn privileged_flows_through_xdp_pass_all_complete() {
+    if !privileges::gate("privileged_flows_through_xdp_pass_all_complete") {
+        return;
+    }
+    bundled_passes("flows-pass", |_| FlowStatus::Complete);
+}
+
+#[test]
+fn privileged_flows_through_the_seed_dropper_are_all_blocked() {
+    if !privileges::gate("privileged_flows_through_the_seed_dropper_are_all_blocked") {
+        return;
+    }
+    bundled_passes("flows-drop", |_| FlowStatus::Blocked);
+}
+
+#[test]
+fn privileged_flows_through_the_filter_blocked_only_where_its_rule_says() {
+    if !privileges::gate("privileged_flows_through_the_filter_blocked_only_where_its_rule_says") {
+        return;
+    }
+    bundled_passes("flows-filter", |name| {
+        if name.ends_with("-8080") && !name.starts_with("udp") {
+            FlowStatus::Blocked
+        } else {
+            FlowStatus::Complete
+        }
+    });
+}
+
+/// The filter's rule moved from port 8080 to 5201: the flows to 5201, expected to complete,
+/// are blocked, and those to 8080, expected blocked, get through. Each is a failure line.
+#[test]
+fn privileged_flows_that_do_not_come_to_their_expectation_fail() {
+    if !privileges::gate("privileged_flows_that_do_not_come_to_their_expectation_fail") {
+        return;
+    }
+    let broken = mutated(
+        "flows-filter",
+        &[(
+            "[[rule]]\nip-proto = \"tcp\"\ndst-port = 8080",
+            "[[rule]]\nip-proto = \"tcp\"\ndst-port = 5201",
+        )],
+    );
+    for report in run_live(&broken) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        let failed = |needle: &str| report.failures.iter().any(|f| f.contains(needle));
+        for needle in [
+            "flow \"connect-5201\" (tcp-connect): expected complete, got blocked",
+            "flow \"stream-5201\" (tcp-stream): expected complete, got blocked",
+            "flow \"connect-8080\" (tcp-connect): expected blocked, got complete",
+            "flow \"stream-8080\" (tcp-stream): expected blocked, got complete",
+        ] {
+            assert!(
+                failed(needle),
+                "{}: no failure {needle:?}\n{shown}",
+                report.mode
+            );
+        }
+        // The flows the rule does not concern still pass, and say nothing.
+        for quiet in ["\"ping\"", "\"tcp-rr-5202\"", "\"udp-rr-8080\""] {
+            assert!(!failed(quiet), "{}: {quiet} failed\n{shown}", report.mode);
+        }
+        // Exactly those four flows fail (the send groups fail too: their verdicts moved with
+        // the rule).
+        let flow_failures = report
+            .failures
+            .iter()
+            .filter(|f| f.contains("flow \""))
+            .count();
+        assert_eq!(flow_failures, 4, "{shown}");
+    }
+}
+
+/// The seed dropper under a scenario that expects its flows to complete: every one fails.
+#[test]
+fn privileged_flows_blocked_where_expected_complete_fail() {
+    if !privileges::gate("privileged_flows_blocked_where_expected_complete_fail") {
+        return;
+    }
+    let text = std::fs::read_to_string(common::bundled("flows-drop")).expect("read");
+    let broken = xdplab::scenario::parse(
+        &text.replace("expect = \"blocked\"", "expect = \"complete\""),
+        &common::bundled("flows-drop"),
+    )
+    .expect("parses");
+    for report in run_live(&broken) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        let flow_failures = report
+            .failures
+            .iter()
+            .filter(|f| f.contains("expected complete, got blocked"))
+            .count();
+        assert_eq!(flow_failures, report.flows.len(), "{shown}");
+    }
+}
+
+/// The JSON of a flow carries the keys the README documents, for its kind.
+#[test]
+fn privileged_flow_json_has_the_documented_keys() {
+    if !privileges::gate("privileged_flow_json_has_the_documented_keys") {
+        return;
+    }
+    let report = run_path(
+        &scenario("flows-pass"),
+        ExecPath::Generic,
+        &RunOptions::default(),
+    );
+    let json = report.json();
+    let flows = json["flows"].as_array().expect("flows array");
+    let keys = |name: &str| -> Vec<String> {
+        let flow = flows
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("flow {name}"));
+        let mut k: Vec<String> = flow.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let sorted = |k: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = k.iter().map(|s| (*s).to_owned()).collect();
+        v.sort();
+        v
+    };
+    let common = ["name", "kind", "expect", "status", "duration_ms"];
+    assert_eq!(
+        keys("ping"),
+        sorted(&[&common[..], &["sent", "received", "loss_pct", "rtt_us"]].concat())
+    );
+    assert_eq!(
+        keys("connect"),
+        sorted(&[&common[..], &["connections"]].concat())
+    );
+    assert_eq!(
+        keys("stream"),
+        sorted(
+            &[
+                &common[..],
+                &["bytes", "intact", "goodput_bps", "retransmits"]
+            ]
+            .concat()
+        )
+    );
+    assert_eq!(
+        keys("udp-rr"),
+        sorted(
+            &[
+                &common[..],
+                &[
+                    "sent",
+                    "transactions",
+                    "tps",
+                    "latency_us",
+                    "errors",
+                    "loss_pct"
+                ]
+            ]
+            .concat()
+        )
+    );
+    let ping = flows.iter().find(|f| f["name"] == "ping").expect("ping");
+    assert_eq!(ping["status"], "complete");
+    assert_eq!(ping["sent"], 20);
+    assert!(
+        ping["rtt_us"]["p99"].as_u64().expect("p99")
+            >= ping["rtt_us"]["p50"].as_u64().expect("p50")
+    );
+    let connect = flows
+        .iter()
+        .find(|f| f["name"] == "connect")
+        .expect("connect");
+    assert_eq!(connect["connections"]["established"], 20);
+    let rr = flows
+        .iter()
+        .find(|f| f["name"] == "udp-rr")
+        .expect("udp-rr");
+    assert!(rr["latency_us"]["p999"].is_u64(), "{rr}");
+}
+
+/// The test-run path has no stacks: every flow is reported skipped, with a note, and the
+/// scenario is judged on its frames alone.
+#[test]
+fn privileged_flows_are_skipped_on_test_run() {
+    if !privileges::gate("privileged_flows_are_skipped_on_test_run") {
+        return;
+    }
+    let report = run_path(
+        &scenario("flows-drop"),
+        ExecPath::TestRun,
+        &RunOptions::default(),
+    );
+    let shown = show(std::slice::from_ref(&report));
+    assert_eq!(report.status, Status::Pass, "{shown}");
+    assert!(
+        report.flows.iter().all(|f| f.status == FlowStatus::Skip),
+        "{shown}"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("flow(s) not run")),
+        "{shown}"
+    );
+}
