@@ -204,7 +204,8 @@ fn unknown_keys_are_located() {
         )),
         "scenarios/t.toml:3:1: unknown field \"cout\", expected one of \"schema-version\", \
          \"name\", \"description\", \"skip\", \"requires\", \"lab\", \"link\", \"netns\", \"program\", \
-         \"attach\", \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\""
+         \"attach\", \"rule\", \"send\", \"setup\", \"expect\", \"throughput\", \"step\", \
+         \"flow\""
     );
     // Keys after a table header belong to that table.
     let e = err(&format!("{HEAD}{SEND}cout = 3\n"));
