@@ -243,7 +243,14 @@ fn privileged_flow_json_has_the_documented_keys() {
         sorted(
             &[
                 &common[..],
-                &["bytes", "intact", "goodput_bps", "retransmits"]
+                &[
+                    "bytes",
+                    "intact",
+                    "goodput_bps",
+                    "retransmits",
+                    "baseline",
+                    "goodput_ratio"
+                ]
             ]
             .concat()
         )
@@ -277,6 +284,16 @@ fn privileged_flow_json_has_the_documented_keys() {
         .find(|f| f["name"] == "connect")
         .expect("connect");
     assert_eq!(connect["connections"]["established"], 20);
+    let stream = flows
+        .iter()
+        .find(|f| f["name"] == "stream")
+        .expect("stream");
+    assert_eq!(stream["baseline"]["status"], "complete", "{stream}");
+    assert_eq!(stream["baseline"]["bytes"], 4_194_304, "{stream}");
+    assert!(
+        stream["goodput_ratio"].as_f64().is_some_and(|r| r > 0.0),
+        "{stream}"
+    );
     let rr = flows
         .iter()
         .find(|f| f["name"] == "udp-rr")
@@ -306,4 +323,62 @@ fn privileged_flows_are_skipped_on_test_run() {
         report.notes.iter().any(|n| n.contains("flow(s) not run")),
         "{shown}"
     );
+}
+
+/// ICMPv6 echo in a lab that keeps IPv6: through `xdp_pass` it completes, through the dropper
+/// it is blocked.
+#[test]
+fn privileged_ping6_through_pass_and_drop() {
+    if !privileges::gate("privileged_ping6_through_pass_and_drop") {
+        return;
+    }
+    let lab = Lab::new(&LabConfig {
+        ipv6: true,
+        ..LabConfig::default()
+    })
+    .expect("lab");
+    let ends = Ends {
+        from: lab.sender_netns(),
+        to: lab.receiver_netns(),
+        dst: lab.receiver().ipv6().into(),
+    };
+    let mut ping = Flow::new("ping6", FlowKind::Ping);
+    ping.count = 10;
+    for (object, entry, want) in [
+        ("xdp_pass", "xdp_pass", FlowStatus::Complete),
+        ("xdp_drop", "xdp_drop_all", FlowStatus::Blocked),
+    ] {
+        let mut program =
+            Program::load(&ObjectSource::Bundled(object.into()), entry).expect("load");
+        let attachment = program
+            .attach(lab.receiver(), XdpMode::Generic)
+            .expect("attach");
+        let report = flow::run(&ping, &ends).expect("flow runs");
+        println!("{entry}: {}", report.summary());
+        assert_eq!(report.status, want, "{entry}: {report:?}");
+        attachment.detach().expect("detach");
+    }
+}
+
+/// A goodput floor no program can reach (100 times the same stream with no program) fails the
+/// scenario with a located line, on both live paths.
+#[test]
+fn privileged_a_goodput_below_the_floor_fails() {
+    if !privileges::gate("privileged_a_goodput_below_the_floor_fails") {
+        return;
+    }
+    let broken = mutated(
+        "flows-pass",
+        &[("min-goodput-ratio = 0.25", "min-goodput-ratio = 100.0")],
+    );
+    for report in run_live(&broken) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        assert!(
+            report.failures.iter().any(
+                |f| f.contains("flows-pass.toml:") && f.contains("below min-goodput-ratio 100")
+            ),
+            "{shown}"
+        );
+    }
 }

@@ -194,6 +194,9 @@ pub struct Flow {
     /// With `expect = complete`, for `ping` and the `*-rr` kinds: the largest acceptable loss,
     /// in percent.
     pub max_loss: Option<f64>,
+    /// With `tcp-stream` expected complete: the lowest acceptable goodput with the program,
+    /// as a share of the same flow's goodput with no program ([`FlowReport::baseline`]).
+    pub min_goodput_ratio: Option<f64>,
 }
 
 impl Flow {
@@ -254,6 +257,7 @@ impl Flow {
             timeout,
             expect: FlowExpect::Complete,
             max_loss: None,
+            min_goodput_ratio: None,
         }
     }
 
@@ -400,6 +404,13 @@ pub struct FlowReport {
     pub errors: Option<u64>,
     /// Wall time of the flow, in milliseconds.
     pub duration_ms: u64,
+    /// The same flow with no program, measured in the same run in a lab of its own (flows
+    /// with a `min-goodput-ratio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<FlowReport>>,
+    /// Goodput with the program over goodput with none (with a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_ratio: Option<f64>,
 }
 
 impl FlowReport {
@@ -424,6 +435,8 @@ impl FlowReport {
             latency_us: None,
             errors: None,
             duration_ms: 0,
+            baseline: None,
+            goodput_ratio: None,
         }
     }
 
@@ -477,6 +490,12 @@ impl FlowReport {
         if let Some(e) = self.errors.filter(|e| *e > 0) {
             parts.push(format!("{e} errors"));
         }
+        if let (Some(ratio), Some(base)) = (self.goodput_ratio, &self.baseline) {
+            parts.push(format!(
+                "{ratio:.2} x the goodput with no program ({:.1} Mbit/s)",
+                base.goodput_bps.unwrap_or(0.0) / 1e6
+            ));
+        }
         parts.join(", ")
     }
 }
@@ -495,6 +514,15 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
     Ok(report)
 }
 
+/// Sets `baseline` (the same flow with no program) into `report`, and the goodput ratio.
+pub fn with_baseline(report: &mut FlowReport, baseline: FlowReport) {
+    report.goodput_ratio = match (report.goodput_bps, baseline.goodput_bps) {
+        (Some(with), Some(without)) if without > 0.0 => Some(with / without),
+        _ => None,
+    };
+    report.baseline = Some(Box::new(baseline));
+}
+
 /// Why `report` does not meet its flow's expectation, or `None` when it does.
 pub fn judge(flow: &Flow, report: &FlowReport) -> Option<String> {
     let ok = match (flow.expect, report.status) {
@@ -507,6 +535,21 @@ pub fn judge(flow: &Flow, report: &FlowReport) -> Option<String> {
             .is_some_and(|(max, loss)| loss <= max),
         _ => false,
     };
+    if ok
+        && let Some(min) = flow.min_goodput_ratio
+        && report.status == FlowStatus::Complete
+    {
+        let ratio = report.goodput_ratio.unwrap_or(0.0);
+        if ratio < min {
+            return Some(format!(
+                "flow {:?} ({}): goodput is {ratio:.2} x the same flow with no program, below \
+                 min-goodput-ratio {min}: {}",
+                flow.name,
+                flow.kind,
+                report.summary()
+            ));
+        }
+    }
     if ok {
         return None;
     }
@@ -602,6 +645,21 @@ mod tests {
         flow.expect = FlowExpect::Blocked;
         assert!(judge(&flow, &report).is_some());
         report.status = FlowStatus::Blocked;
+        assert_eq!(judge(&flow, &report), None);
+    }
+
+    #[test]
+    fn a_goodput_below_the_ratio_fails_a_complete_stream() {
+        let mut flow = Flow::new("s", FlowKind::TcpStream);
+        flow.min_goodput_ratio = Some(0.5);
+        let mut report = FlowReport::empty(&flow, FlowStatus::Complete);
+        report.goodput_bps = Some(40.0);
+        let mut base = FlowReport::empty(&flow, FlowStatus::Complete);
+        base.goodput_bps = Some(100.0);
+        with_baseline(&mut report, base.clone());
+        assert!(judge(&flow, &report).is_some_and(|f| f.contains("0.40 x")));
+        report.goodput_bps = Some(60.0);
+        with_baseline(&mut report, base);
         assert_eq!(judge(&flow, &report), None);
     }
 

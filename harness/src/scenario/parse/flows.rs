@@ -34,6 +34,7 @@ pub(super) struct RawFlow {
     timeout: Option<Spanned<String>>,
     expect: Option<Spanned<String>>,
     max_loss: Option<Spanned<f64>>,
+    min_goodput_ratio: Option<Spanned<f64>>,
 }
 
 /// A duration key within `min..=max`.
@@ -165,6 +166,7 @@ pub(super) fn flows(
                 "connections" => kind == FlowKind::TcpConnect,
                 "bytes" | "duration" => kind == FlowKind::TcpStream,
                 "max-loss" => matches!(kind, FlowKind::Ping | FlowKind::UdpRr | FlowKind::TcpRr),
+                "min-goodput-ratio" => kind == FlowKind::TcpStream,
                 _ => true,
             }
         };
@@ -178,7 +180,11 @@ pub(super) fn flows(
             ("duration", f.duration.as_ref().map(Spanned::span)),
         ];
         let max_loss_span = f.max_loss.as_ref().map(Spanned::span);
-        for (key, span) in given.into_iter().chain([("max-loss", max_loss_span)]) {
+        let ratio_span = f.min_goodput_ratio.as_ref().map(Spanned::span);
+        for (key, span) in given.into_iter().chain([
+            ("max-loss", max_loss_span),
+            ("min-goodput-ratio", ratio_span),
+        ]) {
             if let Some(span) = span
                 && !uses(key)
             {
@@ -251,6 +257,24 @@ pub(super) fn flows(
                 ));
             }
             flow.max_loss = Some(loss);
+        }
+        if let Some(v) = &f.min_goodput_ratio {
+            let ratio = *v.get_ref();
+            if !(ratio > 0.0 && ratio.is_finite()) {
+                return Err(src.at_value(
+                    &v.span(),
+                    format!("min-goodput-ratio {ratio} must be a number greater than 0"),
+                ));
+            }
+            if expect != FlowExpect::Complete {
+                return Err(src.at_value(
+                    &v.span(),
+                    format!(
+                        "{what} min-goodput-ratio bounds a flow expected \"complete\", not \"{expect}\""
+                    ),
+                ));
+            }
+            flow.min_goodput_ratio = Some(ratio);
         }
         let ipv6 = f.ipv6.as_ref().is_some_and(|v| *v.get_ref());
         if ipv6 && !lab.ipv6 {
