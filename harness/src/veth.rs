@@ -392,6 +392,28 @@ pub fn set_gro(end: &VethEnd, on: bool) -> Result<(), VethError> {
     result.map_err(|source| VethError::Ethtool { name, what, source })
 }
 
+/// Turns transmit checksum offload on or off on a lab interface (`ip netns exec NS ethtool -K
+/// IF tx on|off`, the `tx-checksum-ip-generic` feature a veth has).
+///
+/// Why a lab needs this: with it on, a veth hands the peer TCP and UDP packets whose checksum
+/// is still to be computed (`CHECKSUM_PARTIAL`), which no wire ever carries. Passed to the
+/// stack they are accepted as they are; sent on by `XDP_REDIRECT` or `XDP_TX` in driver mode
+/// they leave as `xdp_frame`s with the checksum never filled in, and the next stack drops
+/// them. With it off, the sending stack computes every checksum, as a NIC would.
+#[doc(alias = "ETHTOOL_SFEATURES")]
+pub fn set_tx_checksum(end: &VethEnd, on: bool) -> Result<(), VethError> {
+    let name = end.name().to_owned();
+    let what = if on {
+        "turn transmit checksum offload on"
+    } else {
+        "turn transmit checksum offload off"
+    };
+    let result = end
+        .netns()
+        .run(|| set_feature(&name, "tx-checksum-ip-generic", on))?;
+    result.map_err(|source| VethError::Ethtool { name, what, source })
+}
+
 fn set_feature(interface: &str, feature: &str, on: bool) -> std::io::Result<()> {
     use std::{
         io,

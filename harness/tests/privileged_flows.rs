@@ -382,3 +382,14 @@ fn privileged_a_goodput_below_the_floor_fails() {
         );
     }
 }
+
+/// Flows routed through a forwarding program (`xdp_fib_router` redirects them from
+/// `router:in` to `router:out`; the router's stack forwards the answers): all complete, in
+/// driver mode too, which needs full checksums on the lab's veths.
+#[test]
+fn privileged_flows_through_a_router_complete() {
+    if !privileges::gate("privileged_flows_through_a_router_complete") {
+        return;
+    }
+    bundled_passes("flows-router", |_| FlowStatus::Complete);
+}
