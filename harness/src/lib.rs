@@ -17,6 +17,8 @@
 //! bad input or the machine's ([`exit::Classify`], implemented for every area's error in
 //! [`classify`]). With the default `cli` feature, `cli` is the `xdplab` command itself.
 
+#![warn(missing_docs)]
+
 pub mod attribute;
 pub mod bench;
 pub mod btf;
