@@ -15,6 +15,7 @@
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
+pub mod api;
 pub mod attribute;
 pub mod bench;
 pub mod btf;
@@ -44,3 +45,10 @@ pub mod scenario;
 pub mod topology;
 pub mod verdict;
 pub mod veth;
+
+pub use api::{
+    Error, Failure, Frame, Lab, LabBuilder, Map, Object, Outcome, Pod, Program, Result, Sending,
+    TestRun,
+};
+pub use program::XdpMode;
+pub use verdict::Verdict;

@@ -1,0 +1,405 @@
+//! [`Lab`]: namespaces joined by veth pairs, the programs loaded into it, and the sends that
+//! check their verdicts through the engine the scenarios use.
+
+use std::{
+    cell::{Cell, OnceCell, RefCell},
+    path::{Path, PathBuf},
+    rc::{Rc, Weak},
+};
+
+use crate::{
+    frame::FrameTemplate,
+    lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
+    pin::Bpffs,
+    program::ObjectSource,
+    report::GroupReport,
+    topology::{EndName, LinkDef, Topology, TopologySpec},
+    verdict::Verdict,
+};
+
+use super::{
+    error::{Error, Failure, Result},
+    frame::Frame,
+    program::{Object, Slot},
+};
+
+/// How to build a [`Lab`]: its links (veth pairs between named namespaces), MTU and IPv6.
+///
+/// Without links it is the default lab: namespace `sender` joined to namespace `receiver`
+/// by one veth pair. Interfaces are named `NAMESPACE:INTERFACE`, or `NAMESPACE` alone where the
+/// namespace has one interface.
+///
+/// ```no_run
+/// # fn main() -> xdplab::Result<()> {
+/// // sender:eth0 <==> dut:in  [XDP]  dut:out <==> sink:eth0
+/// let lab = xdplab::Lab::builder()
+///     .link("sender:eth0", "dut:in")
+///     .link("dut:out", "sink:eth0")
+///     .build()?;
+/// # let _ = lab;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct LabBuilder {
+    links: Vec<(String, String)>,
+    mtu: u32,
+    ipv6: bool,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        Self {
+            links: Vec::new(),
+            mtu: LabConfig::default().mtu,
+            ipv6: false,
+        }
+    }
+}
+
+fn end_name(text: &str) -> Result<EndName> {
+    match text.split_once(':') {
+        Some((netns, interface)) if !netns.is_empty() && !interface.is_empty() => Ok(EndName {
+            netns: netns.to_owned(),
+            interface: interface.to_owned(),
+        }),
+        _ => Err(LabError::Config(format!("link end {text:?} is not NAMESPACE:INTERFACE")).into()),
+    }
+}
+
+impl LabBuilder {
+    /// Adds a veth pair between `a` and `b`, each `NAMESPACE:INTERFACE`; namespaces are made
+    /// on first use. Link `L` (0-based) gives `a` 10.78.L.1/24 and `b` 10.78.L.2/24 (see
+    /// [`crate::topology`]).
+    pub fn link(mut self, a: &str, b: &str) -> Self {
+        self.links.push((a.to_owned(), b.to_owned()));
+        self
+    }
+
+    /// The MTU of every link (default 1500; native XDP on veth allows at most about 3498).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Keeps the IPv6 stack on (quiet: no autoconfiguration, no DAD, static neighbours).
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
+    /// Builds the namespaces and links.
+    pub fn build(self) -> Result<Lab> {
+        let spec = if self.links.is_empty() {
+            TwoNamespaceLab::spec(&LabConfig {
+                mtu: self.mtu,
+                ipv6: self.ipv6,
+            })
+        } else {
+            TopologySpec {
+                links: self
+                    .links
+                    .iter()
+                    .map(|(a, b)| {
+                        Ok(LinkDef {
+                            a: end_name(a)?,
+                            b: end_name(b)?,
+                            mtu: self.mtu,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                ipv6: self.ipv6,
+                state: Vec::new(),
+            }
+        };
+        let topology = Topology::build(&spec)?;
+        Ok(Lab {
+            programs: RefCell::new(Vec::new()),
+            bpffs: OnceCell::new(),
+            pins: Cell::new(0),
+            sends: Cell::new(0),
+            spec,
+            topology,
+        })
+    }
+}
+
+/// A lab: network namespaces joined by veth pairs, with the programs loaded into it.
+/// Dropping it removes everything it made (namespaces, links, attachments, pins).
+///
+/// Build one with [`crate::lab!`] in a test (it skips without privileges), or with
+/// [`Lab::new`] / [`Lab::builder`].
+#[derive(Debug)]
+pub struct Lab {
+    /// Every program loaded into the lab, to find the one under test at an interface.
+    programs: RefCell<Vec<Weak<Slot>>>,
+    /// The private bpffs pins go to, mounted on first use; before `topology`, so it is
+    /// removed first.
+    bpffs: OnceCell<Bpffs>,
+    pins: Cell<u32>,
+    sends: Cell<u32>,
+    spec: TopologySpec,
+    topology: Topology,
+}
+
+impl Lab {
+    /// The default lab: namespace `sender` joined to namespace `receiver` by one veth pair.
+    pub fn new() -> Result<Self> {
+        LabBuilder::default().build()
+    }
+
+    /// A lab of any shape: see [`LabBuilder`].
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// The built namespaces and links, for the lower-level modules.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Every interface, as `NAMESPACE:INTERFACE`, in link order.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.topology
+            .interfaces()
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The interface `name` (`NAMESPACE:INTERFACE`, or `NAMESPACE` when it has one).
+    pub(crate) fn end(&self, name: &str) -> Result<EndName> {
+        let (netns, interface) = match name.split_once(':') {
+            Some((netns, interface)) => (netns, Some(interface)),
+            None => (name, None),
+        };
+        self.topology
+            .interface(netns, interface)
+            .map(|(end, _)| end.clone())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "find interface {name:?} in the lab (it has: {}; a namespace alone names \
+                     its only interface)",
+                    self.interfaces().join(", ")
+                ))
+            })
+    }
+
+    /// Where programs attach unless told: end `b` of the first link (`receiver`).
+    pub(crate) fn default_attach(&self) -> EndName {
+        self.spec.links[0].b.clone()
+    }
+
+    /// Where frames come from unless told: end `a` of the first link (`sender`).
+    fn default_from(&self) -> EndName {
+        self.spec.links[0].a.clone()
+    }
+
+    fn mtu(&self, end: &EndName) -> u32 {
+        self.spec
+            .links
+            .iter()
+            .find(|l| &l.a == end || &l.b == end)
+            .map_or(LabConfig::default().mtu, |l| l.mtu)
+    }
+
+    /// Reads the object at `path` (a BPF ELF file, for example from `clang -O2 -g -target
+    /// bpf`); its programs are loaded by [`Object::attach`] or [`Object::program`]. A file that
+    /// cannot be read is an error here.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Object<'_>> {
+        Object::new(self, ObjectSource::File(path.as_ref().to_owned()))
+    }
+
+    /// One of the objects bundled with xdplab ([`crate::program::BUNDLED`]), by name.
+    pub fn load_bundled(&self, name: &str) -> Result<Object<'_>> {
+        Object::new(self, ObjectSource::Bundled(name.to_owned()))
+    }
+
+    pub(crate) fn register(&self, slot: &Rc<Slot>) {
+        let mut programs = self.programs.borrow_mut();
+        programs.retain(|p| p.strong_count() > 0);
+        programs.push(Rc::downgrade(slot));
+    }
+
+    /// The program attached at `end`, or the only attached one.
+    fn under_test(&self, end: &EndName) -> Result<Rc<Slot>> {
+        let attached: Vec<Rc<Slot>> = self
+            .programs
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|slot| slot.attached_at().is_some())
+            .collect();
+        if let Some(slot) = attached
+            .iter()
+            .find(|s| s.attached_at().is_some_and(|(at, _)| &at == end))
+        {
+            return Ok(Rc::clone(slot));
+        }
+        match attached.as_slice() {
+            [only] => Ok(Rc::clone(only)),
+            [] => Err(Error::Usage(format!(
+                "send to {end}: no program is attached in the lab (attach one first)"
+            ))),
+            _ => Err(Error::Usage(format!(
+                "send to {end}: no program is attached there, and several are elsewhere"
+            ))),
+        }
+    }
+
+    /// The lab's private bpffs, mounted on first use (never `/sys/fs/bpf`), and a fresh pin
+    /// path in it.
+    pub(crate) fn pin_path(&self, name: Option<&str>) -> Result<PathBuf> {
+        let bpffs = match self.bpffs.get() {
+            Some(bpffs) => bpffs,
+            None => {
+                let mounted = Bpffs::mount()?;
+                self.bpffs.get_or_init(|| mounted)
+            }
+        };
+        let n = self.pins.get();
+        self.pins.set(n + 1);
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => format!("link{n}"),
+        };
+        Ok(bpffs.checked_pin_path(&name)?)
+    }
+
+    /// The lab's private bpffs, if anything was pinned.
+    pub fn bpffs(&self) -> Option<&Path> {
+        self.bpffs.get().map(Bpffs::path)
+    }
+
+    /// Sends `count` copies of `frame` from the default sender to its peer (`sender` ->
+    /// `receiver` in the default lab). Nothing is sent until the expectation is given:
+    /// [`Sending::expect`].
+    pub fn send(&self, frame: Frame, count: u32) -> Result<Sending<'_>> {
+        self.send_from_end(self.default_from(), frame, count)
+    }
+
+    /// Sends from the interface `from` (`NAMESPACE:INTERFACE`) to its peer.
+    pub fn send_from(&self, from: &str, frame: Frame, count: u32) -> Result<Sending<'_>> {
+        let from = self.end(from)?;
+        self.send_from_end(from, frame, count)
+    }
+
+    fn send_from_end(&self, from: EndName, frame: Frame, count: u32) -> Result<Sending<'_>> {
+        if count == 0 {
+            return Err(Error::Usage(
+                "send 0 frames: give a count of at least 1".into(),
+            ));
+        }
+        let endpoints = self.topology.endpoints(&from).ok_or_else(|| {
+            Error::Usage(format!(
+                "send from {from}: it is not an interface of the lab"
+            ))
+        })?;
+        let outer_8021q = frame.spec().outer_8021q();
+        let max_len = self.mtu(&from) as usize
+            + crate::frame::ETH_HEADER_LEN
+            + if outer_8021q {
+                crate::frame::VLAN_TAG_LEN
+            } else {
+                0
+            };
+        let template = frame.template(&endpoints, max_len)?;
+        let n = self.sends.get() + 1;
+        self.sends.set(n);
+        Ok(Sending {
+            lab: self,
+            from,
+            template,
+            count,
+            name: format!("send-{n}"),
+            redirect_to: None,
+        })
+    }
+}
+
+/// Frames about to be sent: give the verdict they must get with [`Sending::expect`], which
+/// sends them, waits until the kernel has accounted for every one, and judges them the way
+/// `xdplab run` does.
+#[derive(Debug)]
+pub struct Sending<'l> {
+    lab: &'l Lab,
+    from: EndName,
+    template: FrameTemplate,
+    count: u32,
+    name: String,
+    redirect_to: Option<EndName>,
+}
+
+impl Sending<'_> {
+    /// The group's name in failure messages (`send "dns": expected drop, ...`); default
+    /// `send-N`, N counting the lab's sends from 1.
+    pub fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    /// Where redirected frames must arrive (the interface the program redirects out of), for
+    /// `expect(Verdict::Redirect)`; default: anywhere but the sender and the attach interface.
+    pub fn redirect_to(mut self, interface: &str) -> Result<Self> {
+        self.redirect_to = Some(self.lab.end(interface)?);
+        Ok(self)
+    }
+
+    /// Sends the frames and checks every one got `verdict`, by the three oracles (the
+    /// program's counters where it has them, captures after XDP, the kernel's veth counters).
+    /// A frame with another verdict, or an oracle that disagrees, is an
+    /// [`Error::Expectation`] whose text is the CLI's.
+    pub fn expect(self, verdict: Verdict) -> Result<Outcome> {
+        let peer = self
+            .lab
+            .topology
+            .peer(&self.from)
+            .map(|(end, _)| end.clone())
+            .ok_or_else(|| Error::Usage(format!("send from {}: it has no peer", self.from)))?;
+        let slot = self.lab.under_test(&peer)?;
+        super::engine_bridge::send_group(self.lab, &slot, &self, verdict)
+    }
+
+    pub(crate) fn parts(&self) -> (&EndName, &FrameTemplate, u32, &str, Option<&EndName>) {
+        (
+            &self.from,
+            &self.template,
+            self.count,
+            &self.name,
+            self.redirect_to.as_ref(),
+        )
+    }
+}
+
+/// What a send that met its expectation observed.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub(crate) report: GroupReport,
+}
+
+impl Outcome {
+    /// The full observation, as the JSON report carries it.
+    pub fn report(&self) -> &GroupReport {
+        &self.report
+    }
+
+    /// Frames the kernel accepted from the sender.
+    pub fn sent(&self) -> u64 {
+        self.report.sent
+    }
+
+    /// Frames that got `verdict`, by the engine's count.
+    pub fn count(&self, verdict: Verdict) -> u64 {
+        match verdict {
+            Verdict::Aborted => self.report.aborted,
+            Verdict::Drop => self.report.dropped,
+            Verdict::Pass => self.report.passed,
+            Verdict::Tx => self.report.tx,
+            Verdict::Redirect => self.report.redirected,
+        }
+    }
+}
+
+/// The failure of a send, as an error.
+pub(crate) fn failed(failures: Vec<String>, report: Option<GroupReport>) -> Error {
+    Error::Expectation(Box::new(Failure { failures, report }))
+}
