@@ -1,0 +1,196 @@
+//! The public API as a user's `cargo test` meets it: `lab!`, load, attach, send and expect on
+//! both modes, `BPF_PROG_TEST_RUN`, typed map reads, bad input as errors, lifecycle actions,
+//! topologies, and cleanup after a failing test. Each test goes through the `lab!` gate (SKIP
+//! without privileges, failure with `XDPLAB_REQUIRE_PRIVILEGES=1`).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Weak,
+};
+
+use xdplab::{Error, Frame, Lab, Pod, Verdict, XdpMode};
+
+/// `struct datarec` of the bundled `xdp_stats` program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Datarec {
+    rx_packets: u64,
+    rx_bytes: u64,
+}
+// SAFETY: repr(C), two u64, no padding.
+unsafe impl Pod for Datarec {}
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+#[test]
+fn test_run_gives_verdict_and_output_and_maps_read_typed() -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    let prog = lab.load_bundled("xdp_stats")?.program("xdp_stats")?;
+    let nine = prog.test_run(&Frame::ipv4().udp().dst_port(9))?;
+    nine.expect(Verdict::Drop)?;
+    let other = prog.test_run(&Frame::ipv4().udp().dst_port(53).size(100))?;
+    other.expect(Verdict::Pass)?;
+    assert_eq!(other.data.len(), 100, "the frame as it left the program");
+    for _ in 0..2 {
+        prog.test_run(&Frame::ipv4().tcp())?.expect(Verdict::Pass)?;
+    }
+
+    let stats = prog.map("xdp_stats_map")?;
+    assert_eq!(stats.field(XDP_DROP, "rx_packets")?, 1);
+    assert_eq!(stats.field(XDP_PASS, "rx_packets")?, 3);
+    let per_cpu: Vec<Datarec> = stats
+        .get_per_cpu::<u32, Datarec>(XDP_PASS)?
+        .expect("arrays hold every index");
+    assert_eq!(per_cpu.iter().map(|d| d.rx_packets).sum::<u64>(), 3);
+    assert_eq!(
+        per_cpu.iter().map(|d| d.rx_bytes).sum::<u64>(),
+        stats.field(XDP_PASS, "rx_bytes")?
+    );
+    assert_eq!(stats.keys::<u32>()?, vec![0, 1, 2, 3, 4]);
+
+    // A wrong expectation is an error with the CLI's words.
+    let wrong = nine
+        .expect(Verdict::Pass)
+        .expect_err("the program dropped it");
+    assert!(wrong.failure().is_some());
+    let text = wrong.to_string();
+    assert!(text.contains("expected pass"), "{text}");
+    assert!(text.contains("returned drop"), "{text}");
+
+    // Typed misuse is an error, not a panic.
+    let error = stats.get::<u32, u64>(0).expect_err("per-CPU map");
+    assert!(
+        error.to_string().starts_with("failed to read map"),
+        "{error}"
+    );
+    let error = stats
+        .get_u64(0u64)
+        .expect_err("8-byte key on a 4-byte-key map");
+    assert!(error.to_string().contains("8-byte key"), "{error}");
+    let error = stats.field(0, "no_such_field").expect_err("no such field");
+    assert!(error.to_string().contains("rx_packets"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_an_error_that_says_what_failed() -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    let missing = lab
+        .load("/nonexistent/no_such.bpf.o")
+        .expect_err("no such file");
+    let text = missing.to_string();
+    assert!(
+        text.starts_with("failed to read object /nonexistent/no_such.bpf.o"),
+        "{text}"
+    );
+    assert!(matches!(missing, Error::Program(_)));
+
+    let no_program = lab
+        .load_bundled("xdp_drop")?
+        .attach("no_such_entry", XdpMode::Native)
+        .expect_err("no such program");
+    let text = no_program.to_string();
+    assert!(
+        text.starts_with("failed to find program \"no_such_entry\""),
+        "{text}"
+    );
+    assert!(text.contains("xdp_drop_all"), "lists what it has: {text}");
+
+    let prog = lab.load_bundled("xdp_drop")?.program("xdp_drop_all")?;
+    let no_map = prog.map("no_such_map").expect_err("no such map");
+    let text = no_map.to_string();
+    assert!(
+        text.starts_with("failed to find map \"no_such_map\""),
+        "{text}"
+    );
+    assert!(text.contains("drop_cnt"), "lists what it has: {text}");
+
+    let no_interface = lab
+        .load_bundled("xdp_pass")?
+        .attach_to("nowhere:eth0", "xdp_pass", XdpMode::Generic)
+        .expect_err("no such interface");
+    let text = no_interface.to_string();
+    assert!(text.starts_with("failed to find interface"), "{text}");
+
+    let bad_frame = lab
+        .send(Frame::ipv4().dst_port(9), 1)
+        .expect_err("no L4 layer for a port");
+    assert!(
+        bad_frame.to_string().starts_with("failed to build frame"),
+        "{bad_frame}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_object_path_is_relative_to_the_test_like_cargo() -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("ebpf-obj/xdp_pass.bpf.o");
+    let prog = lab.load(&here)?.attach("xdp_pass", XdpMode::Generic)?;
+    assert_eq!(
+        prog.attached().map(|(_, mode)| mode),
+        Some(XdpMode::Generic)
+    );
+    prog.detach()?;
+    assert_eq!(prog.attached(), None);
+    assert!(prog.detach().is_err(), "detaching twice is an error");
+    Ok(())
+}
+
+/// A user's test that fails half way, with the lab's namespaces handed out for checking.
+fn failing_user_test(
+    namespaces: &mut Vec<Weak<xdplab::netns::NetNs>>,
+    pins: &mut Vec<PathBuf>,
+) -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    for name in ["sender", "receiver"] {
+        let ns = lab.topology().netns(name).expect("default lab namespaces");
+        namespaces.push(std::sync::Arc::downgrade(ns));
+    }
+    let prog = lab
+        .load_bundled("xdp_drop")?
+        .attach("xdp_drop_all", XdpMode::Native)?;
+    pins.push(prog.pin_link("held")?);
+    pins.extend(lab.bpffs().map(Path::to_path_buf));
+    lab.load("/nonexistent/object.bpf.o")?;
+    unreachable!("the load above fails");
+}
+
+#[test]
+fn a_failing_test_leaves_no_namespace_link_or_pin() -> xdplab::Result<()> {
+    if !xdplab::privileges::gate("a_failing_test_leaves_no_namespace_link_or_pin") {
+        return Ok(());
+    }
+    let (mut namespaces, mut pins) = (Vec::new(), Vec::new());
+    let error = failing_user_test(&mut namespaces, &mut pins).expect_err("the user's test fails");
+    assert!(error.to_string().contains("object.bpf.o"), "{error}");
+    assert_eq!(namespaces.len(), 2);
+    assert_eq!(pins.len(), 2, "the link pin and the lab's bpffs");
+    for pin in &pins {
+        assert!(!pin.exists(), "{} is left behind", pin.display());
+    }
+    for ns in &namespaces {
+        assert_eq!(ns.strong_count(), 0, "a lab namespace is still held");
+    }
+    // A panicking test unwinds through the same drops.
+    let mut namespaces = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let lab = Lab::new().expect("lab");
+        namespaces.push(std::sync::Arc::downgrade(
+            lab.topology().netns("receiver").expect("receiver"),
+        ));
+        let _prog = lab
+            .load_bundled("xdp_drop")
+            .and_then(|o| o.attach("xdp_drop_all", XdpMode::Generic))
+            .expect("attach");
+        panic!("a test using the lab fails");
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        namespaces[0].strong_count(),
+        0,
+        "a lab namespace is still held"
+    );
+    Ok(())
+}
