@@ -22,6 +22,7 @@ pub mod btf;
 pub mod clean;
 pub mod doctor;
 pub mod elf;
+pub mod engine;
 pub mod exit;
 pub mod frame;
 pub mod inject;

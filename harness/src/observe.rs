@@ -371,6 +371,8 @@ pub struct Capture {
     frames: Arc<AtomicU64>,
     /// Per group: distinct tagged frames seen so far.
     groups: Arc<Vec<AtomicU64>>,
+    /// Written by [`Capture::stop`] so that the thread stops waiting at once.
+    wake: Arc<OwnedFd>,
     thread: Option<JoinHandle<Result<Captured, ObserveError>>>,
 }
 
@@ -444,6 +446,17 @@ impl Capture {
             .run(|| open_packet_socket(ifindex))?
             .map_err(io_error("open a capture socket", &interface))?;
         let stop = Arc::new(AtomicBool::new(false));
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(
+                io_error("create the capture's wake-up eventfd", end.name())(
+                    io::Error::last_os_error(),
+                ),
+            );
+        }
+        // SAFETY: a new descriptor this function owns.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(wake) });
         let frames = Arc::new(AtomicU64::new(0));
         let groups: Arc<Vec<AtomicU64>> =
             Arc::new(options.groups.iter().map(|_| AtomicU64::new(0)).collect());
@@ -452,6 +465,7 @@ impl Capture {
                 stop: Arc::clone(&stop),
                 frames: Arc::clone(&frames),
                 groups: Arc::clone(&groups),
+                wake: Arc::clone(&wake),
             };
             let options = options.clone();
             std::thread::Builder::new()
@@ -463,6 +477,7 @@ impl Capture {
             stop,
             frames,
             groups,
+            wake,
             thread: Some(thread),
         })
     }
@@ -479,9 +494,19 @@ impl Capture {
             .map_or(0, |n| n.load(Ordering::Acquire))
     }
 
+    /// Asks the capture to stop once it has read what is queued; [`Capture::finish`] collects
+    /// it. Stopping several captures before finishing any lets their last reads overlap.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        // A failed write leaves the capture to notice the flag at its next read timeout.
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: a valid eventfd and an 8-byte buffer.
+        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
     /// Stops, drains what is queued, and returns what was seen.
     pub fn finish(mut self) -> Result<Captured, ObserveError> {
-        self.stop.store(true, Ordering::Release);
+        self.stop();
         let thread = self.thread.take().expect("finish runs once");
         match thread.join() {
             Ok(result) => result,
@@ -492,7 +517,7 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -676,6 +701,30 @@ struct Counters {
     stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
     groups: Arc<Vec<AtomicU64>>,
+    wake: Arc<OwnedFd>,
+}
+
+/// Waits until the socket has a frame or the capture is asked to stop; a read timeout of the
+/// socket bounds the wait anyway.
+fn wait_readable(socket: libc::c_int, wake: libc::c_int) -> io::Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd: socket,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: two valid pollfds.
+    let ret = unsafe { libc::poll(fds.as_mut_ptr(), 2, 20) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn capture_loop(
@@ -689,6 +738,7 @@ fn capture_loop(
         stop,
         frames,
         groups,
+        wake,
     } = counters;
     let mut captured = Captured {
         seen: options
@@ -710,17 +760,18 @@ fn capture_loop(
     let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
     loop {
         // Once stopped, drain without waiting: everything the kernel delivered is queued.
-        let flags = if stop.load(Ordering::Acquire) {
-            libc::MSG_DONTWAIT
-        } else {
-            0
-        };
+        let stopping = stop.load(Ordering::Acquire);
+        if !stopping {
+            wait_readable(raw, wake.as_raw_fd())
+                .map_err(io_error("wait for the capture socket", interface))?;
+        }
+        let flags = libc::MSG_DONTWAIT;
         // Room in front for the VLAN tag the kernel may have moved into the skb's metadata.
         let (n, vlan) = match recv_frame(raw, &mut buf[VLAN_TAG_LEN..], flags) {
             Ok(received) => received,
             Err(e) => match e.raw_os_error() {
                 Some(libc::EAGAIN | libc::EINTR) => {
-                    if flags == libc::MSG_DONTWAIT {
+                    if stopping {
                         break;
                     }
                     continue;

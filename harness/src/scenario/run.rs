@@ -17,36 +17,37 @@
 //! [`run_paths`] runs several paths and reports every frame they treat differently.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     fmt,
     path::{Path, PathBuf},
     str::FromStr,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use serde_json::{Value, json};
 
 use super::values::{self, Check, Shape};
 use super::{
-    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, SendGroup, StepAction,
-    XdpModeSpec,
+    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, StepAction, XdpModeSpec,
+};
+pub use crate::engine::RunError;
+pub(super) use crate::engine::error::interrupted;
+use crate::engine::{
+    GroupPlan, LISTED, LiveSession, SessionOptions, UnderTest,
+    judge::{check_outputs, empty_group, expected_outcome, places_text},
+    live::counter,
 };
 use crate::requires::Gate;
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes, Tag},
-    inject::{InjectError, InjectStats, pnet::PnetInjector},
-    lab::LabError,
+    inject::InjectStats,
     link::XdpLink,
-    maps::{MapError, MapKind, MapValue, ProgramMap, RingBufReader},
-    observe::{
-        Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
-        MIN_OBSERVABLE_VLAN_FRAME, ObserveError, XdpStats, observable_after_xdp,
-    },
+    maps::{MapKind, MapValue, ProgramMap, RingBufReader},
     pin::Bpffs,
     program::{Attachment, LoadOptions, ObjectSource, Program, ProgramError, XdpMode},
     report::{
-        CounterCheck, FailureKind, GroupReport, KernelView, MapCheck, Outcome, PathDifference,
-        RunFailure, ScenarioReport, Status, plain,
+        CounterCheck, GroupReport, MapCheck, Outcome, PathDifference, RunFailure, ScenarioReport,
+        Status, plain,
     },
     scenario::loader::{MapOwners, fill_tail_calls, load_attachment, load_program},
     topology::{EndName, LinkDef, Topology, TopologySpec, link_endpoints},
@@ -54,11 +55,6 @@ use crate::{
     veth::VethEnd,
 };
 
-/// Frames listed per problem in a report; counts are always complete.
-const LISTED: usize = 16;
-/// How long counts must stay unchanged before a group that cannot reach its target is taken
-/// as settled.
-const QUIET: Duration = Duration::from_millis(100);
 /// Frames kept per interface for `--capture` pcaps.
 const CAPTURE_KEEP: usize = 100_000;
 /// Ring buffer records consumed per poll.
@@ -121,84 +117,6 @@ pub struct RunOptions {
     /// The id tagged into every frame (default: the lab's random one). [`run_paths`] gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
-}
-
-/// Why a scenario could not run: its message names the file and line where there is one.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RunError {
-    pub(super) kind: FailureKind,
-    pub(super) message: String,
-}
-
-impl RunError {
-    /// Whose fault it is: the scenario's or object's (exit 2), or the machine's (exit 3).
-    pub fn kind(&self) -> FailureKind {
-        self.kind
-    }
-
-    pub(super) fn input(message: impl Into<String>) -> Self {
-        Self {
-            kind: FailureKind::Input,
-            message: message.into(),
-        }
-    }
-    pub(super) fn environment(message: impl Into<String>) -> Self {
-        Self {
-            kind: FailureKind::Environment,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ProgramError> for RunError {
-    fn from(e: ProgramError) -> Self {
-        if e.is_environment() {
-            Self::environment(e.to_string())
-        } else {
-            Self::input(e.to_string())
-        }
-    }
-}
-
-impl From<LabError> for RunError {
-    fn from(e: LabError) -> Self {
-        if let LabError::State(state) = &e
-            && state.is_input()
-        {
-            // The scenario's [[netns]] asked for something the kernel refuses.
-            return Self::input(format!("{e} (check the [[netns]] tables)"));
-        }
-        let hint = if e.is_permission() {
-            " (run as root: xdplab needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF)"
-        } else {
-            ""
-        };
-        Self::environment(format!("{e}{hint}"))
-    }
-}
-
-impl From<ObserveError> for RunError {
-    fn from(e: ObserveError) -> Self {
-        Self::environment(e.to_string())
-    }
-}
-
-impl From<InjectError> for RunError {
-    fn from(e: InjectError) -> Self {
-        Self::environment(e.to_string())
-    }
-}
-
-impl From<MapError> for RunError {
-    fn from(e: MapError) -> Self {
-        match e {
-            MapError::NotFound { .. } | MapError::Size { .. } | MapError::Pin { .. } => {
-                Self::input(e.to_string())
-            }
-            MapError::Info { .. } | MapError::Syscall { .. } => Self::environment(e.to_string()),
-        }
-    }
 }
 
 /// Runs a scenario in the mode it names (v1 behaviour).
@@ -604,17 +522,6 @@ fn links_spec(scenario: &Scenario) -> TopologySpec {
     }
 }
 
-/// An error once SIGINT or SIGTERM asked the run to stop (see [`crate::interrupt`]): the
-/// scenario is abandoned by returning it, so every guard of the run is dropped on the way out.
-pub(super) fn interrupted() -> Result<(), RunError> {
-    match crate::interrupt::requested() {
-        Some(signal) => Err(RunError::environment(format!(
-            "interrupted by {signal}: the scenario was abandoned"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// The interface a reference names (the only one of its namespace without `:if`).
 pub(super) fn resolve(spec: &TopologySpec, r: &IfaceRef) -> Result<EndName, RunError> {
     let mut ends = spec
@@ -701,6 +608,34 @@ pub(super) fn build_frames(
                     })
                     .collect(),
             }
+        })
+        .collect()
+}
+
+/// Each send group as the engine runs it: interfaces resolved, frames laid out.
+fn group_plans(
+    scenario: &Scenario,
+    spec: &TopologySpec,
+    templates: Vec<Vec<FrameTemplate>>,
+) -> Result<Vec<GroupPlan>, RunError> {
+    scenario
+        .sends
+        .iter()
+        .zip(templates)
+        .map(|(group, frames)| {
+            Ok(GroupPlan {
+                name: group.name.clone(),
+                from: resolve(spec, &group.from)?,
+                frames,
+                count: group.count,
+                expect: group.expect,
+                redirect_to: group
+                    .redirect_to
+                    .as_ref()
+                    .map(|r| resolve(spec, r))
+                    .transpose()?,
+                output: group.output.clone(),
+            })
         })
         .collect()
 }
@@ -1222,151 +1157,6 @@ impl Events {
     }
 }
 
-fn check_outputs(
-    group: &SendGroup,
-    templates: &[FrameTemplate],
-    run_id: u32,
-    index: u16,
-    outputs: &BTreeMap<u32, Vec<u8>>,
-) -> Vec<String> {
-    let Some(spec) = &group.output else {
-        return Vec::new();
-    };
-    let mut problems = Vec::new();
-    let mut sent = Vec::new();
-    for (&seq, received) in outputs {
-        let template = &templates[seq as usize % templates.len()];
-        template.write(
-            Tag {
-                run_id,
-                group: index,
-                seq,
-            },
-            &mut sent,
-        );
-        // The tag where it sits in the frame that came out: headers pushed or popped in front
-        // of it moved it.
-        let tag_at = Tag::locate(received, run_id).map(|(at, _)| at);
-        let mismatches = spec.check(&sent, received, tag_at);
-        if !mismatches.is_empty() && problems.len() < LISTED {
-            let fields: Vec<String> = mismatches
-                .iter()
-                .map(|m| format!("{} expected {}, got {}", m.field, m.expected, m.actual))
-                .collect();
-            problems.push(format!(
-                "send {:?} seq {seq}: output {}",
-                group.name,
-                fields.join("; ")
-            ));
-        }
-    }
-    problems
-}
-
-/// An output check that could not be made is a failure, never a silent pass: frames that came
-/// out where the verdict puts them, `landed` of them, each need their bytes checked.
-fn unchecked_outputs(
-    group: &SendGroup,
-    g: &GroupReport,
-    landed: u64,
-    place: &EndName,
-) -> Option<String> {
-    group.output.as_ref()?;
-    let checked = g.outputs.len() as u64;
-    if checked >= landed {
-        return None;
-    }
-    let why = match g.attributed_by {
-        "kernel" | "program" => format!(
-            "the kernel frees VLAN frames shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before \
-             any capture, so only counters saw them"
-        ),
-        "content" => format!(
-            "they carry no tag and the capture could not keep them in order (more than {} \
-             untagged frames, or {} MiB, in the run); send fewer or larger frames",
-            crate::observe::ARRIVALS_KEEP,
-            crate::observe::ARRIVALS_KEEP_BYTES >> 20
-        ),
-        _ => "their bytes were not kept by the capture".to_owned(),
-    };
-    Some(format!(
-        "send {:?}: output not checked for {} of {landed} frames that came out at {place}: {why}",
-        group.name,
-        landed - checked
-    ))
-}
-
-/// Says which content rules attributed a group's frames, for people (the JSON report has
-/// `attribution_rules`). Frames matched by their exact bytes, the usual case for frames too
-/// small for a tag, need no note.
-fn content_note(g: &GroupReport, place: Option<&EndName>) -> Option<String> {
-    if g.attribution_rules.keys().all(|rule| rule == "exact") {
-        return None;
-    }
-    let rules: Vec<String> = g
-        .attribution_rules
-        .iter()
-        .map(|(rule, n)| {
-            let meaning = crate::attribute::ContentRule::ALL
-                .iter()
-                .find(|r| r.as_str() == rule)
-                .map_or_else(
-                    || {
-                        format!(
-                            "untagged frames counted at {} in the group's window, taken in \
-                             arrival order",
-                            place.map_or_else(|| "-".to_owned(), ToString::to_string)
-                        )
-                    },
-                    |r| r.describe().to_owned(),
-                );
-            format!("{n} by {rule}: {meaning}")
-        })
-        .collect();
-    Some(format!(
-        "send {:?}: frames without a tag of this run attributed by content: {}",
-        g.name,
-        rules.join("; ")
-    ))
-}
-
-fn expected_outcome(verdict: Verdict) -> Outcome {
-    match verdict {
-        Verdict::Drop => Outcome::Drop,
-        Verdict::Aborted => Outcome::Aborted,
-        Verdict::Pass => Outcome::Pass,
-        Verdict::Tx => Outcome::Tx,
-        Verdict::Redirect => Outcome::Redirect,
-    }
-}
-
-fn empty_group(group: &SendGroup, stats: &InjectStats) -> GroupReport {
-    GroupReport {
-        name: group.name.clone(),
-        expect: group.expect,
-        offered: stats.offered,
-        sent: stats.accepted,
-        dropped: 0,
-        passed: 0,
-        tx: 0,
-        redirected: 0,
-        aborted: 0,
-        landed: BTreeMap::new(),
-        misplaced: BTreeMap::new(),
-        output_mismatches: Vec::new(),
-        outcomes: Vec::new(),
-        outputs: BTreeMap::new(),
-        attributed_by: "tag",
-        attribution_rules: BTreeMap::new(),
-        unattributed: 0,
-        kernel: KernelView::default(),
-        missing: Vec::new(),
-        leaked: Vec::new(),
-        duplicated: Vec::new(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // test-run
 
 fn execute_test_run(
@@ -1432,7 +1222,7 @@ fn execute_test_run(
             accepted: u64::from(group.count),
             ..InjectStats::default()
         };
-        let mut g = empty_group(group, &stats);
+        let mut g = empty_group(&group.name, group.expect, &stats);
         g.attributed_by = "test-run";
         let expected = expected_outcome(group.expect);
         for seq in 0..group.count {
@@ -1494,7 +1284,14 @@ fn execute_test_run(
         }
         drops += g.dropped;
         passes += g.passed;
-        g.output_mismatches = check_outputs(group, templates, run_id, group_id, &g.outputs);
+        g.output_mismatches = check_outputs(
+            &group.name,
+            group.output.as_ref(),
+            templates,
+            run_id,
+            group_id,
+            &g.outputs,
+        );
         let wrong = g.outcomes.iter().filter(|o| **o != expected).count();
         if wrong > 0 {
             report.failures.push(format!(
@@ -1597,169 +1394,6 @@ fn check_maps(
 }
 
 /// A program's verdict counter by convention: a one-slot u64 array (or per-CPU array) at key 0.
-fn counter(program: &Program, name: &str) -> Result<Option<u64>, RunError> {
-    let Ok(map) = program.map(name) else {
-        return Ok(None);
-    };
-    if !matches!(map.kind(), MapKind::Array | MapKind::PerCpuArray)
-        || map.key_size() != 4
-        || map.value_size() != 8
-    {
-        return Ok(None);
-    }
-    Ok(map.lookup(&0u32.to_le_bytes())?.and_then(|v| v.sum_u64()))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Live paths
-
-/// Everything observed on one interface at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct IfaceSnapshot {
-    xdp: XdpStats,
-    link: LinkCounters,
-    captured: u64,
-}
-
-/// The kernel's and the program's counts at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Snapshot {
-    ifaces: Vec<IfaceSnapshot>,
-    drop_cnt: Option<u64>,
-    pass_cnt: Option<u64>,
-    aborted: u64,
-}
-
-/// Observers of one interface.
-struct IfaceObservers {
-    name: EndName,
-    driver: DriverStats,
-    link: LinkStats,
-    capture: Capture,
-}
-
-/// The observers of one live run.
-struct Observers<'a> {
-    ifaces: Vec<IfaceObservers>,
-    program: &'a Program,
-    prog_id: u32,
-    exceptions: Option<ExceptionCounter>,
-}
-
-impl Observers<'_> {
-    fn snapshot(&self) -> Result<Snapshot, RunError> {
-        let ifaces = self
-            .ifaces
-            .iter()
-            .map(|i| {
-                Ok(IfaceSnapshot {
-                    xdp: i.driver.xdp()?,
-                    link: i.link.read()?,
-                    captured: i.capture.frames(),
-                })
-            })
-            .collect::<Result<Vec<_>, RunError>>()?;
-        Ok(Snapshot {
-            ifaces,
-            drop_cnt: counter(self.program, "drop_cnt")?,
-            pass_cnt: counter(self.program, "pass_cnt")?,
-            aborted: match &self.exceptions {
-                Some(e) => e.count(self.prog_id, Verdict::Aborted.xdp_action())?,
-                None => 0,
-            },
-        })
-    }
-
-    /// Polls until the kernel has accounted for `sent` frames at the attach interface since
-    /// `before` and every frame it let through has reached a capture; or until counts stop
-    /// moving; or the deadline.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the group's place in the topology and what it sent"
-    )]
-    fn settle(
-        &self,
-        mode: XdpMode,
-        attach: usize,
-        from: usize,
-        group: usize,
-        tagged: bool,
-        before: &Snapshot,
-        sent: u64,
-        events: &mut Events,
-    ) -> Result<Snapshot, RunError> {
-        let deadline = Instant::now() + Duration::from_secs(3) + Duration::from_micros(sent * 5);
-        let mut last = self.snapshot()?;
-        let mut last_change = Instant::now();
-        loop {
-            events.poll();
-            let at = |i: usize| (&last.ifaces[i], &before.ifaces[i]);
-            let (now, then) = at(attach);
-            let lost_at_sender = last.ifaces[from]
-                .link
-                .since(&before.ifaces[from].link)
-                .tx_dropped;
-            // This group's own frames, wherever they landed. Untagged frames can only be
-            // counted by what arrived since the group started: at the attach interface (where
-            // the stack's own replies never land), and elsewhere only if the kernel says some
-            // were bounced or redirected.
-            let captured_at = |i: usize| last.ifaces[i].captured - before.ifaces[i].captured;
-            let captured: u64 = if tagged {
-                self.ifaces
-                    .iter()
-                    .map(|i| i.capture.group_frames(group))
-                    .sum()
-            } else {
-                let xdp = now.xdp.since(&then.xdp);
-                if mode == XdpMode::Native && xdp.tx + xdp.redirect == 0 {
-                    captured_at(attach)
-                } else if mode == XdpMode::Native {
-                    (0..last.ifaces.len()).map(captured_at).sum()
-                } else {
-                    captured_at(attach)
-                }
-            };
-            let aborted = last.aborted - before.aborted;
-            let (arrived, complete) = match mode {
-                XdpMode::Native => {
-                    let xdp = now.xdp.since(&then.xdp);
-                    let arrived = xdp.packets + xdp.ring_drops + lost_at_sender >= sent;
-                    let visible = xdp.passed() + xdp.tx + xdp.redirect;
-                    (arrived, arrived && captured >= visible)
-                }
-                XdpMode::Generic => {
-                    let received = now.link.since(&then.link).rx_packets;
-                    let arrived = received + lost_at_sender >= sent;
-                    let dropped = match (last.drop_cnt, before.drop_cnt) {
-                        (Some(now), Some(then)) => now - then,
-                        _ => 0,
-                    };
-                    // Without a drop counter, only "everything accounted for" is provably
-                    // complete; otherwise the quiet period below decides.
-                    (arrived, arrived && captured + dropped + aborted >= received)
-                }
-            };
-            if complete {
-                // The group's frames counted as captured above are in the per-interface
-                // counts from now on; `last` may predate some of them.
-                return self.snapshot();
-            }
-            if (arrived && last_change.elapsed() >= QUIET)
-                || Instant::now() >= deadline
-                || crate::interrupt::requested().is_some()
-            {
-                return Ok(last);
-            }
-            std::thread::sleep(crate::observe::POLL_INTERVAL);
-            let now = self.snapshot()?;
-            if now != last {
-                last = now;
-                last_change = Instant::now();
-            }
-        }
-    }
-}
-
 /// Programs the run attached, kept alive until the end (dropped in reverse order).
 struct Attached {
     programs: Vec<(Program, Attachment)>,
@@ -1850,7 +1484,6 @@ fn execute_live(
     }
 
     let topology = Topology::build(&spec)?;
-    let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
     let end = |name: &EndName| -> &VethEnd {
         topology
             .interface(&name.netns, Some(&name.interface))
@@ -1910,13 +1543,8 @@ fn execute_live(
             // everything (xdp_frags_limit with no limit set) does the same job.
             let jumbo = link_of(&spec, &at)
                 .is_some_and(|(i, _)| spec.links[i].mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU);
-            let (object, entry) = if jumbo {
-                ("xdp_frags", "xdp_frags_limit")
-            } else {
-                ("xdp_pass", "xdp_pass")
-            };
-            let mut helper = Program::load(&ObjectSource::Bundled(object.into()), entry)?;
-            let attachment = helper.attach(end(&at), XdpMode::Native)?;
+            let (helper, attachment) = crate::engine::enable_napi(&topology, &at, jumbo)?;
+            let entry = helper.entry().to_owned();
             report.notes.push(format!(
                 "attached {entry} (native) to {at} so that frames sent by {why} can arrive (a veth drops them unless its receiving end runs NAPI)"
             ));
@@ -1948,170 +1576,35 @@ fn execute_live(
         }
         None => Held::Attached(attachment),
     };
-    let prog_id = program.id()?;
-    let exceptions = match ExceptionCounter::start() {
-        Ok(counter) => Some(counter),
-        Err(e) => {
-            if scenario.sends.iter().any(|g| g.expect == Verdict::Aborted) {
-                return Err(RunError::environment(format!(
-                    "cannot count XDP_ABORTED: {e}"
-                )));
-            }
-            report.notes.push(format!(
-                "XDP_ABORTED cannot be told from XDP_DROP here: {e}"
-            ));
-            None
-        }
-    };
-
-    let names: Vec<EndName> = topology.interfaces().map(|(n, _)| n.clone()).collect();
-    let attach_index = names
-        .iter()
-        .position(|n| *n == attach_name)
-        .expect("attach end");
-    let peer_index = names
-        .iter()
-        .position(|n| *n == attach_peer)
-        .expect("peer end");
-    let capture_options = CaptureOptions {
-        groups: scenario.sends.iter().map(|g| g.count).collect(),
-        keep_groups: scenario.sends.iter().map(|g| g.output.is_some()).collect(),
-        keep_all: if options.capture_dir.is_some() {
+    let plans = group_plans(scenario, &spec, templates)?;
+    let session_options = SessionOptions {
+        run_id: options.run_id,
+        keep_frames: if options.capture_dir.is_some() {
             CAPTURE_KEEP
         } else {
             0
         },
     };
-    let mut ifaces = Vec::new();
-    for name in &names {
-        let e = end(name);
-        ifaces.push(IfaceObservers {
-            name: name.clone(),
-            driver: DriverStats::open(e)?,
-            link: LinkStats::open(e)?,
-            capture: Capture::start(e, run_id, &capture_options)?,
-        });
-    }
-    let observers = Observers {
-        ifaces,
+    let under_test = UnderTest {
         program: &program,
-        prog_id,
-        exceptions,
+        attach: &attach_name,
+        mode,
     };
-    let mut injectors: HashMap<EndName, PnetInjector> = HashMap::new();
-
-    let first = observers.snapshot()?;
-    let mut windows = Vec::with_capacity(scenario.sends.len());
-    let mut before = first.clone();
-    for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
-        interrupted()?;
-        let group_id = u16::try_from(index)
-            .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
-        let from = resolve(&spec, &group.from)?;
-        let from_index = names.iter().position(|n| *n == from).expect("from end");
-        let injector = match injectors.entry(from.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(PnetInjector::open(end(&from))?)
-            }
-        };
-        let stats = injector.send(templates, run_id, group_id, group.count);
-        let tagged = templates.iter().all(FrameTemplate::is_tagged);
-        let after = observers.settle(
-            mode,
-            attach_index,
-            from_index,
-            index,
-            tagged,
-            &before,
-            stats.accepted,
-            &mut events,
-        )?;
-        windows.push((stats, before, after.clone(), from_index));
-        before = after;
+    let mut session = LiveSession::open(&topology, under_test, &session_options)?;
+    for plan in &plans {
+        let outcome = session.send(plan, &mut || events.poll())?;
+        report.notes.extend(outcome.notes);
+        report.failures.extend(outcome.failures);
+        report.groups.push(outcome.report);
     }
     interrupted()?;
-    let Observers { ifaces, .. } = observers;
-    let mut captured: Vec<(EndName, Captured)> = Vec::new();
-    for i in ifaces {
-        captured.push((i.name, i.capture.finish()?));
-    }
-    drop(injectors);
-
-    let places = Places {
-        names: &names,
-        attach: attach_index,
-        peer: peer_index,
-    };
-    for (index, ((group, templates), (stats, before, after, from))) in scenario
-        .sends
-        .iter()
-        .zip(&templates)
-        .zip(&windows)
-        .enumerate()
-    {
-        let expected_at = match group.expect {
-            Verdict::Pass => Some(attach_index),
-            Verdict::Tx => Some(peer_index),
-            Verdict::Redirect => {
-                let target = resolve(&spec, group.redirect_to.as_ref().expect("parser"))?;
-                let landing = peer_name(&spec, &target).expect("every end has a peer");
-                names.iter().position(|n| *n == landing)
-            }
-            Verdict::Drop | Verdict::Aborted => None,
-        };
-        let mut g = observe_group(
-            mode,
-            index,
-            group,
-            templates,
-            stats,
-            before,
-            after,
-            *from,
-            expected_at,
-            &places,
-            &mut captured,
-        );
-        g.output_mismatches = check_outputs(group, templates, run_id, index as u16, &g.outputs);
-        if let Some(e) = expected_at {
-            let landed = g.landed.get(&names[e].to_string()).copied().unwrap_or(0);
-            g.output_mismatches
-                .extend(unchecked_outputs(group, &g, landed, &names[e]));
-        }
-        if let Some(note) = content_note(&g, expected_at.map(|e| &names[e])) {
-            report.notes.push(note);
-        }
-        report.failures.extend(group_failures(mode, &g, stats));
-        report.failures.extend(g.output_mismatches.iter().cloned());
-        report.groups.push(g);
-    }
-    // Whatever no group claimed, by interface: reported apart, never counted into a group.
-    report.unattributed_by_interface = captured
-        .iter()
-        .map(|(name, c)| (name.to_string(), c.unattributed()))
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let closed = session.close();
+    report.notes.extend(closed.notes);
+    report.unattributed_by_interface = closed.unattributed_by_interface;
     report.unattributed = report.unattributed_by_interface.values().sum();
-    for (name, c) in &captured {
-        if c.socket_drops > 0 {
-            report.failures.push(format!(
-                "the capture on {name} dropped {} frame(s): the counts seen there are incomplete",
-                c.socket_drops
-            ));
-        }
-    }
-    let windows3: Vec<(InjectStats, Snapshot, Snapshot)> = windows
-        .iter()
-        .map(|(s, b, a, _)| (s.clone(), b.clone(), a.clone()))
-        .collect();
-    report.counters = check_counters(mode, attach_index, &windows3, &report.groups);
-    for c in report.counters.iter().filter(|c| !c.ok) {
-        report.failures.push(format!(
-            "program counter {} = {} disagrees with {} = {}",
-            c.map, c.program, c.source, c.kernel
-        ));
-    }
+    report.failures.extend(closed.failures);
+    report.counters = closed.counters;
+    let kept_frames = closed.frames;
     events.check(scenario, &mut report.failures);
     let owners = MapOwners::with(
         scenario,
@@ -2130,7 +1623,7 @@ fn execute_live(
             options.capture_format,
             scenario,
             &report.mode,
-            &captured,
+            &kept_frames,
         )?;
     }
     match attachment {
@@ -2220,7 +1713,7 @@ fn write_captures(
     format: crate::pcap::CaptureFormat,
     scenario: &Scenario,
     path: &str,
-    captured: &[(EndName, Captured)],
+    captured: &[(EndName, Vec<(std::time::SystemTime, Vec<u8>)>)],
 ) -> Result<Vec<PathBuf>, RunError> {
     let io = |e: crate::pcap::PcapError| RunError::environment(e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -2241,7 +1734,7 @@ fn write_captures(
             .collect()
     };
     let mut files = Vec::new();
-    for (name, c) in captured {
+    for (name, frames) in captured {
         let file = dir.join(format!(
             "{}.{}.{}-{}.{}",
             safe(&scenario.name),
@@ -2253,578 +1746,13 @@ fn write_captures(
         let interface = format!("{}:{}", name.netns, name.interface);
         let mut writer =
             crate::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
-        for (time, frame) in &c.all {
+        for (time, frame) in frames {
             writer.write(frame, *time).map_err(io)?;
         }
         writer.finish().map_err(io)?;
         files.push(file);
     }
     Ok(files)
-}
-
-/// Interfaces of a live run by index.
-struct Places<'a> {
-    names: &'a [EndName],
-    attach: usize,
-    peer: usize,
-}
-
-impl Places<'_> {
-    fn outcome(&self, at: usize) -> Outcome {
-        if at == self.attach {
-            Outcome::Pass
-        } else if at == self.peer {
-            Outcome::Tx
-        } else {
-            Outcome::Redirect
-        }
-    }
-}
-
-/// Claims the untagged frames that arrived in `window` on `captured`'s interface and derive
-/// from one of `templates` ([`crate::attribute`]'s rules), at most `limit`, in arrival order;
-/// claimed frames no longer count as background.
-fn claim_content(
-    captured: &mut Captured,
-    window: std::ops::Range<u64>,
-    templates: &[FrameTemplate],
-    limit: usize,
-) -> Vec<(Vec<u8>, &'static str)> {
-    let sent: Vec<(&[u8], Vec<std::ops::Range<usize>>)> = templates
-        .iter()
-        .map(|t| (t.bytes(), t.per_copy()))
-        .collect();
-    let claims = crate::attribute::claim(&captured.untagged_arrivals, window, &sent, limit);
-    claims
-        .into_iter()
-        .map(|c| {
-            let bytes = captured.untagged_arrivals[c.arrival].1.clone();
-            forget_untagged(captured, &bytes);
-            (bytes, c.rule.as_str())
-        })
-        .collect()
-}
-
-/// Takes one frame with these bytes out of the capture's background count.
-fn forget_untagged(captured: &mut Captured, bytes: &[u8]) {
-    if let Some(n) = captured.untagged.get_mut(bytes) {
-        *n -= 1;
-        if *n == 0 {
-            captured.untagged.remove(bytes);
-        }
-    }
-}
-
-/// Where a group's pass/drop counts come from when its frames carry no tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Attribution {
-    Tag,
-    /// Tags, and content for frames that lost theirs.
-    TagAndContent,
-    Content,
-    Kernel,
-    Program,
-    None,
-}
-
-impl Attribution {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Tag => "tag",
-            Self::TagAndContent => "tag and content",
-            Self::Content => "content",
-            Self::Kernel => "kernel",
-            Self::Program => "program",
-            Self::None => "none",
-        }
-    }
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one group's inputs and observations, used once"
-)]
-fn observe_group(
-    mode: XdpMode,
-    index: usize,
-    group: &SendGroup,
-    templates: &[FrameTemplate],
-    stats: &InjectStats,
-    before: &Snapshot,
-    after: &Snapshot,
-    from: usize,
-    expected_at: Option<usize>,
-    places: &Places<'_>,
-    captured: &mut [(EndName, Captured)],
-) -> GroupReport {
-    let sent = stats.accepted;
-    let mut g = empty_group(group, stats);
-    let window: Vec<u64> = after
-        .ifaces
-        .iter()
-        .zip(&before.ifaces)
-        .map(|(a, b)| a.captured - b.captured)
-        .collect();
-    let tagged = templates.iter().all(FrameTemplate::is_tagged);
-    let mut seen_here = vec![0u64; places.names.len()];
-    let arrived = |i: usize| before.ifaces[i].captured..after.ifaces[i].captured;
-    let attribution = if tagged {
-        // Frames that came out where expected without their tag (cut off by the program) are
-        // claimed by content, in arrival order, for the sequence numbers no tag was seen of.
-        let mut by_content: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
-        if let Some(e) = expected_at {
-            let unseen: Vec<usize> = (0..group.count as usize)
-                .filter(|&seq| captured.iter().all(|(_, c)| c.seen[index][seq] == 0))
-                .collect();
-            if !unseen.is_empty() {
-                let claims = claim_content(&mut captured[e].1, arrived(e), templates, unseen.len());
-                for (&seq, (bytes, rule)) in unseen.iter().zip(claims) {
-                    *g.attribution_rules.entry(rule.into()).or_default() += 1;
-                    by_content.insert(seq, bytes);
-                }
-            }
-        }
-        for seq in 0..group.count as usize {
-            let at: Vec<usize> = match (by_content.contains_key(&seq), expected_at) {
-                (true, Some(e)) => vec![e],
-                _ => captured
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (_, c))| c.seen[index][seq] > 0)
-                    .map(|(i, _)| i)
-                    .collect(),
-            };
-            let outcome = match at.as_slice() {
-                [] => Outcome::Nowhere,
-                [i] => places.outcome(*i),
-                _ => Outcome::Multiple,
-            };
-            for &i in &at {
-                seen_here[i] += 1;
-                if captured[i].1.seen[index][seq] > 1 && g.duplicated.len() < LISTED {
-                    g.duplicated.push(seq as u32);
-                }
-            }
-            let right = match (expected_at, at.as_slice()) {
-                (None, []) => true,
-                (Some(e), [i]) => *i == e,
-                _ => false,
-            };
-            if !right {
-                if expected_at.is_some_and(|e| !at.contains(&e)) && g.missing.len() < LISTED {
-                    g.missing.push(seq as u32);
-                }
-                if !at.is_empty() && g.leaked.len() < LISTED {
-                    g.leaked.push(seq as u32);
-                }
-                let place = if at.is_empty() {
-                    "nowhere".to_owned()
-                } else {
-                    let wheres: Vec<String> =
-                        at.iter().map(|i| places.names[*i].to_string()).collect();
-                    format!("at {}", wheres.join(" and "))
-                };
-                let seqs = g.misplaced.entry(place).or_default();
-                if seqs.len() < LISTED {
-                    seqs.push(seq as u32);
-                }
-            }
-            if group.output.is_some()
-                && let Some(e) = expected_at
-                && let Some(bytes) = captured[e]
-                    .1
-                    .kept
-                    .get(&(index as u16, seq as u32))
-                    .or_else(|| by_content.get(&seq))
-            {
-                g.outputs.insert(seq as u32, bytes.clone());
-            }
-            g.outcomes.push(outcome);
-        }
-        if by_content.is_empty() {
-            Attribution::Tag
-        } else {
-            Attribution::TagAndContent
-        }
-    } else {
-        g.outcomes = vec![Outcome::Unknown; group.count as usize];
-        let observable = templates.iter().all(|t| observable_after_xdp(t.bytes()));
-        if observable {
-            // Without tags, frames that pass arrive unchanged at the attach interface, where
-            // their exact bytes must match. Elsewhere only the group's window can count them,
-            // and the lab's stacks answer some frames (ARP replies, TCP resets) into the same
-            // window, so only the place the expectation names is counted there, bounded in
-            // native mode by the kernel's own XDP_TX/XDP_REDIRECT counts. A frame that goes
-            // elsewhere unexpectedly is then "nowhere", and the native kernel oracle, which
-            // counts every action, still catches it.
-            let xdp = after.ifaces[places.attach]
-                .xdp
-                .since(&before.ifaces[places.attach].xdp);
-            if let Some(e) = expected_at
-                && e != places.attach
-            {
-                seen_here[e] = match mode {
-                    XdpMode::Native if e == places.peer => window[e].min(xdp.tx),
-                    XdpMode::Native => window[e].min(xdp.redirect),
-                    XdpMode::Generic => window[e],
-                };
-                // Their bytes, in arrival order, are what came out: the outputs to check.
-                let c = &mut captured[e].1;
-                let landed: Vec<Vec<u8>> = c
-                    .untagged_arrivals
-                    .iter()
-                    .filter(|(at, _)| arrived(e).contains(at))
-                    .take(seen_here[e] as usize)
-                    .map(|(_, bytes)| bytes.clone())
-                    .collect();
-                for (seq, bytes) in landed.into_iter().enumerate() {
-                    forget_untagged(c, &bytes);
-                    *g.attribution_rules.entry("window".into()).or_default() += 1;
-                    if group.output.is_some() {
-                        g.outputs.insert(seq as u32, bytes);
-                    }
-                }
-            }
-            let c = &mut captured[places.attach].1;
-            if c.arrivals_overflow == 0 {
-                // Passed frames, changed or not, claimed by the content rules.
-                let claims =
-                    claim_content(c, arrived(places.attach), templates, group.count as usize);
-                seen_here[places.attach] = claims.len() as u64;
-                for (seq, (bytes, rule)) in claims.into_iter().enumerate() {
-                    *g.attribution_rules.entry(rule.into()).or_default() += 1;
-                    if expected_at == Some(places.attach) && group.output.is_some() {
-                        g.outputs.insert(seq as u32, bytes);
-                    }
-                }
-            } else {
-                // Too many untagged frames to keep them in order: exact bytes only.
-                let mut matched = 0;
-                for t in templates {
-                    if let Some(n) = c.untagged.remove(t.bytes()) {
-                        matched += n;
-                    }
-                }
-                seen_here[places.attach] = matched.min(window[places.attach]);
-                if matched > 0 {
-                    *g.attribution_rules.entry("exact".into()).or_default() += matched;
-                }
-            }
-            Attribution::Content
-        } else {
-            // The kernel frees these before any capture; only counters can tell.
-            let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
-            let xdp = after.ifaces[places.attach]
-                .xdp
-                .since(&before.ifaces[places.attach].xdp);
-            match mode {
-                XdpMode::Native => {
-                    seen_here[places.attach] = xdp.passed().saturating_sub(window[places.attach]);
-                    seen_here[places.peer] = xdp.tx;
-                    Attribution::Kernel
-                }
-                XdpMode::Generic => match (
-                    delta(after.pass_cnt, before.pass_cnt),
-                    delta(after.drop_cnt, before.drop_cnt),
-                ) {
-                    (Some(passed), _) => {
-                        seen_here[places.attach] = passed;
-                        Attribution::Program
-                    }
-                    (None, Some(dropped)) => {
-                        seen_here[places.attach] = sent.saturating_sub(dropped);
-                        Attribution::Program
-                    }
-                    (None, None) => Attribution::None,
-                },
-            }
-        }
-    };
-    for (i, n) in seen_here.iter().enumerate() {
-        if *n > 0 {
-            g.landed.insert(places.names[i].to_string(), *n);
-        }
-        match places.outcome(i) {
-            Outcome::Pass => g.passed += n,
-            Outcome::Tx => g.tx += n,
-            _ => g.redirected += n,
-        }
-    }
-    let landed: u64 = seen_here.iter().sum();
-    g.aborted = after.aborted - before.aborted;
-    let nowhere = sent.saturating_sub(landed);
-    g.dropped = nowhere.saturating_sub(g.aborted);
-    g.attributed_by = attribution.as_str();
-    g.unattributed = window
-        .iter()
-        .zip(&seen_here)
-        .map(|(w, s)| w.saturating_sub(*s))
-        .sum();
-    let attach = places.attach;
-    g.kernel = KernelView {
-        received: after.ifaces[attach]
-            .link
-            .since(&before.ifaces[attach].link)
-            .rx_packets,
-        xdp: (mode == XdpMode::Native)
-            .then(|| after.ifaces[attach].xdp.since(&before.ifaces[attach].xdp)),
-        sender_dropped: after.ifaces[from]
-            .link
-            .since(&before.ifaces[from].link)
-            .tx_dropped,
-        background: window[attach].saturating_sub(seen_here[attach]),
-    };
-    g
-}
-
-/// `nowhere: seq 0, 1, 2, ...; at ns:if: seq 7`
-fn places_text(misplaced: &BTreeMap<String, Vec<u32>>) -> String {
-    misplaced
-        .iter()
-        .map(|(place, seqs)| {
-            let list: Vec<String> = seqs.iter().map(u32::to_string).collect();
-            let more = if seqs.len() == LISTED { ", ..." } else { "" };
-            format!("{place}: seq {}{more}", list.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// How a group's counts are known, for failure messages.
-fn evidence(g: &GroupReport) -> String {
-    match g.attributed_by {
-        "tag" => places_text(&g.misplaced),
-        "tag and content" => format!(
-            "{}; frames without their tag attributed by content",
-            places_text(&g.misplaced)
-        ),
-        "content" => "untagged frames, counted by content and window".to_owned(),
-        "kernel" => format!(
-            "counted by the veth XDP counters: the kernel frees VLAN frames shorter than \
-             {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture"
-        ),
-        _ => format!(
-            "counted by the program's drop_cnt/pass_cnt: the kernel frees VLAN frames shorter \
-             than {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture"
-        ),
-    }
-}
-
-fn group_failures(mode: XdpMode, g: &GroupReport, stats: &InjectStats) -> Vec<String> {
-    let mut failures = Vec::new();
-    let name = &g.name;
-    if stats.accepted < stats.offered {
-        failures.push(format!(
-            "send {name:?}: the sender could not send {} of {} frames ({})",
-            stats.offered - stats.accepted,
-            stats.offered,
-            stats.last_error.as_deref().unwrap_or("no error given")
-        ));
-    }
-    if g.attributed_by == Attribution::None.as_str() {
-        failures.push(format!(
-            "send {name:?}: cannot observe the verdicts: the kernel frees VLAN-tagged frames \
-             shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture, and generic mode \
-             has no XDP counters; use native mode or give the program drop_cnt/pass_cnt maps"
-        ));
-        return failures;
-    }
-    let got = |verdict: Verdict| match verdict {
-        Verdict::Drop => g.dropped,
-        Verdict::Aborted => g.aborted,
-        Verdict::Pass => g.passed,
-        Verdict::Tx => g.tx,
-        Verdict::Redirect => g.redirected,
-    };
-    let right = if g.attributed_by == "tag" {
-        g.outcomes
-            .iter()
-            .filter(|o| **o == expected_outcome(g.expect).comparable())
-            .count() as u64
-            - if matches!(g.expect, Verdict::Drop | Verdict::Aborted) {
-                // "Nowhere" covers both; the tracepoint splits them.
-                match g.expect {
-                    Verdict::Drop => g.aborted,
-                    _ => g.dropped,
-                }
-            } else {
-                0
-            }
-    } else {
-        got(g.expect)
-    };
-    if right < g.sent {
-        let mut others: Vec<String> = [
-            (Verdict::Drop, g.dropped),
-            (Verdict::Aborted, g.aborted),
-            (Verdict::Pass, g.passed),
-            (Verdict::Tx, g.tx),
-            (Verdict::Redirect, g.redirected),
-        ]
-        .iter()
-        .filter(|(v, n)| *v != g.expect && *n > 0)
-        .map(|(v, n)| format!("{n} {v}"))
-        .collect();
-        if others.is_empty() {
-            others.push("unaccounted".into());
-        }
-        failures.push(format!(
-            "send {name:?}: expected {}, {} of {} frames went elsewhere: {} ({})",
-            g.expect,
-            g.sent - right,
-            g.sent,
-            others.join(", "),
-            evidence(g)
-        ));
-    }
-    if !g.duplicated.is_empty() {
-        let seqs: Vec<String> = g.duplicated.iter().map(u32::to_string).collect();
-        failures.push(format!(
-            "send {name:?}: frames arrived more than once (seq {})",
-            seqs.join(", ")
-        ));
-    }
-    if g.kernel.sender_dropped > 0 {
-        failures.push(format!(
-            "send {name:?}: {} frames were lost between the sending veth and XDP",
-            g.kernel.sender_dropped
-        ));
-    }
-    // Background frames seen on the attach interface in this group's window passed XDP too:
-    // the kernel counted them.
-    let background = g.kernel.background;
-    let also = if background > 0 {
-        format!(" (+{background} background frame(s) seen)")
-    } else {
-        String::new()
-    };
-    match (mode, &g.kernel.xdp) {
-        (XdpMode::Native, Some(xdp)) => {
-            if xdp.packets != g.sent + background {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle: native XDP ran on {} frames, {} were sent{also}",
-                    xdp.packets, g.sent
-                ));
-            }
-            let ours = (g.passed, g.dropped + g.aborted, g.tx, g.redirected);
-            let kernel = (
-                xdp.passed().saturating_sub(background),
-                xdp.drops,
-                xdp.tx,
-                xdp.redirect,
-            );
-            if ours != kernel {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle disagrees: veth counted {} passed, {} dropped or aborted, {} tx, {} redirected; the captures saw {}, {}, {}, {}{also}",
-                    kernel.0, kernel.1, kernel.2, kernel.3, ours.0, ours.1, ours.2, ours.3
-                ));
-            }
-        }
-        _ => {
-            if g.kernel.received != g.sent + background {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle: the receiving veth got {} frames, {} were sent{also}",
-                    g.kernel.received, g.sent
-                ));
-            }
-        }
-    }
-    failures
-}
-
-/// Compares `drop_cnt`/`pass_cnt` over the run with the kernel's count of the same verdict.
-///
-/// In native mode the veth XDP counters cover every frame. In generic mode the driver has no
-/// XDP counters, so the kernel side is the device's receive count minus what was captured
-/// anywhere (and minus traced aborts) for drops, and what the capture saw on the attach
-/// interface for passes; that only holds where frames can be captured, so windows of groups
-/// the capture cannot see are left out (and said so in `source`).
-fn check_counters(
-    mode: XdpMode,
-    attach: usize,
-    windows: &[(InjectStats, Snapshot, Snapshot)],
-    groups: &[GroupReport],
-) -> Vec<CounterCheck> {
-    let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then?);
-    let observable =
-        |g: &GroupReport| matches!(g.attributed_by, "tag" | "tag and content" | "content");
-    let counted: Vec<&(InjectStats, Snapshot, Snapshot)> = windows
-        .iter()
-        .zip(groups)
-        .filter(|(_, g)| mode == XdpMode::Native || observable(g))
-        .map(|(w, _)| w)
-        .collect();
-    if counted.is_empty() {
-        return Vec::new();
-    }
-    let skipped = windows.len() - counted.len();
-    let sum = |f: &dyn Fn(&Snapshot, &Snapshot) -> Option<u64>| -> Option<u64> {
-        counted
-            .iter()
-            .map(|(_, before, after)| f(before, after))
-            .sum()
-    };
-    let at = |s: &Snapshot| s.ifaces[attach].clone();
-    let xdp_drops = sum(&|b, a| Some(at(a).xdp.since(&at(b).xdp).drops));
-    let xdp_passed = sum(&|b, a| Some(at(a).xdp.since(&at(b).xdp).passed()));
-    let aborted = sum(&|b, a| Some(a.aborted - b.aborted));
-    let counted_groups: Vec<&GroupReport> = groups
-        .iter()
-        .filter(|g| mode == XdpMode::Native || observable(g))
-        .collect();
-    // Generic mode: everything the device received that was seen nowhere and not aborted.
-    let unseen: u64 = counted_groups
-        .iter()
-        .map(|g| {
-            (g.kernel.received - g.kernel.background.min(g.kernel.received))
-                .saturating_sub(g.passed + g.tx + g.redirected + g.aborted)
-        })
-        .sum();
-    let passed: u64 = counted_groups.iter().map(|g| g.passed).sum();
-    let note = |source: &str| {
-        if skipped > 0 {
-            format!(
-                "{source} (over the {} group(s) a capture can see)",
-                counted.len()
-            )
-        } else {
-            source.to_owned()
-        }
-    };
-    let mut checks = Vec::new();
-    if let Some(program) = sum(&|b, a| delta(a.drop_cnt, b.drop_cnt)) {
-        let (kernel, source) = match mode {
-            XdpMode::Native => (
-                xdp_drops.unwrap_or(0).saturating_sub(aborted.unwrap_or(0)),
-                note("veth rx_xdp_drops - traced aborts"),
-            ),
-            XdpMode::Generic => (
-                unseen,
-                note("veth rx_packets - frames seen anywhere - traced aborts"),
-            ),
-        };
-        checks.push(CounterCheck {
-            map: "drop_cnt".into(),
-            program,
-            kernel,
-            source,
-            ok: program == kernel,
-        });
-    }
-    if let Some(program) = sum(&|b, a| delta(a.pass_cnt, b.pass_cnt)) {
-        let (kernel, source) = match mode {
-            XdpMode::Native => (xdp_passed.unwrap_or(0), note("veth rx_xdp_packets - drops")),
-            XdpMode::Generic => (passed, note("captured after XDP")),
-        };
-        checks.push(CounterCheck {
-            map: "pass_cnt".into(),
-            program,
-            kernel,
-            source,
-            ok: program == kernel,
-        });
-    }
-    checks
 }
 
 #[cfg(test)]

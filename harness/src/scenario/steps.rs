@@ -34,10 +34,10 @@ use super::values::Shape;
 use crate::{
     frame::FrameTemplate,
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
-    link::{LinkError, XdpLink},
+    link::XdpLink,
     maps::{MapValue, PinnedMap},
     observe::{Capture, CaptureOptions, LinkStats},
-    pin::{Bpffs, PinError},
+    pin::Bpffs,
     program::{LoadOptions, PinnedProgram, Program, XdpMode},
     report::{ScenarioReport, StepReport},
     scenario::{
@@ -60,29 +60,6 @@ const SETTLE: Duration = Duration::from_secs(3);
 const QUIET: Duration = Duration::from_millis(50);
 /// Sequence numbers listed in a message, at most.
 const LIST: usize = 10;
-
-impl From<PinError> for RunError {
-    fn from(e: PinError) -> Self {
-        if e.is_permission() {
-            Self::environment(e.to_string())
-        } else {
-            Self::input(e.to_string())
-        }
-    }
-}
-
-impl From<LinkError> for RunError {
-    fn from(e: LinkError) -> Self {
-        match e.errno() {
-            Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) | None
-                if !matches!(e, LinkError::Replaced { .. }) =>
-            {
-                Self::environment(e.to_string())
-            }
-            _ => Self::input(e.to_string()),
-        }
-    }
-}
 
 /// A loaded version: what the kernel calls it and what it traces as.
 struct Version {

@@ -1,0 +1,603 @@
+//! The live paths (`native`, `generic`): a [`LiveSession`] sends planned groups of frames
+//! through a program attached in a built topology, waits until the kernel has accounted for
+//! every frame, and observes and judges each group before the next one starts.
+//!
+//! Three oracles look at every group: captures after XDP on every interface of the topology
+//! (where each tagged frame landed: the attach interface is XDP_PASS, its peer XDP_TX, any
+//! other interface XDP_REDIRECT, nowhere XDP_DROP or XDP_ABORTED, told apart by the
+//! `xdp:xdp_exception` tracepoint), the kernel's own counters (veth XDP statistics in native
+//! mode, the device's receive counter in generic mode), and the program's `drop_cnt` and
+//! `pass_cnt` maps when it has them.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant, SystemTime},
+};
+
+use super::attribution::{Attribution, Places, observe_group};
+use super::error::{RunError, interrupted};
+use super::judge;
+use crate::{
+    frame::FrameTemplate,
+    inject::{InjectStats, pnet::PnetInjector},
+    maps::MapKind,
+    observe::{
+        Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
+        XdpStats,
+    },
+    program::{Attachment, ObjectSource, Program, XdpMode},
+    report::{CounterCheck, GroupReport},
+    scenario::OutputSpec,
+    topology::{EndName, Topology},
+    verdict::Verdict,
+    veth::VethEnd,
+};
+
+/// How long counts must stay unchanged before a group whose frames cannot all be accounted
+/// for (background frames in its window, or drops no counter reports) is taken as settled.
+const QUIET: Duration = Duration::from_millis(100);
+
+/// The program under test in a live session, and where it is attached.
+#[derive(Clone, Copy, Debug)]
+pub struct UnderTest<'p> {
+    /// The loaded, attached program; its `drop_cnt`/`pass_cnt` maps, if any, are read.
+    pub program: &'p Program,
+    /// The interface it is attached to.
+    pub attach: &'p EndName,
+    /// How it is attached there.
+    pub mode: XdpMode,
+}
+
+/// Options of a live session.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// The id tagged into every frame (default: the topology's).
+    pub run_id: Option<u32>,
+    /// Frames kept per interface, whatever they are, for capture files (0: none).
+    pub keep_frames: usize,
+}
+
+/// One group of frames to send, planned once: from where, which frames, how many, and what
+/// should become of them.
+#[derive(Clone, Debug)]
+pub struct GroupPlan {
+    /// The group's name in reports and failure lines.
+    pub name: String,
+    /// The interface the frames are sent from.
+    pub from: EndName,
+    /// The frames, laid out; copy `seq` is `frames[seq % frames.len()]`.
+    pub frames: Vec<FrameTemplate>,
+    /// How many frames to send.
+    pub count: u32,
+    /// The verdict every frame should get.
+    pub expect: Verdict,
+    /// For [`Verdict::Redirect`]: the interface the program redirects to (frames land at its
+    /// peer).
+    pub redirect_to: Option<EndName>,
+    /// What the frames that come out should look like.
+    pub output: Option<OutputSpec>,
+}
+
+/// What became of one group, judged.
+#[derive(Clone, Debug)]
+pub struct GroupOutcome {
+    /// Where its frames landed and what the kernel counted.
+    pub report: GroupReport,
+    /// What its counts rest on.
+    pub attribution: Attribution,
+    /// What the sender managed.
+    pub stats: InjectStats,
+    /// Every way the group failed its expectation; empty when it passed.
+    pub failures: Vec<String>,
+    /// Things worth saying that are not failures (content attribution rules used).
+    pub notes: Vec<String>,
+}
+
+/// What a whole session adds to its groups' outcomes.
+#[derive(Debug, Default)]
+pub struct SessionOutcome {
+    /// The program's counters against the kernel's, over every group.
+    pub counters: Vec<CounterCheck>,
+    /// Counter disagreements and incomplete captures.
+    pub failures: Vec<String>,
+    /// Frames no group claimed, by interface.
+    pub unattributed_by_interface: BTreeMap<String, u64>,
+    /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.
+    pub frames: Vec<(EndName, Vec<(SystemTime, Vec<u8>)>)>,
+    /// Things worth saying about the session.
+    pub notes: Vec<String>,
+}
+
+/// Everything observed on one interface at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IfaceSnapshot {
+    pub(crate) xdp: XdpStats,
+    pub(crate) link: LinkCounters,
+    pub(crate) captured: u64,
+}
+
+/// The kernel's and the program's counts at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) ifaces: Vec<IfaceSnapshot>,
+    pub(crate) drop_cnt: Option<u64>,
+    pub(crate) pass_cnt: Option<u64>,
+    pub(crate) aborted: u64,
+}
+
+/// The counts of one group that the session-wide counter check needs.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GroupCounts {
+    pub(crate) received: u64,
+    pub(crate) background: u64,
+    pub(crate) passed: u64,
+    pub(crate) tx: u64,
+    pub(crate) redirected: u64,
+    pub(crate) aborted: u64,
+}
+
+/// One group's window: the counts before and after it, and what its counts rest on.
+#[derive(Clone, Debug)]
+pub(crate) struct Window {
+    pub(crate) before: Snapshot,
+    pub(crate) after: Snapshot,
+    pub(crate) attribution: Attribution,
+    pub(crate) counts: GroupCounts,
+}
+
+/// The counters of one interface.
+struct IfaceCounters {
+    driver: DriverStats,
+    link: LinkStats,
+}
+
+/// A program attached in a topology, observed group by group. Groups are sent one after
+/// another; each ends only when the kernel has accounted for its frames (or a deadline), so
+/// each group's counts are its own.
+pub struct LiveSession<'t> {
+    topology: &'t Topology,
+    names: Vec<EndName>,
+    attach: usize,
+    peer: usize,
+    mode: XdpMode,
+    program: &'t Program,
+    prog_id: u32,
+    exceptions: Result<ExceptionCounter, String>,
+    counters: Vec<IfaceCounters>,
+    injectors: HashMap<EndName, PnetInjector>,
+    run_id: u32,
+    keep_frames: usize,
+    windows: Vec<Window>,
+    unattributed: Vec<u64>,
+    socket_drops: Vec<u64>,
+    frames: Vec<Vec<(SystemTime, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for LiveSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSession")
+            .field("interfaces", &self.names)
+            .field("mode", &self.mode)
+            .field("groups", &self.windows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> LiveSession<'t> {
+    /// Opens the observers of every interface of `topology` around `under_test`.
+    pub fn open(
+        topology: &'t Topology,
+        under_test: UnderTest<'t>,
+        options: &SessionOptions,
+    ) -> Result<Self, RunError> {
+        let names: Vec<EndName> = topology.interfaces().map(|(n, _)| n.clone()).collect();
+        let place = |name: &EndName| {
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
+        };
+        let attach = place(under_test.attach)?;
+        let (peer_name, _) = topology
+            .peer(under_test.attach)
+            .ok_or_else(|| RunError::input(format!("{} has no peer", under_test.attach)))?;
+        let peer = place(peer_name)?;
+        let mut counters = Vec::new();
+        for name in &names {
+            let end = end(topology, name)?;
+            counters.push(IfaceCounters {
+                driver: DriverStats::open(end)?,
+                link: LinkStats::open(end)?,
+            });
+        }
+        let exceptions = ExceptionCounter::start().map_err(|e| e.to_string());
+        let n = names.len();
+        Ok(Self {
+            topology,
+            names,
+            attach,
+            peer,
+            mode: under_test.mode,
+            program: under_test.program,
+            prog_id: under_test.program.id()?,
+            exceptions,
+            counters,
+            injectors: HashMap::new(),
+            run_id: options.run_id.unwrap_or_else(|| topology.run_id()),
+            keep_frames: options.keep_frames,
+            windows: Vec::new(),
+            unattributed: vec![0; n],
+            socket_drops: vec![0; n],
+            frames: vec![Vec::new(); n],
+        })
+    }
+
+    /// The id tagged into this session's frames.
+    pub fn run_id(&self) -> u32 {
+        self.run_id
+    }
+
+    /// Sends one group, waits until the kernel has accounted for its frames, and judges what
+    /// became of them. `poll` runs while waiting (a scenario drains its ring buffers there).
+    pub fn send(
+        &mut self,
+        plan: &GroupPlan,
+        poll: &mut dyn FnMut(),
+    ) -> Result<GroupOutcome, RunError> {
+        interrupted()?;
+        let index = self.windows.len();
+        let group_id = u16::try_from(index)
+            .map_err(|_| RunError::input("a session may send at most 65536 groups"))?;
+        if plan.frames.is_empty() {
+            return Err(RunError::input(format!("send {:?}: no frames", plan.name)));
+        }
+        if plan.expect == Verdict::Aborted
+            && let Err(e) = &self.exceptions
+        {
+            return Err(RunError::environment(format!(
+                "cannot count XDP_ABORTED: {e}"
+            )));
+        }
+        let from = self.place(&plan.from)?;
+        let expected_at = match plan.expect {
+            Verdict::Pass => Some(self.attach),
+            Verdict::Tx => Some(self.peer),
+            Verdict::Redirect => {
+                let target = plan.redirect_to.as_ref().ok_or_else(|| {
+                    RunError::input(format!(
+                        "send {:?}: expecting redirect needs the interface redirected to",
+                        plan.name
+                    ))
+                })?;
+                let (landing, _) = self
+                    .topology
+                    .peer(target)
+                    .ok_or_else(|| RunError::input(format!("{target} is not in the topology")))?;
+                Some(self.place(landing)?)
+            }
+            Verdict::Drop | Verdict::Aborted => None,
+        };
+
+        let captures = self.start_captures(index, plan)?;
+        let before = self.snapshot(&captures)?;
+        let injector = match self.injectors.entry(plan.from.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(PnetInjector::open(end(self.topology, &plan.from)?)?)
+            }
+        };
+        let stats = injector.send(&plan.frames, self.run_id, group_id, plan.count);
+        let tagged = plan.frames.iter().all(FrameTemplate::is_tagged);
+        let after = self.settle(
+            &captures,
+            from,
+            index,
+            tagged,
+            &before,
+            stats.accepted,
+            poll,
+        )?;
+        let mut captured = finish_all(&self.names, captures)?;
+
+        let places = Places {
+            names: &self.names,
+            attach: self.attach,
+            peer: self.peer,
+        };
+        let (mut g, attribution) = observe_group(
+            self.mode,
+            index,
+            plan,
+            &stats,
+            &before,
+            &after,
+            from,
+            expected_at,
+            &places,
+            &mut captured,
+        );
+        let mut notes = Vec::new();
+        g.output_mismatches = judge::check_outputs(
+            &plan.name,
+            plan.output.as_ref(),
+            &plan.frames,
+            self.run_id,
+            group_id,
+            &g.outputs,
+        );
+        if let Some(e) = expected_at {
+            let landed = g
+                .landed
+                .get(&self.names[e].to_string())
+                .copied()
+                .unwrap_or(0);
+            g.output_mismatches.extend(judge::unchecked_outputs(
+                plan,
+                &g,
+                attribution,
+                landed,
+                &self.names[e],
+            ));
+        }
+        if let Some(note) = judge::content_note(&g, expected_at.map(|e| &self.names[e])) {
+            notes.push(note);
+        }
+        let mut failures = judge::group_failures(self.mode, &g, attribution, &stats);
+        failures.extend(g.output_mismatches.iter().cloned());
+
+        for (i, (_, c)) in captured.into_iter().enumerate() {
+            self.unattributed[i] += c.unattributed();
+            self.socket_drops[i] += c.socket_drops;
+            let room = self.keep_frames.saturating_sub(self.frames[i].len());
+            self.frames[i].extend(c.all.into_iter().take(room));
+        }
+        self.windows.push(Window {
+            before,
+            after,
+            attribution,
+            counts: GroupCounts {
+                received: g.kernel.received,
+                background: g.kernel.background,
+                passed: g.passed,
+                tx: g.tx,
+                redirected: g.redirected,
+                aborted: g.aborted,
+            },
+        });
+        Ok(GroupOutcome {
+            report: g,
+            attribution,
+            stats,
+            failures,
+            notes,
+        })
+    }
+
+    /// Ends the session: the program's counters against the kernel's over every group, and
+    /// the frames no group claimed.
+    pub fn close(self) -> SessionOutcome {
+        let mut outcome = SessionOutcome {
+            counters: judge::check_counters(self.mode, self.attach, &self.windows),
+            ..SessionOutcome::default()
+        };
+        for c in outcome.counters.iter().filter(|c| !c.ok) {
+            outcome.failures.push(format!(
+                "program counter {} = {} disagrees with {} = {}",
+                c.map, c.program, c.source, c.kernel
+            ));
+        }
+        for (i, name) in self.names.iter().enumerate() {
+            if self.socket_drops[i] > 0 {
+                outcome.failures.push(format!(
+                    "the capture on {name} dropped {} frame(s): the counts seen there are incomplete",
+                    self.socket_drops[i]
+                ));
+            }
+            if self.unattributed[i] > 0 {
+                outcome
+                    .unattributed_by_interface
+                    .insert(name.to_string(), self.unattributed[i]);
+            }
+        }
+        if let Err(e) = &self.exceptions {
+            outcome.notes.push(format!(
+                "XDP_ABORTED cannot be told from XDP_DROP here: {e}"
+            ));
+        }
+        outcome.frames = self.names.into_iter().zip(self.frames).collect();
+        outcome
+    }
+
+    fn place(&self, name: &EndName) -> Result<usize, RunError> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
+    }
+
+    /// A capture on every interface for group `index` only: frames of earlier groups that
+    /// arrive late are strays of this window, not counted into it.
+    fn start_captures(&self, index: usize, plan: &GroupPlan) -> Result<Vec<Capture>, RunError> {
+        let mut groups = vec![0; index];
+        groups.push(plan.count);
+        let mut keep_groups = vec![false; index];
+        keep_groups.push(plan.output.is_some());
+        let mut captures = Vec::with_capacity(self.names.len());
+        for (i, name) in self.names.iter().enumerate() {
+            let options = CaptureOptions {
+                groups: groups.clone(),
+                keep_groups: keep_groups.clone(),
+                keep_all: self.keep_frames.saturating_sub(self.frames[i].len()),
+            };
+            captures.push(Capture::start(
+                end(self.topology, name)?,
+                self.run_id,
+                &options,
+            )?);
+        }
+        Ok(captures)
+    }
+
+    fn snapshot(&self, captures: &[Capture]) -> Result<Snapshot, RunError> {
+        let ifaces = self
+            .counters
+            .iter()
+            .zip(captures)
+            .map(|(c, capture)| {
+                Ok(IfaceSnapshot {
+                    xdp: c.driver.xdp()?,
+                    link: c.link.read()?,
+                    captured: capture.frames(),
+                })
+            })
+            .collect::<Result<Vec<_>, RunError>>()?;
+        Ok(Snapshot {
+            ifaces,
+            drop_cnt: counter(self.program, "drop_cnt")?,
+            pass_cnt: counter(self.program, "pass_cnt")?,
+            aborted: match &self.exceptions {
+                Ok(e) => e.count(self.prog_id, Verdict::Aborted.xdp_action())?,
+                Err(_) => 0,
+            },
+        })
+    }
+
+    /// Polls until the kernel has accounted for `sent` frames at the attach interface since
+    /// `before` and every frame it let through has reached a capture; or until counts stop
+    /// moving once every frame arrived; or the deadline.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the group's place in the topology and what it sent"
+    )]
+    fn settle(
+        &self,
+        captures: &[Capture],
+        from: usize,
+        group: usize,
+        tagged: bool,
+        before: &Snapshot,
+        sent: u64,
+        poll: &mut dyn FnMut(),
+    ) -> Result<Snapshot, RunError> {
+        let (mode, attach) = (self.mode, self.attach);
+        let deadline = Instant::now() + Duration::from_secs(3) + Duration::from_micros(sent * 5);
+        let mut last = self.snapshot(captures)?;
+        let mut last_change = Instant::now();
+        loop {
+            poll();
+            let (now, then) = (&last.ifaces[attach], &before.ifaces[attach]);
+            let lost_at_sender = last.ifaces[from]
+                .link
+                .since(&before.ifaces[from].link)
+                .tx_dropped;
+            // This group's own frames, wherever they landed. Untagged frames can only be
+            // counted by what arrived since the group started: at the attach interface (where
+            // the stack's own replies never land), and elsewhere only if the kernel says some
+            // were bounced or redirected.
+            let captured_at = |i: usize| last.ifaces[i].captured - before.ifaces[i].captured;
+            let captured: u64 = if tagged {
+                captures.iter().map(|c| c.group_frames(group)).sum()
+            } else {
+                let xdp = now.xdp.since(&then.xdp);
+                if mode == XdpMode::Native && xdp.tx + xdp.redirect > 0 {
+                    (0..last.ifaces.len()).map(captured_at).sum()
+                } else {
+                    captured_at(attach)
+                }
+            };
+            let aborted = last.aborted - before.aborted;
+            let (arrived, complete) = match mode {
+                XdpMode::Native => {
+                    let xdp = now.xdp.since(&then.xdp);
+                    let arrived = xdp.packets + xdp.ring_drops + lost_at_sender >= sent;
+                    let visible = xdp.passed() + xdp.tx + xdp.redirect;
+                    (arrived, arrived && captured >= visible)
+                }
+                XdpMode::Generic => {
+                    let received = now.link.since(&then.link).rx_packets;
+                    let arrived = received + lost_at_sender >= sent;
+                    let dropped = match (last.drop_cnt, before.drop_cnt) {
+                        (Some(now), Some(then)) => now - then,
+                        _ => 0,
+                    };
+                    // Without a drop counter, only "everything accounted for" is provably
+                    // complete; otherwise the quiet period below decides.
+                    (arrived, arrived && captured + dropped + aborted >= received)
+                }
+            };
+            if complete {
+                // The group's frames counted as captured above are in the per-interface
+                // counts from now on; `last` may predate some of them.
+                return self.snapshot(captures);
+            }
+            if (arrived && last_change.elapsed() >= QUIET)
+                || Instant::now() >= deadline
+                || crate::interrupt::requested().is_some()
+            {
+                return Ok(last);
+            }
+            std::thread::sleep(crate::observe::POLL_INTERVAL);
+            let now = self.snapshot(captures)?;
+            if now != last {
+                last = now;
+                last_change = Instant::now();
+            }
+        }
+    }
+}
+
+/// Stops every capture first and then collects them, so their last reads overlap.
+fn finish_all(
+    names: &[EndName],
+    captures: Vec<Capture>,
+) -> Result<Vec<(EndName, Captured)>, RunError> {
+    for c in &captures {
+        c.stop();
+    }
+    names
+        .iter()
+        .cloned()
+        .zip(captures)
+        .map(|(name, c)| Ok((name, c.finish()?)))
+        .collect()
+}
+
+fn end<'t>(topology: &'t Topology, name: &EndName) -> Result<&'t VethEnd, RunError> {
+    topology
+        .interface(&name.netns, Some(&name.interface))
+        .map(|(_, end)| end)
+        .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
+}
+
+/// A one-slot u64 counter map of the program (`drop_cnt`, `pass_cnt`), if it has one.
+pub(crate) fn counter(program: &Program, name: &str) -> Result<Option<u64>, RunError> {
+    let Ok(map) = program.map(name) else {
+        return Ok(None);
+    };
+    if !matches!(map.kind(), MapKind::Array | MapKind::PerCpuArray)
+        || map.key_size() != 4
+        || map.value_size() != 8
+    {
+        return Ok(None);
+    }
+    Ok(map.lookup(&0u32.to_le_bytes())?.and_then(|v| v.sum_u64()))
+}
+
+/// Attaches a program that passes everything (native) on `at`, so that frames sent there by
+/// XDP_TX or XDP_REDIRECT arrive: a veth drops those xdp_frames unless its receiving end runs
+/// NAPI, which an XDP program turns on. Above veth's MTU cap for programs without
+/// `xdp.frags`, a frags program that passes everything does the same job.
+pub fn enable_napi(
+    topology: &Topology,
+    at: &EndName,
+    jumbo: bool,
+) -> Result<(Program, Attachment), RunError> {
+    let (object, entry) = if jumbo {
+        ("xdp_frags", "xdp_frags_limit")
+    } else {
+        ("xdp_pass", "xdp_pass")
+    };
+    let mut helper = Program::load(&ObjectSource::Bundled(object.into()), entry)?;
+    let attachment = helper.attach(end(topology, at)?, XdpMode::Native)?;
+    Ok((helper, attachment))
+}
