@@ -48,8 +48,8 @@ pub mod verdict;
 pub mod veth;
 
 pub use api::{
-    Error, Failure, Frame, Lab, LabBuilder, Map, Object, Outcome, Pod, Program, Result, Sending,
-    TestRun,
+    Error, Failure, Frame, Interface, Lab, LabBuilder, Map, Object, Outcome, Pod, Program, Result,
+    Sending, TestRun,
 };
 pub use program::XdpMode;
 pub use verdict::Verdict;

@@ -124,7 +124,7 @@ fn bad_input_is_an_error_that_says_what_failed() -> xdplab::Result<()> {
 }
 
 #[test]
-fn a_missing_object_path_is_relative_to_the_test_like_cargo() -> xdplab::Result<()> {
+fn a_file_object_attaches_detaches_and_reattaches() -> xdplab::Result<()> {
     let lab = xdplab::lab!()?;
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("ebpf-obj/xdp_pass.bpf.o");
     let prog = lab.load(&here)?.attach("xdp_pass", XdpMode::Generic)?;
@@ -192,5 +192,163 @@ fn a_failing_test_leaves_no_namespace_link_or_pin() -> xdplab::Result<()> {
         0,
         "a lab namespace is still held"
     );
+    Ok(())
+}
+
+#[test]
+fn drops_udp_to_port_9_on_both_modes() -> xdplab::Result<()> {
+    for mode in [XdpMode::Native, XdpMode::Generic] {
+        let lab = xdplab::lab!()?;
+        let prog = lab.load_bundled("xdp_stats")?.attach("xdp_stats", mode)?;
+        lab.send(Frame::ipv4().udp().dst_port(9), 200)?
+            .expect(Verdict::Drop)?;
+        let passed = lab
+            .send(Frame::ipv4().udp().dst_port(53), 100)?
+            .expect(Verdict::Pass)?;
+        assert_eq!(passed.sent(), 100);
+        assert_eq!(passed.count(Verdict::Pass), 100);
+        let stats = prog.map("xdp_stats_map")?;
+        assert_eq!(stats.field(XDP_DROP, "rx_packets")?, 200, "{mode}");
+        assert_eq!(stats.field(XDP_PASS, "rx_packets")?, 100, "{mode}");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_quick_start_reads_like_a_sentence() -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    let prog = lab
+        .load_bundled("xdp_drop")?
+        .attach("xdp_drop_all", XdpMode::Native)?;
+    lab.send(Frame::ipv4().udp().dst_port(9), 1000)?
+        .expect(Verdict::Drop)?;
+    assert_eq!(prog.map("drop_cnt")?.get_u64(0)?, 1000);
+    Ok(())
+}
+
+/// The scenario the API test below sends, as a file would say it.
+const WRONG: &str = r#"
+schema-version = 1
+name = "wrong"
+
+[program]
+object = "xdp_stats"
+entry = "xdp_stats"
+mode = "MODE"
+
+[[send]]
+name = "udp9"
+count = 50
+ipv4 = {}
+udp = { dst-port = 9 }
+expect = "pass"
+"#;
+
+#[test]
+fn a_wrong_verdict_fails_with_the_clis_text() -> xdplab::Result<()> {
+    for mode in [XdpMode::Native, XdpMode::Generic] {
+        let lab = xdplab::lab!()?;
+        let _prog = lab.load_bundled("xdp_stats")?.attach("xdp_stats", mode)?;
+        let error = lab
+            .send(Frame::ipv4().udp().dst_port(9), 50)?
+            .named("udp9")
+            .expect(Verdict::Pass)
+            .expect_err("the program drops UDP to port 9");
+        let failure = error.failure().expect("a failed expectation");
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "send \"udp9\": expected pass, 50 of 50 frames went elsewhere: 50 drop"
+            ),
+            "{text}"
+        );
+        assert_eq!(failure.report.as_ref().map(|r| r.dropped), Some(50));
+
+        // The same group as a scenario file, through the CLI's runner: the same lines.
+        let scenario = xdplab::scenario::parse(
+            &WRONG.replace("MODE", &mode.to_string()),
+            Path::new("wrong.toml"),
+        )
+        .expect("scenario parses");
+        let report = xdplab::scenario::run::run(&scenario);
+        assert_eq!(report.failures, failure.failures, "{}", report.human());
+    }
+    Ok(())
+}
+
+#[test]
+fn tx_and_redirect_in_a_two_link_topology() -> xdplab::Result<()> {
+    for mode in [XdpMode::Native, XdpMode::Generic] {
+        // sender:eth0 <==> dut:in [XDP]  dut:out <==> sink:eth0
+        let lab = xdplab::lab!(
+            Lab::builder()
+                .link("sender:eth0", "dut:in")
+                .link("dut:out", "sink:eth0")
+        )?;
+        assert_eq!(
+            lab.interfaces(),
+            ["sender:eth0", "dut:in", "dut:out", "sink:eth0"]
+        );
+        let redirect =
+            lab.load_bundled("xdp_redirect")?
+                .attach_to("dut:in", "xdp_redirect", mode)?;
+        redirect.map("tx_port")?.set_interface(0u32, "dut:out")?;
+        lab.send_from("sender:eth0", Frame::ipv4().udp().dst_port(53), 100)?
+            .redirect_to("dut:out")?
+            .expect(Verdict::Redirect)?;
+        assert_eq!(redirect.map("redirect_cnt")?.get_u64(0)?, 100, "{mode}");
+        // Expecting redirect without saying where is a usage error, not a failed send.
+        let error = lab
+            .send(Frame::ipv4().udp(), 1)?
+            .expect(Verdict::Redirect)
+            .expect_err("no target");
+        assert!(error.to_string().contains("redirect_to"), "{error}");
+
+        // Swap in the reflector at the same place: frames come back to the sender.
+        redirect.detach()?;
+        let tx = lab
+            .load_bundled("xdp_tx")?
+            .attach_to("dut:in", "xdp_tx", mode)?;
+        lab.send(Frame::ipv6().udp().dst_port(7).size(200), 50)?
+            .expect(Verdict::Tx)?;
+        assert_eq!(tx.map("tx_cnt")?.get_u64(0)?, 50, "{mode}");
+    }
+    Ok(())
+}
+
+#[test]
+fn replace_is_atomic_and_pins_stay_in_the_labs_bpffs() -> xdplab::Result<()> {
+    let lab = xdplab::lab!()?;
+    let dropper = lab
+        .load_bundled("xdp_drop")?
+        .attach("xdp_drop_all", XdpMode::Native)?;
+    lab.send(Frame::ipv4().udp(), 100)?.expect(Verdict::Drop)?;
+    let link = dropper.pin_link("guard")?;
+    let bpffs = lab.bpffs().expect("mounted for the pin").to_path_buf();
+    assert!(link.starts_with(&bpffs), "{}", link.display());
+    assert!(!bpffs.starts_with("/sys/fs/bpf"));
+    assert!(link.exists());
+
+    let passer = lab.load_bundled("xdp_pass")?.program("xdp_pass")?;
+    dropper.replace_with(&passer)?;
+    assert_eq!(dropper.attached(), None);
+    assert_eq!(
+        passer.attached().map(|(_, mode)| mode),
+        Some(XdpMode::Native)
+    );
+    lab.send(Frame::ipv4().udp(), 100)?.expect(Verdict::Pass)?;
+    assert_eq!(
+        dropper.map("drop_cnt")?.get_u64(0)?,
+        100,
+        "the old one saw no more"
+    );
+    let pinned = passer.pin("passer")?;
+    assert!(pinned.starts_with(&bpffs));
+
+    // Detached: frames reach the stack without any program.
+    passer.detach()?;
+    assert!(!link.exists(), "detaching removes the link's pin");
+    dropper.attach_to("receiver", XdpMode::Generic)?;
+    lab.send(Frame::ipv4().udp(), 10)?.expect(Verdict::Drop)?;
     Ok(())
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// The lab's private bpffs could not be made or used.
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// The engine could not send or observe (injection, captures, kernel counters).
+    #[error(transparent)]
+    Engine(#[from] crate::engine::RunError),
     /// A frame description is invalid (conflicting layers, sizes, ranges).
     #[error("failed to build frame: {0}")]
     Frame(#[source] FrameError),

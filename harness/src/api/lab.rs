@@ -115,6 +115,7 @@ impl LabBuilder {
         let topology = Topology::build(&spec)?;
         Ok(Lab {
             programs: RefCell::new(Vec::new()),
+            napi: RefCell::new(Vec::new()),
             bpffs: OnceCell::new(),
             pins: Cell::new(0),
             sends: Cell::new(0),
@@ -133,6 +134,10 @@ impl LabBuilder {
 pub struct Lab {
     /// Every program loaded into the lab, to find the one under test at an interface.
     programs: RefCell<Vec<Weak<Slot>>>,
+    /// Programs that pass everything, attached (native) where frames sent by XDP_TX or
+    /// XDP_REDIRECT land, so that the veth there runs NAPI and keeps them (see
+    /// [`crate::engine::enable_napi`]); removed when a user's program attaches there.
+    napi: RefCell<Vec<(EndName, crate::program::Program, crate::program::Attachment)>>,
     /// The private bpffs pins go to, mounted on first use; before `topology`, so it is
     /// removed first.
     bpffs: OnceCell<Bpffs>,
@@ -164,6 +169,23 @@ impl Lab {
             .interfaces()
             .map(|(name, _)| name.to_string())
             .collect()
+    }
+
+    /// The interface `name` (`NAMESPACE:INTERFACE`, or `NAMESPACE` when it has one): its
+    /// index and addresses.
+    pub fn interface(&self, name: &str) -> Result<Interface> {
+        let end = self.end(name)?;
+        let (_, veth) = self
+            .topology
+            .interface(&end.netns, Some(&end.interface))
+            .ok_or_else(|| Error::Usage(format!("find interface {end} in the lab")))?;
+        Ok(Interface {
+            name: end.to_string(),
+            ifindex: veth.ifindex(),
+            mac: veth.mac(),
+            ipv4: veth.ipv4(),
+            ipv6: veth.ipv6(),
+        })
     }
 
     /// The interface `name` (`NAMESPACE:INTERFACE`, or `NAMESPACE` when it has one).
@@ -246,6 +268,33 @@ impl Lab {
         }
     }
 
+    /// Makes sure the veth end `at` runs NAPI (see [`Self::napi`]): nothing to do when a program
+    /// of the lab is attached there.
+    pub(crate) fn ensure_napi(&self, at: &EndName) -> Result<()> {
+        if self.napi.borrow().iter().any(|(end, _, _)| end == at) || self.attached_at(at) {
+            return Ok(());
+        }
+        let jumbo = self.mtu(at) > crate::scenario::LabSpec::MAX_NATIVE_MTU;
+        let (helper, attachment) = crate::engine::enable_napi(&self.topology, at, jumbo)?;
+        self.napi
+            .borrow_mut()
+            .push((at.clone(), helper, attachment));
+        Ok(())
+    }
+
+    /// Removes the NAPI helper at `at`, if any, before a user's program attaches there.
+    pub(crate) fn release_napi(&self, at: &EndName) {
+        self.napi.borrow_mut().retain(|(end, _, _)| end != at);
+    }
+
+    fn attached_at(&self, at: &EndName) -> bool {
+        self.programs
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|slot| slot.attached_at().is_some_and(|(end, _)| &end == at))
+    }
+
     /// The lab's private bpffs, mounted on first use (never `/sys/fs/bpf`), and a fresh pin
     /// path in it.
     pub(crate) fn pin_path(&self, name: Option<&str>) -> Result<PathBuf> {
@@ -314,6 +363,21 @@ impl Lab {
             redirect_to: None,
         })
     }
+}
+
+/// One interface of a lab, as `ip -n NAMESPACE addr show INTERFACE` would show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// `NAMESPACE:INTERFACE`.
+    pub name: String,
+    /// Its index, inside its namespace (indexes repeat across namespaces).
+    pub ifindex: u32,
+    /// Its hardware address.
+    pub mac: crate::frame::MacAddr,
+    /// Its IPv4 address (/24).
+    pub ipv4: std::net::Ipv4Addr,
+    /// Its IPv6 address (/64).
+    pub ipv6: std::net::Ipv6Addr,
 }
 
 /// Frames about to be sent: give the verdict they must get with [`Sending::expect`], which

@@ -14,7 +14,10 @@ use crate::{
     program::Program as LoadedProgram,
 };
 
-use super::error::{Error, Result};
+use super::{
+    error::{Error, Result},
+    lab::Lab,
+};
 
 /// A plain-old-data type: any bit pattern of its size is a valid value, and it has no
 /// padding, so it can be copied to and from a map's key or value bytes.
@@ -79,15 +82,17 @@ fn from_bytes<T: Pod>(bytes: &[u8]) -> Option<T> {
 pub struct Map<'p> {
     program: Ref<'p, LoadedProgram>,
     name: String,
+    lab: &'p Lab,
 }
 
 impl<'p> Map<'p> {
     /// The map `name` of `program`, checked to exist.
-    pub(crate) fn open(program: Ref<'p, LoadedProgram>, name: &str) -> Result<Self> {
+    pub(crate) fn open(lab: &'p Lab, program: Ref<'p, LoadedProgram>, name: &str) -> Result<Self> {
         program.map(name)?;
         Ok(Self {
             program,
             name: name.to_owned(),
+            lab,
         })
     }
 
@@ -269,6 +274,35 @@ impl<'p> Map<'p> {
             )));
         }
         Ok(map.update(&key, &to_bytes(&value))?)
+    }
+
+    /// Writes the ifindex of the lab's `interface` (`NAMESPACE:INTERFACE`) at `key`, from
+    /// inside that interface's namespace: a `DEVMAP` resolves the ifindex in the namespace of
+    /// the process that writes it (the redirect target of `bpf_redirect_map`). A value wider
+    /// than 4 bytes (`struct bpf_devmap_val`) gets the ifindex first and zeros after it.
+    #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
+    pub fn set_interface<K: Pod>(&self, key: K, interface: &str) -> Result<()> {
+        let end = self.lab.end(interface)?;
+        let (_, veth) = self
+            .lab
+            .topology()
+            .interface(&end.netns, Some(&end.interface))
+            .ok_or_else(|| Error::Usage(format!("find interface {end} in the lab")))?;
+        let map = self.handle()?;
+        let key = self.key_bytes(&map, &key)?;
+        if map.value_size() < 4 {
+            return Err(self.value_error(format!(
+                "its values are {} bytes, too small for an ifindex",
+                map.value_size()
+            )));
+        }
+        let mut value = vec![0u8; map.value_size()];
+        value[..4].copy_from_slice(&veth.ifindex().to_ne_bytes());
+        let netns = veth.netns();
+        netns
+            .run(|| map.update(&key, &value))
+            .map_err(|e| Error::Usage(format!("enter the namespace of {end}: {e}")))??;
+        Ok(())
     }
 
     /// Every key in the map (arrays: every index), in the kernel's order.

@@ -34,7 +34,7 @@ mod program;
 
 pub use error::{Error, Failure, Result};
 pub use frame::Frame;
-pub use lab::{Lab, LabBuilder, Outcome, Sending};
+pub use lab::{Interface, Lab, LabBuilder, Outcome, Sending};
 #[doc(hidden)]
 pub use macros::{Gate, function_name, gate};
 pub use map::{Map, Pod};

@@ -254,7 +254,7 @@ impl<'l> Program<'l> {
     /// The map `name` of the program's object; a name the object lacks is an error that lists
     /// the maps it has.
     pub fn map(&self, name: &str) -> Result<Map<'_>> {
-        Map::open(self.slot.program()?, name)
+        Map::open(self.lab, self.slot.program()?, name)
     }
 
     /// The interface the program is attached to (`NAMESPACE:INTERFACE`) and its mode, if it
@@ -277,6 +277,7 @@ impl<'l> Program<'l> {
             .topology()
             .interface(&end.netns, Some(&end.interface))
             .ok_or_else(|| Error::Usage(format!("find interface {end} in the lab")))?;
+        self.lab.release_napi(&end);
         let attachment = self
             .slot
             .program
