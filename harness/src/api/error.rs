@@ -16,7 +16,10 @@ use crate::{
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the public API can fail with.
-#[derive(Debug, Error)]
+///
+/// Its `Debug` form is its message (which carries its causes): a test that returns `Err`
+/// shows `Error: send "dns": expected drop, ...` rather than a struct dump.
+#[derive(Error)]
 #[non_exhaustive]
 pub enum Error {
     /// This machine cannot run labs, and `XDPLAB_REQUIRE_PRIVILEGES=1` says a test must not
@@ -69,6 +72,14 @@ pub enum Error {
     /// the `xdplab` CLI prints for a failing send group, one line per failure.
     #[error("{0}")]
     Expectation(Box<Failure>),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The area errors put their causes in their messages already ("failed to read object
+        // x: No such file or directory"): the chain would repeat them.
+        write!(f, "{self}")
+    }
 }
 
 impl From<FrameError> for Error {
