@@ -12,7 +12,7 @@ use crate::{
     program::ProgramError, report::GroupReport,
 };
 
-/// `Result` with the API's [`Error`]: what a test returns.
+/// `Result` with the API's [`Error`](enum@Error): what a test returns.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the public API can fail with.

@@ -47,7 +47,7 @@ pub fn function_name(marker: &'static str) -> &'static str {
 /// is an [`Error::Privileges`](crate::Error::Privileges) instead, so a machine that cannot run
 /// the tests fails them rather than passing them unseen.
 ///
-/// ```no_run
+/// ```rust,no_run,test_harness
 /// use xdplab::{Frame, Verdict, XdpMode};
 ///
 /// #[test]

@@ -1,7 +1,7 @@
 //! The public API for `cargo test`: a lab, programs, frames and expectations that read like a
 //! sentence, on the same engine as `xdplab run`.
 //!
-//! ```no_run
+//! ```rust,no_run,test_harness
 //! use xdplab::{Frame, Verdict, XdpMode};
 //!
 //! #[test]

@@ -6,7 +6,7 @@
 //! - [`live`]: a program attached in a built topology, groups sent, settled, observed and
 //!   judged one by one ([`LiveSession`]).
 //! - [`attribution`]: which frames landed where, by tag, by content or by counters.
-//! - [`judge`]: observations against expectations, as failure lines.
+//! - `judge`: observations against expectations, as failure lines.
 //! - [`error`]: why a run could not go on, and whose fault that is.
 
 pub mod attribution;
