@@ -77,6 +77,8 @@
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
 //! left behind.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod attribute;
 pub mod bench;
