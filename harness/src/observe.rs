@@ -370,10 +370,25 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
     /// Per group: distinct tagged frames seen so far.
-    groups: Arc<Vec<AtomicU64>>,
-    /// Written by [`Capture::stop`] so that the thread stops waiting at once.
+    groups: Arc<std::sync::Mutex<Vec<Arc<AtomicU64>>>>,
+    /// Written by [`Capture::stop`] and with every command, so that the thread stops waiting
+    /// at once.
     wake: Arc<OwnedFd>,
+    commands: std::sync::mpsc::Sender<Command>,
     thread: Option<JoinHandle<Result<Captured, ObserveError>>>,
+}
+
+/// What a running capture is asked to do, between frames.
+enum Command {
+    /// Count a new group of this many frames, keeping their bytes or not.
+    AddGroup {
+        frames: u32,
+        keep: bool,
+        counter: Arc<AtomicU64>,
+        ack: std::sync::mpsc::Sender<()>,
+    },
+    /// Read what is queued, then hand over everything seen so far.
+    Take(std::sync::mpsc::Sender<Result<Captured, ObserveError>>),
 }
 
 /// Everything a [`Capture`] saw.
@@ -458,14 +473,20 @@ impl Capture {
         // SAFETY: a new descriptor this function owns.
         let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(wake) });
         let frames = Arc::new(AtomicU64::new(0));
-        let groups: Arc<Vec<AtomicU64>> =
-            Arc::new(options.groups.iter().map(|_| AtomicU64::new(0)).collect());
+        let counters: Vec<Arc<AtomicU64>> = options
+            .groups
+            .iter()
+            .map(|_| Arc::new(AtomicU64::new(0)))
+            .collect();
+        let groups = Arc::new(std::sync::Mutex::new(counters.clone()));
+        let (commands, received) = std::sync::mpsc::channel();
         let thread = {
             let counters = Counters {
                 stop: Arc::clone(&stop),
                 frames: Arc::clone(&frames),
-                groups: Arc::clone(&groups),
+                groups: counters,
                 wake: Arc::clone(&wake),
+                commands: received,
             };
             let options = options.clone();
             std::thread::Builder::new()
@@ -478,8 +499,58 @@ impl Capture {
             frames,
             groups,
             wake,
+            commands,
             thread: Some(thread),
         })
+    }
+
+    /// Starts counting a new group of `frames` frames, keeping their bytes if `keep`; returns
+    /// its group number (what its frames' tags must carry). Frames the capture reads after
+    /// this call returns are attributed to it.
+    pub fn add_group(&self, frames: u32, keep: bool) -> usize {
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.push(Arc::clone(&counter));
+        let (ack, acked) = std::sync::mpsc::channel();
+        // A capture whose thread ended has nothing more to count; `take` reports why.
+        if self
+            .commands
+            .send(Command::AddGroup {
+                frames,
+                keep,
+                counter,
+                ack,
+            })
+            .is_ok()
+        {
+            self.wake();
+            let _ = acked.recv();
+        }
+        groups.len() - 1
+    }
+
+    /// Reads what is queued and hands over everything seen since the last `take` (frames of
+    /// groups added before it no longer count for their group afterwards: they are strays).
+    /// Arrival numbers and [`Capture::frames`] keep counting across takes.
+    pub fn take(&self) -> Result<Captured, ObserveError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let ended = || ObserveError::Protocol {
+            what: "read the capture",
+            interface: "-".into(),
+            reason: "the capture thread ended".into(),
+        };
+        self.commands
+            .send(Command::Take(reply))
+            .map_err(|_| ended())?;
+        self.wake();
+        answer.recv().map_err(|_| ended())?
+    }
+
+    fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: a valid eventfd and an 8-byte buffer. A failed write leaves the thread to
+        // notice at its next wait timeout.
+        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
     /// Frames received so far.
@@ -490,6 +561,8 @@ impl Capture {
     /// Distinct tagged frames of `group` received so far.
     pub fn group_frames(&self, group: usize) -> u64 {
         self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .get(group)
             .map_or(0, |n| n.load(Ordering::Acquire))
     }
@@ -498,10 +571,7 @@ impl Capture {
     /// it. Stopping several captures before finishing any lets their last reads overlap.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        // A failed write leaves the capture to notice the flag at its next read timeout.
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: a valid eventfd and an 8-byte buffer.
-        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        self.wake();
     }
 
     /// Stops, drains what is queued, and returns what was seen.
@@ -700,8 +770,9 @@ fn restore_vlan_tag(buf: &mut [u8], len: usize, vlan: Option<(u16, u16)>) -> &[u
 struct Counters {
     stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
-    groups: Arc<Vec<AtomicU64>>,
+    groups: Vec<Arc<AtomicU64>>,
     wake: Arc<OwnedFd>,
+    commands: std::sync::mpsc::Receiver<Command>,
 }
 
 /// Waits until the socket has a frame or the capture is asked to stop; a read timeout of the
@@ -724,70 +795,36 @@ fn wait_readable(socket: libc::c_int, wake: libc::c_int) -> io::Result<()> {
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
+    if fds[1].revents & libc::POLLIN != 0 {
+        let mut count = [0u8; 8];
+        // SAFETY: a valid eventfd and an 8-byte buffer; reading resets it.
+        let _ = unsafe { libc::read(wake, count.as_mut_ptr().cast(), count.len()) };
+    }
     Ok(())
 }
 
-fn capture_loop(
-    fd: &OwnedFd,
-    interface: &str,
+/// What the capture thread has seen since the last take.
+struct CaptureState {
     run_id: u32,
-    options: &CaptureOptions,
-    counters: &Counters,
-) -> Result<Captured, ObserveError> {
-    let Counters {
-        stop,
-        frames,
-        groups,
-        wake,
-    } = counters;
-    let mut captured = Captured {
-        seen: options
-            .groups
-            .iter()
-            .map(|&n| vec![0; n as usize])
-            .collect(),
-        ..Captured::default()
-    };
-    let keep_group = |g: u16| {
-        options
-            .keep_groups
-            .get(usize::from(g))
-            .copied()
-            .unwrap_or(false)
-    };
-    let raw = fd.as_raw_fd();
-    let mut arrival_bytes = 0usize;
-    let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
-    loop {
-        // Once stopped, drain without waiting: everything the kernel delivered is queued.
-        let stopping = stop.load(Ordering::Acquire);
-        if !stopping {
-            wait_readable(raw, wake.as_raw_fd())
-                .map_err(io_error("wait for the capture socket", interface))?;
-        }
-        let flags = libc::MSG_DONTWAIT;
-        // Room in front for the VLAN tag the kernel may have moved into the skb's metadata.
-        let (n, vlan) = match recv_frame(raw, &mut buf[VLAN_TAG_LEN..], flags) {
-            Ok(received) => received,
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) => {
-                    if stopping {
-                        break;
-                    }
-                    continue;
-                }
-                _ => return Err(io_error("read the capture socket", interface)(e)),
-            },
-        };
-        let frame = restore_vlan_tag(&mut buf, n, vlan);
+    captured: Captured,
+    keep: Vec<bool>,
+    groups: Vec<Arc<AtomicU64>>,
+    keep_all_left: usize,
+    arrival_bytes: usize,
+}
+
+impl CaptureState {
+    fn record(&mut self, frame: &[u8], frames: &AtomicU64) {
+        let captured = &mut self.captured;
         captured.total += 1;
         // Counted before it is attributed, so whoever sees a group's count grow also sees
         // the frame in the total.
         frames.fetch_add(1, Ordering::Release);
-        if captured.all.len() < options.keep_all {
+        if self.keep_all_left > 0 {
+            self.keep_all_left -= 1;
             captured.all.push((SystemTime::now(), frame.to_vec()));
         }
-        match Tag::find(frame, run_id) {
+        match Tag::find(frame, self.run_id) {
             Some(tag) => match captured
                 .seen
                 .get_mut(usize::from(tag.group))
@@ -796,19 +833,19 @@ fn capture_loop(
                 Some(count) => {
                     *count += 1;
                     if *count == 1 {
-                        if keep_group(tag.group) {
+                        if self.keep.get(usize::from(tag.group)) == Some(&true) {
                             captured.kept.insert((tag.group, tag.seq), frame.to_vec());
                         }
-                        groups[usize::from(tag.group)].fetch_add(1, Ordering::Release);
+                        self.groups[usize::from(tag.group)].fetch_add(1, Ordering::Release);
                     }
                 }
                 None => captured.stray_tagged += 1,
             },
             None => {
                 if captured.untagged_arrivals.len() < ARRIVALS_KEEP
-                    && arrival_bytes + frame.len() <= ARRIVALS_KEEP_BYTES
+                    && self.arrival_bytes + frame.len() <= ARRIVALS_KEEP_BYTES
                 {
-                    arrival_bytes += frame.len();
+                    self.arrival_bytes += frame.len();
                     captured
                         .untagged_arrivals
                         .push((captured.total - 1, frame.to_vec()));
@@ -825,9 +862,112 @@ fn capture_loop(
             }
         }
     }
-    captured.socket_drops =
-        socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
-    Ok(captured)
+
+    /// Everything seen so far; the next window starts empty, with the arrival numbers going on
+    /// and the groups seen so far known but no longer counted.
+    fn take(&mut self, raw: libc::c_int, interface: &str) -> Result<Captured, ObserveError> {
+        let next = Captured {
+            seen: vec![Vec::new(); self.captured.seen.len()],
+            total: self.captured.total,
+            ..Captured::default()
+        };
+        self.arrival_bytes = 0;
+        let mut taken = std::mem::replace(&mut self.captured, next);
+        taken.socket_drops =
+            socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
+        Ok(taken)
+    }
+}
+
+/// Reads every frame queued on the socket now, without waiting.
+fn read_queued(
+    raw: libc::c_int,
+    buf: &mut [u8],
+    state: &mut CaptureState,
+    frames: &AtomicU64,
+    interface: &str,
+) -> Result<(), ObserveError> {
+    loop {
+        // Room in front for the VLAN tag the kernel may have moved into the skb's metadata.
+        let (n, vlan) = match recv_frame(raw, &mut buf[VLAN_TAG_LEN..], libc::MSG_DONTWAIT) {
+            Ok(received) => received,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(()),
+                Some(libc::EINTR) => continue,
+                _ => return Err(io_error("read the capture socket", interface)(e)),
+            },
+        };
+        let frame = restore_vlan_tag(buf, n, vlan);
+        state.record(frame, frames);
+    }
+}
+
+fn capture_loop(
+    fd: &OwnedFd,
+    interface: &str,
+    run_id: u32,
+    options: &CaptureOptions,
+    counters: &Counters,
+) -> Result<Captured, ObserveError> {
+    let Counters {
+        stop,
+        frames,
+        groups,
+        wake,
+        commands,
+    } = counters;
+    let mut state = CaptureState {
+        run_id,
+        captured: Captured {
+            seen: options
+                .groups
+                .iter()
+                .map(|&n| vec![0; n as usize])
+                .collect(),
+            ..Captured::default()
+        },
+        keep: (0..options.groups.len())
+            .map(|g| options.keep_groups.get(g).copied().unwrap_or(false))
+            .collect(),
+        groups: groups.clone(),
+        keep_all_left: options.keep_all,
+        arrival_bytes: 0,
+    };
+    let raw = fd.as_raw_fd();
+    let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
+    loop {
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::AddGroup {
+                    frames: n,
+                    keep,
+                    counter,
+                    ack,
+                } => {
+                    // What is queued now was sent before the group: it is not the group's.
+                    read_queued(raw, &mut buf, &mut state, frames, interface)?;
+                    state.captured.seen.push(vec![0; n as usize]);
+                    state.keep.push(keep);
+                    state.groups.push(counter);
+                    let _ = ack.send(());
+                }
+                Command::Take(reply) => {
+                    let result = read_queued(raw, &mut buf, &mut state, frames, interface)
+                        .and_then(|()| state.take(raw, interface));
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        // Once stopped, drain without waiting: everything the kernel delivered is queued.
+        if stop.load(Ordering::Acquire) {
+            read_queued(raw, &mut buf, &mut state, frames, interface)?;
+            break;
+        }
+        wait_readable(raw, wake.as_raw_fd())
+            .map_err(io_error("wait for the capture socket", interface))?;
+        read_queued(raw, &mut buf, &mut state, frames, interface)?;
+    }
+    state.take(raw, interface)
 }
 
 // ---------------------------------------------------------------------------------------------

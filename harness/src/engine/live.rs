@@ -22,8 +22,7 @@ use crate::{
     inject::{InjectStats, pnet::PnetInjector},
     maps::MapKind,
     observe::{
-        Capture, CaptureOptions, Captured, DriverStats, ExceptionCounter, LinkCounters, LinkStats,
-        XdpStats,
+        Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkCounters, LinkStats, XdpStats,
     },
     program::{Attachment, ObjectSource, Program, XdpMode},
     report::{CounterCheck, GroupReport},
@@ -164,9 +163,9 @@ pub struct LiveSession<'t> {
     prog_id: u32,
     exceptions: Result<ExceptionCounter, String>,
     counters: Vec<IfaceCounters>,
+    captures: Vec<Capture>,
     injectors: HashMap<EndName, PnetInjector>,
     run_id: u32,
-    keep_frames: usize,
     windows: Vec<Window>,
     unattributed: Vec<u64>,
     socket_drops: Vec<u64>,
@@ -202,13 +201,20 @@ impl<'t> LiveSession<'t> {
             .peer(under_test.attach)
             .ok_or_else(|| RunError::input(format!("{} has no peer", under_test.attach)))?;
         let peer = place(peer_name)?;
+        let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
+        let capture_options = CaptureOptions {
+            keep_all: options.keep_frames,
+            ..CaptureOptions::default()
+        };
         let mut counters = Vec::new();
+        let mut captures = Vec::new();
         for name in &names {
             let end = end(topology, name)?;
             counters.push(IfaceCounters {
                 driver: DriverStats::open(end)?,
                 link: LinkStats::open(end)?,
             });
+            captures.push(Capture::start(end, run_id, &capture_options)?);
         }
         let exceptions = ExceptionCounter::start().map_err(|e| e.to_string());
         let n = names.len();
@@ -222,9 +228,9 @@ impl<'t> LiveSession<'t> {
             prog_id: under_test.program.id()?,
             exceptions,
             counters,
+            captures,
             injectors: HashMap::new(),
-            run_id: options.run_id.unwrap_or_else(|| topology.run_id()),
-            keep_frames: options.keep_frames,
+            run_id,
             windows: Vec::new(),
             unattributed: vec![0; n],
             socket_drops: vec![0; n],
@@ -278,8 +284,11 @@ impl<'t> LiveSession<'t> {
             Verdict::Drop | Verdict::Aborted => None,
         };
 
-        let captures = self.start_captures(index, plan)?;
-        let before = self.snapshot(&captures)?;
+        for capture in &self.captures {
+            let group = capture.add_group(plan.count, plan.output.is_some());
+            debug_assert_eq!(group, index, "every capture numbers groups alike");
+        }
+        let before = self.snapshot()?;
         let injector = match self.injectors.entry(plan.from.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -288,16 +297,11 @@ impl<'t> LiveSession<'t> {
         };
         let stats = injector.send(&plan.frames, self.run_id, group_id, plan.count);
         let tagged = plan.frames.iter().all(FrameTemplate::is_tagged);
-        let after = self.settle(
-            &captures,
-            from,
-            index,
-            tagged,
-            &before,
-            stats.accepted,
-            poll,
-        )?;
-        let mut captured = finish_all(&self.names, captures)?;
+        let after = self.settle(from, index, tagged, &before, stats.accepted, poll)?;
+        let mut captured = Vec::with_capacity(self.names.len());
+        for (name, capture) in self.names.iter().zip(&self.captures) {
+            captured.push((name.clone(), capture.take()?));
+        }
 
         let places = Places {
             names: &self.names,
@@ -348,8 +352,7 @@ impl<'t> LiveSession<'t> {
         for (i, (_, c)) in captured.into_iter().enumerate() {
             self.unattributed[i] += c.unattributed();
             self.socket_drops[i] += c.socket_drops;
-            let room = self.keep_frames.saturating_sub(self.frames[i].len());
-            self.frames[i].extend(c.all.into_iter().take(room));
+            self.frames[i].extend(c.all);
         }
         self.windows.push(Window {
             before,
@@ -375,7 +378,16 @@ impl<'t> LiveSession<'t> {
 
     /// Ends the session: the program's counters against the kernel's over every group, and
     /// the frames no group claimed.
-    pub fn close(self) -> SessionOutcome {
+    pub fn close(mut self) -> SessionOutcome {
+        for (i, capture) in std::mem::take(&mut self.captures).into_iter().enumerate() {
+            capture.stop();
+            // What arrived after the last group belongs to none.
+            if let Ok(c) = capture.finish() {
+                self.unattributed[i] += c.unattributed();
+                self.socket_drops[i] += c.socket_drops;
+                self.frames[i].extend(c.all);
+            }
+        }
         let mut outcome = SessionOutcome {
             counters: judge::check_counters(self.mode, self.attach, &self.windows),
             ..SessionOutcome::default()
@@ -415,34 +427,11 @@ impl<'t> LiveSession<'t> {
             .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
     }
 
-    /// A capture on every interface for group `index` only: frames of earlier groups that
-    /// arrive late are strays of this window, not counted into it.
-    fn start_captures(&self, index: usize, plan: &GroupPlan) -> Result<Vec<Capture>, RunError> {
-        let mut groups = vec![0; index];
-        groups.push(plan.count);
-        let mut keep_groups = vec![false; index];
-        keep_groups.push(plan.output.is_some());
-        let mut captures = Vec::with_capacity(self.names.len());
-        for (i, name) in self.names.iter().enumerate() {
-            let options = CaptureOptions {
-                groups: groups.clone(),
-                keep_groups: keep_groups.clone(),
-                keep_all: self.keep_frames.saturating_sub(self.frames[i].len()),
-            };
-            captures.push(Capture::start(
-                end(self.topology, name)?,
-                self.run_id,
-                &options,
-            )?);
-        }
-        Ok(captures)
-    }
-
-    fn snapshot(&self, captures: &[Capture]) -> Result<Snapshot, RunError> {
+    fn snapshot(&self) -> Result<Snapshot, RunError> {
         let ifaces = self
             .counters
             .iter()
-            .zip(captures)
+            .zip(&self.captures)
             .map(|(c, capture)| {
                 Ok(IfaceSnapshot {
                     xdp: c.driver.xdp()?,
@@ -471,7 +460,6 @@ impl<'t> LiveSession<'t> {
     )]
     fn settle(
         &self,
-        captures: &[Capture],
         from: usize,
         group: usize,
         tagged: bool,
@@ -481,7 +469,7 @@ impl<'t> LiveSession<'t> {
     ) -> Result<Snapshot, RunError> {
         let (mode, attach) = (self.mode, self.attach);
         let deadline = Instant::now() + Duration::from_secs(3) + Duration::from_micros(sent * 5);
-        let mut last = self.snapshot(captures)?;
+        let mut last = self.snapshot()?;
         let mut last_change = Instant::now();
         loop {
             poll();
@@ -496,7 +484,7 @@ impl<'t> LiveSession<'t> {
             // were bounced or redirected.
             let captured_at = |i: usize| last.ifaces[i].captured - before.ifaces[i].captured;
             let captured: u64 = if tagged {
-                captures.iter().map(|c| c.group_frames(group)).sum()
+                self.captures.iter().map(|c| c.group_frames(group)).sum()
             } else {
                 let xdp = now.xdp.since(&then.xdp);
                 if mode == XdpMode::Native && xdp.tx + xdp.redirect > 0 {
@@ -528,7 +516,7 @@ impl<'t> LiveSession<'t> {
             if complete {
                 // The group's frames counted as captured above are in the per-interface
                 // counts from now on; `last` may predate some of them.
-                return self.snapshot(captures);
+                return self.snapshot();
             }
             if (arrived && last_change.elapsed() >= QUIET)
                 || Instant::now() >= deadline
@@ -537,29 +525,13 @@ impl<'t> LiveSession<'t> {
                 return Ok(last);
             }
             std::thread::sleep(crate::observe::POLL_INTERVAL);
-            let now = self.snapshot(captures)?;
+            let now = self.snapshot()?;
             if now != last {
                 last = now;
                 last_change = Instant::now();
             }
         }
     }
-}
-
-/// Stops every capture first and then collects them, so their last reads overlap.
-fn finish_all(
-    names: &[EndName],
-    captures: Vec<Capture>,
-) -> Result<Vec<(EndName, Captured)>, RunError> {
-    for c in &captures {
-        c.stop();
-    }
-    names
-        .iter()
-        .cloned()
-        .zip(captures)
-        .map(|(name, c)| Ok((name, c.finish()?)))
-        .collect()
 }
 
 fn end<'t>(topology: &'t Topology, name: &EndName) -> Result<&'t VethEnd, RunError> {

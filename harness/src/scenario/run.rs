@@ -1797,7 +1797,7 @@ mod compare_tests {
             accepted: 3,
             ..InjectStats::default()
         };
-        let mut g = empty_group(&s.sends[0], &stats);
+        let mut g = empty_group(&s.sends[0].name, s.sends[0].expect, &stats);
         g.outcomes = vec![outcome; 3];
         g.passed = passed;
         g.dropped = 3 - passed;
