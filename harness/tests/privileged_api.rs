@@ -352,3 +352,68 @@ fn replace_is_atomic_and_pins_stay_in_the_labs_bpffs() -> xdplab::Result<()> {
     lab.send(Frame::ipv4().udp(), 10)?.expect(Verdict::Drop)?;
     Ok(())
 }
+
+/// `lab!` without privileges: this test binary re-run with every capability dropped
+/// (`setpriv`), once as a developer runs it (SKIP line, pass) and once as CI does
+/// (`XDPLAB_REQUIRE_PRIVILEGES=1`: the test fails with the reason).
+#[test]
+fn lab_macro_skips_or_fails_without_privileges() -> xdplab::Result<()> {
+    if std::env::var_os("XDPLAB_API_CHILD").is_some() {
+        return Ok(());
+    }
+    let Ok(setpriv) = which("setpriv") else {
+        xdplab::privileges::print_skip(
+            "lab_macro_skips_or_fails_without_privileges: setpriv (util-linux) is not installed",
+        );
+        return Ok(());
+    };
+    let me = std::env::current_exe().expect("test binary");
+    let run = |require: bool| {
+        let mut command = std::process::Command::new(&setpriv);
+        command
+            .args([
+                "--bounding-set=-all",
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                "--",
+            ])
+            .arg(&me)
+            .args(["--exact", "the_quick_start_reads_like_a_sentence"])
+            .env("XDPLAB_API_CHILD", "1")
+            .env_remove("XDPLAB_REQUIRE_PRIVILEGES");
+        if require {
+            command.env("XDPLAB_REQUIRE_PRIVILEGES", "1");
+        }
+        let out = command.output().expect("setpriv runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (passed, text) = run(false);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("SKIP: privileged_api::the_quick_start_reads_like_a_sentence: "),
+        "{text}"
+    );
+    let (passed, text) = run(true);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains(
+            "Error: failed to run privileged test \
+             privileged_api::the_quick_start_reads_like_a_sentence: "
+        ),
+        "{text}"
+    );
+    Ok(())
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .ok_or(())
+}
