@@ -116,4 +116,5 @@ pub use api::{
     Sending, TestRun,
 };
 pub use program::XdpMode;
+pub use scenario::OutputSpec;
 pub use verdict::Verdict;

@@ -8,7 +8,7 @@ use std::{
     sync::Weak,
 };
 
-use xdplab::{Error, Frame, Lab, Pod, Verdict, XdpMode};
+use xdplab::{Error, Frame, Lab, OutputSpec, Pod, Verdict, XdpMode};
 
 /// `struct datarec` of the bundled `xdp_stats` program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -309,9 +309,28 @@ fn tx_and_redirect_in_a_two_link_topology() -> xdplab::Result<()> {
         let tx = lab
             .load_bundled("xdp_tx")?
             .attach_to("dut:in", "xdp_tx", mode)?;
+        let reflected = OutputSpec {
+            swapped_macs: true,
+            dst_port: Some(7),
+            length: Some(200),
+            ..OutputSpec::default()
+        };
         lab.send(Frame::ipv6().udp().dst_port(7).size(200), 50)?
+            .output(reflected.clone())
             .expect(Verdict::Tx)?;
-        assert_eq!(tx.map("tx_cnt")?.get_u64(0)?, 50, "{mode}");
+        // An output check that does not hold fails, field by field.
+        let error = lab
+            .send(Frame::ipv6().udp().dst_port(7).size(200), 5)?
+            .named("short")
+            .output(OutputSpec {
+                length: Some(199),
+                ..reflected
+            })
+            .expect(Verdict::Tx)
+            .expect_err("the frames are 200 bytes");
+        assert!(error.to_string().contains("send \"short\""), "{error}");
+        assert!(error.to_string().contains("199"), "{error}");
+        assert_eq!(tx.map("tx_cnt")?.get_u64(0)?, 55, "{mode}");
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! group's too. Nothing is judged here: the failure lines are the engine's, word for word.
 
 use crate::{
-    engine::{GroupPlan, LiveSession, SessionOptions, UnderTest},
+    engine::{LiveSession, SessionOptions, UnderTest},
     program::XdpMode,
     topology::EndName,
     verdict::Verdict,
@@ -24,7 +24,9 @@ pub(crate) fn send_group(
     sending: &Sending<'_>,
     verdict: Verdict,
 ) -> Result<Outcome> {
-    let (from, template, count, name, redirect_to) = sending.parts();
+    let plan = sending.plan(verdict);
+    let name = &plan.name;
+    let redirect_to = plan.redirect_to.as_ref();
     let (attach, mode) = slot.attached_at().ok_or_else(|| {
         Error::Usage(format!(
             "send {name:?}: the program under test is not attached"
@@ -51,15 +53,6 @@ pub(crate) fn send_group(
             lab.ensure_napi(at)?;
         }
     }
-    let plan = GroupPlan {
-        name: name.to_owned(),
-        from: from.clone(),
-        frames: vec![template.clone()],
-        count,
-        expect: verdict,
-        redirect_to: redirect_to.cloned(),
-        output: None,
-    };
     let program = slot.program()?;
     let under_test = UnderTest {
         program: &program,

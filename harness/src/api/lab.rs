@@ -8,11 +8,13 @@ use std::{
 };
 
 use crate::{
+    engine::GroupPlan,
     frame::FrameTemplate,
     lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
     pin::Bpffs,
     program::ObjectSource,
     report::GroupReport,
+    scenario::OutputSpec,
     topology::{EndName, LinkDef, Topology, TopologySpec},
     verdict::Verdict,
 };
@@ -361,6 +363,7 @@ impl Lab {
             count,
             name: format!("send-{n}"),
             redirect_to: None,
+            output: None,
         })
     }
 }
@@ -391,6 +394,7 @@ pub struct Sending<'l> {
     count: u32,
     name: String,
     redirect_to: Option<EndName>,
+    output: Option<OutputSpec>,
 }
 
 impl Sending<'_> {
@@ -408,6 +412,24 @@ impl Sending<'_> {
         Ok(self)
     }
 
+    /// What the frames must look like where they come out of the program (for pass, tx and
+    /// redirect), each field given compared, field by field in the failure text:
+    ///
+    /// ```no_run
+    /// # use xdplab::{Frame, OutputSpec, Verdict};
+    /// # fn main() -> xdplab::Result<()> {
+    /// # let lab = xdplab::Lab::new()?;
+    /// lab.send(Frame::ipv4().udp().dst_port(7), 100)?
+    ///     .output(OutputSpec { swapped_macs: true, dst_port: Some(7), ..OutputSpec::default() })
+    ///     .expect(Verdict::Tx)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn output(mut self, output: OutputSpec) -> Self {
+        self.output = Some(output);
+        self
+    }
+
     /// Sends the frames and checks every one got `verdict`, by the three oracles (the
     /// program's counters where it has them, captures after XDP, the kernel's veth counters).
     /// A frame with another verdict, or an oracle that disagrees, is an
@@ -423,14 +445,17 @@ impl Sending<'_> {
         super::engine_bridge::send_group(self.lab, &slot, &self, verdict)
     }
 
-    pub(crate) fn parts(&self) -> (&EndName, &FrameTemplate, u32, &str, Option<&EndName>) {
-        (
-            &self.from,
-            &self.template,
-            self.count,
-            &self.name,
-            self.redirect_to.as_ref(),
-        )
+    /// The group as the engine plans it.
+    pub(crate) fn plan(&self, verdict: Verdict) -> GroupPlan {
+        GroupPlan {
+            name: self.name.clone(),
+            from: self.from.clone(),
+            frames: vec![self.template.clone()],
+            count: self.count,
+            expect: verdict,
+            redirect_to: self.redirect_to.clone(),
+            output: self.output.clone(),
+        }
     }
 }
 

@@ -45,4 +45,4 @@ pub mod prelude {
     pub use super::{Frame, Lab, Result, Verdict, XdpMode};
 }
 
-pub use crate::{program::XdpMode, verdict::Verdict};
+pub use crate::{program::XdpMode, scenario::OutputSpec, verdict::Verdict};
