@@ -492,3 +492,31 @@ impl Outcome {
 pub(crate) fn failed(failures: Vec<String>, report: Option<GroupReport>) -> Error {
     Error::Expectation(Box::new(Failure { failures, report }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_end_without_a_namespace_is_an_error_before_anything_is_built() {
+        let error = Lab::builder()
+            .link("eth0", "dut:in")
+            .build()
+            .expect_err("not NAMESPACE:INTERFACE");
+        assert_eq!(
+            error.to_string(),
+            "failed to build lab: link end \"eth0\" is not NAMESPACE:INTERFACE"
+        );
+    }
+
+    #[test]
+    fn the_macro_names_the_test_it_is_in() {
+        fn marker() {}
+        let name = std::any::type_name_of_val(&marker);
+        assert!(name.ends_with("::marker"), "{name}");
+        assert_eq!(
+            crate::api::function_name("my_crate::tests::drops::__xdplab_marker"),
+            "my_crate::tests::drops"
+        );
+    }
+}
