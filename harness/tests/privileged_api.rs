@@ -246,8 +246,14 @@ expect = "pass"
 
 #[test]
 fn a_wrong_verdict_fails_with_the_clis_text() -> xdplab::Result<()> {
-    for mode in [XdpMode::Native, XdpMode::Generic] {
-        let lab = xdplab::lab!()?;
+    use xdplab::scenario::run::{ExecPath, RunOptions, run_path};
+    for path in [ExecPath::Native, ExecPath::Generic, ExecPath::TestRun] {
+        let (builder, mode) = match path {
+            ExecPath::Native => (Lab::builder(), XdpMode::Native),
+            ExecPath::Generic => (Lab::builder(), XdpMode::Generic),
+            ExecPath::TestRun => (Lab::builder().test_run(), XdpMode::Native),
+        };
+        let lab = xdplab::lab!(builder)?;
         let _prog = lab.load_bundled("xdp_stats")?.attach("xdp_stats", mode)?;
         let error = lab
             .send(Frame::ipv4().udp().dst_port(9), 50)?
@@ -256,12 +262,12 @@ fn a_wrong_verdict_fails_with_the_clis_text() -> xdplab::Result<()> {
             .expect_err("the program drops UDP to port 9");
         let failure = error.failure().expect("a failed expectation");
         let text = error.to_string();
-        assert!(
-            text.starts_with(
-                "send \"udp9\": expected pass, 50 of 50 frames went elsewhere: 50 drop"
-            ),
-            "{text}"
-        );
+        let words = if path == ExecPath::TestRun {
+            "send \"udp9\": expected pass, 50 of 50 frames returned something else (returned drop (1): seq 0, 1,"
+        } else {
+            "send \"udp9\": expected pass, 50 of 50 frames went elsewhere: 50 drop"
+        };
+        assert!(text.starts_with(words), "{path}: {text}");
         assert_eq!(failure.report.as_ref().map(|r| r.dropped), Some(50));
 
         // The same group as a scenario file, through the CLI's runner: the same lines.
@@ -270,8 +276,31 @@ fn a_wrong_verdict_fails_with_the_clis_text() -> xdplab::Result<()> {
             Path::new("wrong.toml"),
         )
         .expect("scenario parses");
-        let report = xdplab::scenario::run::run(&scenario);
+        let report = run_path(&scenario, path, &RunOptions::default());
         assert_eq!(report.failures, failure.failures, "{}", report.human());
+    }
+    Ok(())
+}
+
+#[test]
+fn one_test_on_all_three_paths() -> xdplab::Result<()> {
+    for (builder, mode) in [
+        (Lab::builder(), XdpMode::Native),
+        (Lab::builder(), XdpMode::Generic),
+        (Lab::builder().test_run(), XdpMode::Native),
+    ] {
+        let lab = xdplab::lab!(builder)?;
+        let prog = lab.load_bundled("xdp_tx")?.attach("xdp_tx", mode)?;
+        let out = lab
+            .send(Frame::ipv4().udp().dst_port(7), 100)?
+            .output(OutputSpec {
+                swapped_macs: true,
+                dst_port: Some(7),
+                ..OutputSpec::default()
+            })
+            .expect(Verdict::Tx)?;
+        assert_eq!(out.count(Verdict::Tx), 100, "{mode} {}", lab.is_test_run());
+        assert_eq!(prog.map("tx_cnt")?.get_u64(0)?, 100);
     }
     Ok(())
 }

@@ -2,11 +2,13 @@
 //! for live sends: each [`Sending::expect`](super::Sending::expect) is one group of a
 //! [`LiveSession`] (send, settle, observe with the three oracles, judge), and the session's
 //! closing checks (program counters against the kernel's, incomplete captures) count as the
-//! group's too. Nothing is judged here: the failure lines are the engine's, word for word.
+//! group's too; in a test-run lab each is one group of [`crate::engine::test_run`]. Nothing is
+//! judged here: the failure lines are the engine's, word for word.
 
 use crate::{
     engine::{LiveSession, SessionOptions, UnderTest},
     program::XdpMode,
+    report::GroupReport,
     topology::EndName,
     verdict::Verdict,
 };
@@ -32,6 +34,17 @@ pub(crate) fn send_group(
             "send {name:?}: the program under test is not attached"
         ))
     })?;
+    if lab.is_test_run() {
+        let program = slot.program()?;
+        let outcome = crate::engine::test_run::run_group(
+            &program,
+            &plan,
+            crate::lab::random_run_id(),
+            0,
+            None,
+        )?;
+        return judged(outcome.failures, outcome.report);
+    }
     if verdict == Verdict::Redirect && redirect_to.is_none() {
         return Err(Error::Usage(format!(
             "send {name:?}: expecting redirect needs the interface the program redirects to: \
@@ -70,11 +83,14 @@ pub(crate) fn send_group(
     let closed = session.close();
     let mut failures = outcome.failures;
     failures.extend(closed.failures);
+    judged(failures, outcome.report)
+}
+
+/// The engine's judgement as a result: no failure lines, or all of them.
+fn judged(failures: Vec<String>, report: GroupReport) -> Result<Outcome> {
     if failures.is_empty() {
-        Ok(Outcome {
-            report: outcome.report,
-        })
+        Ok(Outcome { report })
     } else {
-        Err(failed(failures, Some(outcome.report)))
+        Err(failed(failures, Some(report)))
     }
 }

@@ -47,6 +47,7 @@ pub struct LabBuilder {
     links: Vec<(String, String)>,
     mtu: u32,
     ipv6: bool,
+    test_run: bool,
 }
 
 impl Default for LabBuilder {
@@ -55,6 +56,7 @@ impl Default for LabBuilder {
             links: Vec::new(),
             mtu: LabConfig::default().mtu,
             ipv6: false,
+            test_run: false,
         }
     }
 }
@@ -90,6 +92,35 @@ impl LabBuilder {
         self
     }
 
+    /// Sends through `BPF_PROG_TEST_RUN` instead of the wire: every frame of a
+    /// [`Lab::send`] is run once through the program under test (the one attached where the
+    /// frames would arrive), and its return code is its verdict, judged as `xdplab run --paths
+    /// test-run` does. The same test then runs on all three paths:
+    ///
+    /// ```no_run
+    /// # use xdplab::{Frame, Lab, Verdict, XdpMode};
+    /// # fn main() -> xdplab::Result<()> {
+    /// for (builder, mode) in [
+    ///     (Lab::builder(), XdpMode::Native),
+    ///     (Lab::builder(), XdpMode::Generic),
+    ///     (Lab::builder().test_run(), XdpMode::Native),
+    /// ] {
+    ///     let lab = builder.build()?;
+    ///     let _prog = lab.load_bundled("xdp_drop")?.attach("xdp_drop_all", mode)?;
+    ///     lab.send(Frame::ipv4().udp(), 100)?.expect(Verdict::Drop)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Programs are still attached (attach errors still show); the test run happens in the
+    /// test's own namespace, so programs that read the kernel's tables (`bpf_fib_lookup`) see
+    /// the host's: test those on the live paths.
+    pub fn test_run(mut self) -> Self {
+        self.test_run = true;
+        self
+    }
+
     /// Builds the namespaces and links.
     pub fn build(self) -> Result<Lab> {
         let spec = if self.links.is_empty() {
@@ -121,6 +152,7 @@ impl LabBuilder {
             bpffs: OnceCell::new(),
             pins: Cell::new(0),
             sends: Cell::new(0),
+            test_run: self.test_run,
             spec,
             topology,
         })
@@ -145,6 +177,8 @@ pub struct Lab {
     bpffs: OnceCell<Bpffs>,
     pins: Cell<u32>,
     sends: Cell<u32>,
+    /// Sends go through `BPF_PROG_TEST_RUN` ([`LabBuilder::test_run`]).
+    test_run: bool,
     spec: TopologySpec,
     topology: Topology,
 }
@@ -163,6 +197,12 @@ impl Lab {
     /// The built namespaces and links, for the lower-level modules.
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Whether sends go through `BPF_PROG_TEST_RUN` instead of the wire
+    /// ([`LabBuilder::test_run`]).
+    pub fn is_test_run(&self) -> bool {
+        self.test_run
     }
 
     /// Every interface, as `NAMESPACE:INTERFACE`, in link order.

@@ -13,6 +13,7 @@ pub mod attribution;
 pub mod error;
 pub(crate) mod judge;
 pub mod live;
+pub mod test_run;
 
 pub use attribution::Attribution;
 pub use error::RunError;
