@@ -44,8 +44,10 @@
 //! - topologies: [`Lab::builder`] with several [`LabBuilder::link`]s, programs attached to named
 //!   interfaces ([`Object::attach_to`]), frames sent from any interface ([`Lab::send_from`]),
 //!   redirects checked at their target ([`Sending::redirect_to`]);
-//! - modes: [`XdpMode::Native`] and [`XdpMode::Generic`]; the test-run path:
-//!   [`Program::test_run`] gives the verdict and the output frame of one run;
+//! - modes and paths: [`XdpMode::Native`] and [`XdpMode::Generic`]; the test-run path for
+//!   every send of a lab ([`LabBuilder::test_run`]), or one frame at a time
+//!   ([`Program::test_run`]: the verdict and the output frame); output checks
+//!   ([`Sending::output`]);
 //! - lifecycle: [`Program::detach`], [`Program::attach_to`], [`Program::replace_with`]
 //!   (atomic, `BPF_LINK_UPDATE`), [`Program::pin`] and [`Program::pin_link`] in the lab's
 //!   private bpffs (never `/sys/fs/bpf`);

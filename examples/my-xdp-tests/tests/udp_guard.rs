@@ -1,5 +1,6 @@
 //! Tests of the user's own XDP program (`bpf/udp_guard.bpf.c`) through xdplab's public API:
-//! its verdicts on both attach modes and under `BPF_PROG_TEST_RUN`, its per-CPU stats map read
+//! its verdicts on both attach modes and under `BPF_PROG_TEST_RUN` (a whole lab of sends, and
+//! one frame at a time), its per-CPU stats map read
 //! as typed values, a misconfigured guard that must fail with xdplab's report, and bad input
 //! that is an error. Run as root: `cargo test`. Without privileges each test prints a SKIP line
 //! and passes; with `XDPLAB_REQUIRE_PRIVILEGES=1` (as in CI) it fails instead.
@@ -36,8 +37,13 @@ fn guard(lab: &Lab, port: u16, mode: XdpMode) -> xdplab::Result<Program<'_>> {
 
 #[test]
 fn drops_the_blocked_port_and_passes_the_rest() -> xdplab::Result<()> {
-    for mode in [XdpMode::Native, XdpMode::Generic] {
-        let lab = xdplab::lab!()?;
+    // Native, generic, and BPF_PROG_TEST_RUN: the same sends, the same judgement.
+    for (builder, mode) in [
+        (Lab::builder(), XdpMode::Native),
+        (Lab::builder(), XdpMode::Generic),
+        (Lab::builder().test_run(), XdpMode::Native),
+    ] {
+        let lab = xdplab::lab!(builder)?;
         let prog = guard(&lab, 53, mode)?;
         lab.send(Frame::ipv4().udp().dst_port(53), 200)?
             .named("dns")
@@ -51,8 +57,13 @@ fn drops_the_blocked_port_and_passes_the_rest() -> xdplab::Result<()> {
 
         let stats = prog.map("guard_stats")?;
         // By field name, from the map's BTF, summed over CPUs...
-        assert_eq!(stats.field(DROPPED, "packets")?, 200, "{mode}");
-        assert_eq!(stats.field(PASSED, "packets")?, 150, "{mode}");
+        let path = if lab.is_test_run() {
+            "test-run"
+        } else {
+            "live"
+        };
+        assert_eq!(stats.field(DROPPED, "packets")?, 200, "{mode} {path}");
+        assert_eq!(stats.field(PASSED, "packets")?, 150, "{mode} {path}");
         // ...or as the program's own struct, one per CPU.
         let per_cpu = stats
             .get_per_cpu::<u32, VerdictStats>(DROPPED)?
