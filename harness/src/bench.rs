@@ -232,7 +232,7 @@ pub fn matrix(filter: &MatrixFilter, duration: Duration) -> Vec<BenchConfig> {
     let modes = filter
         .modes
         .clone()
-        .unwrap_or_else(|| vec![XdpMode::Native, XdpMode::Generic]);
+        .unwrap_or_else(|| XdpMode::ALL.to_vec());
     let injectors = filter.injectors.clone().unwrap_or_else(|| {
         vec![
             InjectorKind::Pnet,

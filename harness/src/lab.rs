@@ -16,43 +16,16 @@ use std::{
 };
 
 use pnet::util::MacAddr;
-use thiserror::Error;
 
+// The lab is one topology, so it reports the topology's errors and tags with its run ids; both
+// live in `topology`, which does not depend on the lab.
+pub use crate::topology::{LabError, random_run_id};
 use crate::{
     frame::Endpoints,
-    netns::{NetNs, NetNsError},
+    netns::NetNs,
     topology::{EndName, LinkDef, Topology, TopologySpec},
-    veth::{VethEnd, VethError},
+    veth::VethEnd,
 };
-
-/// An error from building a lab.
-#[derive(Debug, Error)]
-pub enum LabError {
-    /// A namespace could not be created.
-    #[error(transparent)]
-    NetNs(#[from] NetNsError),
-    /// The veth pair could not be built.
-    #[error(transparent)]
-    Veth(#[from] VethError),
-    /// A namespace's kernel state (sysctls, addresses, neighbours, routes) could not be applied.
-    #[error(transparent)]
-    State(#[from] crate::netstate::NetStateError),
-    /// The configuration is out of range.
-    #[error("failed to build lab: {0}")]
-    Config(String),
-}
-
-impl LabError {
-    /// Whether the failure comes from missing privileges.
-    pub fn is_permission(&self) -> bool {
-        match self {
-            Self::NetNs(e)
-            | Self::Veth(VethError::NetNs(e))
-            | Self::State(crate::netstate::NetStateError::NetNs(e)) => e.is_permission(),
-            _ => false,
-        }
-    }
-}
 
 /// How to build a lab.
 #[derive(Clone, Debug)]
@@ -170,21 +143,5 @@ pub fn endpoints() -> Endpoints {
         dst_ipv4: RECEIVER_IPV4,
         src_ipv6: SENDER_IPV6,
         dst_ipv6: RECEIVER_IPV6,
-    }
-}
-
-/// A random id for frame tags.
-pub fn random_run_id() -> u32 {
-    let mut bytes = [0u8; 4];
-    // SAFETY: the buffer is valid for writes of its length.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n == 4 {
-        u32::from_ne_bytes(bytes)
-    } else {
-        // getrandom cannot fail for 4 bytes after boot; fall back to something unique enough.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        nanos ^ std::process::id().rotate_left(16)
     }
 }

@@ -77,15 +77,17 @@
 //! [`input`] reads the files a user names with a type check and a size cap; [`pcap`] reads and
 //! writes captures; [`netstate`] applies namespaces' kernel state.
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
-//! left behind.
-
-#![warn(missing_docs)]
+//! left behind. With the default `cli` feature, `cli` is the `xdplab` command itself, and
+//! [`exit`] its exit codes.
 
 pub mod api;
 pub mod attribute;
 pub mod bench;
 pub mod btf;
+pub mod classify;
 pub mod clean;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod doctor;
 pub mod elf;
 pub mod engine;
@@ -117,6 +119,6 @@ pub use api::{
     Error, Failure, Frame, Interface, Lab, LabBuilder, Map, Object, Outcome, Pod, Program, Result,
     Sending, TestRun,
 };
+pub use output::OutputSpec;
 pub use program::XdpMode;
-pub use scenario::OutputSpec;
 pub use verdict::Verdict;

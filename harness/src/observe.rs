@@ -1023,6 +1023,23 @@ impl ExceptionCounter {
         Ok(Self { ebpf })
     }
 
+    /// The process's counter, started by the first caller and kept attached until the
+    /// process ends. Attaching and detaching a `tp_btf` program each wait for the kernel's
+    /// trampoline to settle (tens of milliseconds); counts are keyed by program id, so one
+    /// counter serves every lab of the process, in parallel too.
+    pub fn shared() -> Result<&'static Self, ObserveError> {
+        static SHARED: std::sync::OnceLock<Result<ExceptionCounter, String>> =
+            std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|reason| ObserveError::Protocol {
+                what: "start the xdp_exception counter",
+                interface: "-".into(),
+                reason: reason.clone(),
+            })
+    }
+
     /// Exceptions traced so far for program `prog_id` with `action` (0 = XDP_ABORTED).
     pub fn count(&self, prog_id: u32, action: u32) -> Result<u64, ObserveError> {
         let mut key = prog_id.to_le_bytes().to_vec();

@@ -12,6 +12,7 @@
 //! is a fragment) is a mismatch that says why.
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use pnet::packet::ethernet::EthernetPacket;
 use pnet::packet::ipv4::Ipv4Packet;
@@ -20,9 +21,121 @@ use pnet::packet::tcp::TcpPacket;
 use pnet::packet::udp::UdpPacket;
 use pnet::packet::vlan::VlanPacket;
 use pnet::util::MacAddr;
+use serde::Deserialize;
 
-use crate::frame::{ETH_HEADER_LEN, Tag, VLAN_TAG_LEN};
-use crate::scenario::OutputSpec;
+use crate::frame::{ETH_HEADER_LEN, HexBytes, Tag, VLAN_TAG_LEN, de_ipv4, de_ipv6, de_mac};
+
+/// What a frame must look like where it comes out of the program: each
+/// field given is compared, the others are not; see [`OutputSpec::check`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "an output table")]
+pub struct OutputSpec {
+    /// The Ethernet addresses are the sent frame's, swapped.
+    pub swapped_macs: bool,
+    /// Ethernet source.
+    #[serde(deserialize_with = "de_mac")]
+    pub eth_src: Option<MacAddr>,
+    /// Ethernet destination.
+    #[serde(deserialize_with = "de_mac")]
+    pub eth_dst: Option<MacAddr>,
+    /// IPv4 source (the frame must be IPv4).
+    #[serde(deserialize_with = "de_ipv4")]
+    pub ipv4_src: Option<Ipv4Addr>,
+    /// IPv4 destination.
+    #[serde(deserialize_with = "de_ipv4")]
+    pub ipv4_dst: Option<Ipv4Addr>,
+    /// IPv4 TTL.
+    pub ipv4_ttl: Option<u8>,
+    /// IPv6 source (the frame must be IPv6).
+    #[serde(deserialize_with = "de_ipv6")]
+    pub ipv6_src: Option<Ipv6Addr>,
+    /// IPv6 destination.
+    #[serde(deserialize_with = "de_ipv6")]
+    pub ipv6_dst: Option<Ipv6Addr>,
+    /// IPv6 hop limit.
+    pub ipv6_hop_limit: Option<u8>,
+    /// TCP or UDP source port.
+    pub src_port: Option<u16>,
+    /// TCP or UDP destination port.
+    pub dst_port: Option<u16>,
+    /// VLAN ids, outermost first; empty: no tag.
+    pub vlan: Option<Vec<u16>>,
+    /// ICMP or ICMPv6 type.
+    pub icmp_type: Option<u8>,
+    /// ICMP or ICMPv6 code.
+    pub icmp_code: Option<u8>,
+    /// ICMP or ICMPv6 echo identifier.
+    pub icmp_id: Option<u16>,
+    /// ICMP or ICMPv6 echo sequence number.
+    pub icmp_seq: Option<u16>,
+    /// Every checksum the frame carries.
+    pub checksums: Option<ChecksumState>,
+    /// The IPv4 header checksum.
+    pub ipv4_checksum: Option<ChecksumState>,
+    /// The UDP checksum.
+    pub udp_checksum: Option<ChecksumState>,
+    /// The TCP checksum.
+    pub tcp_checksum: Option<ChecksumState>,
+    /// The ICMP checksum.
+    pub icmp_checksum: Option<ChecksumState>,
+    /// The ICMPv6 checksum.
+    pub icmpv6_checksum: Option<ChecksumState>,
+    /// Frame length in bytes, without FCS.
+    pub length: Option<usize>,
+    /// The whole frame (the per-frame tag excepted).
+    pub bytes: Option<HexBytes>,
+}
+
+impl OutputSpec {
+    /// The stated checks, by key: `["swapped-macs", "ipv4-ttl 63"]`.
+    pub fn checks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.swapped_macs {
+            out.push("swapped-macs".to_owned());
+        }
+        let mut field = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.push(format!("{name} {value}"));
+            }
+        };
+        field("eth-src", self.eth_src.map(|v| v.to_string()));
+        field("eth-dst", self.eth_dst.map(|v| v.to_string()));
+        field("ipv4-src", self.ipv4_src.map(|v| v.to_string()));
+        field("ipv4-dst", self.ipv4_dst.map(|v| v.to_string()));
+        field("ipv4-ttl", self.ipv4_ttl.map(|v| v.to_string()));
+        field("ipv6-src", self.ipv6_src.map(|v| v.to_string()));
+        field("ipv6-dst", self.ipv6_dst.map(|v| v.to_string()));
+        field("ipv6-hop-limit", self.ipv6_hop_limit.map(|v| v.to_string()));
+        field("src-port", self.src_port.map(|v| v.to_string()));
+        field("dst-port", self.dst_port.map(|v| v.to_string()));
+        field("vlan", self.vlan.as_ref().map(|ids| format!("{ids:?}")));
+        field("icmp-type", self.icmp_type.map(|v| v.to_string()));
+        field("icmp-code", self.icmp_code.map(|v| v.to_string()));
+        field("icmp-id", self.icmp_id.map(|v| v.to_string()));
+        field("icmp-seq", self.icmp_seq.map(|v| v.to_string()));
+        field("checksums", self.checksums.map(|v| v.to_string()));
+        field("ipv4-checksum", self.ipv4_checksum.map(|v| v.to_string()));
+        field("udp-checksum", self.udp_checksum.map(|v| v.to_string()));
+        field("tcp-checksum", self.tcp_checksum.map(|v| v.to_string()));
+        field("icmp-checksum", self.icmp_checksum.map(|v| v.to_string()));
+        field(
+            "icmpv6-checksum",
+            self.icmpv6_checksum.map(|v| v.to_string()),
+        );
+        field("length", self.length.map(|v| v.to_string()));
+        field(
+            "bytes",
+            self.bytes.as_ref().map(|b| format!("({} bytes)", b.len())),
+        );
+        out
+    }
+
+    /// Whether it checks nothing (parse rejects such an `output`).
+    pub fn is_empty(&self) -> bool {
+        self.checks().is_empty()
+    }
+}
 
 /// What [`FieldMismatch::actual`] says for a field the frame does not have.
 pub const ABSENT: &str = "absent";

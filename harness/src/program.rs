@@ -30,6 +30,7 @@ use thiserror::Error;
 
 use crate::{
     elf::{self, ElfError, ProgramEntry, ProgramType},
+    exit::{Classify, ErrorClass, class_by_errno, prog_load_errno_class},
     netns::NetNsError,
     pin::{Bpffs, PinError},
     veth::VethEnd,
@@ -152,6 +153,25 @@ impl fmt::Display for ObjectSource {
 }
 
 impl ObjectSource {
+    /// An object named in a scenario file: a bundled name stays one; anything else is a path,
+    /// relative to `dir` (the scenario file's directory) unless absolute.
+    pub fn resolve(text: &str, dir: &Path) -> Self {
+        if is_bundled(text) {
+            Self::Bundled(text.to_owned())
+        } else {
+            Self::File(dir.join(text))
+        }
+    }
+
+    /// The object as a scenario names it: the bundled name or the path, without the
+    /// `(bundled)` that [`Display`](fmt::Display) adds for error messages.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Bundled(name) => name.clone(),
+            Self::File(path) => path.display().to_string(),
+        }
+    }
+
     /// Reads the object's bytes.
     pub fn bytes(&self) -> Result<Cow<'static, [u8]>, ProgramError> {
         match self {
@@ -186,11 +206,15 @@ impl ObjectSource {
     }
 }
 
-/// Where the program runs when a frame arrives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where the program runs when a frame arrives: the one spelling of the attach mode, for the
+/// library, the scenario files (`mode = "native"` / `"generic"`, default native) and the
+/// command line (`--mode native,generic`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// In the driver, before an skb exists (veth's native XDP).
     #[doc(alias = "XDP_FLAGS_DRV_MODE")]
+    #[default]
     Native,
     /// In the core network stack, on the skb (works on any interface, slower).
     #[doc(alias = "XDP_FLAGS_SKB_MODE")]
@@ -206,12 +230,35 @@ impl XdpMode {
     }
 }
 
-impl fmt::Display for XdpMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl XdpMode {
+    /// Every mode, in the order listings and the bench matrix use.
+    pub const ALL: [Self; 2] = [Self::Native, Self::Generic];
+
+    /// The name used in scenario files, on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Native => "native",
             Self::Generic => "generic",
-        })
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--mode native,generic`: the same names as the scenario files. Written by hand rather than
+/// derived so the variants' doc comments do not become command-line help.
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for XdpMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
@@ -452,24 +499,43 @@ pub enum ProgramError {
 
 impl ProgramError {
     /// Whether the failure lies in the machine (privileges, kernel features) rather than in the
-    /// object or the request.
+    /// object or the request: [`Classify::class`] is [`ErrorClass::Environment`].
     pub fn is_environment(&self) -> bool {
-        let env_errno = |errno: i32| {
-            matches!(
-                errno,
-                libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::ENOMEM
-            )
-        };
+        self.class() == ErrorClass::Environment
+    }
+}
+
+/// The object, its programs, maps and globals, the program the verifier judges and the pins
+/// a step names are the user's; see [`crate::exit`] for the rule.
+impl Classify for ProgramError {
+    fn class(&self) -> ErrorClass {
+        use ErrorClass::{BadInput, Environment};
         match self {
-            Self::NetNs(_) | Self::NoBpfLink { .. } => true,
-            Self::PinRoot { source, .. } => source.is_permission(),
-            Self::Pin { source, .. } => errno_in(&**source).is_some_and(env_errno),
-            Self::Load { errno, .. } => errno.is_some_and(env_errno),
-            Self::Object { source, .. } => errno_in(source).is_some_and(env_errno),
+            Self::Read { .. }
+            | Self::UnknownBundled { .. }
+            | Self::NoProgram { .. }
+            | Self::Elf { .. }
+            | Self::UnknownSection { .. }
+            | Self::GlobalValue { .. }
+            | Self::NoMap { .. }
+            | Self::ZeroEntries { .. }
+            | Self::TailCall { .. }
+            | Self::NotXdp { .. }
+            | Self::Global { .. }
+            | Self::PinnedMapMismatch { .. } => BadInput,
+            Self::Load { errno, .. } => errno.and_then(prog_load_errno_class).unwrap_or(BadInput),
+            // aya's parse of the object and creation of its maps, attaching and running the
+            // user's program, pinning it where the user's steps say.
+            Self::Object { source, .. } => class_by_errno(errno_in(source), BadInput),
             Self::Attach { source, .. } | Self::TestRun { source, .. } => {
-                errno_in(source).is_some_and(env_errno)
+                class_by_errno(errno_in(source), BadInput)
             }
-            _ => false,
+            Self::Pin { source, .. } => class_by_errno(errno_in(&**source), BadInput),
+            // The private bpffs is xdplab's own request (as in `crate::classify` for
+            // PinError's mount); entering a namespace too.
+            Self::PinRoot { .. } | Self::NetNs(_) => Environment,
+            // Attached through netlink: the kernel predates XDP bpf_links (5.9).
+            Self::NoBpfLink { .. } => Environment,
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::bench::{InjectorKind, Measurement};
+use crate::program::XdpMode;
 
 /// An error from reading or writing a results file.
 #[derive(Debug, Error)]
@@ -467,9 +468,12 @@ pub fn in_run_ratios(results: &[MeasurementRecord]) -> Vec<InRunRatio> {
             "none".to_owned(),
         );
     }
-    for r in results.iter().filter(|r| r.mode == "native") {
+    for r in results
+        .iter()
+        .filter(|r| r.mode == XdpMode::Native.as_str())
+    {
         let generic = ConfigKey {
-            mode: "generic".to_owned(),
+            mode: XdpMode::Generic.as_str().to_owned(),
             ..r.key()
         };
         push(
@@ -912,7 +916,11 @@ pub fn svg_chart(results: &BenchResults) -> String {
             );
             let bar_y = y + (ROW_H - BAR_H) / 2.0;
             let bar_w = x_of(r.rx_pps) - PLOT_X;
-            let opacity = if r.mode == "generic" { "0.45" } else { "1" };
+            let opacity = if r.mode == XdpMode::Generic.as_str() {
+                "0.45"
+            } else {
+                "1"
+            };
             let _ = writeln!(
                 svg,
                 r#"<text x="{LABEL_W}" y="{:.1}" text-anchor="end">{}</text>"#,

@@ -22,14 +22,43 @@ use std::{
 };
 
 use pnet::util::MacAddr;
+use thiserror::Error;
 
 use crate::{
     frame::Endpoints,
-    lab::LabError,
-    netns::NetNs,
+    netns::{NetNs, NetNsError},
     netstate::{self, NetnsState},
-    veth::{EndConfig, VethConfig, VethEnd, VethPair, configure_namespace},
+    veth::{EndConfig, VethConfig, VethEnd, VethError, VethPair, configure_namespace},
 };
+
+/// An error from building a lab: any topology, the two-namespace [`crate::lab::Lab`] too.
+#[derive(Debug, Error)]
+pub enum LabError {
+    /// A namespace could not be created.
+    #[error(transparent)]
+    NetNs(#[from] NetNsError),
+    /// The veth pair could not be built.
+    #[error(transparent)]
+    Veth(#[from] VethError),
+    /// A namespace's kernel state (sysctls, addresses, neighbours, routes) could not be applied.
+    #[error(transparent)]
+    State(#[from] netstate::NetStateError),
+    /// The configuration is out of range.
+    #[error("failed to build lab: {0}")]
+    Config(String),
+}
+
+impl LabError {
+    /// Whether the failure comes from missing privileges.
+    pub fn is_permission(&self) -> bool {
+        match self {
+            Self::NetNs(e)
+            | Self::Veth(VethError::NetNs(e))
+            | Self::State(netstate::NetStateError::NetNs(e)) => e.is_permission(),
+            _ => false,
+        }
+    }
+}
 
 /// One end of a link: an interface name inside a named namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,7 +172,7 @@ impl Topology {
             netstate::apply(ns, state)?;
         }
         Ok(Self {
-            run_id: crate::lab::random_run_id(),
+            run_id: random_run_id(),
             links,
             namespaces,
         })
@@ -223,5 +252,21 @@ pub fn link_endpoints(index: usize, from_a: bool) -> Endpoints {
         dst_ipv4: dst.ipv4,
         src_ipv6: src.ipv6,
         dst_ipv6: dst.ipv6,
+    }
+}
+
+/// A random id for frame tags.
+pub fn random_run_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    // SAFETY: the buffer is valid for writes of its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == 4 {
+        u32::from_ne_bytes(bytes)
+    } else {
+        // getrandom cannot fail for 4 bytes after boot; fall back to something unique enough.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        nanos ^ std::process::id().rotate_left(16)
     }
 }

@@ -11,7 +11,8 @@ use std::{
 use proptest::prelude::*;
 use xdplab::{
     frame::FrameSpec,
-    scenario::{self, FrameSource, ObjectRef, XdpModeSpec},
+    program::{ObjectSource, XdpMode},
+    scenario::{self, FrameSource},
     verdict::Verdict,
 };
 
@@ -54,7 +55,7 @@ struct Generated {
     description: Option<String>,
     object: &'static str,
     entry: String,
-    mode: Option<XdpModeSpec>,
+    mode: Option<XdpMode>,
     mtu: Option<u32>,
     ipv6: Option<bool>,
     groups: Vec<Group>,
@@ -105,8 +106,8 @@ fn generated() -> impl Strategy<Value = Generated> {
         prop::sample::select(vec!["xdp_drop", "xdp_pass", "xdp_tx", "xdp_aborted"]),
         "[a-z_][a-z0-9_]{0,20}",
         prop::option::of(prop::sample::select(vec![
-            XdpModeSpec::Native,
-            XdpModeSpec::Generic,
+            XdpMode::Native,
+            XdpMode::Generic,
         ])),
         prop::option::of(576u32..=3498),
         any::<Option<bool>>(),
@@ -288,7 +289,7 @@ proptest! {
         prop_assert_eq!(&s.path, path);
         prop_assert_eq!(&s.name, g.name.trim());
         prop_assert_eq!(&s.description, &g.description);
-        prop_assert_eq!(&s.program.object, &ObjectRef::Bundled(g.object.to_owned()));
+        prop_assert_eq!(&s.program.object, &ObjectSource::Bundled(g.object.to_owned()));
         prop_assert_eq!(&s.program.entry, &g.entry);
         prop_assert_eq!(s.program.mode, g.mode.unwrap_or_default());
         prop_assert_eq!(s.lab.mtu, g.mtu());

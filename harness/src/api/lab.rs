@@ -11,10 +11,10 @@ use crate::{
     engine::GroupPlan,
     frame::FrameTemplate,
     lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
+    output::OutputSpec,
     pin::Bpffs,
     program::ObjectSource,
     report::GroupReport,
-    scenario::OutputSpec,
     topology::{EndName, LinkDef, Topology, TopologySpec},
     verdict::Verdict,
 };

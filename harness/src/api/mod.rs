@@ -24,6 +24,8 @@
 //! - [`Sending::expect`]: send, settle, observe and judge, as `xdplab run` does; a wrong
 //!   verdict is an [`Error::Expectation`] with the CLI's failure text.
 
+#![warn(missing_docs)]
+
 mod engine_bridge;
 mod error;
 mod frame;
@@ -45,4 +47,4 @@ pub mod prelude {
     pub use super::{Frame, Lab, Result, Verdict, XdpMode};
 }
 
-pub use crate::{program::XdpMode, scenario::OutputSpec, verdict::Verdict};
+pub use crate::{output::OutputSpec, program::XdpMode, verdict::Verdict};

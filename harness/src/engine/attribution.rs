@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::LISTED;
-use super::live::{GroupPlan, Snapshot};
+use super::observation::{Attribution, Snapshot, empty_group};
+use super::plan::GroupPlan;
 use crate::{
     frame::FrameTemplate,
     inject::InjectStats,
@@ -69,45 +70,6 @@ pub(crate) fn forget_untagged(captured: &mut Captured, bytes: &[u8]) {
     }
 }
 
-/// How a group's frames were told apart: what its counts rest on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attribution {
-    /// Every frame by its tag, wherever it landed.
-    Tag,
-    /// Tags, and content for frames that lost theirs.
-    TagAndContent,
-    /// Untagged frames, by content and the group's window.
-    Content,
-    /// The veth's XDP counters (frames no capture can see, native mode).
-    Kernel,
-    /// The program's `drop_cnt`/`pass_cnt` (frames no capture can see, generic mode).
-    Program,
-    /// Nothing can tell.
-    None,
-    /// BPF_PROG_TEST_RUN's return code, frame by frame.
-    TestRun,
-}
-
-impl Attribution {
-    /// The name the reports use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tag => "tag",
-            Self::TagAndContent => "tag and content",
-            Self::Content => "content",
-            Self::Kernel => "kernel",
-            Self::Program => "program",
-            Self::None => "none",
-            Self::TestRun => "test-run",
-        }
-    }
-
-    /// Whether the counts rest on frames a capture saw.
-    pub(crate) fn sees_frames(self) -> bool {
-        matches!(self, Self::Tag | Self::TagAndContent | Self::Content)
-    }
-}
-
 #[expect(
     clippy::too_many_arguments,
     reason = "one group's inputs and observations, used once"
@@ -126,7 +88,7 @@ pub(crate) fn observe_group(
 ) -> (GroupReport, Attribution) {
     let templates = group.frames.as_slice();
     let sent = stats.accepted;
-    let mut g = super::judge::empty_group(&group.name, group.expect, stats);
+    let mut g = empty_group(&group.name, group.expect, stats);
     let window: Vec<u64> = after
         .ifaces
         .iter()

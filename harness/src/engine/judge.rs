@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 
 use super::LISTED;
-use super::attribution::Attribution;
-use super::live::{GroupPlan, Snapshot, Window};
+use super::observation::{Attribution, Snapshot, Window};
+use super::plan::GroupPlan;
 use crate::{
     frame::{FrameTemplate, Tag},
     inject::InjectStats,
     observe::MIN_OBSERVABLE_VLAN_FRAME,
+    output::OutputSpec,
     program::XdpMode,
-    report::{CounterCheck, GroupReport, KernelView, Outcome},
-    scenario::OutputSpec,
+    report::{CounterCheck, GroupReport, Outcome},
     topology::EndName,
     verdict::Verdict,
 };
@@ -383,32 +383,5 @@ pub(crate) fn expected_outcome(verdict: Verdict) -> Outcome {
         Verdict::Pass => Outcome::Pass,
         Verdict::Tx => Outcome::Tx,
         Verdict::Redirect => Outcome::Redirect,
-    }
-}
-
-/// A group's report before anything was observed.
-pub(crate) fn empty_group(name: &str, expect: Verdict, stats: &InjectStats) -> GroupReport {
-    GroupReport {
-        name: name.to_owned(),
-        expect,
-        offered: stats.offered,
-        sent: stats.accepted,
-        dropped: 0,
-        passed: 0,
-        tx: 0,
-        redirected: 0,
-        aborted: 0,
-        landed: BTreeMap::new(),
-        misplaced: BTreeMap::new(),
-        output_mismatches: Vec::new(),
-        outcomes: Vec::new(),
-        outputs: BTreeMap::new(),
-        attributed_by: "tag",
-        attribution_rules: BTreeMap::new(),
-        unattributed: 0,
-        kernel: KernelView::default(),
-        missing: Vec::new(),
-        leaked: Vec::new(),
-        duplicated: Vec::new(),
     }
 }

@@ -10,23 +10,21 @@
 //! `pass_cnt` maps when it has them.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     time::{Duration, Instant, SystemTime},
 };
 
-use super::attribution::{Attribution, Places, observe_group};
+use super::attribution::{Places, observe_group};
 use super::error::{RunError, interrupted};
 use super::judge;
+use super::observation::{GroupCounts, IfaceSnapshot, Snapshot, Window};
+use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
 use crate::{
     frame::FrameTemplate,
     inject::{InjectStats, pnet::PnetInjector},
     maps::MapKind,
-    observe::{
-        Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkCounters, LinkStats, XdpStats,
-    },
+    observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkStats},
     program::{Attachment, ObjectSource, Program, XdpMode},
-    report::{CounterCheck, GroupReport},
-    scenario::OutputSpec,
     topology::{EndName, Topology},
     verdict::Verdict,
     veth::VethEnd,
@@ -36,118 +34,21 @@ use crate::{
 /// for (background frames in its window, or drops no counter reports) is taken as settled.
 const QUIET: Duration = Duration::from_millis(100);
 
-/// The program under test in a live session, and where it is attached.
-#[derive(Clone, Copy, Debug)]
-pub struct UnderTest<'p> {
-    /// The loaded, attached program; its `drop_cnt`/`pass_cnt` maps, if any, are read.
-    pub program: &'p Program,
-    /// The interface it is attached to.
-    pub attach: &'p EndName,
-    /// How it is attached there.
-    pub mode: XdpMode,
-}
-
-/// Options of a live session.
-#[derive(Clone, Debug, Default)]
-pub struct SessionOptions {
-    /// The id tagged into every frame (default: the topology's).
-    pub run_id: Option<u32>,
-    /// Frames kept per interface, whatever they are, for capture files (0: none).
-    pub keep_frames: usize,
-}
-
-/// One group of frames to send, planned once: from where, which frames, how many, and what
-/// should become of them.
-#[derive(Clone, Debug)]
-pub struct GroupPlan {
-    /// The group's name in reports and failure lines.
-    pub name: String,
-    /// The interface the frames are sent from.
-    pub from: EndName,
-    /// The frames, laid out; copy `seq` is `frames[seq % frames.len()]`.
-    pub frames: Vec<FrameTemplate>,
-    /// How many frames to send.
-    pub count: u32,
-    /// The verdict every frame should get.
-    pub expect: Verdict,
-    /// For [`Verdict::Redirect`]: the interface the program redirects to (frames land at its
-    /// peer).
-    pub redirect_to: Option<EndName>,
-    /// What the frames that come out should look like.
-    pub output: Option<OutputSpec>,
-}
-
-/// What became of one group, judged.
-#[derive(Clone, Debug)]
-pub struct GroupOutcome {
-    /// Where its frames landed and what the kernel counted.
-    pub report: GroupReport,
-    /// What its counts rest on.
-    pub attribution: Attribution,
-    /// What the sender managed.
-    pub stats: InjectStats,
-    /// Every way the group failed its expectation; empty when it passed.
-    pub failures: Vec<String>,
-    /// Things worth saying that are not failures (content attribution rules used).
-    pub notes: Vec<String>,
-}
-
-/// What a whole session adds to its groups' outcomes.
-#[derive(Debug, Default)]
-pub struct SessionOutcome {
-    /// The program's counters against the kernel's, over every group.
-    pub counters: Vec<CounterCheck>,
-    /// Counter disagreements and incomplete captures.
-    pub failures: Vec<String>,
-    /// Frames no group claimed, by interface.
-    pub unattributed_by_interface: BTreeMap<String, u64>,
-    /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.
-    pub frames: Vec<(EndName, Vec<(SystemTime, Vec<u8>)>)>,
-    /// Things worth saying about the session.
-    pub notes: Vec<String>,
-}
-
-/// Everything observed on one interface at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct IfaceSnapshot {
-    pub(crate) xdp: XdpStats,
-    pub(crate) link: LinkCounters,
-    pub(crate) captured: u64,
-}
-
-/// The kernel's and the program's counts at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Snapshot {
-    pub(crate) ifaces: Vec<IfaceSnapshot>,
-    pub(crate) drop_cnt: Option<u64>,
-    pub(crate) pass_cnt: Option<u64>,
-    pub(crate) aborted: u64,
-}
-
-/// The counts of one group that the session-wide counter check needs.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct GroupCounts {
-    pub(crate) received: u64,
-    pub(crate) background: u64,
-    pub(crate) passed: u64,
-    pub(crate) tx: u64,
-    pub(crate) redirected: u64,
-    pub(crate) aborted: u64,
-}
-
-/// One group's window: the counts before and after it, and what its counts rest on.
-#[derive(Clone, Debug)]
-pub(crate) struct Window {
-    pub(crate) before: Snapshot,
-    pub(crate) after: Snapshot,
-    pub(crate) attribution: Attribution,
-    pub(crate) counts: GroupCounts,
-}
-
 /// The counters of one interface.
 struct IfaceCounters {
     driver: DriverStats,
     link: LinkStats,
+}
+
+/// A group whose window is open: its frames may be sent.
+#[derive(Debug)]
+pub struct Pending {
+    index: usize,
+    /// The group number the frames' tags must carry.
+    pub group_id: u16,
+    from: usize,
+    expected_at: Option<usize>,
+    before: Snapshot,
 }
 
 /// A program attached in a topology, observed group by group. Groups are sent one after
@@ -158,14 +59,21 @@ pub struct LiveSession<'t> {
     names: Vec<EndName>,
     attach: usize,
     peer: usize,
+    /// How frames are accounted for now ([`LiveSession::set_attached`]).
     mode: XdpMode,
-    program: &'t Program,
-    prog_id: u32,
-    exceptions: Result<ExceptionCounter, String>,
+    /// How the program is attached, when it is.
+    attached_mode: XdpMode,
+    /// The program whose `drop_cnt`/`pass_cnt` are read, if the session has one.
+    program: Option<&'t Program>,
+    /// The programs whose aborts count (every version a lifecycle loaded).
+    prog_ids: Vec<u32>,
+    exceptions: Result<&'static ExceptionCounter, String>,
     counters: Vec<IfaceCounters>,
     captures: Vec<Capture>,
     injectors: HashMap<EndName, PnetInjector>,
     run_id: u32,
+    /// Groups begun so far.
+    groups: usize,
     windows: Vec<Window>,
     unattributed: Vec<u64>,
     socket_drops: Vec<u64>,
@@ -189,6 +97,21 @@ impl<'t> LiveSession<'t> {
         under_test: UnderTest<'t>,
         options: &SessionOptions,
     ) -> Result<Self, RunError> {
+        let mut session = Self::observe(topology, under_test.attach, under_test.mode, options)?;
+        session.program = Some(under_test.program);
+        session.prog_ids = vec![under_test.program.id()?];
+        Ok(session)
+    }
+
+    /// Opens the observers of every interface of `topology` around whatever program runs on
+    /// `attach` (a lifecycle replaces it under load): no program counters are read, and
+    /// aborts count for the programs [`LiveSession::set_prog_ids`] names.
+    pub fn observe(
+        topology: &'t Topology,
+        attach: &EndName,
+        mode: XdpMode,
+        options: &SessionOptions,
+    ) -> Result<Self, RunError> {
         let names: Vec<EndName> = topology.interfaces().map(|(n, _)| n.clone()).collect();
         let place = |name: &EndName| {
             names
@@ -196,10 +119,10 @@ impl<'t> LiveSession<'t> {
                 .position(|n| n == name)
                 .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
         };
-        let attach = place(under_test.attach)?;
+        let attach = place(attach)?;
         let (peer_name, _) = topology
-            .peer(under_test.attach)
-            .ok_or_else(|| RunError::input(format!("{} has no peer", under_test.attach)))?;
+            .peer(&names[attach])
+            .ok_or_else(|| RunError::input(format!("{} has no peer", names[attach])))?;
         let peer = place(peer_name)?;
         let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
         let capture_options = CaptureOptions {
@@ -216,26 +139,44 @@ impl<'t> LiveSession<'t> {
             });
             captures.push(Capture::start(end, run_id, &capture_options)?);
         }
-        let exceptions = ExceptionCounter::start().map_err(|e| e.to_string());
+        let exceptions = ExceptionCounter::shared().map_err(|e| e.to_string());
         let n = names.len();
         Ok(Self {
             topology,
             names,
             attach,
             peer,
-            mode: under_test.mode,
-            program: under_test.program,
-            prog_id: under_test.program.id()?,
+            mode,
+            attached_mode: mode,
+            program: None,
+            prog_ids: Vec::new(),
             exceptions,
             counters,
             captures,
             injectors: HashMap::new(),
             run_id,
+            groups: 0,
             windows: Vec::new(),
             unattributed: vec![0; n],
             socket_drops: vec![0; n],
             frames: vec![Vec::new(); n],
         })
+    }
+
+    /// Says whether a program is attached at the session's interface now (a lifecycle
+    /// detaches it): without one, frames are accounted for by the device's receive counter,
+    /// as in generic mode, since the driver's XDP counters do not move.
+    pub fn set_attached(&mut self, attached: bool) {
+        self.mode = if attached {
+            self.attached_mode
+        } else {
+            XdpMode::Generic
+        };
+    }
+
+    /// The programs whose XDP_ABORTED the session counts.
+    pub fn set_prog_ids(&mut self, ids: &[u32]) {
+        self.prog_ids = ids.to_vec();
     }
 
     /// The id tagged into this session's frames.
@@ -250,8 +191,34 @@ impl<'t> LiveSession<'t> {
         plan: &GroupPlan,
         poll: &mut dyn FnMut(),
     ) -> Result<GroupOutcome, RunError> {
+        let pending = self.begin(plan)?;
+        let injector = match self.injectors.entry(plan.from.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(PnetInjector::open(end(self.topology, &plan.from)?)?)
+            }
+        };
+        let stats = injector.send(&plan.frames, self.run_id, pending.group_id, plan.count);
+        self.end(plan, pending, stats, poll)
+    }
+
+    /// Opens a group's window for frames someone else sends (a background sender), tagged
+    /// with [`Pending::group_id`] and this session's run id; [`LiveSession::end`] closes it.
+    pub fn begin(&mut self, plan: &GroupPlan) -> Result<Pending, RunError> {
+        self.begin_numbered(plan, self.groups)
+    }
+
+    /// [`LiveSession::begin`] with the group number the frames' tags carry given, greater
+    /// than any before: a lifecycle tags frames with the scenario's group index, which its
+    /// trace expectations look for.
+    pub fn begin_numbered(&mut self, plan: &GroupPlan, index: usize) -> Result<Pending, RunError> {
         interrupted()?;
-        let index = self.windows.len();
+        if index < self.groups {
+            return Err(RunError::input(format!(
+                "send {:?}: group {index} was already sent in this session",
+                plan.name
+            )));
+        }
         let group_id = u16::try_from(index)
             .map_err(|_| RunError::input("a session may send at most 65536 groups"))?;
         if plan.frames.is_empty() {
@@ -285,17 +252,39 @@ impl<'t> LiveSession<'t> {
         };
 
         for capture in &self.captures {
+            // Numbers skipped are groups of no frames.
+            for _ in self.groups..index {
+                capture.add_group(0, false);
+            }
             let group = capture.add_group(plan.count, plan.output.is_some());
             debug_assert_eq!(group, index, "every capture numbers groups alike");
         }
-        let before = self.snapshot()?;
-        let injector = match self.injectors.entry(plan.from.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(PnetInjector::open(end(self.topology, &plan.from)?)?)
-            }
-        };
-        let stats = injector.send(&plan.frames, self.run_id, group_id, plan.count);
+        self.groups = index + 1;
+        Ok(Pending {
+            index,
+            group_id,
+            from,
+            expected_at,
+            before: self.snapshot()?,
+        })
+    }
+
+    /// Closes a group's window once its sender is done: waits until the kernel has accounted
+    /// for what `stats` says was sent, then observes and judges the group.
+    pub fn end(
+        &mut self,
+        plan: &GroupPlan,
+        pending: Pending,
+        stats: InjectStats,
+        poll: &mut dyn FnMut(),
+    ) -> Result<GroupOutcome, RunError> {
+        let Pending {
+            index,
+            group_id,
+            from,
+            expected_at,
+            before,
+        } = pending;
         let tagged = plan.frames.iter().all(FrameTemplate::is_tagged);
         let after = self.settle(from, index, tagged, &before, stats.accepted, poll)?;
         let mut captured = Vec::with_capacity(self.names.len());
@@ -379,10 +368,22 @@ impl<'t> LiveSession<'t> {
     /// Ends the session: the program's counters against the kernel's over every group, and
     /// the frames no group claimed.
     pub fn close(mut self) -> SessionOutcome {
-        for (i, capture) in std::mem::take(&mut self.captures).into_iter().enumerate() {
+        let captures = std::mem::take(&mut self.captures);
+        let injectors = std::mem::take(&mut self.injectors);
+        // Closing a packet socket waits for an RCU grace period: the captures and the
+        // injectors close theirs in parallel.
+        for capture in &captures {
             capture.stop();
+        }
+        let finished: Vec<_> = std::thread::scope(|scope| {
+            for (_, injector) in injectors {
+                scope.spawn(move || drop(injector));
+            }
+            captures.into_iter().map(Capture::finish).collect()
+        });
+        for (i, captured) in finished.into_iter().enumerate() {
             // What arrived after the last group belongs to none.
-            if let Ok(c) = capture.finish() {
+            if let Ok(c) = captured {
                 self.unattributed[i] += c.unattributed();
                 self.socket_drops[i] += c.socket_drops;
                 self.frames[i].extend(c.all);
@@ -427,6 +428,13 @@ impl<'t> LiveSession<'t> {
             .ok_or_else(|| RunError::input(format!("{name} is not in the topology")))
     }
 
+    fn counter(&self, name: &str) -> Result<Option<u64>, RunError> {
+        match self.program {
+            Some(program) => counter(program, name),
+            None => Ok(None),
+        }
+    }
+
     fn snapshot(&self) -> Result<Snapshot, RunError> {
         let ifaces = self
             .counters
@@ -442,10 +450,16 @@ impl<'t> LiveSession<'t> {
             .collect::<Result<Vec<_>, RunError>>()?;
         Ok(Snapshot {
             ifaces,
-            drop_cnt: counter(self.program, "drop_cnt")?,
-            pass_cnt: counter(self.program, "pass_cnt")?,
+            drop_cnt: self.counter("drop_cnt")?,
+            pass_cnt: self.counter("pass_cnt")?,
             aborted: match &self.exceptions {
-                Ok(e) => e.count(self.prog_id, Verdict::Aborted.xdp_action())?,
+                Ok(e) => {
+                    let mut aborted = 0;
+                    for &id in &self.prog_ids {
+                        aborted += e.count(id, Verdict::Aborted.xdp_action())?;
+                    }
+                    aborted
+                }
                 Err(_) => 0,
             },
         })

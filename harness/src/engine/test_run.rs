@@ -9,7 +9,8 @@
 use super::{
     Attribution, GroupOutcome, GroupPlan, LISTED, RunError,
     error::interrupted,
-    judge::{check_outputs, empty_group, expected_outcome, places_text},
+    judge::{check_outputs, expected_outcome, places_text},
+    observation::empty_group,
 };
 use crate::{
     frame::Tag, inject::InjectStats, program::Program, report::Outcome, verdict::Verdict,

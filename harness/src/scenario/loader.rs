@@ -15,7 +15,7 @@ use crate::{
 };
 
 use super::{
-    run::{RunError, at, load_error, object_source, resolve, topology_spec},
+    run::{RunError, at, load_error, resolve, topology_spec},
     schema::{AttachSpec, IfaceRef, MapBytes, MapSetup, Scenario},
 };
 
@@ -91,7 +91,7 @@ pub(super) fn load_program(scenario: &Scenario, extra: LoadOptions) -> Result<Pr
         pin_root: extra.pin_root,
         ..p.loader.options(tail_call_programs(&scenario.map_setup))
     };
-    Program::load_with(&object_source(&p.object), &p.entry, &options)
+    Program::load_with(&p.object, &p.entry, &options)
         .map_err(|e| loader_error(scenario, &p.loader, p.object_line, p.entry_line, &e))
 }
 
@@ -108,7 +108,7 @@ pub(super) fn load_attachment(
         pin_root: pin_root.map(Path::to_owned),
         ..a.loader.options(attach_tail_calls(scenario, &spec, &a.at))
     };
-    Program::load_with(&object_source(&a.object), &a.entry, &options)
+    Program::load_with(&a.object, &a.entry, &options)
         .map_err(|e| loader_error(scenario, &a.loader, a.line, a.line, &e))
 }
 

@@ -19,12 +19,13 @@ mod values;
 
 pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 pub use loader::LoaderSpec;
+// The output checks own their spec; scenario files are where it is written.
+pub use crate::output::OutputSpec;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FieldValue, FilterRule, FrameSource, IfaceRef,
     IfaceRefError, LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect,
-    MapSetup, NamedField, ObjectRef, OutputSpec, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup,
-    Side, Step, StepAction, StepExpect, StructField, ThroughputSpec, TraceExpect, XdpModeSpec,
-    format_duration, parse_duration,
+    MapSetup, NamedField, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, Side, Step, StepAction,
+    StepExpect, StructField, ThroughputSpec, TraceExpect, format_duration, parse_duration,
 };
 
 /// Everything that can be wrong with scenario paths and files. Every message

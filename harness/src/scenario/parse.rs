@@ -22,9 +22,8 @@ use toml::Spanned;
 
 use super::schema::{
     self, AttachSpec, Endpoint, EtherTypeValue, EventExpect, FilterRule, FrameSource, IfaceRef,
-    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, ObjectRef,
-    OutputSpec, PORT_PROTOS, ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec,
-    WhereTable, XdpModeSpec,
+    IpProtoValue, LabSpec, LinkEnd, LinkSpec, MapBytes, MapDelta, MapExpect, MapSetup, PORT_PROTOS,
+    ProgramSpec, SCHEMA_VERSION, Scenario, SendGroup, ThroughputSpec, WhereTable,
 };
 use super::{LoaderSpec, ScenarioError};
 use crate::bench::{BenchProgram, InjectorKind};
@@ -32,7 +31,8 @@ use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
-use crate::program::GlobalValue;
+use crate::output::OutputSpec;
+use crate::program::{GlobalValue, ObjectSource, XdpMode};
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
@@ -97,7 +97,7 @@ struct RawStep {
     entry: Option<Spanned<String>>,
     globals: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
     to: Option<Spanned<IfaceRef>>,
-    mode: Option<Spanned<XdpModeSpec>>,
+    mode: Option<Spanned<XdpMode>>,
     link: Option<Spanned<String>>,
     background: Option<Spanned<String>>,
     frames: Option<Spanned<u32>>,
@@ -146,7 +146,7 @@ struct RawLink {
 struct RawProgram {
     object: Spanned<String>,
     entry: Spanned<String>,
-    mode: Option<XdpModeSpec>,
+    mode: Option<XdpMode>,
     attach: Option<Spanned<IfaceRef>>,
     pin: Option<bool>,
     #[serde(rename = "type")]
@@ -162,7 +162,7 @@ struct RawAttach {
     at: Spanned<IfaceRef>,
     object: Spanned<String>,
     entry: Spanned<String>,
-    mode: Option<XdpModeSpec>,
+    mode: Option<XdpMode>,
     #[serde(rename = "type")]
     program_type: Option<Spanned<String>>,
     globals: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
@@ -664,7 +664,7 @@ fn object_and_entry(
     object: &Spanned<String>,
     entry: &Spanned<String>,
     what: &str,
-) -> Result<(ObjectRef, String), ScenarioError> {
+) -> Result<(ObjectSource, String), ScenarioError> {
     if object.get_ref().trim().is_empty() {
         return Err(src.invalid(src.line(&object.span()), format!("{what} object is empty")));
     }
@@ -674,7 +674,7 @@ fn object_and_entry(
     // An empty parent means the file is in the working directory.
     let dir = src.path.parent().unwrap_or(Path::new(""));
     Ok((
-        ObjectRef::resolve(object.get_ref(), dir),
+        ObjectSource::resolve(object.get_ref(), dir),
         entry.get_ref().clone(),
     ))
 }
@@ -770,13 +770,13 @@ fn native_mtus(
 ) -> Result<(), ScenarioError> {
     let mut needs: Vec<(LinkEnd, String)> = Vec::new();
     let runs = |end: LinkEnd| format!("\"{}\" runs a native program", topo.name(end));
-    if program.mode == XdpModeSpec::Native
+    if program.mode == XdpMode::Native
         && !frags(&program.object, &program.entry, program.loader.program_type)
     {
         needs.push((program_end, runs(program_end)));
     }
     for (attach, end) in attachments {
-        if attach.mode == XdpModeSpec::Native
+        if attach.mode == XdpMode::Native
             && !frags(&attach.object, &attach.entry, attach.loader.program_type)
         {
             needs.push((*end, runs(*end)));
@@ -828,12 +828,8 @@ fn native_mtus(
 /// Whether `entry` is an `xdp.frags` program, which veth runs natively under any MTU (it takes
 /// frames in several buffers). An object that cannot be read here counts as not frags: loading
 /// it reports why.
-fn frags(object: &ObjectRef, entry: &str, forced: Option<crate::elf::ProgramType>) -> bool {
-    let source = match object {
-        ObjectRef::Bundled(name) => crate::program::ObjectSource::Bundled(name.clone()),
-        ObjectRef::Path(path) => crate::program::ObjectSource::File(path.clone()),
-    };
-    crate::program::entry_has_frags(&source, entry, forced) == Some(true)
+fn frags(object: &ObjectSource, entry: &str, forced: Option<crate::elf::ProgramType>) -> bool {
+    crate::program::entry_has_frags(object, entry, forced) == Some(true)
 }
 
 fn rules(
@@ -841,7 +837,7 @@ fn rules(
     raw: &[Spanned<RawRule>],
     program: &ProgramSpec,
 ) -> Result<Vec<FilterRule>, ScenarioError> {
-    if let (Some(first), ObjectRef::Bundled(name)) = (raw.first(), &program.object)
+    if let (Some(first), ObjectSource::Bundled(name)) = (raw.first(), &program.object)
         && name != "xdp_filter"
     {
         return Err(src.invalid(
@@ -1569,9 +1565,10 @@ fn steps(
         Ok(())
     };
     // version -> (line, object, entry, the `version` global)
-    let mut versions: BTreeMap<String, (usize, ObjectRef, String, Option<u32>)> = BTreeMap::new();
+    let mut versions: BTreeMap<String, (usize, ObjectSource, String, Option<u32>)> =
+        BTreeMap::new();
     let mut links: BTreeMap<String, LinkState> = BTreeMap::new();
-    let mut first_program: Option<(ObjectRef, String, XdpModeSpec, IfaceRef, usize, usize)> = None;
+    let mut first_program: Option<(ObjectSource, String, XdpMode, IfaceRef, usize, usize)> = None;
     let mut load_lines: HashMap<String, (usize, usize)> = HashMap::new();
     let mut raw_sends: Vec<Spanned<RawSend>> = Vec::new();
     let mut send_steps: Vec<(usize, Option<Duration>)> = Vec::new();

@@ -27,15 +27,14 @@ use std::{
 use serde_json::{Value, json};
 
 use super::values::{self, Check, Shape};
-use super::{
-    FrameSource, IfaceRef, MapBytes, MapExpect, ObjectRef, Scenario, StepAction, XdpModeSpec,
-};
+use super::{FrameSource, IfaceRef, MapBytes, MapExpect, Scenario, StepAction};
 pub use crate::engine::RunError;
 pub(super) use crate::engine::error::interrupted;
 use crate::engine::{
     GroupPlan, LISTED, LiveSession, SessionOptions, UnderTest,
-    judge::{check_outputs, empty_group, expected_outcome, places_text},
+    judge::{check_outputs, expected_outcome, places_text},
     live::counter,
+    observation::empty_group,
 };
 use crate::requires::Gate;
 use crate::{
@@ -127,8 +126,8 @@ pub fn run(scenario: &Scenario) -> ScenarioReport {
 /// The execution path a scenario names for itself.
 pub fn scenario_path(scenario: &Scenario) -> ExecPath {
     match scenario.program.mode {
-        XdpModeSpec::Native => ExecPath::Native,
-        XdpModeSpec::Generic => ExecPath::Generic,
+        XdpMode::Native => ExecPath::Native,
+        XdpMode::Generic => ExecPath::Generic,
     }
 }
 
@@ -141,8 +140,23 @@ pub fn scenario_path(scenario: &Scenario) -> ExecPath {
 /// [`run_path`] runs the same checks; `xdplab run` calls this for every scenario first, so an
 /// unusable object stops the run before any traffic.
 pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
+    check_and_keep(scenario).map(drop)
+}
+
+/// The programs [`check_and_keep`] loaded, kept for the run that follows so that each object
+/// is loaded into the kernel once: [`run_paths_checked`] hands them to its first path.
+#[derive(Debug)]
+pub struct Checked {
+    program: Program,
+    attachments: Vec<Program>,
+}
+
+/// [`check_objects`], keeping what it loaded ([`Checked`]) for the scenario's run; `None`
+/// where there is nothing to keep (a skipped scenario, a lifecycle, whose versions load as
+/// its steps say).
+pub fn check_and_keep(scenario: &Scenario) -> Result<Option<Checked>, RunError> {
     if scenario.skip.is_some() || crate::requires::check(&scenario.requires) != Gate::Met {
-        return Ok(());
+        return Ok(None);
     }
     if !scenario.steps.is_empty() {
         // Every version, with its globals; maps are checked when the steps read them.
@@ -160,11 +174,11 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
                     globals: globals.clone(),
                     ..LoadOptions::default()
                 };
-                Program::load_with(&object_source(object), entry, &options)
+                Program::load_with(object, entry, &options)
                     .map_err(|e| load_error(scenario, *object_line, *entry_line, &e))?;
             }
         }
-        return Ok(());
+        return Ok(None);
     }
     let program = load_program(scenario, LoadOptions::default())?;
     let spec = topology_spec(scenario);
@@ -179,16 +193,29 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
         attached.iter().map(|(n, p)| (n.clone(), p)),
     );
     check_before_lab(scenario, &owners)?;
-    Ok(())
+    Ok(Some(Checked {
+        program,
+        attachments: attached.into_iter().map(|(_, p)| p).collect(),
+    }))
 }
 
 /// Runs a scenario through one path. Never panics on bad input: problems with the scenario or
 /// the object, and missing privileges, become a failed report with [`ScenarioReport::error`].
 pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> ScenarioReport {
+    run_path_with(scenario, path, options, None)
+}
+
+/// [`run_path`] with the programs a check loaded, if any.
+fn run_path_with(
+    scenario: &Scenario,
+    path: ExecPath,
+    options: &RunOptions,
+    checked: Option<Checked>,
+) -> ScenarioReport {
     let start = Instant::now();
     let object = match &scenario.program.object {
-        ObjectRef::Bundled(name) => name.clone(),
-        ObjectRef::Path(path) => path.display().to_string(),
+        ObjectSource::Bundled(name) => name.clone(),
+        ObjectSource::File(path) => path.display().to_string(),
     };
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
@@ -248,8 +275,8 @@ pub fn run_path(scenario: &Scenario, path: ExecPath, options: &RunOptions) -> Sc
         Some(mode) if !scenario.steps.is_empty() => {
             super::steps::execute(scenario, mode, options, &mut report)
         }
-        Some(mode) => execute_live(scenario, mode, options, &mut report),
-        None => execute_test_run(scenario, options, &mut report),
+        Some(mode) => execute_live(scenario, mode, options, checked, &mut report),
+        None => execute_test_run(scenario, options, checked, &mut report),
     };
     if result.is_ok()
         && let Some(spec) = &scenario.throughput
@@ -285,7 +312,7 @@ fn uses_redirect_map(scenario: &Scenario) -> bool {
     std::iter::once(&scenario.program.object)
         .chain(scenario.attachments.iter().map(|a| &a.object))
         .chain(loaded)
-        .any(|object| crate::program::declares_redirect_map(&object_source(object)))
+        .any(crate::program::declares_redirect_map)
 }
 
 /// Runs a scenario through each path and compares them frame by frame.
@@ -298,13 +325,24 @@ pub fn run_paths(
     paths: &[ExecPath],
     options: &RunOptions,
 ) -> (Vec<ScenarioReport>, Vec<PathDifference>) {
+    run_paths_checked(scenario, paths, options, None)
+}
+
+/// [`run_paths`] with the programs [`check_and_keep`] loaded: the first path runs them, the
+/// others load their own (each path starts from fresh maps).
+pub fn run_paths_checked(
+    scenario: &Scenario,
+    paths: &[ExecPath],
+    options: &RunOptions,
+    mut checked: Option<Checked>,
+) -> (Vec<ScenarioReport>, Vec<PathDifference>) {
     let options = RunOptions {
         run_id: Some(options.run_id.unwrap_or_else(crate::lab::random_run_id)),
         ..options.clone()
     };
     let reports: Vec<ScenarioReport> = paths
         .iter()
-        .map(|&path| run_path(scenario, path, &options))
+        .map(|&path| run_path_with(scenario, path, &options, checked.take()))
         .collect();
     let mut differences = Vec::new();
     let comparable: Vec<&ScenarioReport> = reports
@@ -613,7 +651,7 @@ pub(super) fn build_frames(
 }
 
 /// Each send group as the engine runs it: interfaces resolved, frames laid out.
-fn group_plans(
+pub(super) fn group_plans(
     scenario: &Scenario,
     spec: &TopologySpec,
     templates: Vec<Vec<FrameTemplate>>,
@@ -638,20 +676,6 @@ fn group_plans(
             })
         })
         .collect()
-}
-
-pub(super) fn object_source(object: &ObjectRef) -> ObjectSource {
-    match object {
-        ObjectRef::Bundled(name) => ObjectSource::Bundled(name.clone()),
-        ObjectRef::Path(path) => ObjectSource::File(path.clone()),
-    }
-}
-
-pub(super) fn xdp_mode(mode: XdpModeSpec) -> XdpMode {
-    match mode {
-        XdpModeSpec::Native => XdpMode::Native,
-        XdpModeSpec::Generic => XdpMode::Generic,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1162,9 +1186,13 @@ impl Events {
 fn execute_test_run(
     scenario: &Scenario,
     options: &RunOptions,
+    checked: Option<Checked>,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
-    let mut program = load_program(scenario, LoadOptions::default())?;
+    let mut program = match checked {
+        Some(checked) => checked.program,
+        None => load_program(scenario, LoadOptions::default())?,
+    };
     fill_tail_calls(scenario, &mut program, &mut [])?;
     check_before_lab(scenario, &MapOwners::main(scenario, &program))?;
     let spec = topology_spec(scenario);
@@ -1348,8 +1376,7 @@ fn execute_test_run(
 /// host's namespace it would read the host's and disagree with the live paths. Other programs
 /// keep the plain run, with no lab to build.
 fn test_run_in_lab(scenario: &Scenario) -> bool {
-    !scenario.netns.is_empty()
-        || crate::program::calls_fib_lookup(&object_source(&scenario.program.object))
+    !scenario.netns.is_empty() || crate::program::calls_fib_lookup(&scenario.program.object)
 }
 
 fn check_maps(
@@ -1407,6 +1434,7 @@ fn execute_live(
     scenario: &Scenario,
     mode: XdpMode,
     options: &RunOptions,
+    checked: Option<Checked>,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     // `pin = true`: the run's own bpffs, with the layout of lifecycle steps.
@@ -1421,7 +1449,12 @@ fn execute_live(
     } else {
         None
     };
+    let mut preloaded = None;
     let mut program = match &bpffs {
+        None if let Some(checked) = checked => {
+            preloaded = Some(checked.attachments.into_iter());
+            checked.program
+        }
         Some(bpffs) => {
             let p = &scenario.program;
             let options = LoadOptions {
@@ -1442,8 +1475,11 @@ fn execute_live(
             .as_ref()
             .map(|b| b.pin_path("maps"))
             .or_else(|| program.pin_root().map(Path::to_owned));
-        let program = load_attachment(scenario, a, pin_root.as_deref())?;
-        extra.push((resolve(&spec, &a.at)?, program, xdp_mode(a.mode)));
+        let program = match preloaded.as_mut().and_then(Iterator::next) {
+            Some(program) => program,
+            None => load_attachment(scenario, a, pin_root.as_deref())?,
+        };
+        extra.push((resolve(&spec, &a.at)?, program, a.mode));
     }
     {
         let mut targets: Vec<(EndName, &mut Program)> =
@@ -1469,7 +1505,7 @@ fn execute_live(
         && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
         // An xdp.frags program takes frames in several buffers: veth allows any MTU.
         && crate::program::entry_has_frags(
-            &object_source(&scenario.program.object),
+            &scenario.program.object,
             &scenario.program.entry,
             scenario.program.loader.program_type,
         ) != Some(true)
@@ -1671,7 +1707,7 @@ fn check_throughput(
     };
     let error = |e: crate::bench::BenchError| RunError::environment(e.to_string());
     let program = measure(&config(BenchProgram::Object {
-        source: object_source(&scenario.program.object),
+        source: scenario.program.object.clone(),
         entry: scenario.program.entry.clone(),
     }))
     .map_err(error)?;

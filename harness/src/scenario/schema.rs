@@ -13,9 +13,10 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 
 use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
-    ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, de_ipv4, de_ipv6,
-    de_mac, parse_mac,
+    ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, parse_mac,
 };
+use crate::output::OutputSpec;
+use crate::program::{ObjectSource, XdpMode};
 use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
@@ -489,11 +490,11 @@ fn quoted_list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramSpec {
     /// The ELF object holding it.
-    pub object: ObjectRef,
+    pub object: ObjectSource,
     /// Name of the XDP program (its ELF section function) in the object.
     pub entry: String,
     /// How to attach it; default native.
-    pub mode: XdpModeSpec,
+    pub mode: XdpMode,
     /// The interface to attach it to; default [`LabSpec::RECEIVER`] in the
     /// default lab, else the `b` end of the first link.
     pub attach: IfaceRef,
@@ -515,74 +516,15 @@ pub struct AttachSpec {
     /// The interface.
     pub at: IfaceRef,
     /// The ELF object holding the program.
-    pub object: ObjectRef,
+    pub object: ObjectSource,
     /// Name of the XDP program in the object.
     pub entry: String,
     /// How to attach it; default native.
-    pub mode: XdpModeSpec,
+    pub mode: XdpMode,
     /// Line of the `[[attach]]` header in the scenario file.
     pub line: usize,
     /// What the loader sets before load (`type`, `globals`, `max-entries`).
     pub loader: super::LoaderSpec,
-}
-
-/// Where a program's object comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ObjectRef {
-    /// One of [`crate::program::BUNDLED`], by name.
-    Bundled(String),
-    /// A file, already resolved against the scenario file's directory.
-    Path(PathBuf),
-}
-
-impl ObjectRef {
-    /// A bundled name stays one; anything else is a path, relative to `dir`
-    /// (the scenario file's directory) unless absolute.
-    pub fn resolve(text: &str, dir: &std::path::Path) -> ObjectRef {
-        if crate::program::is_bundled(text) {
-            ObjectRef::Bundled(text.to_owned())
-        } else {
-            ObjectRef::Path(dir.join(text))
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObjectRef::Bundled(name) => f.write_str(name),
-            ObjectRef::Path(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// XDP attach mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpModeSpec {
-    /// In the driver (veth supports it).
-    #[doc(alias = "XDP_FLAGS_DRV_MODE")]
-    #[default]
-    Native,
-    /// In the generic network stack path, for any interface.
-    #[doc(alias = "XDP_FLAGS_SKB_MODE")]
-    Generic,
-}
-
-impl XdpModeSpec {
-    /// The name used in scenario files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            XdpModeSpec::Native => "native",
-            XdpModeSpec::Generic => "generic",
-        }
-    }
-}
-
-impl fmt::Display for XdpModeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One rule for the bundled `xdp_filter` program. The program tries rules in
@@ -812,118 +754,6 @@ impl FrameSource {
             FrameSource::Spec(spec) => Some(spec),
             FrameSource::Pcap { .. } => None,
         }
-    }
-}
-
-/// What a frame must look like where it comes out of the program: each
-/// field given is compared, the others are not; see [`OutputSpec::check`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-#[serde(expecting = "an output table")]
-pub struct OutputSpec {
-    /// The Ethernet addresses are the sent frame's, swapped.
-    pub swapped_macs: bool,
-    /// Ethernet source.
-    #[serde(deserialize_with = "de_mac")]
-    pub eth_src: Option<MacAddr>,
-    /// Ethernet destination.
-    #[serde(deserialize_with = "de_mac")]
-    pub eth_dst: Option<MacAddr>,
-    /// IPv4 source (the frame must be IPv4).
-    #[serde(deserialize_with = "de_ipv4")]
-    pub ipv4_src: Option<Ipv4Addr>,
-    /// IPv4 destination.
-    #[serde(deserialize_with = "de_ipv4")]
-    pub ipv4_dst: Option<Ipv4Addr>,
-    /// IPv4 TTL.
-    pub ipv4_ttl: Option<u8>,
-    /// IPv6 source (the frame must be IPv6).
-    #[serde(deserialize_with = "de_ipv6")]
-    pub ipv6_src: Option<Ipv6Addr>,
-    /// IPv6 destination.
-    #[serde(deserialize_with = "de_ipv6")]
-    pub ipv6_dst: Option<Ipv6Addr>,
-    /// IPv6 hop limit.
-    pub ipv6_hop_limit: Option<u8>,
-    /// TCP or UDP source port.
-    pub src_port: Option<u16>,
-    /// TCP or UDP destination port.
-    pub dst_port: Option<u16>,
-    /// VLAN ids, outermost first; empty: no tag.
-    pub vlan: Option<Vec<u16>>,
-    /// ICMP or ICMPv6 type.
-    pub icmp_type: Option<u8>,
-    /// ICMP or ICMPv6 code.
-    pub icmp_code: Option<u8>,
-    /// ICMP or ICMPv6 echo identifier.
-    pub icmp_id: Option<u16>,
-    /// ICMP or ICMPv6 echo sequence number.
-    pub icmp_seq: Option<u16>,
-    /// Every checksum the frame carries.
-    pub checksums: Option<crate::output::ChecksumState>,
-    /// The IPv4 header checksum.
-    pub ipv4_checksum: Option<crate::output::ChecksumState>,
-    /// The UDP checksum.
-    pub udp_checksum: Option<crate::output::ChecksumState>,
-    /// The TCP checksum.
-    pub tcp_checksum: Option<crate::output::ChecksumState>,
-    /// The ICMP checksum.
-    pub icmp_checksum: Option<crate::output::ChecksumState>,
-    /// The ICMPv6 checksum.
-    pub icmpv6_checksum: Option<crate::output::ChecksumState>,
-    /// Frame length in bytes, without FCS.
-    pub length: Option<usize>,
-    /// The whole frame (the per-frame tag excepted).
-    pub bytes: Option<HexBytes>,
-}
-
-impl OutputSpec {
-    /// The stated checks, by key: `["swapped-macs", "ipv4-ttl 63"]`.
-    pub fn checks(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.swapped_macs {
-            out.push("swapped-macs".to_owned());
-        }
-        let mut field = |name: &str, value: Option<String>| {
-            if let Some(value) = value {
-                out.push(format!("{name} {value}"));
-            }
-        };
-        field("eth-src", self.eth_src.map(|v| v.to_string()));
-        field("eth-dst", self.eth_dst.map(|v| v.to_string()));
-        field("ipv4-src", self.ipv4_src.map(|v| v.to_string()));
-        field("ipv4-dst", self.ipv4_dst.map(|v| v.to_string()));
-        field("ipv4-ttl", self.ipv4_ttl.map(|v| v.to_string()));
-        field("ipv6-src", self.ipv6_src.map(|v| v.to_string()));
-        field("ipv6-dst", self.ipv6_dst.map(|v| v.to_string()));
-        field("ipv6-hop-limit", self.ipv6_hop_limit.map(|v| v.to_string()));
-        field("src-port", self.src_port.map(|v| v.to_string()));
-        field("dst-port", self.dst_port.map(|v| v.to_string()));
-        field("vlan", self.vlan.as_ref().map(|ids| format!("{ids:?}")));
-        field("icmp-type", self.icmp_type.map(|v| v.to_string()));
-        field("icmp-code", self.icmp_code.map(|v| v.to_string()));
-        field("icmp-id", self.icmp_id.map(|v| v.to_string()));
-        field("icmp-seq", self.icmp_seq.map(|v| v.to_string()));
-        field("checksums", self.checksums.map(|v| v.to_string()));
-        field("ipv4-checksum", self.ipv4_checksum.map(|v| v.to_string()));
-        field("udp-checksum", self.udp_checksum.map(|v| v.to_string()));
-        field("tcp-checksum", self.tcp_checksum.map(|v| v.to_string()));
-        field("icmp-checksum", self.icmp_checksum.map(|v| v.to_string()));
-        field(
-            "icmpv6-checksum",
-            self.icmpv6_checksum.map(|v| v.to_string()),
-        );
-        field("length", self.length.map(|v| v.to_string()));
-        field(
-            "bytes",
-            self.bytes.as_ref().map(|b| format!("({} bytes)", b.len())),
-        );
-        out
-    }
-
-    /// Whether it checks nothing (parse rejects such an `output`).
-    pub fn is_empty(&self) -> bool {
-        self.checks().is_empty()
     }
 }
 
@@ -1951,16 +1781,16 @@ mod tests {
     fn object_resolution() {
         let dir = std::path::Path::new("scenarios");
         assert_eq!(
-            ObjectRef::resolve("xdp_filter", dir),
-            ObjectRef::Bundled("xdp_filter".into())
+            ObjectSource::resolve("xdp_filter", dir),
+            ObjectSource::Bundled("xdp_filter".into())
         );
         assert_eq!(
-            ObjectRef::resolve("obj/mine.o", dir),
-            ObjectRef::Path("scenarios/obj/mine.o".into())
+            ObjectSource::resolve("obj/mine.o", dir),
+            ObjectSource::File("scenarios/obj/mine.o".into())
         );
         assert_eq!(
-            ObjectRef::resolve("/abs/x.o", dir),
-            ObjectRef::Path("/abs/x.o".into())
+            ObjectSource::resolve("/abs/x.o", dir),
+            ObjectSource::File("/abs/x.o".into())
         );
     }
 
@@ -1997,7 +1827,7 @@ pub enum StepAction {
         /// The version's name.
         version: String,
         /// The object.
-        object: ObjectRef,
+        object: ObjectSource,
         /// The XDP entry in it.
         entry: String,
         /// `const volatile __u32` globals set at load time.
@@ -2015,7 +1845,7 @@ pub enum StepAction {
         /// The interface.
         at: IfaceRef,
         /// Native or generic.
-        mode: XdpModeSpec,
+        mode: XdpMode,
         /// The link's name.
         link: String,
     },
@@ -2086,7 +1916,7 @@ impl StepAction {
                 object,
                 entry,
                 ..
-            } => format!("load {version} = {object}:{entry}"),
+            } => format!("load {version} = {}:{entry}", object.name()),
             Self::Attach {
                 version, at, link, ..
             } => format!("attach {version} to {at} as link {link}"),

@@ -27,25 +27,23 @@ use std::{
 use serde_json::json;
 
 use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, interrupted, load_error, map_key,
-    object_source, peer_name, resolve, topology_spec,
+    RunError, RunOptions, at, build_frames, check_map, group_plans, interrupted, load_error,
+    map_key, peer_name, resolve, topology_spec,
 };
 use super::values::Shape;
+use crate::engine::{GroupPlan, LiveSession, Pending, SessionOptions};
 use crate::{
-    frame::FrameTemplate,
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
     link::XdpLink,
     maps::{MapValue, PinnedMap},
-    observe::{Capture, CaptureOptions, LinkStats},
     pin::Bpffs,
-    program::{LoadOptions, PinnedProgram, Program, XdpMode},
+    program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
     report::{ScenarioReport, StepReport},
     scenario::{
         MapExpect, Scenario, StepAction, StepExpect, TraceExpect,
         schema::{LinkExpect, Step},
     },
     topology::{EndName, Topology, TopologySpec},
-    verdict::Verdict,
     veth::VethEnd,
 };
 
@@ -77,6 +75,8 @@ struct Handles {
 /// A send running on a thread of its own.
 struct Background {
     group: usize,
+    /// The group's window in its session, open while the frames go out.
+    pending: Pending,
     progress: Arc<AtomicU64>,
     thread: JoinHandle<InjectStats>,
 }
@@ -92,13 +92,16 @@ struct Lifecycle<'a> {
     handles: Handles,
     /// Taken at the end to unmount it and see errors; `Drop` unmounts otherwise.
     bpffs: Option<Bpffs>,
-    captures: Vec<(EndName, Capture, LinkStats)>,
-    topology: Topology,
+    /// The engine's sessions, one per interface the groups arrive at.
+    sessions: Vec<(EndName, LiveSession<'a>)>,
+    topology: &'a Topology,
     spec: TopologySpec,
-    templates: Vec<Vec<FrameTemplate>>,
+    plans: Vec<GroupPlan>,
     versions: BTreeMap<String, Version>,
     /// What each link should be running, by the steps so far (`None`: detached).
     expected: BTreeMap<String, Option<String>>,
+    /// The interface of each link.
+    link_at: BTreeMap<String, EndName>,
     /// Sender results per send group, once finished.
     sent: Vec<Option<InjectStats>>,
     /// Last value read per (map, key), for `delta`.
@@ -136,25 +139,20 @@ pub(super) fn execute(
     }
     let topology = Topology::build(&spec)?;
     let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
-    // Where each send group's frames arrive: the peer of the interface they leave from.
-    let mut captures: Vec<(EndName, Capture, LinkStats)> = Vec::new();
-    let capture_options = CaptureOptions {
-        groups: scenario.sends.iter().map(|g| g.count).collect(),
-        keep_groups: Vec::new(),
-        keep_all: 0,
+    let plans = group_plans(scenario, &spec, templates)?;
+    // One session per interface the groups' frames arrive at: the peer of where they leave.
+    let mut sessions: Vec<(EndName, LiveSession<'_>)> = Vec::new();
+    let session_options = SessionOptions {
+        run_id: Some(run_id),
+        keep_frames: 0,
     };
-    for group in &scenario.sends {
-        let from = resolve(&spec, &group.from)?;
-        let to = peer_name(&spec, &from).expect("every end has a peer");
-        if captures.iter().any(|(n, ..)| *n == to) {
+    for plan in &plans {
+        let to = peer_name(&spec, &plan.from).expect("every end has a peer");
+        if sessions.iter().any(|(n, _)| *n == to) {
             continue;
         }
-        let end = end(&topology, &to);
-        captures.push((
-            to,
-            Capture::start(end, run_id, &capture_options)?,
-            LinkStats::open(end)?,
-        ));
+        let session = LiveSession::observe(&topology, &to, mode, &session_options)?;
+        sessions.push((to, session));
     }
     let mut run = Lifecycle {
         scenario,
@@ -163,12 +161,13 @@ pub(super) fn execute(
         background: None,
         handles: Handles::default(),
         bpffs: Some(bpffs),
-        captures,
-        topology,
+        sessions,
+        topology: &topology,
         spec,
-        templates,
+        plans,
         versions: BTreeMap::new(),
         expected: BTreeMap::new(),
+        link_at: BTreeMap::new(),
         sent: vec![None; scenario.sends.len()],
         baselines: HashMap::new(),
         map_ids: BTreeMap::new(),
@@ -220,7 +219,7 @@ pub(super) fn execute(
     }
     if let Some(background) = run.background.take() {
         let group = background.group;
-        let stats = join(background)?;
+        let (_, stats) = join(background)?;
         report.notes.push(format!(
             "background send {:?} was still running after the last step; waited for it ({} frames)",
             scenario.sends[group].name, stats.accepted
@@ -237,7 +236,7 @@ pub(super) fn execute(
     // Teardown in order: handles, then the bpffs (unpinning releases links and programs),
     // then the lab; errors here are the run's.
     run.handles = Handles::default();
-    run.captures.clear();
+    run.sessions.clear();
     if let Some(bpffs) = run.bpffs.take() {
         bpffs.unmount()?;
     }
@@ -268,14 +267,15 @@ fn end<'t>(topology: &'t Topology, name: &EndName) -> &'t VethEnd {
         .1
 }
 
-fn join(background: Background) -> Result<InjectStats, RunError> {
-    background
+fn join(background: Background) -> Result<(Pending, InjectStats), RunError> {
+    let stats = background
         .thread
         .join()
-        .map_err(|_| RunError::environment("the background sender panicked"))
+        .map_err(|_| RunError::environment("the background sender panicked"))?;
+    Ok((background.pending, stats))
 }
 
-impl Lifecycle<'_> {
+impl<'a> Lifecycle<'a> {
     fn bpffs(&self) -> &Bpffs {
         self.bpffs
             .as_ref()
@@ -319,6 +319,7 @@ impl Lifecycle<'_> {
                 self.link_ids.insert(link.clone(), info.id);
                 self.handles.links.insert(link.clone(), link_handle);
                 self.expected.insert(link.clone(), Some(version.clone()));
+                self.link_at.insert(link.clone(), name.clone());
                 Ok(Outcome::done(format!(
                     "{version} (prog id {}) attached to {name} in {} mode through link id {}, pinned at {LINKS}/{link}",
                     info.prog_id, self.mode, info.id
@@ -359,8 +360,8 @@ impl Lifecycle<'_> {
                     RunError::input("no background send is running (the parser checks this)")
                 })?;
                 debug_assert_eq!(background.group, *group);
-                let stats = join(background)?;
-                let detail = self.arrived(*group, &stats)?;
+                let (pending, stats) = join(background)?;
+                let detail = self.arrived(*group, pending, &stats)?;
                 self.sent[*group] = Some(stats);
                 Ok(detail)
             }
@@ -402,7 +403,7 @@ impl Lifecycle<'_> {
     fn load(
         &mut self,
         version: &str,
-        object: &super::ObjectRef,
+        object: &ObjectSource,
         entry: &str,
         globals: &[(String, u32)],
         (object_line, entry_line): (usize, usize),
@@ -413,7 +414,7 @@ impl Lifecycle<'_> {
             ..LoadOptions::default()
         };
         let before = self.bpffs_entries(MAPS)?;
-        let mut program = Program::load_with(&object_source(object), entry, &options)
+        let mut program = Program::load_with(object, entry, &options)
             .map_err(|e| load_error(self.scenario, object_line, entry_line, &e))?;
         let path = self.pin(PROGS, version);
         program.pin(&path)?;
@@ -436,7 +437,8 @@ impl Lifecycle<'_> {
         self.versions
             .insert(version.to_owned(), Version { prog_id, number });
         Ok(Outcome::done(format!(
-            "{version}: {object}:{entry} loaded as prog id {prog_id}, pinned at {PROGS}/{version}; maps created {}, reused {}",
+            "{version}: {}:{entry} loaded as prog id {prog_id}, pinned at {PROGS}/{version}; maps created {}, reused {}",
+            object.name(),
             names(&created),
             names(&reused)
         )))
@@ -472,23 +474,31 @@ impl Lifecycle<'_> {
 
     fn send(&mut self, group: usize, background: Option<Duration>) -> Result<Outcome, RunError> {
         let send = &self.scenario.sends[group];
-        let from = resolve(&self.spec, &send.from)?;
-        let group_id = u16::try_from(group)
-            .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
+        let plan = self.plans[group].clone();
+        let ids: Vec<u32> = self.versions.values().map(|v| v.prog_id).collect();
+        let to = peer_name(&self.spec, &plan.from).expect("every end has a peer");
+        let attached = self
+            .link_at
+            .iter()
+            .any(|(link, at)| *at == to && self.expected.get(link).is_some_and(Option::is_some));
+        let session = self.session(&plan.from)?;
+        session.set_prog_ids(&ids);
+        session.set_attached(attached);
+        let pending = session.begin_numbered(&plan, group)?;
         match background {
             None => {
-                let mut injector = PnetInjector::open(end(&self.topology, &from))?;
-                let stats =
-                    injector.send(&self.templates[group], self.run_id, group_id, send.count);
+                let mut injector = PnetInjector::open(end(self.topology, &plan.from))?;
+                let stats = injector.send(&plan.frames, self.run_id, pending.group_id, plan.count);
                 drop(injector);
-                let outcome = self.arrived(group, &stats)?;
+                let outcome = self.arrived(group, pending, &stats)?;
                 self.sent[group] = Some(stats);
                 Ok(outcome)
             }
             Some(duration) => {
-                let mut injector = BatchedInjector::open(end(&self.topology, &from))?;
-                let template = self.templates[group][0].clone();
+                let mut injector = BatchedInjector::open(end(self.topology, &plan.from))?;
+                let template = plan.frames[0].clone();
                 let run_id = self.run_id;
+                let group_id = pending.group_id;
                 let budget = Budget {
                     frames: u64::from(send.count),
                     duration,
@@ -505,12 +515,14 @@ impl Lifecycle<'_> {
                     })?;
                 self.background = Some(Background {
                     group,
+                    pending,
                     progress,
                     thread,
                 });
                 Ok(Outcome::done(format!(
-                    "{:?}: sending from {from} in the background for at most {} or {} frames",
+                    "{:?}: sending from {} in the background for at most {} or {} frames",
                     send.name,
+                    plan.from,
                     super::format_duration(duration),
                     send.count
                 )))
@@ -518,39 +530,44 @@ impl Lifecycle<'_> {
         }
     }
 
-    /// Waits until a group's frames have arrived and reports where they went: a frame that
-    /// reached the stack behind the program was passed, any other was dropped by it.
-    fn arrived(&self, group: usize, stats: &InjectStats) -> Result<Outcome, RunError> {
+    /// The session that observes the interface frames from `from` arrive at.
+    fn session(&mut self, from: &EndName) -> Result<&mut LiveSession<'a>, RunError> {
+        let to = peer_name(&self.spec, from).expect("every end has a peer");
+        self.sessions
+            .iter_mut()
+            .find(|(n, _)| *n == to)
+            .map(|(_, session)| session)
+            .ok_or_else(|| RunError::input(format!("no session observes {to}")))
+    }
+
+    /// Waits until a group's frames have been accounted for and judges where they went with
+    /// the engine every scenario uses: a frame that reached the stack behind the program was
+    /// passed, one seen nowhere was dropped (or aborted, told apart by the tracepoint).
+    fn arrived(
+        &mut self,
+        group: usize,
+        pending: Pending,
+        stats: &InjectStats,
+    ) -> Result<Outcome, RunError> {
         let send = &self.scenario.sends[group];
-        let from = resolve(&self.spec, &send.from)?;
+        let mut plan = self.plans[group].clone();
+        // A background send stops at its duration: only the frames it sent are judged.
+        plan.count = plan
+            .count
+            .min(u32::try_from(stats.accepted).unwrap_or(u32::MAX));
+        let from = plan.from.clone();
         let to = peer_name(&self.spec, &from).expect("every end has a peer");
-        let (_, capture, link) = self
-            .captures
-            .iter()
-            .find(|(n, ..)| *n == to)
-            .expect("a capture per receiving end");
-        let deadline = Instant::now() + SETTLE;
-        let mut last = (link.read()?.rx_packets, capture.group_frames(group));
-        let mut still = Instant::now();
-        while Instant::now() < deadline && still.elapsed() < QUIET {
-            std::thread::sleep(crate::observe::POLL_INTERVAL * 5);
-            let now = (link.read()?.rx_packets, capture.group_frames(group));
-            if now != last {
-                last = now;
-                still = Instant::now();
-            }
-        }
-        // rx_packets moves when a frame is queued for the stack; under load generic XDP may
-        // not have run on the last frames yet, so a trace or counter read next would miss
-        // them (seen on a loaded 2-core machine: 500 frames sent, none traced yet).
-        crate::observe::wait_backlog_drained(deadline);
-        let passed = capture.group_frames(group);
+        let session = self.session(&from)?;
+        let judged = session.end(&plan, pending, stats.clone(), &mut || {})?;
+        // Generic XDP may not have run on the last frames yet when the receive counter moved,
+        // so a trace or counter read next would miss them (seen on a loaded 2-core machine:
+        // 500 frames sent, none traced yet).
+        crate::observe::wait_backlog_drained(Instant::now() + SETTLE);
+        let g = &judged.report;
+        let passed = g.passed;
         let accepted = stats.accepted;
         let dropped = accepted.saturating_sub(passed);
-        let ok = match send.expect {
-            Verdict::Pass => passed == accepted,
-            _ => passed == 0,
-        } && stats.errors == 0;
+        let ok = judged.failures.is_empty() && stats.errors == 0;
         let mut detail = format!(
             "{:?}: {accepted} frames sent from {from} in {:.2} s ({:.2} Mpps), {passed} reached the stack at {to}, {dropped} did not (expected: every frame {})",
             send.name,
@@ -565,6 +582,10 @@ impl Lifecycle<'_> {
                 stats.last_error.as_deref().unwrap_or("?")
             ));
         }
+        for failure in &judged.failures {
+            detail.push_str("; ");
+            detail.push_str(failure);
+        }
         Ok(Outcome {
             ok,
             detail,
@@ -573,6 +594,7 @@ impl Lifecycle<'_> {
                 "accepted": accepted,
                 "passed": passed,
                 "not_passed": dropped,
+                "aborted": g.aborted,
                 "errors": stats.errors,
                 "seconds": stats.elapsed.as_secs_f64(),
             })),

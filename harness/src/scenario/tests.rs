@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::frame::{FrameSpec, Ipv4Spec, Ipv6Spec, TcpFlags, TcpSpec, UdpSpec};
+use crate::program::{ObjectSource, XdpMode};
 use crate::verdict::Verdict;
 
 const SEED_DROP_ALL: &str = r#"schema-version = 1
@@ -112,9 +113,9 @@ fn seed_drop_all_parses_as_written() {
             links: vec![],
             netns: vec![],
             program: ProgramSpec {
-                object: ObjectRef::Bundled("xdp_drop".into()),
+                object: ObjectSource::Bundled("xdp_drop".into()),
                 entry: "xdp_drop_all".into(),
-                mode: XdpModeSpec::Native,
+                mode: XdpMode::Native,
                 attach: IfaceRef::netns("receiver"),
                 object_line: 6,
                 entry_line: 7,
@@ -165,9 +166,9 @@ fn pass_baseline_generic_parses_as_written() {
     let s = parse(PASS_BASELINE_GENERIC, Path::new("pass.toml")).unwrap();
     assert_eq!(s.name, "pass-baseline-generic");
     assert_eq!(s.description, None);
-    assert_eq!(s.program.object, ObjectRef::Bundled("xdp_pass".into()));
+    assert_eq!(s.program.object, ObjectSource::Bundled("xdp_pass".into()));
     assert_eq!(s.program.entry, "xdp_pass");
-    assert_eq!(s.program.mode, XdpModeSpec::Generic);
+    assert_eq!(s.program.mode, XdpMode::Generic);
     assert_eq!(s.lab, LabSpec::default());
     assert!(s.map_expects.is_empty());
     assert_eq!(
@@ -617,15 +618,15 @@ fn lab_and_program() {
     let s = ok(&format!("{HEAD}{SEND}").replace("\"xdp_filter\"\nentry", "\"obj/my.o\"\nentry"));
     assert_eq!(
         s.program.object,
-        ObjectRef::Path("scenarios/obj/my.o".into())
+        ObjectSource::File("scenarios/obj/my.o".into())
     );
-    assert_eq!(s.program.mode, XdpModeSpec::Native);
+    assert_eq!(s.program.mode, XdpMode::Native);
     let s = parse(
         &format!("{HEAD}{SEND}").replace("\"xdp_filter\"\nentry", "\"my.o\"\nentry"),
         Path::new("t.toml"),
     )
     .unwrap();
-    assert_eq!(s.program.object, ObjectRef::Path("my.o".into()));
+    assert_eq!(s.program.object, ObjectSource::File("my.o".into()));
     assert_eq!(
         err(&format!("{HEAD}{SEND}").replace("entry = \"xdp_filter\"", "entry = \"\"")),
         "scenarios/t.toml:6: program entry is empty"
@@ -913,7 +914,10 @@ fn topology_parses() {
     );
     assert_eq!(s.links[0].to_string(), "sender:eth0 <-> dut:in");
     assert_eq!(s.program.attach, iface("dut:in"));
-    assert_eq!(s.program.object, ObjectRef::Bundled("xdp_redirect".into()));
+    assert_eq!(
+        s.program.object,
+        ObjectSource::Bundled("xdp_redirect".into())
+    );
     let send = &s.sends[0];
     // `from` defaults to the first link's a end.
     assert_eq!(send.from, iface("sender:eth0"));
@@ -1242,17 +1246,17 @@ fn attachments() {
         vec![
             AttachSpec {
                 at: iface("dut:out"),
-                object: ObjectRef::Path("scenarios/obj/helper.o".into()),
+                object: ObjectSource::File("scenarios/obj/helper.o".into()),
                 entry: "helper".into(),
-                mode: XdpModeSpec::Generic,
+                mode: XdpMode::Generic,
                 line: 26,
                 loader: LoaderSpec::default(),
             },
             AttachSpec {
                 at: iface("sender"),
-                object: ObjectRef::Bundled("xdp_pass".into()),
+                object: ObjectSource::Bundled("xdp_pass".into()),
                 entry: "xdp_pass".into(),
-                mode: XdpModeSpec::Native,
+                mode: XdpMode::Native,
                 line: 32,
                 loader: LoaderSpec::default(),
             },
