@@ -113,3 +113,8 @@ impl Error {
         }
     }
 }
+
+/// A failed expectation as an error.
+pub(crate) fn failed(failures: Vec<String>, report: Option<GroupReport>) -> Error {
+    Error::Expectation(Box::new(Failure { failures, report }))
+}

@@ -1,5 +1,5 @@
-//! [`Lab`]: namespaces joined by veth pairs, the programs loaded into it, and the sends that
-//! check their verdicts through the engine the scenarios use.
+//! [`Lab`]: namespaces joined by veth pairs, and the programs loaded into it (objects are
+//! loaded in [`super::program`], frames sent in [`super::send`]).
 
 use std::{
     cell::{Cell, OnceCell, RefCell},
@@ -8,21 +8,14 @@ use std::{
 };
 
 use crate::{
-    engine::GroupPlan,
-    frame::FrameTemplate,
     lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
-    output::OutputSpec,
     pin::Bpffs,
-    program::ObjectSource,
-    report::GroupReport,
     topology::{EndName, LinkDef, Topology, TopologySpec},
-    verdict::Verdict,
 };
 
 use super::{
-    error::{Error, Failure, Result},
-    frame::Frame,
-    program::{Object, Slot},
+    error::{Error, Result},
+    slot::Slot,
 };
 
 /// How to build a [`Lab`]: its links (veth pairs between named namespaces), MTU and IPv6.
@@ -176,7 +169,7 @@ pub struct Lab {
     /// removed first.
     bpffs: OnceCell<Bpffs>,
     pins: Cell<u32>,
-    sends: Cell<u32>,
+    pub(crate) sends: Cell<u32>,
     /// Sends go through `BPF_PROG_TEST_RUN` ([`LabBuilder::test_run`]).
     test_run: bool,
     spec: TopologySpec,
@@ -254,28 +247,16 @@ impl Lab {
     }
 
     /// Where frames come from unless told: end `a` of the first link (`sender`).
-    fn default_from(&self) -> EndName {
+    pub(crate) fn default_from(&self) -> EndName {
         self.spec.links[0].a.clone()
     }
 
-    fn mtu(&self, end: &EndName) -> u32 {
+    pub(crate) fn mtu(&self, end: &EndName) -> u32 {
         self.spec
             .links
             .iter()
             .find(|l| &l.a == end || &l.b == end)
             .map_or(LabConfig::default().mtu, |l| l.mtu)
-    }
-
-    /// Reads the object at `path` (a BPF ELF file, for example from `clang -O2 -g -target
-    /// bpf`); its programs are loaded by [`Object::attach`] or [`Object::program`]. A file that
-    /// cannot be read is an error here.
-    pub fn load(&self, path: impl AsRef<Path>) -> Result<Object<'_>> {
-        Object::new(self, ObjectSource::File(path.as_ref().to_owned()))
-    }
-
-    /// One of the objects bundled with xdplab ([`crate::program::BUNDLED`]), by name.
-    pub fn load_bundled(&self, name: &str) -> Result<Object<'_>> {
-        Object::new(self, ObjectSource::Bundled(name.to_owned()))
     }
 
     pub(crate) fn register(&self, slot: &Rc<Slot>) {
@@ -285,7 +266,7 @@ impl Lab {
     }
 
     /// The program attached at `end`, or the only attached one.
-    fn under_test(&self, end: &EndName) -> Result<Rc<Slot>> {
+    pub(crate) fn under_test(&self, end: &EndName) -> Result<Rc<Slot>> {
         let attached: Vec<Rc<Slot>> = self
             .programs
             .borrow()
@@ -360,52 +341,6 @@ impl Lab {
     pub fn bpffs(&self) -> Option<&Path> {
         self.bpffs.get().map(Bpffs::path)
     }
-
-    /// Sends `count` copies of `frame` from the default sender to its peer (`sender` ->
-    /// `receiver` in the default lab). Nothing is sent until the expectation is given:
-    /// [`Sending::expect`].
-    pub fn send(&self, frame: Frame, count: u32) -> Result<Sending<'_>> {
-        self.send_from_end(self.default_from(), frame, count)
-    }
-
-    /// Sends from the interface `from` (`NAMESPACE:INTERFACE`) to its peer.
-    pub fn send_from(&self, from: &str, frame: Frame, count: u32) -> Result<Sending<'_>> {
-        let from = self.end(from)?;
-        self.send_from_end(from, frame, count)
-    }
-
-    fn send_from_end(&self, from: EndName, frame: Frame, count: u32) -> Result<Sending<'_>> {
-        if count == 0 {
-            return Err(Error::Usage(
-                "send 0 frames: give a count of at least 1".into(),
-            ));
-        }
-        let endpoints = self.topology.endpoints(&from).ok_or_else(|| {
-            Error::Usage(format!(
-                "send from {from}: it is not an interface of the lab"
-            ))
-        })?;
-        let outer_8021q = frame.spec().outer_8021q();
-        let max_len = self.mtu(&from) as usize
-            + crate::frame::ETH_HEADER_LEN
-            + if outer_8021q {
-                crate::frame::VLAN_TAG_LEN
-            } else {
-                0
-            };
-        let template = frame.template(&endpoints, max_len)?;
-        let n = self.sends.get() + 1;
-        self.sends.set(n);
-        Ok(Sending {
-            lab: self,
-            from,
-            template,
-            count,
-            name: format!("send-{n}"),
-            redirect_to: None,
-            output: None,
-        })
-    }
 }
 
 /// One interface of a lab, as `ip -n NAMESPACE addr show INTERFACE` would show it.
@@ -421,116 +356,6 @@ pub struct Interface {
     pub ipv4: std::net::Ipv4Addr,
     /// Its IPv6 address (/64).
     pub ipv6: std::net::Ipv6Addr,
-}
-
-/// Frames about to be sent: give the verdict they must get with [`Sending::expect`], which
-/// sends them, waits until the kernel has accounted for every one, and judges them the way
-/// `xdplab run` does.
-#[derive(Debug)]
-pub struct Sending<'l> {
-    lab: &'l Lab,
-    from: EndName,
-    template: FrameTemplate,
-    count: u32,
-    name: String,
-    redirect_to: Option<EndName>,
-    output: Option<OutputSpec>,
-}
-
-impl Sending<'_> {
-    /// The group's name in failure messages (`send "dns": expected drop, ...`); default
-    /// `send-N`, N counting the lab's sends from 1.
-    pub fn named(mut self, name: &str) -> Self {
-        name.clone_into(&mut self.name);
-        self
-    }
-
-    /// Where redirected frames must arrive (the interface the program redirects out of), for
-    /// `expect(Verdict::Redirect)`; default: anywhere but the sender and the attach interface.
-    pub fn redirect_to(mut self, interface: &str) -> Result<Self> {
-        self.redirect_to = Some(self.lab.end(interface)?);
-        Ok(self)
-    }
-
-    /// What the frames must look like where they come out of the program (for pass, tx and
-    /// redirect), each field given compared, field by field in the failure text:
-    ///
-    /// ```no_run
-    /// # use xdplab::{Frame, OutputSpec, Verdict};
-    /// # fn main() -> xdplab::Result<()> {
-    /// # let lab = xdplab::Lab::new()?;
-    /// lab.send(Frame::ipv4().udp().dst_port(7), 100)?
-    ///     .output(OutputSpec { swapped_macs: true, dst_port: Some(7), ..OutputSpec::default() })
-    ///     .expect(Verdict::Tx)?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn output(mut self, output: OutputSpec) -> Self {
-        self.output = Some(output);
-        self
-    }
-
-    /// Sends the frames and checks every one got `verdict`, by the three oracles (the
-    /// program's counters where it has them, captures after XDP, the kernel's veth counters).
-    /// A frame with another verdict, or an oracle that disagrees, is an
-    /// [`Error::Expectation`] whose text is the CLI's.
-    pub fn expect(self, verdict: Verdict) -> Result<Outcome> {
-        let peer = self
-            .lab
-            .topology
-            .peer(&self.from)
-            .map(|(end, _)| end.clone())
-            .ok_or_else(|| Error::Usage(format!("send from {}: it has no peer", self.from)))?;
-        let slot = self.lab.under_test(&peer)?;
-        super::engine_bridge::send_group(self.lab, &slot, &self, verdict)
-    }
-
-    /// The group as the engine plans it.
-    pub(crate) fn plan(&self, verdict: Verdict) -> GroupPlan {
-        GroupPlan {
-            name: self.name.clone(),
-            from: self.from.clone(),
-            frames: vec![self.template.clone()],
-            count: self.count,
-            expect: verdict,
-            redirect_to: self.redirect_to.clone(),
-            output: self.output.clone(),
-        }
-    }
-}
-
-/// What a send that met its expectation observed.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub(crate) report: GroupReport,
-}
-
-impl Outcome {
-    /// The full observation, as the JSON report carries it.
-    pub fn report(&self) -> &GroupReport {
-        &self.report
-    }
-
-    /// Frames the kernel accepted from the sender.
-    pub fn sent(&self) -> u64 {
-        self.report.sent
-    }
-
-    /// Frames that got `verdict`, by the engine's count.
-    pub fn count(&self, verdict: Verdict) -> u64 {
-        match verdict {
-            Verdict::Aborted => self.report.aborted,
-            Verdict::Drop => self.report.dropped,
-            Verdict::Pass => self.report.passed,
-            Verdict::Tx => self.report.tx,
-            Verdict::Redirect => self.report.redirected,
-        }
-    }
-}
-
-/// The failure of a send, as an error.
-pub(crate) fn failed(failures: Vec<String>, report: Option<GroupReport>) -> Error {
-    Error::Expectation(Box::new(Failure { failures, report }))
 }
 
 #[cfg(test)]

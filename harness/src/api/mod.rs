@@ -26,21 +26,23 @@
 
 #![warn(missing_docs)]
 
-mod engine_bridge;
 mod error;
 mod frame;
 mod lab;
 mod macros;
 mod map;
 mod program;
+mod send;
+mod slot;
 
 pub use error::{Error, Failure, Result};
 pub use frame::Frame;
-pub use lab::{Interface, Lab, LabBuilder, Outcome, Sending};
+pub use lab::{Interface, Lab, LabBuilder};
 #[doc(hidden)]
 pub use macros::{Gate, function_name, gate};
 pub use map::{Map, Pod};
 pub use program::{Object, Program, TestRun};
+pub use send::{Outcome, Sending};
 
 /// Everything a test usually names: `use xdplab::prelude::*;`.
 pub mod prelude {

@@ -2,29 +2,37 @@
 //! [`Program`] (one of its programs loaded into a lab: attached, detached, replaced, pinned,
 //! run once with `BPF_PROG_TEST_RUN`, its maps read).
 
-use std::{
-    cell::{Ref, RefCell},
-    os::fd::AsFd as _,
-    path::PathBuf,
-    rc::Rc,
-};
+use std::{cell::RefCell, os::fd::AsFd as _, path::PathBuf, rc::Rc};
 
 use crate::{
     elf::ProgramType,
     link::XdpLink,
-    program::{
-        Attachment, GlobalValue, LoadOptions, ObjectSource, Program as LoadedProgram, XdpMode,
-    },
+    program::{GlobalValue, LoadOptions, ObjectSource, Program as LoadedProgram, XdpMode},
     topology::EndName,
     verdict::Verdict,
 };
 
 use super::{
-    error::{Error, Result},
+    error::{Error, Result, failed},
     frame::Frame,
     lab::Lab,
     map::Map,
+    slot::{Attached, Link, PinnedLink, Slot, busy},
 };
+
+impl Lab {
+    /// Reads the object at `path` (a BPF ELF file, for example from `clang -O2 -g -target
+    /// bpf`); its programs are loaded by [`Object::attach`] or [`Object::program`]. A file that
+    /// cannot be read is an error here.
+    pub fn load(&self, path: impl AsRef<std::path::Path>) -> Result<Object<'_>> {
+        Object::new(self, ObjectSource::File(path.as_ref().to_owned()))
+    }
+
+    /// One of the objects bundled with xdplab ([`crate::program::BUNDLED`]), by name.
+    pub fn load_bundled(&self, name: &str) -> Result<Object<'_>> {
+        Object::new(self, ObjectSource::Bundled(name.to_owned()))
+    }
+}
 
 /// An object file read into a lab, not loaded yet: set globals and map sizes, then load one
 /// of its programs with [`Object::attach`] (loaded and attached) or [`Object::program`]
@@ -131,72 +139,6 @@ impl<'l> Object<'l> {
     }
 }
 
-/// How a program is attached.
-enum Link {
-    /// The bpf_link as aya made it: detached when dropped.
-    Fd(Attachment),
-    /// Pinned in the lab's bpffs (to be updated in place, or by request).
-    Pinned(PinnedLink),
-}
-
-/// A link pinned in the lab's bpffs: detached and unpinned when dropped, since the pin alone
-/// would keep the program attached.
-struct PinnedLink(XdpLink);
-
-impl Drop for PinnedLink {
-    fn drop(&mut self) {
-        // Errors are printed, never raised, also while a failing test unwinds.
-        if let Err(e) = self.0.detach() {
-            eprintln!("xdplab: {e}");
-        }
-        if let Err(e) = std::fs::remove_file(self.0.path()) {
-            eprintln!("xdplab: failed to unpin {}: {e}", self.0.path().display());
-        }
-    }
-}
-
-struct Attached {
-    end: EndName,
-    mode: XdpMode,
-    link: Link,
-}
-
-/// A program loaded into a lab, shared between the user's handle and the lab (which finds the
-/// program under test through it).
-pub(crate) struct Slot {
-    /// Before `program`: the link goes first.
-    attached: RefCell<Option<Attached>>,
-    program: RefCell<LoadedProgram>,
-}
-
-impl std::fmt::Debug for Slot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot")
-            .field("program", &self.program)
-            .field("attached", &self.attached_at())
-            .finish()
-    }
-}
-
-impl Slot {
-    /// Where and how the program is attached.
-    pub(crate) fn attached_at(&self) -> Option<(EndName, XdpMode)> {
-        self.attached
-            .borrow()
-            .as_ref()
-            .map(|a| (a.end.clone(), a.mode))
-    }
-
-    /// The loaded program, for the engine.
-    pub(crate) fn program(&self) -> Result<Ref<'_, LoadedProgram>> {
-        self.program.try_borrow().map_err(|_| busy())
-    }
-}
-
-fn busy() -> Error {
-    Error::Usage("use the program: it is being changed (attach, pin) at the same time".into())
-}
-
 /// One program loaded into a lab (see [`Object`]). Dropping it detaches and unloads it.
 pub struct Program<'l> {
     lab: &'l Lab,
@@ -229,7 +171,7 @@ impl TestRun {
             return Ok(self);
         }
         let got = self.verdict.map_or("aborted", Verdict::as_str);
-        Err(super::lab::failed(
+        Err(failed(
             vec![format!(
                 "send \"test-run\": expected {verdict}, 1 of 1 frames returned something else \
                  (returned {got} ({}): seq 0)",
