@@ -272,42 +272,12 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         config: config.to_string(),
         reason,
     };
-    if !(60..=1514).contains(&config.size) {
-        return Err(invalid(format!(
-            "frame size {} is outside 60..=1514",
-            config.size
-        )));
-    }
-    if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&config.duration) {
-        return Err(invalid(format!(
-            "duration {:?} is outside 10ms..=10min",
-            config.duration
-        )));
-    }
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if config.threads == 0 || config.threads > cpus {
-        return Err(invalid(format!(
-            "{} sending threads on a machine with {cpus} CPUs",
-            config.threads
-        )));
-    }
+    let cpus = check_config(config).map_err(invalid)?;
     let lab = Lab::new(&LabConfig::default())?;
     let mut notes = Vec::new();
-    let (entry, source) = match &config.program {
-        BenchProgram::None => (None, None),
-        BenchProgram::Drop => (
-            Some("xdp_drop_all".to_owned()),
-            Some(ObjectSource::Bundled("xdp_drop".into())),
-        ),
-        BenchProgram::Pass => (
-            Some("xdp_pass".to_owned()),
-            Some(ObjectSource::Bundled("xdp_pass".into())),
-        ),
-        BenchProgram::Object { source, entry } => (Some(entry.clone()), Some(source.clone())),
-    };
-    let mut program = match (&source, &entry) {
-        (Some(source), Some(entry)) => Some(Program::load(source, entry)?),
-        _ => None,
+    let mut program = match config.program.source() {
+        Some((source, entry)) => Some(Program::load(&source, &entry)?),
+        None => None,
     };
     let attachment = match &mut program {
         Some(p) => Some(p.attach(lab.receiver(), config.mode)?),
@@ -320,21 +290,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         crate::veth::set_gro(lab.receiver(), true).map_err(|e| invalid(e.to_string()))?;
         notes.push("GRO turned on at the receiver so live frames arrive (veth needs NAPI)".into());
     }
-    let frame = {
-        let spec: FrameSpec = FrameSpec {
-            ipv4: Some(Default::default()),
-            udp: Some(crate::frame::UdpSpec {
-                dst_port: 9,
-                ..Default::default()
-            }),
-            size: Some(config.size),
-            ..FrameSpec::default()
-        };
-        FrameTemplate::build(&spec, &crate::lab::endpoints(), 1514)
-            .map_err(|e| invalid(e.to_string()))?
-            .bytes()
-            .to_vec()
-    };
+    let frame = udp_frame(config.size).map_err(invalid)?;
     let driver = DriverStats::open(lab.receiver())?;
     let link = LinkStats::open(lab.receiver())?;
     let counter_name = match &config.program {
@@ -373,20 +329,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         }
     };
     let cpu_after = cpu_ticks();
-    // Frames still in flight when the sender stopped are the receiver's too: wait until the
-    // oracle stops moving (bounded).
-    let mut received = oracle()?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = oracle()?;
-        if now == received || Instant::now() >= deadline {
-            received = now;
-            break;
-        }
-        received = now;
-    }
-    let received = received - rx_before;
+    let received = settled(oracle)? - rx_before;
     let map = match (read_map(), map_before) {
         (Some(after), Some(before)) => Some(after - before),
         _ => None,
@@ -449,6 +392,77 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         loss: stats.accepted as i64 - received as i64,
         notes,
     })
+}
+
+/// Checks what a configuration asks for; returns the CPUs the machine has.
+fn check_config(config: &BenchConfig) -> Result<usize, String> {
+    if !(60..=1514).contains(&config.size) {
+        return Err(format!("frame size {} is outside 60..=1514", config.size));
+    }
+    if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&config.duration) {
+        return Err(format!(
+            "duration {:?} is outside 10ms..=10min",
+            config.duration
+        ));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if config.threads == 0 || config.threads > cpus {
+        return Err(format!(
+            "{} sending threads on a machine with {cpus} CPUs",
+            config.threads
+        ));
+    }
+    Ok(cpus)
+}
+
+impl BenchProgram {
+    /// The object and entry it loads; `None` for no program.
+    fn source(&self) -> Option<(ObjectSource, String)> {
+        match self {
+            Self::None => None,
+            Self::Drop => Some((
+                ObjectSource::Bundled("xdp_drop".into()),
+                "xdp_drop_all".to_owned(),
+            )),
+            Self::Pass => Some((
+                ObjectSource::Bundled("xdp_pass".into()),
+                "xdp_pass".to_owned(),
+            )),
+            Self::Object { source, entry } => Some((source.clone(), entry.clone())),
+        }
+    }
+}
+
+/// The frame every configuration sends: UDP to port 9, `size` bytes long.
+fn udp_frame(size: usize) -> Result<Vec<u8>, String> {
+    let spec: FrameSpec = FrameSpec {
+        ipv4: Some(Default::default()),
+        udp: Some(crate::frame::UdpSpec {
+            dst_port: 9,
+            ..Default::default()
+        }),
+        size: Some(size),
+        ..FrameSpec::default()
+    };
+    Ok(FrameTemplate::build(&spec, &crate::lab::endpoints(), 1514)
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .to_vec())
+}
+
+/// The oracle's count once it stops moving: frames still in flight when the sender stopped
+/// are the receiver's too. Bounded to 2 s.
+fn settled(oracle: impl Fn() -> Result<u64, BenchError>) -> Result<u64, BenchError> {
+    let mut received = oracle()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = oracle()?;
+        if now == received || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        received = now;
+    }
 }
 
 /// A one-slot u64 counter at key 0, if the program has one by that name.

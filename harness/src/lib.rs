@@ -77,8 +77,9 @@
 //! [`input`] reads the files a user names with a type check and a size cap; [`pcap`] reads and
 //! writes captures; [`netstate`] applies namespaces' kernel state.
 //! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
-//! left behind. With the default `cli` feature, `cli` is the `xdplab` command itself, and
-//! [`exit`] its exit codes.
+//! left behind. [`exit`] holds the exit codes and the one rule that says whether an error is
+//! bad input or the machine's ([`exit::Classify`], implemented for every area's error in
+//! [`classify`]). With the default `cli` feature, `cli` is the `xdplab` command itself.
 
 pub mod api;
 pub mod attribute;

@@ -551,16 +551,7 @@ impl OutputSpec {
                 }
             };
         if self.swapped_macs {
-            let sent = EthernetPacket::new(sent);
-            let expected = format!(
-                "dst {}, src {}",
-                show(sent.as_ref().map(EthernetPacket::get_source)),
-                show(sent.as_ref().map(EthernetPacket::get_destination)),
-            );
-            let actual = got
-                .eth_dst
-                .zip(got.eth_src)
-                .map(|(dst, src)| format!("dst {dst}, src {src}"));
+            let (expected, actual) = swapped_macs(sent, &got);
             compare("swapped-macs", Some(expected), actual);
         }
         compare("eth-src", text(self.eth_src), text(got.eth_src));
@@ -654,34 +645,10 @@ impl OutputSpec {
             self.length.map(|v| v.to_string()),
             Some(received.len().to_string()),
         );
-        if let Some(want) = self.checksums {
-            let all: Vec<String> = got
-                .checksums
-                .iter()
-                .map(|(layer, c)| format!("{layer} {}", c.text()))
-                .collect();
-            let states: Vec<Option<ChecksumState>> =
-                got.checksums.iter().map(|(_, c)| c.state()).collect();
-            let holds = !states.is_empty()
-                && states.iter().all(Option::is_some)
-                && match want {
-                    ChecksumState::Valid => states.iter().all(|s| *s == Some(want)),
-                    ChecksumState::Invalid => states.contains(&Some(want)),
-                };
-            if !holds {
-                out.push(FieldMismatch {
-                    field: "checksums",
-                    expected: match want {
-                        ChecksumState::Valid => "all valid".to_owned(),
-                        ChecksumState::Invalid => "one invalid".to_owned(),
-                    },
-                    actual: if all.is_empty() {
-                        format!("{ABSENT} (no checksum in the frame)")
-                    } else {
-                        all.join(", ")
-                    },
-                });
-            }
+        if let Some(want) = self.checksums
+            && let Some(mismatch) = checksums_mismatch(want, &got.checksums)
+        {
+            out.push(mismatch);
         }
         if let Some(bytes) = &self.bytes
             && let Some(mismatch) = compare_bytes(&bytes.0, received, tag_offset)
@@ -690,6 +657,52 @@ impl OutputSpec {
         }
         out
     }
+}
+
+/// `swapped-macs`: the sent frame's addresses swapped, and the received frame's.
+fn swapped_macs(sent: &[u8], got: &Fields) -> (String, Option<String>) {
+    let sent = EthernetPacket::new(sent);
+    let expected = format!(
+        "dst {}, src {}",
+        show(sent.as_ref().map(EthernetPacket::get_source)),
+        show(sent.as_ref().map(EthernetPacket::get_destination)),
+    );
+    let actual = got
+        .eth_dst
+        .zip(got.eth_src)
+        .map(|(dst, src)| format!("dst {dst}, src {src}"));
+    (expected, actual)
+}
+
+/// `checksums`: every checksum of the frame valid, or one of them invalid; a frame without a
+/// checksum, or with one that cannot be verified, matches neither.
+fn checksums_mismatch(
+    want: ChecksumState,
+    checksums: &[(&'static str, Checksum)],
+) -> Option<FieldMismatch> {
+    let all: Vec<String> = checksums
+        .iter()
+        .map(|(layer, c)| format!("{layer} {}", c.text()))
+        .collect();
+    let states: Vec<Option<ChecksumState>> = checksums.iter().map(|(_, c)| c.state()).collect();
+    let holds = !states.is_empty()
+        && states.iter().all(Option::is_some)
+        && match want {
+            ChecksumState::Valid => states.iter().all(|s| *s == Some(want)),
+            ChecksumState::Invalid => states.contains(&Some(want)),
+        };
+    (!holds).then(|| FieldMismatch {
+        field: "checksums",
+        expected: match want {
+            ChecksumState::Valid => "all valid".to_owned(),
+            ChecksumState::Invalid => "one invalid".to_owned(),
+        },
+        actual: if all.is_empty() {
+            format!("{ABSENT} (no checksum in the frame)")
+        } else {
+            all.join(", ")
+        },
+    })
 }
 
 /// `bytes`: exact, the tag area taken from `received`; a mismatch shows the

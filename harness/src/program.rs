@@ -585,44 +585,7 @@ impl Program {
         };
         let mut loader = EbpfLoader::new();
         let symbols = elf::globals(&bytes).map_err(elf_error)?;
-        let mut globals: Vec<(String, Vec<u8>)> = Vec::new();
-        // Lifecycle steps' integer globals and [program] globals take one path: sized by the
-        // symbol, checked against the object's variables.
-        let values = options
-            .globals
-            .iter()
-            .map(|(name, value)| (name.clone(), GlobalValue::Int(i64::from(*value))))
-            .chain(options.global_values.iter().cloned());
-        for (name, value) in values {
-            let name = &name;
-            let symbol = symbols.iter().find(|s| s.name == *name).ok_or_else(|| {
-                ProgramError::GlobalValue {
-                    object: object.clone(),
-                    name: name.clone(),
-                    reason: format!(
-                        "the object has no such global in .rodata, .data or .bss (it has: {})",
-                        list(
-                            &symbols
-                                .iter()
-                                .map(|s| format!("{} ({}, {} bytes)", s.name, s.section, s.size))
-                                .collect::<Vec<_>>()
-                        )
-                    ),
-                }
-            })?;
-            let bytes =
-                value
-                    .to_bytes(symbol.size)
-                    .map_err(|reason| ProgramError::GlobalValue {
-                        object: object.clone(),
-                        name: name.clone(),
-                        reason: format!(
-                            "{reason} ({} is {} bytes in {})",
-                            name, symbol.size, symbol.section
-                        ),
-                    })?;
-            globals.push((name.clone(), bytes));
-        }
+        let globals = global_bytes(&object, &symbols, options)?;
         for (name, value) in &globals {
             loader.override_global(name.as_str(), value.as_slice(), true);
         }
@@ -630,36 +593,9 @@ impl Program {
             object: object.clone(),
             source: Box::new(aya::EbpfError::ParseError(e)),
         })?;
+        check_map_sizes(&object, &parsed, options)?;
         for (name, size) in &options.max_entries {
-            if !parsed.maps.contains_key(name) {
-                let mut available: Vec<String> = parsed.maps.keys().cloned().collect();
-                available.sort();
-                return Err(ProgramError::NoMap {
-                    object: object.clone(),
-                    name: name.clone(),
-                    available,
-                });
-            }
             loader.map_max_entries(name.as_str(), *size);
-        }
-        // Maps that ask for a size from the loader and got none: say so before the kernel
-        // answers a bare EINVAL. (Perf event arrays and ring buffers are sized by aya.)
-        let mut zero: Vec<&String> = parsed
-            .maps
-            .iter()
-            .filter(|(name, map)| {
-                map.max_entries() == 0
-                    && !matches!(map.map_type(), 4 | 27)
-                    && !options.max_entries.iter().any(|(n, _)| n == *name)
-            })
-            .map(|(name, _)| name)
-            .collect();
-        zero.sort();
-        if let Some(name) = zero.first() {
-            return Err(ProgramError::ZeroEntries {
-                object: object.clone(),
-                name: (*name).clone(),
-            });
         }
         let pins = match &options.map_pin_dir {
             Some(dir) => pinned_maps(&object, &bytes, dir)?,
@@ -1388,6 +1324,92 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+/// The bytes of each global the options set (lifecycle steps' integers and `[program]`
+/// globals take one path): sized by the object's symbol, checked against its variables.
+fn global_bytes(
+    object: &str,
+    symbols: &[elf::GlobalSymbol],
+    options: &LoadOptions,
+) -> Result<Vec<(String, Vec<u8>)>, ProgramError> {
+    let mut globals: Vec<(String, Vec<u8>)> = Vec::new();
+    let values = options
+        .globals
+        .iter()
+        .map(|(name, value)| (name.clone(), GlobalValue::Int(i64::from(*value))))
+        .chain(options.global_values.iter().cloned());
+    for (name, value) in values {
+        let name = &name;
+        let symbol =
+            symbols
+                .iter()
+                .find(|s| s.name == *name)
+                .ok_or_else(|| ProgramError::GlobalValue {
+                    object: object.to_owned(),
+                    name: name.clone(),
+                    reason: format!(
+                        "the object has no such global in .rodata, .data or .bss (it has: {})",
+                        list(
+                            &symbols
+                                .iter()
+                                .map(|s| format!("{} ({}, {} bytes)", s.name, s.section, s.size))
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                })?;
+        let bytes = value
+            .to_bytes(symbol.size)
+            .map_err(|reason| ProgramError::GlobalValue {
+                object: object.to_owned(),
+                name: name.clone(),
+                reason: format!(
+                    "{reason} ({} is {} bytes in {})",
+                    name, symbol.size, symbol.section
+                ),
+            })?;
+        globals.push((name.clone(), bytes));
+    }
+    Ok(globals)
+}
+
+/// Every map `max-entries` names is in the object, and every map that asks its loader for a
+/// size (`max_entries` 0) gets one: said here, before the kernel answers a bare EINVAL.
+fn check_map_sizes(
+    object: &str,
+    parsed: &aya_obj::Object,
+    options: &LoadOptions,
+) -> Result<(), ProgramError> {
+    for (name, _) in &options.max_entries {
+        if !parsed.maps.contains_key(name) {
+            let mut available: Vec<String> = parsed.maps.keys().cloned().collect();
+            available.sort();
+            return Err(ProgramError::NoMap {
+                object: object.to_owned(),
+                name: name.clone(),
+                available,
+            });
+        }
+    }
+    // Perf event arrays and ring buffers are sized by aya.
+    let mut zero: Vec<&String> = parsed
+        .maps
+        .iter()
+        .filter(|(name, map)| {
+            map.max_entries() == 0
+                && !matches!(map.map_type(), 4 | 27)
+                && !options.max_entries.iter().any(|(n, _)| n == *name)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    zero.sort();
+    match zero.first() {
+        Some(name) => Err(ProgramError::ZeroEntries {
+            object: object.to_owned(),
+            name: (*name).clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The first errno found in an error's source chain.

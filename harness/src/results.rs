@@ -803,20 +803,21 @@ fn program_colour(program: &str) -> &'static str {
     }
 }
 
+// The chart's geometry, in SVG user units.
+const WIDTH: f64 = 980.0;
+const LABEL_W: f64 = 190.0;
+const PLOT_X: f64 = LABEL_W + 20.0;
+const PLOT_W: f64 = 640.0;
+const ROW_H: f64 = 20.0;
+const BAR_H: f64 = 14.0;
+const GROUP_GAP: f64 = 26.0;
+const TOP: f64 = 92.0;
+
 /// A horizontal bar chart of the run, one bar per configuration: received packets per second
 /// (the kernel's count), grouped by injector, coloured by program, lighter for generic mode,
 /// with the rate the sender offered as a black marker. Logarithmic when the rates span more
 /// than 30x, and the axis says which. Self-contained SVG, no scripts or external fonts.
 pub fn svg_chart(results: &BenchResults) -> String {
-    const WIDTH: f64 = 980.0;
-    const LABEL_W: f64 = 190.0;
-    const PLOT_X: f64 = LABEL_W + 20.0;
-    const PLOT_W: f64 = 640.0;
-    const ROW_H: f64 = 20.0;
-    const BAR_H: f64 = 14.0;
-    const GROUP_GAP: f64 = 26.0;
-    const TOP: f64 = 92.0;
-
     let scale = Scale::for_values(
         results
             .results
@@ -900,65 +901,77 @@ pub fn svg_chart(results: &BenchResults) -> String {
             injector
         );
         for r in rows {
-            let what = if r.mode == "-" {
-                "no program".to_owned()
-            } else {
-                format!("{} {}", r.mode, r.program)
-            };
-            let label = format!(
-                "{what} {}B{}",
-                r.size,
-                if r.threads > 1 {
-                    format!(" x{}", r.threads)
-                } else {
-                    String::new()
-                }
-            );
-            let bar_y = y + (ROW_H - BAR_H) / 2.0;
-            let bar_w = x_of(r.rx_pps) - PLOT_X;
-            let opacity = if r.mode == XdpMode::Generic.as_str() {
-                "0.45"
-            } else {
-                "1"
-            };
-            let _ = writeln!(
-                svg,
-                r#"<text x="{LABEL_W}" y="{:.1}" text-anchor="end">{}</text>"#,
-                y + ROW_H / 2.0 + 4.0,
-                xml_escape(&label)
-            );
-            let _ = writeln!(
-                svg,
-                r#"<rect class="bar" x="{PLOT_X}" y="{bar_y:.1}" width="{bar_w:.1}" height="{BAR_H}" fill="{}" fill-opacity="{opacity}"><title>{}: {} received, {} offered</title></rect>"#,
-                program_colour(&r.program),
-                xml_escape(&r.key().to_string()),
-                format_pps(r.rx_pps),
-                format_pps(r.offered_pps)
-            );
-            let offered_x = x_of(r.offered_pps);
-            if r.offered_pps > 0.0 {
-                let _ = writeln!(
-                    svg,
-                    r##"<path class="offered" d="M{offered_x:.1} {:.1} l4 {:.1} l-4 {:.1} l-4 {:.1} z" fill="#111111"/>"##,
-                    bar_y - 2.0,
-                    BAR_H / 2.0 + 2.0,
-                    BAR_H / 2.0 + 2.0,
-                    -(BAR_H / 2.0 + 2.0)
-                );
-            }
-            let text_x = x_of(r.rx_pps).max(offered_x) + 8.0;
-            let _ = writeln!(
-                svg,
-                r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}</text>"##,
-                y + ROW_H / 2.0 + 4.0,
-                format_pps(r.rx_pps)
-            );
+            svg_row(&mut svg, r, y, &x_of);
             y += ROW_H;
         }
         let _ = writeln!(svg, "</g>");
     }
 
-    // Legend.
+    svg_legend(&mut svg, results, legend_y);
+    let _ = writeln!(svg, "</svg>");
+    svg
+}
+
+/// One configuration's bar at `y`: its label, the received rate as a bar, the offered rate
+/// as a marker, and the received rate as text.
+fn svg_row(svg: &mut String, r: &MeasurementRecord, y: f64, x_of: &impl Fn(f64) -> f64) {
+    let what = if r.mode == "-" {
+        "no program".to_owned()
+    } else {
+        format!("{} {}", r.mode, r.program)
+    };
+    let label = format!(
+        "{what} {}B{}",
+        r.size,
+        if r.threads > 1 {
+            format!(" x{}", r.threads)
+        } else {
+            String::new()
+        }
+    );
+    let bar_y = y + (ROW_H - BAR_H) / 2.0;
+    let bar_w = x_of(r.rx_pps) - PLOT_X;
+    let opacity = if r.mode == XdpMode::Generic.as_str() {
+        "0.45"
+    } else {
+        "1"
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="{LABEL_W}" y="{:.1}" text-anchor="end">{}</text>"#,
+        y + ROW_H / 2.0 + 4.0,
+        xml_escape(&label)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<rect class="bar" x="{PLOT_X}" y="{bar_y:.1}" width="{bar_w:.1}" height="{BAR_H}" fill="{}" fill-opacity="{opacity}"><title>{}: {} received, {} offered</title></rect>"#,
+        program_colour(&r.program),
+        xml_escape(&r.key().to_string()),
+        format_pps(r.rx_pps),
+        format_pps(r.offered_pps)
+    );
+    let offered_x = x_of(r.offered_pps);
+    if r.offered_pps > 0.0 {
+        let _ = writeln!(
+            svg,
+            r##"<path class="offered" d="M{offered_x:.1} {:.1} l4 {:.1} l-4 {:.1} l-4 {:.1} z" fill="#111111"/>"##,
+            bar_y - 2.0,
+            BAR_H / 2.0 + 2.0,
+            BAR_H / 2.0 + 2.0,
+            -(BAR_H / 2.0 + 2.0)
+        );
+    }
+    let text_x = x_of(r.rx_pps).max(offered_x) + 8.0;
+    let _ = writeln!(
+        svg,
+        r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}</text>"##,
+        y + ROW_H / 2.0 + 4.0,
+        format_pps(r.rx_pps)
+    );
+}
+
+/// The legend below the plot: one colour per program, the generic shade, the offered marker.
+fn svg_legend(svg: &mut String, results: &BenchResults, legend_y: f64) {
     let _ = writeln!(svg, r#"<g class="legend">"#);
     let mut x = 16.0;
     let mut programs: Vec<&str> = Vec::new();
@@ -1006,8 +1019,7 @@ pub fn svg_chart(results: &BenchResults) -> String {
         r##"<text x="16" y="{:.1}" fill="#555555">Absolute rates compare only on one machine; across machines compare ratios within a run (program / none, native / generic).</text>"##,
         legend_y + 38.0
     );
-    let _ = writeln!(svg, "</g>\n</svg>");
-    svg
+    let _ = writeln!(svg, "</g>");
 }
 
 #[cfg(test)]

@@ -98,6 +98,72 @@ pub struct TopologySpec {
     pub state: Vec<NetnsState>,
 }
 
+/// Why an interface reference names no interface of a topology.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ResolveError {
+    /// Nothing in the topology matches.
+    #[error("{0} is not in the topology")]
+    Missing(String),
+    /// The namespace has several interfaces and the reference says none.
+    #[error("{0} names a namespace with several interfaces: say which (ns:if)")]
+    Ambiguous(String),
+}
+
+/// The one way an interface reference (`ns`, or `ns:if`) is resolved, over any list of link
+/// ends: a namespace alone names its only interface.
+fn resolve_among<'e, T>(
+    ends: impl Iterator<Item = (&'e EndName, T)>,
+    netns: &str,
+    interface: Option<&str>,
+) -> Result<(&'e EndName, T), ResolveError> {
+    let shown = || match interface {
+        Some(i) => format!("{netns}:{i}"),
+        None => netns.to_owned(),
+    };
+    let mut matches = ends
+        .filter(|(e, _)| e.netns == netns)
+        .filter(|(e, _)| interface.is_none_or(|i| e.interface == i));
+    match (matches.next(), matches.next()) {
+        (Some(end), None) => Ok(end),
+        (Some(_), Some(_)) => Err(ResolveError::Ambiguous(shown())),
+        (None, _) => Err(ResolveError::Missing(shown())),
+    }
+}
+
+impl TopologySpec {
+    /// The link end `netns` (and `interface`, if given) names.
+    pub fn resolve(&self, netns: &str, interface: Option<&str>) -> Result<EndName, ResolveError> {
+        let ends = self.links.iter().flat_map(|l| [(&l.a, ()), (&l.b, ())]);
+        resolve_among(ends, netns, interface).map(|(end, ())| end.clone())
+    }
+
+    /// The other end of `end`'s link.
+    pub fn peer(&self, end: &EndName) -> Option<&EndName> {
+        self.links.iter().find_map(|l| {
+            if &l.a == end {
+                Some(&l.b)
+            } else if &l.b == end {
+                Some(&l.a)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The index of `end`'s link and whether `end` is its `a` end.
+    pub fn link_of(&self, end: &EndName) -> Option<(usize, bool)> {
+        self.links.iter().enumerate().find_map(|(i, l)| {
+            if &l.a == end {
+                Some((i, true))
+            } else if &l.b == end {
+                Some((i, false))
+            } else {
+                None
+            }
+        })
+    }
+}
+
 /// Addresses of end `a` (`side` 1) or `b` (`side` 2) of link `index`.
 fn end_config(index: usize, side: u8, interface: &str) -> EndConfig {
     let l = u8::try_from(index).expect("at most 256 links");
@@ -198,15 +264,7 @@ impl Topology {
     /// The interface `netns:interface`, or the only interface of `netns` when `interface` is
     /// `None`.
     pub fn interface(&self, netns: &str, interface: Option<&str>) -> Option<(&EndName, &VethEnd)> {
-        let mut matches = self
-            .interfaces()
-            .filter(|(name, _)| name.netns == netns)
-            .filter(|(name, _)| interface.is_none_or(|i| name.interface == i));
-        let first = matches.next()?;
-        if interface.is_none() && matches.next().is_some() {
-            return None;
-        }
-        Some(first)
+        resolve_among(self.interfaces(), netns, interface).ok()
     }
 
     /// The other end of the link `end` belongs to.

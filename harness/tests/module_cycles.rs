@@ -11,20 +11,7 @@ use std::{
 
 /// Pairs of modules that may still refer to each other, each with who removes the cycle.
 /// Delete an entry with its cycle: the test then keeps it from coming back.
-const ALLOWED: &[(&str, &str)] = &[
-    // TEMPORARY: the lead is moving scenario/run.rs and scenario/steps.rs into the engine,
-    // which removes this cycle; delete this entry then.
-    ("scenario::run", "scenario::steps"),
-    // TEMPORARY, same refactor: these files call helpers that live in run.rs (`resolve`,
-    // `load_error`, `topology_spec`, `hex`, `RunError`) while run.rs calls them; the helpers
-    // move out of run.rs with the engine.
-    ("scenario::run", "scenario::loader"),
-    ("scenario::run", "scenario::values"),
-    ("scenario::run", "scenario::kernel_state"),
-    // TEMPORARY: the [[netns]] spec types (kernel_state.rs) name schema's IfaceRef while the
-    // schema holds them; they belong in one schema module when the lead lays out the folders.
-    ("scenario::schema", "scenario::kernel_state"),
-];
+const ALLOWED: &[(&str, &str)] = &[];
 
 /// A module: `program`, or `scenario::run` for a file of a folder (`scenario` for its mod.rs).
 type Module = String;

@@ -7,7 +7,7 @@
 //! word for word.
 
 use crate::{
-    engine::{GroupPlan, LiveSession, SessionOptions, UnderTest},
+    engine::{Failure, GroupPlan, LiveSession, SessionOptions, UnderTest},
     frame::FrameTemplate,
     output::OutputSpec,
     program::XdpMode,
@@ -243,11 +243,14 @@ pub(crate) fn send_group(
     judged(failures, outcome.report)
 }
 
-/// The engine's judgement as a result: no failure lines, or all of them.
-fn judged(failures: Vec<String>, report: GroupReport) -> Result<Outcome> {
+/// The engine's judgement as a result: no failures, or all of them in their one text.
+fn judged(failures: Vec<Failure>, report: GroupReport) -> Result<Outcome> {
     if failures.is_empty() {
         Ok(Outcome { report })
     } else {
-        Err(failed(failures, Some(report)))
+        Err(failed(
+            failures.iter().map(ToString::to_string).collect(),
+            Some(report),
+        ))
     }
 }

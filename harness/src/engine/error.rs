@@ -1,6 +1,7 @@
 //! Why a run could not go on, and whose fault that is: the scenario's or object's (exit 2) or
 //! the machine's (exit 3). Every area's error converts into [`RunError`] here, in one place.
 
+use crate::exit::Classify;
 use crate::{
     inject::InjectError, lab::LabError, link::LinkError, maps::MapError, observe::ObserveError,
     pin::PinError, program::ProgramError, report::FailureKind,
@@ -34,76 +35,47 @@ impl RunError {
     }
 }
 
-impl From<ProgramError> for RunError {
-    fn from(e: ProgramError) -> Self {
-        if e.is_environment() {
-            Self::environment(e.to_string())
-        } else {
-            Self::input(e.to_string())
+impl RunError {
+    /// The error of any area, classified by the one rule in [`crate::exit`].
+    pub(crate) fn classified(e: &(impl Classify + std::fmt::Display)) -> Self {
+        Self {
+            kind: e.class().into(),
+            message: e.to_string(),
         }
     }
 }
+
+/// Every area's error becomes a [`RunError`] through the one classification ([`Classify`]).
+macro_rules! classified {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for RunError {
+            fn from(e: $error) -> Self {
+                Self::classified(&e)
+            }
+        })*
+    };
+}
+
+classified!(
+    ProgramError,
+    ObserveError,
+    InjectError,
+    MapError,
+    PinError,
+    LinkError
+);
 
 impl From<LabError> for RunError {
     fn from(e: LabError) -> Self {
-        if let LabError::State(state) = &e
-            && state.is_input()
-        {
-            // The scenario's [[netns]] asked for something the kernel refuses.
-            return Self::input(format!("{e} (check the [[netns]] tables)"));
+        let mut error = Self::classified(&e);
+        if matches!(e, LabError::State(_)) && error.kind == FailureKind::Input {
+            error.message.push_str(" (check the [[netns]] tables)");
+        } else if e.is_permission() {
+            error
+                .message
+                .push_str(" (run as root: xdplab needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF)");
         }
-        let hint = if e.is_permission() {
-            " (run as root: xdplab needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF)"
-        } else {
-            ""
-        };
-        Self::environment(format!("{e}{hint}"))
-    }
-}
-
-impl From<ObserveError> for RunError {
-    fn from(e: ObserveError) -> Self {
-        Self::environment(e.to_string())
-    }
-}
-
-impl From<InjectError> for RunError {
-    fn from(e: InjectError) -> Self {
-        Self::environment(e.to_string())
-    }
-}
-
-impl From<MapError> for RunError {
-    fn from(e: MapError) -> Self {
-        match e {
-            MapError::NotFound { .. } | MapError::Size { .. } | MapError::Pin { .. } => {
-                Self::input(e.to_string())
-            }
-            MapError::Info { .. } | MapError::Syscall { .. } => Self::environment(e.to_string()),
-        }
-    }
-}
-
-impl From<PinError> for RunError {
-    fn from(e: PinError) -> Self {
-        if e.is_permission() {
-            Self::environment(e.to_string())
-        } else {
-            Self::input(e.to_string())
-        }
-    }
-}
-
-impl From<LinkError> for RunError {
-    fn from(e: LinkError) -> Self {
-        match e.errno() {
-            Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) | None
-                if !matches!(e, LinkError::Replaced { .. }) =>
-            {
-                Self::environment(e.to_string())
-            }
-            _ => Self::input(e.to_string()),
-        }
+        error
     }
 }
 

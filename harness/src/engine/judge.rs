@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::LISTED;
+use super::failure::Failure;
 use super::observation::{Attribution, Snapshot, Window};
 use super::plan::GroupPlan;
 use crate::{
@@ -59,23 +60,24 @@ pub(crate) fn group_failures(
     g: &GroupReport,
     attribution: Attribution,
     stats: &InjectStats,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     let name = &g.name;
     if stats.accepted < stats.offered {
-        failures.push(format!(
-            "send {name:?}: the sender could not send {} of {} frames ({})",
-            stats.offered - stats.accepted,
-            stats.offered,
-            stats.last_error.as_deref().unwrap_or("no error given")
-        ));
+        failures.push(Failure::Unsent {
+            group: name.clone(),
+            unsent: stats.offered - stats.accepted,
+            offered: stats.offered,
+            reason: stats
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no error given".into()),
+        });
     }
     if attribution == Attribution::None {
-        failures.push(format!(
-            "send {name:?}: cannot observe the verdicts: the kernel frees VLAN-tagged frames \
-             shorter than {MIN_OBSERVABLE_VLAN_FRAME} bytes before any capture, and generic mode \
-             has no XDP counters; use native mode or give the program drop_cnt/pass_cnt maps"
-        ));
+        failures.push(Failure::Unobservable {
+            group: name.clone(),
+        });
         return failures;
     }
     let got = |verdict: Verdict| match verdict {
@@ -117,43 +119,40 @@ pub(crate) fn group_failures(
         if others.is_empty() {
             others.push("unaccounted".into());
         }
-        failures.push(format!(
-            "send {name:?}: expected {}, {} of {} frames went elsewhere: {} ({})",
-            g.expect,
-            g.sent - right,
-            g.sent,
-            others.join(", "),
-            evidence(g, attribution)
-        ));
+        failures.push(Failure::WrongVerdict {
+            group: name.clone(),
+            expected: g.expect,
+            wrong: g.sent - right,
+            sent: g.sent,
+            got: others.join(", "),
+            evidence: evidence(g, attribution),
+        });
     }
     if !g.duplicated.is_empty() {
         let seqs: Vec<String> = g.duplicated.iter().map(u32::to_string).collect();
-        failures.push(format!(
-            "send {name:?}: frames arrived more than once (seq {})",
-            seqs.join(", ")
-        ));
+        failures.push(Failure::Duplicated {
+            group: name.clone(),
+            seqs: seqs.join(", "),
+        });
     }
     if g.kernel.sender_dropped > 0 {
-        failures.push(format!(
-            "send {name:?}: {} frames were lost between the sending veth and XDP",
-            g.kernel.sender_dropped
-        ));
+        failures.push(Failure::LostBeforeXdp {
+            group: name.clone(),
+            lost: g.kernel.sender_dropped,
+        });
     }
     // Background frames seen on the attach interface in this group's window passed XDP too:
     // the kernel counted them.
     let background = g.kernel.background;
-    let also = if background > 0 {
-        format!(" (+{background} background frame(s) seen)")
-    } else {
-        String::new()
-    };
     match (mode, &g.kernel.xdp) {
         (XdpMode::Native, Some(xdp)) => {
             if xdp.packets != g.sent + background {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle: native XDP ran on {} frames, {} were sent{also}",
-                    xdp.packets, g.sent
-                ));
+                failures.push(Failure::XdpRan {
+                    group: name.clone(),
+                    ran: xdp.packets,
+                    sent: g.sent,
+                    background,
+                });
             }
             let ours = (g.passed, g.dropped + g.aborted, g.tx, g.redirected);
             let kernel = (
@@ -163,18 +162,22 @@ pub(crate) fn group_failures(
                 xdp.redirect,
             );
             if ours != kernel {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle disagrees: veth counted {} passed, {} dropped or aborted, {} tx, {} redirected; the captures saw {}, {}, {}, {}{also}",
-                    kernel.0, kernel.1, kernel.2, kernel.3, ours.0, ours.1, ours.2, ours.3
-                ));
+                failures.push(Failure::KernelDisagrees {
+                    group: name.clone(),
+                    kernel: kernel.into(),
+                    captures: ours.into(),
+                    background,
+                });
             }
         }
         _ => {
             if g.kernel.received != g.sent + background {
-                failures.push(format!(
-                    "send {name:?}: kernel oracle: the receiving veth got {} frames, {} were sent{also}",
-                    g.kernel.received, g.sent
-                ));
+                failures.push(Failure::Received {
+                    group: name.clone(),
+                    received: g.kernel.received,
+                    sent: g.sent,
+                    background,
+                });
             }
         }
     }

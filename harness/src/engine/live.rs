@@ -16,6 +16,7 @@ use std::{
 
 use super::attribution::{Places, observe_group};
 use super::error::{RunError, interrupted};
+use super::failure::Failure;
 use super::judge;
 use super::observation::{GroupCounts, IfaceSnapshot, Snapshot, Window};
 use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
@@ -336,7 +337,7 @@ impl<'t> LiveSession<'t> {
             notes.push(note);
         }
         let mut failures = judge::group_failures(self.mode, &g, attribution, &stats);
-        failures.extend(g.output_mismatches.iter().cloned());
+        failures.extend(g.output_mismatches.iter().cloned().map(Failure::Output));
 
         for (i, (_, c)) in captured.into_iter().enumerate() {
             self.unattributed[i] += c.unattributed();
@@ -394,17 +395,19 @@ impl<'t> LiveSession<'t> {
             ..SessionOutcome::default()
         };
         for c in outcome.counters.iter().filter(|c| !c.ok) {
-            outcome.failures.push(format!(
-                "program counter {} = {} disagrees with {} = {}",
-                c.map, c.program, c.source, c.kernel
-            ));
+            outcome.failures.push(Failure::Counter {
+                map: c.map.clone(),
+                program: c.program,
+                source_name: c.source.clone(),
+                kernel: c.kernel,
+            });
         }
         for (i, name) in self.names.iter().enumerate() {
             if self.socket_drops[i] > 0 {
-                outcome.failures.push(format!(
-                    "the capture on {name} dropped {} frame(s): the counts seen there are incomplete",
-                    self.socket_drops[i]
-                ));
+                outcome.failures.push(Failure::CaptureDropped {
+                    interface: name.to_string(),
+                    dropped: self.socket_drops[i],
+                });
             }
             if self.unattributed[i] > 0 {
                 outcome
@@ -468,10 +471,6 @@ impl<'t> LiveSession<'t> {
     /// Polls until the kernel has accounted for `sent` frames at the attach interface since
     /// `before` and every frame it let through has reached a capture; or until counts stop
     /// moving once every frame arrived; or the deadline.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the group's place in the topology and what it sent"
-    )]
     fn settle(
         &self,
         from: usize,

@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
+use super::failure::Failure;
 use super::observation::Attribution;
 use crate::{
     frame::FrameTemplate,
@@ -14,6 +15,9 @@ use crate::{
     topology::EndName,
     verdict::Verdict,
 };
+
+/// A frame kept for a capture file, with the time it arrived.
+pub type KeptFrame = (SystemTime, Vec<u8>);
 
 /// The program under test in a live session, and where it is attached.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +70,7 @@ pub struct GroupOutcome {
     /// What the sender managed.
     pub stats: InjectStats,
     /// Every way the group failed its expectation; empty when it passed.
-    pub failures: Vec<String>,
+    pub failures: Vec<Failure>,
     /// Things worth saying that are not failures (content attribution rules used).
     pub notes: Vec<String>,
 }
@@ -77,11 +81,11 @@ pub struct SessionOutcome {
     /// The program's counters against the kernel's, over every group.
     pub counters: Vec<CounterCheck>,
     /// Counter disagreements and incomplete captures.
-    pub failures: Vec<String>,
+    pub failures: Vec<Failure>,
     /// Frames no group claimed, by interface.
     pub unattributed_by_interface: BTreeMap<String, u64>,
     /// Frames kept for capture files ([`SessionOptions::keep_frames`]), by interface.
-    pub frames: Vec<(EndName, Vec<(SystemTime, Vec<u8>)>)>,
+    pub frames: Vec<(EndName, Vec<KeptFrame>)>,
     /// Things worth saying about the session.
     pub notes: Vec<String>,
 }

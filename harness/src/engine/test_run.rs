@@ -9,6 +9,7 @@
 use super::{
     Attribution, GroupOutcome, GroupPlan, LISTED, RunError,
     error::interrupted,
+    failure::Failure,
     judge::{check_outputs, expected_outcome, places_text},
     observation::empty_group,
 };
@@ -103,15 +104,15 @@ pub fn run_group(
     let mut failures = Vec::new();
     let wrong = g.outcomes.iter().filter(|o| **o != expected).count();
     if wrong > 0 {
-        failures.push(format!(
-            "send {:?}: expected {}, {wrong} of {} frames returned something else ({})",
-            plan.name,
-            plan.expect,
-            plan.count,
-            places_text(&g.misplaced)
-        ));
+        failures.push(Failure::Returned {
+            group: plan.name.clone(),
+            expected: plan.expect,
+            wrong: wrong as u64,
+            sent: u64::from(plan.count),
+            places: places_text(&g.misplaced),
+        });
     }
-    failures.extend(g.output_mismatches.iter().cloned());
+    failures.extend(g.output_mismatches.iter().cloned().map(Failure::Output));
     Ok(GroupOutcome {
         report: g,
         attribution: Attribution::TestRun,

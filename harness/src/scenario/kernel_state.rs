@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::schema::IfaceRef;
+use super::iface::IfaceRef;
 use crate::frame::MacAddr;
 use crate::netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef};
 use crate::topology::TopologySpec;
@@ -96,7 +96,7 @@ pub(super) fn states(netns: &[NetnsSpec], spec: &TopologySpec) -> Vec<NetnsState
     let name = |r: &IfaceRef| {
         // Parse checked every reference; a miss here names the interface as written, and
         // applying the state then fails with "no such interface".
-        super::run::resolve(spec, r)
+        spec.resolve(&r.netns, r.interface.as_deref())
             .map(|end| end.interface)
             .unwrap_or_else(|_| r.interface.clone().unwrap_or_else(|| r.netns.clone()))
     };

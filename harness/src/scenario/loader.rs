@@ -15,9 +15,10 @@ use crate::{
 };
 
 use super::{
-    run::{RunError, at, load_error, resolve, topology_spec},
+    plan::{at, load_error, resolve, topology_spec},
     schema::{AttachSpec, IfaceRef, MapBytes, MapSetup, Scenario},
 };
+use crate::engine::RunError;
 
 /// What the loader sets before a program's object is loaded (`[program]`'s `type`, `globals`
 /// and `max-entries`; `[[attach]]`'s `type`). The default loads the object as it is.

@@ -9,12 +9,17 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod iface;
 pub mod kernel_state;
+mod live;
 mod loader;
+mod map_checks;
 mod parse;
+pub mod plan;
 pub mod run;
 pub mod schema;
 mod steps;
+mod test_run;
 mod values;
 
 pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};

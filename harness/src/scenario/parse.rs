@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -37,6 +36,7 @@ use crate::requires::Requirement;
 use crate::verdict::Verdict;
 
 mod kernel_state;
+mod steps;
 
 /// Only the version, read first so a file written for a newer schema gets
 /// "unsupported version" rather than complaints about keys it does not know.
@@ -513,7 +513,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
                 ),
             ));
         }
-        let (program, sends, steps) = steps(&src, &topo, &lab, raw.step)?;
+        let (program, sends, steps) = steps::steps(&src, &topo, &lab, raw.step)?;
         return Ok(Scenario {
             path: path.to_owned(),
             name: name.to_owned(),
@@ -973,93 +973,17 @@ fn sends(
                 FrameSource::Spec(frame)
             }
         };
-        let count = match (send.count, &frames) {
-            (Some(count), _) => count,
-            (None, FrameSource::Pcap { path, frames }) => u32::try_from(frames.len())
-                .ok()
-                .filter(|n| *n <= SendGroup::MAX_COUNT)
-                .ok_or_else(|| {
-                    group(format!(
-                        "pcap file {} holds {} frames, more than the most a group sends \
-                             ({}): set count",
-                        path.display(),
-                        frames.len(),
-                        SendGroup::MAX_COUNT
-                    ))
-                })?,
-            (None, FrameSource::Spec(_)) => {
-                return Err(group(
-                    "missing key \"count\" (only a group with pcap may leave it out)".to_owned(),
-                ));
-            }
-        };
-        if !(1..=SendGroup::MAX_COUNT).contains(&count) {
-            return Err(group(format!(
-                "count {count} is out of range (1..={})",
-                SendGroup::MAX_COUNT
-            )));
-        }
-
-        let redirect_to = match (send.expect, send.redirect_to) {
-            (Verdict::Redirect, None) => {
-                return Err(group(
-                    "expect = \"redirect\" needs redirect-to: the interface the program \
-                     redirects to"
-                        .to_owned(),
-                ));
-            }
-            (Verdict::Redirect, Some(target)) => {
-                let at = src.line(&target.span());
-                let end = topo.find(src, &target, &format!("{what} redirect-to"))?;
-                let target = target.into_inner();
-                if end == program_end {
-                    return Err(src.invalid(
-                        at,
-                        format!(
-                            "{what} redirect-to \"{target}\" is the interface the program is \
-                             attached to; frames sent back out of it are expect = \"tx\""
-                        ),
-                    ));
-                }
-                if target.netns != program.attach.netns {
-                    return Err(src.invalid(
-                        at,
-                        format!(
-                            "{what} redirect-to \"{target}\" is in namespace {:?}, not {:?} \
-                             where the program is attached: a devmap only reaches interfaces \
-                             of the program's namespace",
-                            target.netns, program.attach.netns
-                        ),
-                    ));
-                }
-                Some(target)
-            }
-            (_, Some(target)) => {
-                return Err(src.invalid(
-                    src.line(&target.span()),
-                    format!("{what} redirect-to is only for expect = \"redirect\""),
-                ));
-            }
-            (_, None) => None,
-        };
-
-        if let Some(output) = &send.output {
-            if matches!(send.expect, Verdict::Drop | Verdict::Aborted) {
-                return Err(group(format!(
-                    "output checks the frames that come out, and expect = \"{}\" lets none out",
-                    send.expect
-                )));
-            }
-            if output.is_empty() {
-                return Err(group(
-                    "output checks nothing: set swapped-macs = true or a field".to_owned(),
-                ));
-            }
-            if let Some(id) = output.vlan.iter().flatten().find(|id| **id > 4095) {
-                return Err(group(format!(
-                    "output vlan id {id} is out of range 0..=4095"
-                )));
-            }
+        let count = group_count(send.count, &frames).map_err(group)?;
+        let redirect_to = redirect_target(
+            src,
+            topo,
+            (line, &what),
+            send.expect,
+            send.redirect_to,
+            (program, program_end),
+        )?;
+        if let Some(problem) = output_problem(send.expect, send.output.as_ref()) {
+            return Err(group(problem));
         }
 
         groups.push(SendGroup {
@@ -1074,6 +998,111 @@ fn sends(
         });
     }
     Ok(groups)
+}
+
+/// A send group's `count`: given, or the frames of its pcap file; the error is the message
+/// after the group's name.
+fn group_count(count: Option<u32>, frames: &FrameSource) -> Result<u32, String> {
+    let count = match (count, frames) {
+        (Some(count), _) => count,
+        (None, FrameSource::Pcap { path, frames }) => u32::try_from(frames.len())
+            .ok()
+            .filter(|n| *n <= SendGroup::MAX_COUNT)
+            .ok_or_else(|| {
+                format!(
+                    "pcap file {} holds {} frames, more than the most a group sends \
+                         ({}): set count",
+                    path.display(),
+                    frames.len(),
+                    SendGroup::MAX_COUNT
+                )
+            })?,
+        (None, FrameSource::Spec(_)) => {
+            return Err(
+                "missing key \"count\" (only a group with pcap may leave it out)".to_owned(),
+            );
+        }
+    };
+    if !(1..=SendGroup::MAX_COUNT).contains(&count) {
+        return Err(format!(
+            "count {count} is out of range (1..={})",
+            SendGroup::MAX_COUNT
+        ));
+    }
+    Ok(count)
+}
+
+/// A send group's `redirect-to`: required with expect = "redirect" and only then, another
+/// interface than the program's, in the program's namespace. `group` is the group's line and
+/// the `send group "name":` its messages start with.
+fn redirect_target(
+    src: &Source<'_>,
+    topo: &Topo<'_>,
+    (line, what): (usize, &str),
+    expect: Verdict,
+    redirect_to: Option<Spanned<IfaceRef>>,
+    (program, program_end): (&ProgramSpec, LinkEnd),
+) -> Result<Option<IfaceRef>, ScenarioError> {
+    match (expect, redirect_to) {
+        (Verdict::Redirect, None) => Err(src.invalid(
+            line,
+            format!(
+                "{what} expect = \"redirect\" needs redirect-to: the interface the program \
+                 redirects to"
+            ),
+        )),
+        (Verdict::Redirect, Some(target)) => {
+            let at = src.line(&target.span());
+            let end = topo.find(src, &target, &format!("{what} redirect-to"))?;
+            let target = target.into_inner();
+            if end == program_end {
+                return Err(src.invalid(
+                    at,
+                    format!(
+                        "{what} redirect-to \"{target}\" is the interface the program is \
+                         attached to; frames sent back out of it are expect = \"tx\""
+                    ),
+                ));
+            }
+            if target.netns != program.attach.netns {
+                return Err(src.invalid(
+                    at,
+                    format!(
+                        "{what} redirect-to \"{target}\" is in namespace {:?}, not {:?} \
+                         where the program is attached: a devmap only reaches interfaces \
+                         of the program's namespace",
+                        target.netns, program.attach.netns
+                    ),
+                ));
+            }
+            Ok(Some(target))
+        }
+        (_, Some(target)) => Err(src.invalid(
+            src.line(&target.span()),
+            format!("{what} redirect-to is only for expect = \"redirect\""),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// What is wrong with a send group's `output`, if anything: the message after the group's
+/// name.
+fn output_problem(expect: Verdict, output: Option<&OutputSpec>) -> Option<String> {
+    let output = output?;
+    if matches!(expect, Verdict::Drop | Verdict::Aborted) {
+        return Some(format!(
+            "output checks the frames that come out, and expect = \"{expect}\" lets none out"
+        ));
+    }
+    if output.is_empty() {
+        return Some("output checks nothing: set swapped-macs = true or a field".to_owned());
+    }
+    output
+        .vlan
+        .iter()
+        .flatten()
+        .find(|id| **id > 4095)
+        .map(|id| format!("output vlan id {id} is out of range 0..=4095"))
 }
 
 /// Reads a send group's pcap file; the error is the message after the
@@ -1526,630 +1555,4 @@ fn throughput(
         min_ratio: ratio,
         line,
     })
-}
-
-/// The largest trace a send step may need: the bundled `xdp_version` traces
-/// this many sequence numbers.
-const MAX_TRACED: u32 = 1 << 21;
-
-/// What the step checker knows of a link at some point of the sequence.
-struct LinkState {
-    at: IfaceRef,
-    runs: Option<String>,
-    history: Vec<String>,
-}
-
-/// Checks a `[[step]]` sequence as it would run: names defined before use,
-/// one verb per step with only its own keys, rollbacks to versions the link
-/// ran, at most one background send at a time.
-fn steps(
-    src: &Source<'_>,
-    topo: &Topo<'_>,
-    lab: &LabSpec,
-    raw: Vec<Spanned<RawStep>>,
-) -> Result<(ProgramSpec, Vec<SendGroup>, Vec<schema::Step>), ScenarioError> {
-    use schema::{LinkExpect, Step, StepAction, StepExpect, TraceExpect};
-    use std::collections::BTreeMap;
-
-    const VERBS: [&str; 11] = [
-        "load", "attach", "send", "wait", "sleep", "replace", "rollback", "detach", "restart",
-        "unpin", "expect",
-    ];
-    let plain = |line: usize, what: &str, name: &str| -> Result<(), ScenarioError> {
-        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-            return Err(src.invalid(
-                line,
-                format!("{what} {name:?} is not a plain name (it names a pin file)"),
-            ));
-        }
-        Ok(())
-    };
-    // version -> (line, object, entry, the `version` global)
-    let mut versions: BTreeMap<String, (usize, ObjectSource, String, Option<u32>)> =
-        BTreeMap::new();
-    let mut links: BTreeMap<String, LinkState> = BTreeMap::new();
-    let mut first_program: Option<(ObjectSource, String, XdpMode, IfaceRef, usize, usize)> = None;
-    let mut load_lines: HashMap<String, (usize, usize)> = HashMap::new();
-    let mut raw_sends: Vec<Spanned<RawSend>> = Vec::new();
-    let mut send_steps: Vec<(usize, Option<Duration>)> = Vec::new();
-    let mut group_index: HashMap<String, usize> = HashMap::new();
-    let mut running: Option<(String, usize)> = None;
-    let mut waited: Vec<bool> = Vec::new();
-    let mut out: Vec<(usize, StepAction)> = Vec::new();
-    let default_to = match topo.links.first() {
-        Some(link) => IfaceRef::from(&link.b),
-        None => IfaceRef::netns(LabSpec::RECEIVER),
-    };
-
-    for spanned in raw {
-        let line = src.line(&spanned.span());
-        let step = spanned.into_inner();
-        let given: Vec<&str> = [
-            step.load.is_some(),
-            step.attach.is_some(),
-            step.send.is_some(),
-            step.wait.is_some(),
-            step.sleep.is_some(),
-            step.replace.is_some(),
-            step.rollback.is_some(),
-            step.detach.is_some(),
-            step.restart.is_some(),
-            step.unpin.is_some(),
-            step.expect.is_some(),
-        ]
-        .into_iter()
-        .zip(VERBS)
-        .filter(|(set, _)| *set)
-        .map(|(_, verb)| verb)
-        .collect();
-        let verb = match given.as_slice() {
-            [verb] => *verb,
-            [] => {
-                return Err(src.invalid(
-                    line,
-                    format!("step does nothing: give one of {}", VERBS.join(", ")),
-                ));
-            }
-            many => {
-                return Err(src.invalid(
-                    line,
-                    format!(
-                        "step has {} verbs ({}): one per [[step]]",
-                        many.len(),
-                        many.join(", ")
-                    ),
-                ));
-            }
-        };
-        // Keys that belong to other verbs.
-        let allowed: &[&str] = match verb {
-            "load" => &["object", "entry", "globals"],
-            "attach" => &["to", "mode", "link"],
-            "send" => &["background"],
-            "wait" => &["frames"],
-            "replace" | "rollback" | "detach" => &["link"],
-            _ => &[],
-        };
-        for (key, set) in [
-            ("object", step.object.is_some()),
-            ("entry", step.entry.is_some()),
-            ("globals", step.globals.is_some()),
-            ("to", step.to.is_some()),
-            ("mode", step.mode.is_some()),
-            ("link", step.link.is_some()),
-            ("background", step.background.is_some()),
-            ("frames", step.frames.is_some()),
-        ] {
-            if set && !allowed.contains(&key) {
-                return Err(src.invalid(line, format!("a {verb} step takes no key {key:?}")));
-            }
-        }
-        // The link a replace, rollback or detach is about: named, or the only one.
-        let which_link = |named: &Option<Spanned<String>>,
-                          links: &BTreeMap<String, LinkState>|
-         -> Result<String, ScenarioError> {
-            match named {
-                Some(link) => {
-                    let at = src.line(&link.span());
-                    if links.contains_key(link.get_ref()) {
-                        Ok(link.get_ref().clone())
-                    } else {
-                        Err(src.invalid(
-                            at,
-                            format!(
-                                "{verb}: no link {:?} is attached before this step",
-                                link.get_ref()
-                            ),
-                        ))
-                    }
-                }
-                None => match links.keys().collect::<Vec<_>>().as_slice() {
-                    [only] => Ok((*only).clone()),
-                    [] => Err(src.invalid(
-                        line,
-                        format!("{verb}: no link is attached before this step"),
-                    )),
-                    many => Err(src.invalid(
-                        line,
-                        format!(
-                            "{verb}: {} links exist ({}): say which with link = \"...\"",
-                            many.len(),
-                            many.iter()
-                                .map(|l| format!("{l:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )),
-                },
-            }
-        };
-        let known_version = |name: &Spanned<String>| -> Result<String, ScenarioError> {
-            if versions.contains_key(name.get_ref()) {
-                Ok(name.get_ref().clone())
-            } else {
-                Err(src.invalid(
-                    src.line(&name.span()),
-                    format!(
-                        "{verb}: version {:?} is not loaded before this step (loaded: {})",
-                        name.get_ref(),
-                        if versions.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            versions
-                                .keys()
-                                .map(|v| format!("{v:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                ))
-            }
-        };
-
-        let action = match verb {
-            "load" => {
-                let version = step.load.expect("verb");
-                let name = version.get_ref().clone();
-                plain(src.line(&version.span()), "version", &name)?;
-                if let Some((first, ..)) = versions.get(&name) {
-                    return Err(src.invalid(
-                        src.line(&version.span()),
-                        format!("version {name:?} is loaded twice (first at line {first})"),
-                    ));
-                }
-                let (Some(object), Some(entry)) = (&step.object, &step.entry) else {
-                    return Err(src.invalid(line, format!("load {name:?}: needs object and entry")));
-                };
-                let lines = (src.line(&object.span()), src.line(&entry.span()));
-                let (object, entry) = object_and_entry(src, object, entry, "load")?;
-                load_lines.insert(name.clone(), lines);
-                let globals: Vec<(String, u32)> = step
-                    .globals
-                    .map(|g| g.into_inner().into_iter().collect())
-                    .unwrap_or_default();
-                let number = globals
-                    .iter()
-                    .find(|(g, _)| g == "version")
-                    .map(|(_, v)| *v);
-                versions.insert(name.clone(), (line, object.clone(), entry.clone(), number));
-                StepAction::Load {
-                    version: name,
-                    object,
-                    entry,
-                    globals,
-                    object_line: lines.0,
-                    entry_line: lines.1,
-                }
-            }
-            "attach" => {
-                let version = known_version(step.attach.as_ref().expect("verb"))?;
-                let at = match &step.to {
-                    Some(to) => {
-                        topo.find(src, to, "attach to")?;
-                        to.get_ref().clone()
-                    }
-                    None => {
-                        topo.find_at(src, line, &default_to, "attach to")?;
-                        default_to.clone()
-                    }
-                };
-                let mode = step.mode.map(Spanned::into_inner).unwrap_or_default();
-                let link = match &step.link {
-                    Some(link) => {
-                        plain(src.line(&link.span()), "link", link.get_ref())?;
-                        link.get_ref().clone()
-                    }
-                    None => at.to_string().replace(':', "-"),
-                };
-                if links.contains_key(&link) {
-                    return Err(src.invalid(
-                        line,
-                        format!("attach: link {link:?} exists already (name this one with link = \"...\")"),
-                    ));
-                }
-                if links.values().any(|l| l.runs.is_some() && l.at == at) {
-                    return Err(src.invalid(
-                        line,
-                        format!(
-                            "attach: \"{at}\" has a program attached already; replace it instead"
-                        ),
-                    ));
-                }
-                if first_program.is_none() {
-                    let (_, object, entry, _) = &versions[&version];
-                    let (object_line, entry_line) = load_lines[&version];
-                    first_program = Some((
-                        object.clone(),
-                        entry.clone(),
-                        mode,
-                        at.clone(),
-                        object_line,
-                        entry_line,
-                    ));
-                }
-                links.insert(
-                    link.clone(),
-                    LinkState {
-                        at: at.clone(),
-                        runs: Some(version.clone()),
-                        history: vec![version.clone()],
-                    },
-                );
-                StepAction::Attach {
-                    version,
-                    at,
-                    mode,
-                    link,
-                }
-            }
-            "send" => {
-                if let Some((name, at)) = &running {
-                    return Err(src.invalid(
-                        line,
-                        format!(
-                            "send: background send {name:?} (line {at}) is still running; wait for it first"
-                        ),
-                    ));
-                }
-                let background = step
-                    .background
-                    .as_ref()
-                    .map(|b| {
-                        schema::parse_duration(b.get_ref())
-                            .map_err(|e| src.at_value(&b.span(), format!("background: {e}")))
-                    })
-                    .transpose()?;
-                let send = step.send.expect("verb");
-                let name = send.get_ref().name.trim().to_owned();
-                let index = raw_sends.len();
-                if let Some(first) = group_index.insert(name.clone(), index) {
-                    let first_line = send_steps[first].0;
-                    return Err(src.invalid(
-                        src.line(&send.span()),
-                        format!("duplicate send group name {name:?} (first at line {first_line})"),
-                    ));
-                }
-                if background.is_some() {
-                    running = Some((name, line));
-                }
-                send_steps.push((line, background));
-                waited.push(background.is_none());
-                raw_sends.push(send);
-                StepAction::Send {
-                    group: index,
-                    background,
-                }
-            }
-            "wait" => {
-                let name = step.wait.expect("verb");
-                let group = match (group_index.get(name.get_ref()), &running) {
-                    (Some(&g), Some((r, _))) if r == name.get_ref() => g,
-                    (Some(_), _) => {
-                        return Err(src.invalid(
-                            src.line(&name.span()),
-                            format!(
-                                "wait: send {:?} is not running in the background here",
-                                name.get_ref()
-                            ),
-                        ));
-                    }
-                    (None, _) => {
-                        return Err(src.invalid(
-                            src.line(&name.span()),
-                            format!("wait: no send group {:?} before this step", name.get_ref()),
-                        ));
-                    }
-                };
-                let frames = match &step.frames {
-                    Some(f) => {
-                        let count = raw_sends[group].get_ref().count.unwrap_or(u32::MAX);
-                        if *f.get_ref() == 0 || *f.get_ref() >= count {
-                            return Err(src.at_value(
-                                &f.span(),
-                                format!("wait: frames must be in 1..{count} (the group's count), or left out to wait for the end"),
-                            ));
-                        }
-                        Some(*f.get_ref())
-                    }
-                    None => {
-                        running = None;
-                        waited[group] = true;
-                        None
-                    }
-                };
-                StepAction::Wait { group, frames }
-            }
-            "sleep" => {
-                let text = step.sleep.expect("verb");
-                let duration = schema::parse_duration(text.get_ref())
-                    .map_err(|e| src.at_value(&text.span(), format!("sleep: {e}")))?;
-                if duration > Duration::from_secs(60) {
-                    return Err(src.at_value(&text.span(), "sleep: at most 60s"));
-                }
-                StepAction::Sleep { duration }
-            }
-            "replace" | "rollback" => {
-                let target = if verb == "replace" {
-                    step.replace.as_ref()
-                } else {
-                    step.rollback.as_ref()
-                }
-                .expect("verb");
-                let version = known_version(target)?;
-                let link = which_link(&step.link, &links)?;
-                let state = links.get_mut(&link).expect("checked");
-                match &state.runs {
-                    None => {
-                        return Err(src.invalid(
-                            line,
-                            format!("{verb}: link {link:?} is detached; attach a new link instead"),
-                        ));
-                    }
-                    Some(current) if *current == version => {
-                        return Err(src.invalid(
-                            line,
-                            format!("{verb}: link {link:?} runs {version:?} already"),
-                        ));
-                    }
-                    Some(_) => {}
-                }
-                if verb == "rollback" && !state.history.contains(&version) {
-                    return Err(src.invalid(
-                        line,
-                        format!(
-                            "rollback: link {link:?} never ran {version:?} (it ran {}); use replace",
-                            state.history.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-                state.runs = Some(version.clone());
-                state.history.push(version.clone());
-                if verb == "replace" {
-                    StepAction::Replace { link, version }
-                } else {
-                    StepAction::Rollback { link, version }
-                }
-            }
-            "detach" => {
-                let named = step.detach.as_ref().expect("verb");
-                let link = which_link(&Some(named.clone()), &links)?;
-                let state = links.get_mut(&link).expect("checked");
-                if state.runs.is_none() {
-                    return Err(
-                        src.invalid(line, format!("detach: link {link:?} is detached already"))
-                    );
-                }
-                state.runs = None;
-                StepAction::Detach { link }
-            }
-            "restart" => {
-                let restart = step.restart.expect("verb");
-                if !*restart.get_ref() {
-                    return Err(src.at_value(
-                        &restart.span(),
-                        "restart = false does nothing: leave the step out",
-                    ));
-                }
-                StepAction::Restart
-            }
-            "unpin" => {
-                let list = step.unpin.expect("verb");
-                let at = src.line(&list.span());
-                let list = list.into_inner();
-                if list.is_empty() {
-                    return Err(
-                        src.invalid(at, "unpin lists no pins (use [\"all\"] for every pin)")
-                    );
-                }
-                if list.iter().any(|p| p == "all") {
-                    if list.len() > 1 {
-                        return Err(src.invalid(at, "unpin: \"all\" goes alone"));
-                    }
-                    links.clear();
-                    StepAction::Unpin { pins: None }
-                } else {
-                    for pin in &list {
-                        let ok = match pin.split_once('/') {
-                            Some(("progs", name)) => versions.contains_key(name),
-                            Some(("links", name)) => links.remove(name).is_some(),
-                            Some(("maps", name)) => !name.is_empty() && !name.contains('/'),
-                            _ => false,
-                        };
-                        if !ok {
-                            return Err(src.invalid(
-                                at,
-                                format!(
-                                    "unpin: {pin:?} is not a pin of this run (progs/<version>, maps/<map> or links/<link>, made before this step)"
-                                ),
-                            ));
-                        }
-                    }
-                    StepAction::Unpin { pins: Some(list) }
-                }
-            }
-            "expect" => {
-                let raw = step.expect.expect("verb").into_inner();
-                let maps = raw
-                    .map
-                    .into_iter()
-                    .map(|m| map_expect(src, topo, m, &[]))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let link = match (raw.link, raw.runs, raw.attached) {
-                    (None, None, None) => None,
-                    (link, runs, attached) => {
-                        let name = which_link(&link, &links)?;
-                        let runs = match (runs, attached) {
-                            (Some(_), Some(a)) if !*a.get_ref() => {
-                                return Err(src.at_value(
-                                    &a.span(),
-                                    "expect: runs and attached = false contradict",
-                                ));
-                            }
-                            (Some(runs), _) => Some(known_version(&runs)?),
-                            (None, Some(a)) if *a.get_ref() => {
-                                return Err(src.at_value(
-                                    &a.span(),
-                                    "expect: attached = true needs runs = \"<version>\"",
-                                ));
-                            }
-                            (None, _) => None,
-                        };
-                        Some(LinkExpect { link: name, runs })
-                    }
-                };
-                let pins = raw.pins.map(|p| {
-                    let mut p = p.into_inner();
-                    p.sort();
-                    p
-                });
-                let trace = match raw.trace {
-                    None => None,
-                    Some(t) => {
-                        let at = src.line(&t.span());
-                        let t = t.into_inner();
-                        let Some(&group) = group_index.get(&t.group) else {
-                            return Err(src.invalid(
-                                at,
-                                format!(
-                                    "expect trace: no send group {:?} before this step",
-                                    t.group
-                                ),
-                            ));
-                        };
-                        if !waited[group] {
-                            return Err(src.invalid(
-                                at,
-                                format!(
-                                    "expect trace: send {:?} is still running; wait for it first",
-                                    t.group
-                                ),
-                            ));
-                        }
-                        if t.versions.is_empty() {
-                            return Err(src.invalid(at, "expect trace: versions lists none"));
-                        }
-                        let mut numbers: HashMap<u32, &str> = HashMap::new();
-                        for v in &t.versions {
-                            let Some((_, _, _, number)) = versions.get(v) else {
-                                return Err(src.invalid(
-                                    at,
-                                    format!(
-                                        "expect trace: version {v:?} is not loaded before this step"
-                                    ),
-                                ));
-                            };
-                            let Some(number) = number else {
-                                return Err(src.invalid(
-                                    at,
-                                    format!("expect trace: version {v:?} sets no globals.version, so its frames cannot be told apart"),
-                                ));
-                            };
-                            if let Some(other) = numbers.insert(*number, v) {
-                                return Err(src.invalid(
-                                    at,
-                                    format!("expect trace: versions {other:?} and {v:?} both set globals.version = {number}"),
-                                ));
-                            }
-                        }
-                        Some(TraceExpect {
-                            group,
-                            versions: t.versions,
-                            map: t.map.unwrap_or_else(|| "trace".to_owned()),
-                        })
-                    }
-                };
-                let expect = StepExpect {
-                    maps,
-                    link,
-                    pins,
-                    trace,
-                };
-                if expect == StepExpect::default() {
-                    return Err(src.invalid(
-                        line,
-                        "expect step checks nothing: give map, link/runs/attached, pins or trace",
-                    ));
-                }
-                StepAction::Expect(expect)
-            }
-            _ => unreachable!("verbs are listed above"),
-        };
-        out.push((line, action));
-    }
-
-    let Some((object, entry, mode, attach, object_line, entry_line)) = first_program else {
-        return Err(src.invalid(1, "the steps attach no program: add an attach step"));
-    };
-    let program = ProgramSpec {
-        object,
-        entry,
-        mode,
-        attach: attach.clone(),
-        object_line,
-        entry_line,
-        pin: true,
-        loader: LoaderSpec::default(),
-    };
-    let program_end = topo.find_at(src, 1, &attach, "attach to")?;
-    let sends = if raw_sends.is_empty() {
-        Vec::new()
-    } else {
-        sends(src, topo, raw_sends, lab, &program, program_end)?
-    };
-    for (group, (line, background)) in sends.iter().zip(&send_steps) {
-        if !matches!(group.expect, Verdict::Drop | Verdict::Pass) {
-            return Err(src.invalid(
-                *line,
-                format!(
-                    "send group {:?}: a send step expects drop or pass (tx, redirect and aborted are checked by [[send]] scenarios)",
-                    group.name
-                ),
-            ));
-        }
-        if background.is_some() {
-            if group.count > MAX_TRACED {
-                return Err(src.invalid(
-                    *line,
-                    format!(
-                        "send group {:?}: a background send sends at most {MAX_TRACED} frames (the trace's size)",
-                        group.name
-                    ),
-                ));
-            }
-            if !matches!(group.frames, FrameSource::Spec(_)) {
-                return Err(src.invalid(
-                    *line,
-                    format!(
-                        "send group {:?}: a background send sends one frame spec, not a pcap",
-                        group.name
-                    ),
-                ));
-            }
-        }
-    }
-    let steps = out
-        .into_iter()
-        .map(|(line, action)| Step { action, line })
-        .collect();
-    Ok((program, sends, steps))
 }

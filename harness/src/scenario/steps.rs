@@ -26,12 +26,13 @@ use std::{
 
 use serde_json::json;
 
-use super::run::{
-    RunError, RunOptions, at, build_frames, check_map, group_plans, interrupted, load_error,
-    map_key, peer_name, resolve, topology_spec,
+use super::map_checks::{check_map, map_key};
+use super::plan::{
+    RunOptions, at, build_frames, group_plans, load_error, peer_name, resolve, topology_spec,
 };
 use super::values::Shape;
 use crate::engine::{GroupPlan, LiveSession, Pending, SessionOptions};
+use crate::engine::{RunError, error::interrupted};
 use crate::{
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
     link::XdpLink,
@@ -306,7 +307,7 @@ impl<'a> Lifecycle<'a> {
                 // [[send]] scenario; the file's mode is the default path.
                 let name = resolve(&self.spec, at)?;
                 self.program(version)?;
-                let end = end(&self.topology, &name);
+                let end = end(self.topology, &name);
                 let attachment = self
                     .handles
                     .programs
@@ -584,7 +585,7 @@ impl<'a> Lifecycle<'a> {
         }
         for failure in &judged.failures {
             detail.push_str("; ");
-            detail.push_str(failure);
+            detail.push_str(&failure.to_string());
         }
         Ok(Outcome {
             ok,

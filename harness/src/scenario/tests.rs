@@ -2621,7 +2621,7 @@ fn netns_tables_parse_into_kernel_state() {
         }]
     );
     // As the topology applies it: interface names as the lab gives them.
-    let spec = super::run::topology_spec(&s);
+    let spec = super::plan::topology_spec(&s);
     assert_eq!(spec.state.len(), 1);
     assert_eq!(spec.state[0].routes[1].interface.as_deref(), Some("out"));
     assert_eq!(spec.state[0].neighbours[0].interface, "out");
@@ -2629,7 +2629,7 @@ fn netns_tables_parse_into_kernel_state() {
     let default_lab = format!(
         "{HEAD}{SEND}\n[[netns]]\nname = \"receiver\"\n\n[[netns.address]]\ndev = \"receiver\"\nip = \"10.78.9.1/24\"\n"
     );
-    let spec = super::run::topology_spec(&ok(&default_lab));
+    let spec = super::plan::topology_spec(&ok(&default_lab));
     assert_eq!(
         spec.state[0].addresses[0].interface,
         format!("xl-{}-rx", std::process::id())

@@ -739,7 +739,7 @@ impl Check {
         let bytes = value.get(self.offset..self.offset + self.size)?;
         Some(match self.how {
             How::Int { .. } => json!(self.int(bytes)?),
-            How::Bytes => json!(super::run::hex(bytes)),
+            How::Bytes => json!(super::plan::hex(bytes)),
         })
     }
 
@@ -768,7 +768,7 @@ impl Check {
     fn want(&self) -> Value {
         match &self.want {
             Want::Int(n) => json!(n),
-            Want::Bytes(bytes) => json!(super::run::hex(bytes)),
+            Want::Bytes(bytes) => json!(super::plan::hex(bytes)),
         }
     }
 }
