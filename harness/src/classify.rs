@@ -78,6 +78,7 @@ impl Classify for LabError {
             Self::State(e) => e.class(),
             // The topology asked for (link count, MTU, state of a namespace without links).
             Self::Config(_) => ErrorClass::BadInput,
+            Self::Thread(_) => ErrorClass::Environment,
         }
     }
 }

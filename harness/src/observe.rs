@@ -389,6 +389,8 @@ enum Command {
     },
     /// Read what is queued, then hand over everything seen so far.
     Take(std::sync::mpsc::Sender<Result<Captured, ObserveError>>),
+    /// Read what is queued, then answer.
+    Sync(std::sync::mpsc::Sender<Result<(), ObserveError>>),
 }
 
 /// Everything a [`Capture`] saw.
@@ -541,6 +543,22 @@ impl Capture {
         };
         self.commands
             .send(Command::Take(reply))
+            .map_err(|_| ended())?;
+        self.wake();
+        answer.recv().map_err(|_| ended())?
+    }
+
+    /// Returns once the capture has read every frame queued on its socket now, so that its
+    /// counts include every frame the kernel delivered before this call.
+    pub fn sync(&self) -> Result<(), ObserveError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let ended = || ObserveError::Protocol {
+            what: "read the capture",
+            interface: "-".into(),
+            reason: "the capture thread ended".into(),
+        };
+        self.commands
+            .send(Command::Sync(reply))
             .map_err(|_| ended())?;
         self.wake();
         answer.recv().map_err(|_| ended())?
@@ -950,6 +968,9 @@ fn capture_loop(
                     state.keep.push(keep);
                     state.groups.push(counter);
                     let _ = ack.send(());
+                }
+                Command::Sync(reply) => {
+                    let _ = reply.send(read_queued(raw, &mut buf, &mut state, frames, interface));
                 }
                 Command::Take(reply) => {
                     let result = read_queued(raw, &mut buf, &mut state, frames, interface)

@@ -46,6 +46,9 @@ pub enum LabError {
     /// The configuration is out of range.
     #[error("failed to build lab: {0}")]
     Config(String),
+    /// No thread could be started to build it.
+    #[error("failed to start a thread to build the lab: {0}")]
+    Thread(String),
 }
 
 impl LabError {
@@ -185,7 +188,49 @@ pub struct Topology {
     namespaces: BTreeMap<String, Arc<NetNs>>,
 }
 
+/// A topology being built on a thread of its own while the caller does other work (loads
+/// programs): [`Building::wait`] gives it; dropped unwaited, it waits for the build and tears
+/// the topology down, so nothing outlives an early return.
+#[derive(Debug)]
+pub struct Building {
+    thread: Option<std::thread::JoinHandle<Result<Topology, LabError>>>,
+}
+
+impl Building {
+    /// The topology, once built.
+    pub fn wait(mut self) -> Result<Topology, LabError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<Topology, LabError> {
+        let thread = self.thread.take().expect("joined once");
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            // Built or not, it is torn down here (Topology's own Drop).
+            let _ = self.join();
+        }
+    }
+}
+
 impl Topology {
+    /// Starts building `spec` on a thread of its own (see [`Building`]).
+    pub fn build_in_background(spec: TopologySpec) -> Result<Building, LabError> {
+        let thread = std::thread::Builder::new()
+            .name("xdplab-topology".into())
+            .spawn(move || Topology::build(&spec))
+            .map_err(|e| LabError::Thread(e.to_string()))?;
+        Ok(Building {
+            thread: Some(thread),
+        })
+    }
+
     /// Creates the namespaces and links.
     pub fn build(spec: &TopologySpec) -> Result<Self, LabError> {
         if spec.links.is_empty() || spec.links.len() > 256 {

@@ -44,6 +44,9 @@ pub(super) fn execute_live(
     checked: Option<Checked>,
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
+    let spec = topology_spec(scenario);
+    // The lab builds while the objects load and the frames are laid out.
+    let building = Topology::build_in_background(spec.clone())?;
     // `pin = true`: the run's own bpffs, with the layout of lifecycle steps.
     let bpffs = if scenario.program.pin {
         let bpffs = Bpffs::mount()?;
@@ -74,7 +77,6 @@ pub(super) fn execute_live(
         }
         None => load_program(scenario, LoadOptions::default())?,
     };
-    let spec = topology_spec(scenario);
     let mut extra = Vec::new();
     for a in &scenario.attachments {
         // Maps pinned by name are shared with the program under test, as under one pin root.
@@ -126,7 +128,7 @@ pub(super) fn execute_live(
         )));
     }
 
-    let topology = Topology::build(&spec)?;
+    let topology = building.wait()?;
     let end = |name: &EndName| -> &VethEnd {
         topology
             .interface(&name.netns, Some(&name.interface))
@@ -243,7 +245,23 @@ pub(super) fn execute_live(
         report.groups.push(outcome.report);
     }
     interrupted()?;
-    let closed = session.close();
+    // Detaching from a veth waits for the kernel's RCU grace period, and so does closing the
+    // session's packet sockets: both at once.
+    let (closed, detached) = std::thread::scope(|scope| {
+        let detaching = scope.spawn(move || match attachment {
+            Held::Attached(attachment) => attachment.detach().map_err(RunError::from),
+            // Unpinning and closing the link detaches the program.
+            Held::Pinned(link) => link
+                .unpin()
+                .map_err(|e| RunError::environment(e.to_string())),
+        });
+        let closed = session.close();
+        let detached = detaching
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (closed, detached)
+    });
+    detached?;
     report.notes.extend(closed.notes);
     report.unattributed_by_interface = closed.unattributed_by_interface;
     report.unattributed = report.unattributed_by_interface.values().sum();
@@ -272,13 +290,6 @@ pub(super) fn execute_live(
             &report.mode,
             &kept_frames,
         )?;
-    }
-    match attachment {
-        Held::Attached(attachment) => attachment.detach()?,
-        // Unpinning and closing the link detaches the program.
-        Held::Pinned(link) => link
-            .unpin()
-            .map_err(|e| RunError::environment(e.to_string()))?,
     }
     drop(attached);
     drop(topology);
