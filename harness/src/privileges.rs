@@ -35,6 +35,11 @@ pub fn skip_or_fail(reason: &str) {
         !required(),
         "{REQUIRE_ENV}=1 but a privileged test cannot run: {reason}"
     );
+    print_skip(reason);
+}
+
+/// Prints `SKIP: <reason>` on stderr, past libtest's capture.
+pub fn print_skip(reason: &str) {
     // Straight to the descriptor: libtest captures print!/eprint! of passing tests, and a skip
     // must be seen.
     use std::io::Write as _;

@@ -69,7 +69,7 @@ impl PnetInjector {
     /// Sends `count` frames tagged `(run_id, group, 0..count)`; frame `seq` is built from
     /// `templates[seq % templates.len()]` (one template, or the frames of a pcap in order).
     ///
-    /// Bounded: at most `count` frames and [`MAX_RETRIES_PER_FRAME`] retries each.
+    /// Bounded: at most `count` frames and `MAX_RETRIES_PER_FRAME` retries each.
     pub fn send(
         &mut self,
         templates: &[FrameTemplate],

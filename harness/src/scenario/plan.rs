@@ -19,13 +19,13 @@ pub struct RunOptions {
     pub capture_dir: Option<PathBuf>,
     /// The format of those files (default: classic pcap).
     pub capture_format: crate::pcap::CaptureFormat,
-    /// The id tagged into every frame (default: the lab's random one). [`run_paths`] gives
+    /// The id tagged into every frame (default: the lab's random one). [`run_paths`](super::run::run_paths) gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
 }
 
-/// The programs [`check_and_keep`] loaded, kept for the run that follows so that each object
-/// is loaded into the kernel once: [`run_paths_checked`] hands them to its first path.
+/// The programs [`check_and_keep`](super::run::check_and_keep) loaded, kept for the run that follows so that each object
+/// is loaded into the kernel once: [`run_paths_checked`](super::run::run_paths_checked) hands them to its first path.
 #[derive(Debug)]
 pub struct Checked {
     pub(super) program: Program,
