@@ -2,17 +2,13 @@
 //! topology, its groups run through the engine's [`crate::engine::LiveSession`], its maps and
 //! ring buffers checked, capture files written for a failing run.
 
-use std::path::{Path, PathBuf};
-
+use super::Scenario;
 use super::map_checks::{Events, check_before_lab, check_maps, map_baselines, setup_maps};
-
 use super::plan::{
     Checked, RunOptions, build_frames, group_plans, link_of, peer_name, resolve, topology_spec,
 };
-
-use super::Scenario;
-pub use crate::engine::RunError;
-pub(super) use crate::engine::error::interrupted;
+use crate::engine::RunError;
+use crate::engine::error::interrupted;
 use crate::engine::{LiveSession, SessionOptions, UnderTest};
 use crate::{
     link::XdpLink,
@@ -24,6 +20,7 @@ use crate::{
     verdict::Verdict,
     veth::VethEnd,
 };
+use std::path::{Path, PathBuf};
 
 /// Frames kept per interface for `--capture` pcaps.
 const CAPTURE_KEEP: usize = 100_000;

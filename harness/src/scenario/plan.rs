@@ -1,16 +1,15 @@
 //! A scenario resolved for the engine: its topology, the interfaces its references name,
 //! its frames laid out once, its groups as the engine plans them, and the options of a run.
 
-use std::path::PathBuf;
-
 use super::{FrameSource, IfaceRef, Scenario};
 use crate::engine::GroupPlan;
-pub use crate::engine::RunError;
+use crate::engine::RunError;
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes},
     program::{Program, ProgramError},
     topology::{EndName, LinkDef, TopologySpec, link_endpoints},
 };
+use std::path::PathBuf;
 
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
