@@ -22,9 +22,9 @@ use std::{
 };
 
 use xdplab::{
-    lab::{Lab, LabConfig},
     report::Status,
     scenario::{self, Scenario},
+    topology::lab::{Lab, LabConfig},
 };
 
 /// The ratio of median scenario time to median lab time the engine should stay under.

@@ -64,64 +64,64 @@
 //!
 //! # Modules
 //!
-//! [`api`] is the public API above (re-exported here). Underneath, one module per kernel
-//! concept: [`netns`], [`veth`], [`topology`] and [`lab`](mod@lab) (namespaces and links put together),
-//! [`program`], [`link`] and [`pin`] (objects, bpf_links, bpffs), [`maps`] (with [`btf`] for the
-//! C types of their keys and values, and [`elf`] for objects before load), [`frame`] (crafting),
-//! [`inject`], [`observe`] and [`attribute`] (sending, capturing, telling frames apart),
-//! [`verdict`]. [`engine`] sends, observes and judges; [`scenario`] reads scenario files and
-//! runs them on it; [`report`] and [`output`] render results; [`exit`] maps them to exit codes.
-//! [`bench`](mod@bench) measures throughput; [`results`] saves, charts and compares the measurements.
-//! [`doctor`] says what the machine lacks for any of it, and how to fix it; [`requires`] gates a
-//! scenario on the kernel features it declares; [`privileges`] is the gate of privileged tests.
-//! [`input`] reads the files a user names with a type check and a size cap; [`pcap`] reads and
-//! writes captures; [`netstate`] applies namespaces' kernel state.
-//! [`interrupt`] turns SIGINT/SIGTERM into a clean stop; [`clean`] removes what killed runs
-//! left behind. [`exit`] holds the exit codes and the one rule that says whether an error is
-//! bad input or the machine's ([`exit::Classify`], implemented for every area's error in
-//! [`classify`]). With the default `cli` feature, `cli` is the `xdplab` command itself.
+//! The folders follow the architecture, from the kernel up:
+//!
+//! - [`kernel`]: the kernel objects a lab is made of, one module per concept: namespaces
+//!   ([`kernel::netns`], [`kernel::netstate`]), veth pairs ([`kernel::veth`]), programs
+//!   ([`kernel::program`], with [`kernel::elf`] and [`kernel::btf`]), maps ([`kernel::maps`]),
+//!   bpf_links ([`kernel::link`]) and the run's bpffs ([`kernel::pin`]).
+//! - [`topology`]: namespaces and veth pairs put together ([`topology::lab`] is the default
+//!   two-namespace lab).
+//! - [`frame`]: frames crafted from a spec, tagged, and read from and written to capture files
+//!   ([`frame::pcap`]).
+//! - [`inject`]: the injectors that send them.
+//! - [`observe`]: captures after XDP, the kernel's counters and the `xdp:xdp_exception`
+//!   tracepoint; [`observe::attribute`] tells changed frames apart by content.
+//! - [`verdict`]: XDP actions, and [`verdict::output`], what a frame that came out should
+//!   look like.
+//! - [`engine`]: the one engine: groups planned once, sent, settled, observed and judged into
+//!   typed failures ([`engine::Failure`]).
+//! - [`api`]: the public API above, on the engine; [`scenario`]: scenario files, resolved into
+//!   the engine's plans and run on it.
+//! - [`report`]: renders results (human, JSON, JUnit); [`exit`] maps them to exit codes, with
+//!   the one rule that says whether an error is bad input or the machine's
+//!   ([`exit::Classify`], implemented for every area's error in [`classify`]).
+//! - [`bench`](mod@bench): throughput measurements; [`bench::results`] saves, charts and
+//!   compares them.
+//! - [`host`]: the machine: privileges ([`host::privileges`], the gate of privileged tests),
+//!   what it lacks ([`host::doctor`]), the kernel features scenarios declare
+//!   ([`host::requires`]) and leftovers of killed runs ([`host::clean`]).
+//! - [`input`] reads the files a user names with a type check and a size cap; [`interrupt`]
+//!   turns SIGINT/SIGTERM into a clean stop.
+//!
+//! With the default `cli` feature, `cli` is the `xdplab` command itself; `main.rs` only
+//! parses its arguments and exits.
 
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod attribute;
 pub mod bench;
-pub mod btf;
 pub mod classify;
-pub mod clean;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod doctor;
-pub mod elf;
 pub mod engine;
 pub mod exit;
 pub mod frame;
+pub mod host;
 pub mod inject;
 pub mod input;
 pub mod interrupt;
-pub mod lab;
-pub mod link;
-pub mod maps;
-pub mod netns;
-pub mod netstate;
+pub mod kernel;
 pub mod observe;
-pub mod output;
-pub mod pcap;
-pub mod pin;
-pub mod privileges;
-pub mod program;
 pub mod report;
-pub mod requires;
-pub mod results;
 pub mod scenario;
 pub mod topology;
 pub mod verdict;
-pub mod veth;
 
 pub use api::{
     Error, Failure, Frame, Interface, Lab, LabBuilder, Map, Object, Outcome, Pod, Program, Result,
     Sending, TestRun,
 };
-pub use output::OutputSpec;
-pub use program::XdpMode;
+pub use kernel::program::XdpMode;
 pub use verdict::Verdict;
+pub use verdict::output::OutputSpec;

@@ -140,7 +140,7 @@ fn a_file_object_attaches_detaches_and_reattaches() -> xdplab::Result<()> {
 
 /// A user's test that fails half way, with the lab's namespaces handed out for checking.
 fn failing_user_test(
-    namespaces: &mut Vec<Weak<xdplab::netns::NetNs>>,
+    namespaces: &mut Vec<Weak<xdplab::kernel::netns::NetNs>>,
     pins: &mut Vec<PathBuf>,
 ) -> xdplab::Result<()> {
     let lab = xdplab::lab!()?;
@@ -159,7 +159,7 @@ fn failing_user_test(
 
 #[test]
 fn a_failing_test_leaves_no_namespace_link_or_pin() -> xdplab::Result<()> {
-    if !xdplab::privileges::gate("a_failing_test_leaves_no_namespace_link_or_pin") {
+    if !xdplab::host::privileges::gate("a_failing_test_leaves_no_namespace_link_or_pin") {
         return Ok(());
     }
     let (mut namespaces, mut pins) = (Vec::new(), Vec::new());
@@ -410,7 +410,7 @@ fn lab_macro_skips_or_fails_without_privileges() -> xdplab::Result<()> {
         return Ok(());
     }
     let Ok(setpriv) = which("setpriv") else {
-        xdplab::privileges::print_skip(
+        xdplab::host::privileges::print_skip(
             "lab_macro_skips_or_fails_without_privileges: setpriv (util-linux) is not installed",
         );
         return Ok(());

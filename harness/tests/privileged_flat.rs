@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use xdplab::{
-    privileges,
+    host::privileges,
     report::Status,
     scenario::{self, Scenario},
 };

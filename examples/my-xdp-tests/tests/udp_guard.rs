@@ -136,8 +136,7 @@ fn bad_input_is_an_error_not_a_failed_run() -> xdplab::Result<()> {
 fn the_scenario_file_passes_on_every_path() -> xdplab::Result<()> {
     use xdplab::{
         report::Status,
-        scenario::run::{ExecPath, RunOptions, run_paths},
-    };
+        scenario::run::{ExecPath, RunOptions, run_paths}};
     let _lab = xdplab::lab!()?; // the gate: skip or fail like the other tests
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/udp_guard.toml");
     let scenario = xdplab::scenario::load(&path)

@@ -8,8 +8,8 @@
 use thiserror::Error;
 
 use crate::{
-    frame::FrameError, lab::LabError, link::LinkError, maps::MapError, pin::PinError,
-    program::ProgramError, report::GroupReport,
+    frame::FrameError, kernel::link::LinkError, kernel::maps::MapError, kernel::pin::PinError,
+    kernel::program::ProgramError, report::GroupReport, topology::lab::LabError,
 };
 
 /// `Result` with the API's [`Error`](enum@Error): what a test returns.

@@ -107,7 +107,7 @@ impl Frame {
     /// tag area (what [`Program::test_run`](super::Program::test_run) runs, tag aside).
     pub fn bytes(&self) -> Result<Vec<u8>> {
         Ok(self
-            .template(&crate::lab::endpoints(), usize::from(u16::MAX))?
+            .template(&crate::topology::lab::endpoints(), usize::from(u16::MAX))?
             .bytes()
             .to_vec())
     }
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(b[23], 17, "protocol udp");
         assert_eq!(&b[34..36], &1234u16.to_be_bytes());
         assert_eq!(&b[36..38], &9u16.to_be_bytes());
-        assert_eq!(&b[26..30], &crate::lab::SENDER_IPV4.octets());
+        assert_eq!(&b[26..30], &crate::topology::lab::SENDER_IPV4.octets());
         assert!(b.len() >= 60);
     }
 

@@ -8,8 +8,8 @@ use std::{
 };
 
 use crate::{
-    lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
-    pin::Bpffs,
+    kernel::pin::Bpffs,
+    topology::lab::{Lab as TwoNamespaceLab, LabConfig, LabError},
     topology::{EndName, LinkDef, Topology, TopologySpec},
 };
 
@@ -164,7 +164,13 @@ pub struct Lab {
     /// Programs that pass everything, attached (native) where frames sent by XDP_TX or
     /// XDP_REDIRECT land, so that the veth there runs NAPI and keeps them (see
     /// [`crate::engine::enable_napi`]); removed when a user's program attaches there.
-    napi: RefCell<Vec<(EndName, crate::program::Program, crate::program::Attachment)>>,
+    napi: RefCell<
+        Vec<(
+            EndName,
+            crate::kernel::program::Program,
+            crate::kernel::program::Attachment,
+        )>,
+    >,
     /// The private bpffs pins go to, mounted on first use; before `topology`, so it is
     /// removed first.
     bpffs: OnceCell<Bpffs>,

@@ -15,17 +15,19 @@ pub enum Gate {
 /// The privilege gate of [`crate::lab!`], for the test `test`.
 #[doc(hidden)]
 pub fn gate(test: &str) -> Gate {
-    match crate::privileges::check() {
+    match crate::host::privileges::check() {
         Ok(()) => Gate::Run,
-        Err(reason) if crate::privileges::required() => Gate::Fail(super::Error::Privileges {
-            test: test.to_owned(),
-            reason: format!(
-                "{reason} ({}=1 forbids skipping)",
-                crate::privileges::REQUIRE_ENV
-            ),
-        }),
+        Err(reason) if crate::host::privileges::required() => {
+            Gate::Fail(super::Error::Privileges {
+                test: test.to_owned(),
+                reason: format!(
+                    "{reason} ({}=1 forbids skipping)",
+                    crate::host::privileges::REQUIRE_ENV
+                ),
+            })
+        }
         Err(reason) => {
-            crate::privileges::print_skip(&format!("{test}: {reason}"));
+            crate::host::privileges::print_skip(&format!("{test}: {reason}"));
             Gate::Skip
         }
     }

@@ -9,9 +9,9 @@
 use std::cell::Ref;
 
 use crate::{
-    btf::CType,
-    maps::{MapKind, MapValue, ProgramMap},
-    program::Program as LoadedProgram,
+    kernel::btf::CType,
+    kernel::maps::{MapKind, MapValue, ProgramMap},
+    kernel::program::Program as LoadedProgram,
 };
 
 use super::{
@@ -159,7 +159,7 @@ impl<'p> Map<'p> {
         match self.present(&key)? {
             MapValue::PerCpu(values) => values
                 .iter()
-                .map(|v| crate::maps::le_u64(v))
+                .map(|v| crate::kernel::maps::le_u64(v))
                 .collect::<Option<Vec<u64>>>()
                 .ok_or_else(|| self.value_error("its values are wider than 8 bytes")),
             MapValue::Single(_) => Err(self.value_error("it is not a per-CPU map")),
@@ -251,7 +251,7 @@ impl<'p> Map<'p> {
             if big_endian {
                 ordered.reverse();
             }
-            Ok(crate::maps::le_u64(&ordered).unwrap_or(0))
+            Ok(crate::kernel::maps::le_u64(&ordered).unwrap_or(0))
         };
         match self.present(&key)? {
             MapValue::Single(bytes) => read(&bytes),

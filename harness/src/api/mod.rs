@@ -49,4 +49,4 @@ pub mod prelude {
     pub use super::{Frame, Lab, Result, Verdict, XdpMode};
 }
 
-pub use crate::{output::OutputSpec, program::XdpMode, verdict::Verdict};
+pub use crate::{kernel::program::XdpMode, verdict::Verdict, verdict::output::OutputSpec};

@@ -5,9 +5,9 @@
 use std::{cell::RefCell, os::fd::AsFd as _, path::PathBuf, rc::Rc};
 
 use crate::{
-    elf::ProgramType,
-    link::XdpLink,
-    program::{GlobalValue, LoadOptions, ObjectSource, Program as LoadedProgram, XdpMode},
+    kernel::elf::ProgramType,
+    kernel::link::XdpLink,
+    kernel::program::{GlobalValue, LoadOptions, ObjectSource, Program as LoadedProgram, XdpMode},
     topology::EndName,
     verdict::Verdict,
 };
@@ -28,7 +28,7 @@ impl Lab {
         Object::new(self, ObjectSource::File(path.as_ref().to_owned()))
     }
 
-    /// One of the objects bundled with xdplab ([`crate::program::BUNDLED`]), by name.
+    /// One of the objects bundled with xdplab ([`crate::kernel::program::BUNDLED`]), by name.
     pub fn load_bundled(&self, name: &str) -> Result<Object<'_>> {
         Object::new(self, ObjectSource::Bundled(name.to_owned()))
     }
@@ -395,7 +395,7 @@ impl<'l> Program<'l> {
             .attached_at()
             .and_then(|(end, _)| topology.peer(&end).map(|(from, _)| from.clone()))
             .and_then(|from| topology.endpoints(&from))
-            .unwrap_or_else(crate::lab::endpoints);
+            .unwrap_or_else(crate::topology::lab::endpoints);
         Ok(frame
             .template(&endpoints, usize::from(u16::MAX))?
             .bytes()

@@ -9,11 +9,11 @@
 use crate::{
     engine::{Failure, GroupPlan, LiveSession, SessionOptions, UnderTest},
     frame::FrameTemplate,
-    output::OutputSpec,
-    program::XdpMode,
+    kernel::program::XdpMode,
     report::GroupReport,
     topology::EndName,
     verdict::Verdict,
+    verdict::output::OutputSpec,
 };
 
 use super::{
@@ -196,7 +196,7 @@ pub(crate) fn send_group(
         let outcome = crate::engine::test_run::run_group(
             &program,
             &plan,
-            crate::lab::random_run_id(),
+            crate::topology::lab::random_run_id(),
             0,
             None,
         )?;
@@ -232,7 +232,7 @@ pub(crate) fn send_group(
     let options = SessionOptions {
         // A fresh id per send: a late frame of an earlier send in the same lab can never be
         // counted into this one.
-        run_id: Some(crate::lab::random_run_id()),
+        run_id: Some(crate::topology::lab::random_run_id()),
         keep_frames: 0,
     };
     let mut session = LiveSession::open(lab.topology(), under_test, &options)?;

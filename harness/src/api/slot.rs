@@ -5,8 +5,8 @@
 use std::cell::{Ref, RefCell};
 
 use crate::{
-    link::XdpLink,
-    program::{Attachment, Program as LoadedProgram, XdpMode},
+    kernel::link::XdpLink,
+    kernel::program::{Attachment, Program as LoadedProgram, XdpMode},
     topology::EndName,
 };
 

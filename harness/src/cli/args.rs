@@ -5,7 +5,9 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{exit, pcap::CaptureFormat, program::XdpMode, scenario, scenario::run::ExecPath};
+use crate::{
+    exit, frame::pcap::CaptureFormat, kernel::program::XdpMode, scenario, scenario::run::ExecPath,
+};
 
 /// `xdplab`: what the binary parses and [`super::dispatch`] runs.
 #[derive(Debug, Parser)]

@@ -23,12 +23,12 @@ use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, Under
 use crate::{
     frame::FrameTemplate,
     inject::{InjectStats, pnet::PnetInjector},
-    maps::MapKind,
+    kernel::maps::MapKind,
+    kernel::program::{Attachment, ObjectSource, Program, XdpMode},
+    kernel::veth::VethEnd,
     observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkStats},
-    program::{Attachment, ObjectSource, Program, XdpMode},
     topology::{EndName, Topology},
     verdict::Verdict,
-    veth::VethEnd,
 };
 
 /// How long counts must stay unchanged before a group whose frames cannot all be accounted

@@ -14,8 +14,8 @@ use super::{
     observation::empty_group,
 };
 use crate::{
-    frame::Tag, inject::InjectStats, program::Program, report::Outcome, verdict::Verdict,
-    veth::VethEnd,
+    frame::Tag, inject::InjectStats, kernel::program::Program, kernel::veth::VethEnd,
+    report::Outcome, verdict::Verdict,
 };
 
 /// Runs every frame of `plan` through `program` (as arriving on `ingress`, inside its

@@ -8,7 +8,7 @@ use pnet::datalink::{self, Channel, DataLinkSender};
 use super::{Budget, InjectError, InjectStats, thread_cpu_time};
 use crate::{
     frame::{FrameTemplate, Tag},
-    veth::VethEnd,
+    kernel::veth::VethEnd,
 };
 
 /// How often one frame is retried after ENOBUFS/EAGAIN before it counts as an error.

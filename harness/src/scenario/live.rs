@@ -11,14 +11,14 @@ use crate::engine::RunError;
 use crate::engine::error::interrupted;
 use crate::engine::{LiveSession, SessionOptions, UnderTest};
 use crate::{
-    link::XdpLink,
-    pin::Bpffs,
-    program::{Attachment, LoadOptions, Program, XdpMode},
+    kernel::link::XdpLink,
+    kernel::pin::Bpffs,
+    kernel::program::{Attachment, LoadOptions, Program, XdpMode},
+    kernel::veth::VethEnd,
     report::ScenarioReport,
     scenario::loader::{MapOwners, fill_tail_calls, load_attachment, load_program},
     topology::{EndName, Topology, TopologySpec},
     verdict::Verdict,
-    veth::VethEnd,
 };
 use std::path::{Path, PathBuf};
 
@@ -291,12 +291,12 @@ pub(super) fn check_throughput(
 /// Writes one pcap per interface; returns the files.
 pub(super) fn write_captures(
     dir: &Path,
-    format: crate::pcap::CaptureFormat,
+    format: crate::frame::pcap::CaptureFormat,
     scenario: &Scenario,
     path: &str,
     captured: &[(EndName, Vec<crate::engine::plan::KeptFrame>)],
 ) -> Result<Vec<PathBuf>, RunError> {
-    let io = |e: crate::pcap::PcapError| RunError::environment(e.to_string());
+    let io = |e: crate::frame::pcap::PcapError| RunError::environment(e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| {
         RunError::environment(format!(
             "failed to create capture directory {}: {e}",
@@ -326,7 +326,7 @@ pub(super) fn write_captures(
         ));
         let interface = format!("{}:{}", name.netns, name.interface);
         let mut writer =
-            crate::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
+            crate::frame::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
         for (time, frame) in frames {
             writer.write(frame, *time).map_err(io)?;
         }
@@ -424,7 +424,7 @@ fn check_native_mtu(
             .find(|l| &l.a == attach_name || &l.b == attach_name)
         && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
         // An xdp.frags program takes frames in several buffers: veth allows any MTU.
-        && crate::program::entry_has_frags(
+        && crate::kernel::program::entry_has_frags(
             &scenario.program.object,
             &scenario.program.entry,
             scenario.program.loader.program_type,

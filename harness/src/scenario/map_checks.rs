@@ -6,8 +6,8 @@ use super::values::{self, Check, Shape};
 use super::{IfaceRef, MapBytes, MapExpect, Scenario};
 use crate::engine::RunError;
 use crate::{
-    maps::{MapKind, MapValue, ProgramMap, RingBufReader},
-    program::Program,
+    kernel::maps::{MapKind, MapValue, ProgramMap, RingBufReader},
+    kernel::program::Program,
     report::{MapCheck, ScenarioReport, plain},
     scenario::loader::MapOwners,
     topology::{Topology, TopologySpec},

@@ -6,7 +6,7 @@ use crate::engine::GroupPlan;
 use crate::engine::RunError;
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes},
-    program::{Program, ProgramError},
+    kernel::program::{Program, ProgramError},
     topology::{EndName, LinkDef, TopologySpec, link_endpoints},
 };
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ pub struct RunOptions {
     /// Write a capture file per interface of a failing scenario here.
     pub capture_dir: Option<PathBuf>,
     /// The format of those files (default: classic pcap).
-    pub capture_format: crate::pcap::CaptureFormat,
+    pub capture_format: crate::frame::pcap::CaptureFormat,
     /// The id tagged into every frame (default: the lab's random one). [`run_paths`](super::run::run_paths) gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
@@ -53,7 +53,7 @@ pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
 /// The scenario's links, without the kernel state of `[[netns]]`.
 pub(super) fn links_spec(scenario: &Scenario) -> TopologySpec {
     if scenario.links.is_empty() {
-        return crate::lab::Lab::spec(&crate::lab::LabConfig {
+        return crate::topology::lab::Lab::spec(&crate::topology::lab::LabConfig {
             mtu: scenario.lab.mtu,
             ipv6: scenario.lab.ipv6,
         });

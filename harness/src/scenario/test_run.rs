@@ -6,7 +6,7 @@ use super::map_checks::{Events, check_before_lab, check_maps, map_baselines, set
 use super::plan::{Checked, RunOptions, build_frames, group_plans, resolve, topology_spec};
 use crate::engine::{RunError, live::counter};
 use crate::{
-    program::LoadOptions,
+    kernel::program::LoadOptions,
     report::{CounterCheck, ScenarioReport},
     scenario::loader::{MapOwners, fill_tail_calls, load_program},
     topology::Topology,
@@ -69,7 +69,9 @@ pub(super) fn execute_test_run(
     );
     let mut events = Events::open(scenario, &mut program)?;
     // Tags carry an id, as on the wire, so outputs compare byte for byte with live paths.
-    let run_id = options.run_id.unwrap_or_else(crate::lab::random_run_id);
+    let run_id = options
+        .run_id
+        .unwrap_or_else(crate::topology::lab::random_run_id);
     let plans = group_plans(scenario, &spec, templates)?;
     let (mut drops, mut passes) = (0u64, 0u64);
     for (index, plan) in plans.iter().enumerate() {
@@ -127,5 +129,5 @@ pub(super) fn execute_test_run(
 /// host's namespace it would read the host's and disagree with the live paths. Other programs
 /// keep the plain run, with no lab to build.
 pub(super) fn test_run_in_lab(scenario: &Scenario) -> bool {
-    !scenario.netns.is_empty() || crate::program::calls_fib_lookup(&scenario.program.object)
+    !scenario.netns.is_empty() || crate::kernel::program::calls_fib_lookup(&scenario.program.object)
 }
