@@ -1,4 +1,4 @@
-//! Time to build and tear down the two-namespace lab (`xdplab::lab::Lab::new`, then drop):
+//! Time to build and tear down the two-namespace lab (`xdplab::topology::lab::Lab::new`, then drop):
 //! what every scenario and every throughput sample pays before its first frame. Target: a
 //! median under 15 ms.
 //!
@@ -16,7 +16,7 @@ use std::{
 };
 
 use criterion::{Criterion, SamplingMode};
-use xdplab::lab::{Lab, LabConfig};
+use xdplab::topology::lab::{Lab, LabConfig};
 use xdplab_benches::Timing;
 
 /// The median a lab's build and teardown should stay under.

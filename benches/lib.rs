@@ -81,5 +81,5 @@ impl Timing {
 /// `SKIP: <bench>: <reason>` and returns `false` (and fails instead when
 /// `XDPLAB_REQUIRE_PRIVILEGES=1`, as CI sets).
 pub fn gate(bench: &str) -> bool {
-    xdplab::privileges::gate(bench)
+    xdplab::host::privileges::gate(bench)
 }

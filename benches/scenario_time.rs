@@ -21,10 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use xdplab::kernel::program::{ObjectSource, Program, XdpMode};
 use xdplab::{
-    lab::{Lab, LabConfig},
     report::Status,
     scenario::{self, Scenario},
+    topology::lab::{Lab, LabConfig},
 };
 
 /// The ratio of median scenario time to median lab time the engine should stay under.
@@ -71,12 +72,14 @@ fn main() {
     assert!(!scenarios.is_empty(), "no bundled scenario to time");
     let config = LabConfig::default();
     let mut lab_times = Vec::new();
+    let mut floor_times = Vec::new();
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
     let mut failed: Vec<(PathBuf, String)> = Vec::new();
     for _ in 0..rounds() {
         let start = Instant::now();
         drop(Lab::new(&config).unwrap_or_else(|e| panic!("failed to build lab: {e}")));
         lab_times.push(start.elapsed());
+        floor_times.push(floor(&config));
         for (s, times) in scenarios.iter().zip(&mut times) {
             let start = Instant::now();
             let report = scenario::run::run(s);
@@ -87,6 +90,7 @@ fn main() {
         }
     }
     let lab = median(&mut lab_times);
+    let floor = median(&mut floor_times);
     let mut medians = Vec::new();
     for (s, times) in scenarios.iter().zip(&mut times) {
         let m = median(times);
@@ -117,10 +121,34 @@ fn main() {
             "MISSED"
         }
     );
+    println!(
+        "kernel floor (the same lab, xdp_drop loaded, attached in native mode and detached): \
+         median {:.1} ms = {:.1}x the lab; the scenarios' median is {:.1}x that floor",
+        ms(floor),
+        ms(floor) / ms(lab),
+        ms(scenario_median) / ms(floor)
+    );
     if !failed.is_empty() {
         for (path, text) in &failed {
             eprintln!("{}: failed while timed:\n{text}", path.display());
         }
         panic!("{} scenario run(s) failed while timed", failed.len());
     }
+}
+
+/// What any live scenario costs the kernel before it sends a frame: a lab, a program loaded
+/// (the verifier), attached in native mode and detached (veth waits for an RCU grace period
+/// at each); the engine's own cost is what a scenario takes beyond it.
+fn floor(config: &LabConfig) -> Duration {
+    let start = Instant::now();
+    let lab = Lab::new(config).unwrap_or_else(|e| panic!("failed to build lab: {e}"));
+    let mut program = Program::load(&ObjectSource::Bundled("xdp_drop".into()), "xdp_drop_all")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let attachment = program
+        .attach(lab.receiver(), XdpMode::Native)
+        .unwrap_or_else(|e| panic!("{e}"));
+    attachment.detach().unwrap_or_else(|e| panic!("{e}"));
+    drop(program);
+    drop(lab);
+    start.elapsed()
 }

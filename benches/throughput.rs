@@ -18,7 +18,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use xdplab::{
     bench::{self, BenchConfig, BenchProgram, InjectorKind},
-    program::XdpMode,
+    kernel::program::XdpMode,
 };
 use xdplab_benches::Timing;
 

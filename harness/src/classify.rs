@@ -1,4 +1,4 @@
-//! The [`Classify`] impls of every area's error (but [`crate::program::ProgramError`], whose module uses
+//! The [`Classify`] impls of every area's error (but [`crate::kernel::program::ProgramError`], whose module uses
 //! its own): whose fault each error is, by the rule in [`crate::exit`]. This module only
 //! depends on the areas, and nothing but the front ends (the command line, the scenario
 //! runner) depends on it, so it joins no import cycle.
@@ -7,25 +7,25 @@ use std::io;
 
 use crate::{
     bench::BenchError,
-    btf::BtfError,
-    elf::ElfError,
+    bench::results::ResultsError,
     exit::{Classify, ErrorClass, class_by_errno},
     frame::FrameError,
+    frame::pcap::PcapError,
+    host::requires::RequirementError,
     inject::InjectError,
     interrupt::InterruptError,
-    lab::LabError,
-    link::LinkError,
-    maps::MapError,
-    netns::NetNsError,
-    netstate::NetStateError,
+    kernel::btf::BtfError,
+    kernel::elf::ElfError,
+    kernel::link::LinkError,
+    kernel::maps::MapError,
+    kernel::netns::NetNsError,
+    kernel::netstate::NetStateError,
+    kernel::pin::PinError,
+    kernel::veth::VethError,
     observe::ObserveError,
-    pcap::PcapError,
-    pin::PinError,
     report::FailureKind,
-    requires::RequirementError,
-    results::ResultsError,
     scenario::{IfaceRefError, ScenarioError, run::RunError},
-    veth::VethError,
+    topology::lab::LabError,
 };
 
 impl From<ErrorClass> for FailureKind {
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
     use crate::{
         exit::{Exit, errno_class},
-        program::ProgramError,
+        kernel::program::ProgramError,
     };
     use ErrorClass::{BadInput, Environment};
 

@@ -19,7 +19,7 @@
 //!    do it: [`ErrorClass::Environment`].
 //!
 //! Within an area the variant says which side wrote the request: the impls are in
-//! `crate::classify` (and [`crate::program`] for its own error), with tests that pin each
+//! `crate::classify` (and [`crate::kernel::program`] for its own error), with tests that pin each
 //! decision.
 
 /// How an `xdplab` invocation ended.

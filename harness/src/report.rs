@@ -156,7 +156,7 @@ pub struct GroupReport {
     pub attributed_by: &'static str,
     /// Frames attributed by content, by the rule that claimed them (`"exact"`, `"vlan"`,
     /// `"cut"`, `"extended"`, `"decapsulated"`, `"encapsulated"`: see
-    /// [`crate::attribute`]; `"window"`: untagged frames counted in the group's window at
+    /// [`crate::observe::attribute`]; `"window"`: untagged frames counted in the group's window at
     /// the place its verdict names). Empty when no frame was.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attribution_rules: std::collections::BTreeMap<String, u64>,

@@ -17,7 +17,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use xdplab::privileges;
+use xdplab::host::privileges;
 
 /// Where a problem is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,15 +96,15 @@ fn xdplab(args: &[&str]) -> (Output, u32) {
 fn leftovers(pid: u32) -> Vec<String> {
     let prefix = format!("{pid}-");
     let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(xdplab::pin::RUN_DIR) {
+    if let Ok(entries) = std::fs::read_dir(xdplab::kernel::pin::RUN_DIR) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(&prefix) {
-                found.push(format!("{}/{name}", xdplab::pin::RUN_DIR));
+                found.push(format!("{}/{name}", xdplab::kernel::pin::RUN_DIR));
             }
         }
     }
-    let mount = format!("{}/{prefix}", xdplab::pin::RUN_DIR);
+    let mount = format!("{}/{prefix}", xdplab::kernel::pin::RUN_DIR);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     found.extend(
         mounts

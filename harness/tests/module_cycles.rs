@@ -21,7 +21,7 @@ fn no_import_cycles_between_modules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = graph(&src);
     assert!(
-        graph.contains_key("scenario::run") && graph.contains_key("program"),
+        graph.contains_key("scenario::run") && graph.contains_key("kernel::program"),
         "the module list misses files: {:?}",
         graph.keys().collect::<Vec<_>>()
     );
@@ -283,7 +283,7 @@ fn path_at(tokens: &[String], mut i: usize) -> (Vec<Vec<String>>, usize) {
                 i += 1;
                 match tokens.get(i).map(String::as_str) {
                     Some("::") => i += 1,
-                    // `crate::clean as sweeper`: the alias is no path.
+                    // `crate::host::clean as sweeper`: the alias is no path.
                     Some("as") => return (vec![prefix], i + 2),
                     _ => return (vec![prefix], i),
                 }

@@ -14,8 +14,9 @@ use common::repo;
 #[test]
 fn tshark_pcapng_holds_the_frames_of_the_pcap_it_was_written_from() {
     let data = repo().join("scenarios/data");
-    let classic = xdplab::pcap::read(&data.join("mixed.pcap")).expect("the classic capture");
-    let committed = xdplab::pcap::read(&data.join("mixed.pcapng")).expect("the pcapng capture");
+    let classic = xdplab::frame::pcap::read(&data.join("mixed.pcap")).expect("the classic capture");
+    let committed =
+        xdplab::frame::pcap::read(&data.join("mixed.pcapng")).expect("the pcapng capture");
     assert_eq!(
         committed, classic,
         "the committed pcapng holds the pcap's frames"
@@ -39,7 +40,7 @@ fn tshark_pcapng_holds_the_frames_of_the_pcap_it_was_written_from() {
         }
     };
     let written = std::fs::read(&fresh);
-    let frames = xdplab::pcap::read(&fresh);
+    let frames = xdplab::frame::pcap::read(&fresh);
     std::fs::remove_file(&fresh).ok();
     assert!(
         out.status.success(),

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use xdplab::{
     frame::{FrameSpec, FrameTemplate},
+    host::privileges,
     inject::{Budget, batched::BatchedInjector, pnet::PnetInjector},
-    lab::{Lab, LabConfig},
+    kernel::program::{ObjectSource, Program, XdpMode},
     observe::{Capture, CaptureOptions, DriverStats, LinkStats},
-    privileges,
-    program::{ObjectSource, Program, XdpMode},
+    topology::lab::{Lab, LabConfig},
 };
 
 fn frame(spec: &str) -> FrameTemplate {
     let spec: FrameSpec = toml::from_str(spec).expect("frame spec parses");
-    FrameTemplate::build(&spec, &xdplab::lab::endpoints(), 1514).expect("frame builds")
+    FrameTemplate::build(&spec, &xdplab::topology::lab::endpoints(), 1514).expect("frame builds")
 }
 
 fn drop_cnt(program: &Program) -> u64 {

@@ -7,9 +7,9 @@ use std::{
 };
 
 use xdplab::{
-    privileges,
-    requires::{self, Feature, Requirement},
-    results::BenchResults,
+    bench::results::BenchResults,
+    host::privileges,
+    host::requires::{self, Feature, Requirement},
 };
 
 fn xdplab(args: &[&str]) -> Output {

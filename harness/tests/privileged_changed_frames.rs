@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::{PATHS, edit, scenario, show};
 use xdplab::{
-    privileges,
+    host::privileges,
     report::Status,
     scenario::{
         self,

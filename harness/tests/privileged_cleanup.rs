@@ -8,9 +8,9 @@ use common::host_links;
 use std::{collections::BTreeSet, os::unix::fs::MetadataExt as _};
 
 use xdplab::{
-    lab::{Lab, LabConfig},
-    privileges,
-    program::{ObjectSource, Program, XdpMode},
+    host::privileges,
+    kernel::program::{ObjectSource, Program, XdpMode},
+    topology::lab::{Lab, LabConfig},
 };
 
 /// Network namespaces this process can reach: through its threads or its open descriptors.

@@ -6,7 +6,7 @@ use common::{repo, text, xdplab};
 
 use std::path::{Path, PathBuf};
 
-use xdplab::privileges;
+use xdplab::host::privileges;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,7 +65,7 @@ fn privileged_bundled_scenarios_pass_with_json_and_junit() {
     assert!(!scenarios.is_empty());
     for s in scenarios {
         // A scenario whose `requires` the kernel predates is skipped with the reason; one the
-        // kernel should support but lacks fails (xdplab::requires).
+        // kernel should support but lacks fails (xdplab::host::requires).
         if s["status"] == "skip" {
             let reason = s["skip_reason"].as_str().unwrap_or_default();
             assert!(reason.starts_with("needs "), "{s:#}");
@@ -235,7 +235,7 @@ fn privileged_capture_writes_a_pcap_per_interface_of_a_failing_scenario() {
             Some(format),
             "{stdout}"
         );
-        let frames = xdplab::pcap::read(receiver).expect("a readable capture");
+        let frames = xdplab::frame::pcap::read(receiver).expect("a readable capture");
         let independent = capinfos_packets(receiver);
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(frames.len(), 10, "the 10 passed frames");

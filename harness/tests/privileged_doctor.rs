@@ -13,9 +13,9 @@ use std::{
 };
 
 use xdplab::{
-    doctor::{CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN},
-    privileges,
-    requires::{self, Feature, Requirement},
+    host::doctor::{CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN},
+    host::privileges,
+    host::requires::{self, Feature, Requirement},
 };
 
 /// Every check `doctor` makes, in order.

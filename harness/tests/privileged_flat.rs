@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use xdplab::{
-    privileges,
+    host::privileges,
     report::Status,
     scenario::{self, Scenario},
 };
@@ -132,9 +132,13 @@ fn privileged_two_hundred_runs_leave_nothing_behind_in_the_process() {
         after.run_dirs, 0,
         "a private bpffs directory outlived its run"
     );
+    // The one program and link a process keeps are its xdp_exception counter's
+    // (`ExceptionCounter::shared`: attaching and detaching a tp_btf program per run costs tens
+    // of milliseconds); anything more is a scenario's, held between runs.
+    let kept = |kind: &str| after.fds.get(kind).copied().unwrap_or(0);
     assert!(
-        !after.fds.contains_key("bpf-prog") && !after.fds.contains_key("bpf_link"),
-        "no program or link is held between runs: {:?}",
+        kept("bpf-prog") <= 1 && kept("bpf_link") <= 1,
+        "no program or link of a run is held between runs: {:?}",
         after.fds
     );
     println!(

@@ -7,9 +7,9 @@ mod common;
 
 use xdplab::{
     flow::{self, Ends, Flow, FlowKind, FlowStatus},
-    lab::{Lab, LabConfig},
-    privileges,
-    program::{ObjectSource, Program, XdpMode},
+    host::privileges,
+    kernel::program::{ObjectSource, Program, XdpMode},
+    topology::lab::{Lab, LabConfig},
 };
 
 fn all_kinds() -> Vec<Flow> {

@@ -5,9 +5,9 @@
 //! and XDP state: `ip -d link`'s `xdp` line, read as IFLA_XDP over netlink), and the host's
 //! values of the sysctls xdplab sets in its lab namespaces.
 //!
-//! The library side needs no test of its own: attaching ([`xdplab::program::Program::attach`]),
+//! The library side needs no test of its own: attaching ([`xdplab::kernel::program::Program::attach`]),
 //! every injector's `open` and every observer's `open`/`start` take a
-//! [`xdplab::veth::VethEnd`], which only a lab or topology xdplab built can hand out
+//! [`xdplab::kernel::veth::VethEnd`], which only a lab or topology xdplab built can hand out
 //! (`privileged_lab.rs` checks it cannot be forged).
 
 mod common;
@@ -15,7 +15,7 @@ use common::{HostLink, host_links, repo, xdplab};
 
 use std::path::PathBuf;
 
-use xdplab::privileges;
+use xdplab::host::privileges;
 
 /// The test's scenario files, removed on drop (also when the test fails).
 struct TempDir(PathBuf);

@@ -8,7 +8,7 @@ use common::repo;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use xdplab::privileges;
+use xdplab::host::privileges;
 
 fn start() -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_xdplab"))

@@ -9,19 +9,19 @@ use std::{
 
 use xdplab::{
     frame::{FrameSpec, FrameTemplate},
+    host::privileges,
     inject::pnet::PnetInjector,
-    lab::{Lab, LabConfig},
+    kernel::program::{ObjectSource, Program, XdpMode},
     observe::{Capture, CaptureOptions, DriverStats, LinkStats},
-    privileges,
-    program::{ObjectSource, Program, XdpMode},
     report::{ScenarioReport, Status},
     scenario,
+    topology::lab::{Lab, LabConfig},
     verdict::Verdict,
 };
 
 fn frame(spec: &str) -> FrameTemplate {
     let spec: FrameSpec = toml::from_str(spec).expect("frame spec parses");
-    FrameTemplate::build(&spec, &xdplab::lab::endpoints(), 1514).expect("frame builds")
+    FrameTemplate::build(&spec, &xdplab::topology::lab::endpoints(), 1514).expect("frame builds")
 }
 
 fn groups(frames: u32) -> CaptureOptions {

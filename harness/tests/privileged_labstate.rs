@@ -6,8 +6,8 @@ mod common;
 
 use common::{PATHS, bundled, mutated, show};
 use xdplab::{
-    netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef},
-    privileges,
+    host::privileges,
+    kernel::netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef},
     report::{ScenarioReport, Status},
     scenario::{
         self,

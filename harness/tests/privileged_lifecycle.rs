@@ -15,15 +15,15 @@ use std::{
 use serde_json::Value;
 use xdplab::{
     frame::{FrameSpec, FrameTemplate, Ipv4Spec, UdpSpec},
+    host::privileges,
     inject::pnet::PnetInjector,
-    lab::{Lab, LabConfig},
-    link::XdpLink,
-    maps::PinnedMap,
-    pin::Bpffs,
-    privileges,
-    program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
+    kernel::link::XdpLink,
+    kernel::maps::PinnedMap,
+    kernel::pin::Bpffs,
+    kernel::program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
     report::{ScenarioReport, Status},
     scenario::{self, run},
+    topology::lab::{Lab, LabConfig},
 };
 
 fn run_file(path: &Path) -> ScenarioReport {

@@ -15,7 +15,7 @@ use std::{
 };
 
 use nix::mount::{MntFlags, MsFlags};
-use xdplab::{privileges, program::PinnedProgram};
+use xdplab::{host::privileges, kernel::program::PinnedProgram};
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -252,7 +252,7 @@ fn privileged_a_verifier_rejection_leaves_no_pins() {
     // next instruction: the verifier refuses it ("last insn is not an exit or jmp") after its
     // pin-by-name maps were created and pinned.
     let mut bytes = std::fs::read(repo().join("ebpf/obj/xdp_port_guard.bpf.o")).expect("object");
-    let range = xdplab::elf::section_range(&bytes, "xdp/off").expect("xdp/off section");
+    let range = xdplab::kernel::elf::section_range(&bytes, "xdp/off").expect("xdp/off section");
     let exit = range.end - 8;
     assert_eq!(bytes[exit], 0x95, "the section ends with exit");
     bytes[exit] = 0x05;
@@ -277,7 +277,7 @@ fn privileged_a_verifier_rejection_leaves_no_pins() {
 
 /// No bpffs directory of process `pid` is left under /run/xdplab.
 fn assert_no_bpffs_left(pid: u32) {
-    let left: Vec<String> = std::fs::read_dir(xdplab::pin::RUN_DIR)
+    let left: Vec<String> = std::fs::read_dir(xdplab::kernel::pin::RUN_DIR)
         .into_iter()
         .flatten()
         .flatten()
@@ -287,7 +287,7 @@ fn assert_no_bpffs_left(pid: u32) {
     assert!(
         left.is_empty(),
         "left in {}: {left:?}",
-        xdplab::pin::RUN_DIR
+        xdplab::kernel::pin::RUN_DIR
     );
 }
 
@@ -308,7 +308,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
                 meta.mtime(),
                 meta.mtime_nsec()
             );
-            let preloaded = xdplab::pin::PRELOADED
+            let preloaded = xdplab::kernel::pin::PRELOADED
                 .iter()
                 .any(|p| entry.file_name() == *p);
             if meta.is_dir() {
@@ -376,13 +376,15 @@ fn sys_fs_bpf_in_a_private_namespace() {
     .expect("mount bpffs at /sys/fs/bpf");
     let guard = Unmount(SYS_FS_BPF);
     {
-        let source = xdplab::program::ObjectSource::Bundled("xdp_pass".into());
-        let mut program = xdplab::program::Program::load(&source, "xdp_pass").expect("load");
+        let source = xdplab::kernel::program::ObjectSource::Bundled("xdp_pass".into());
+        let mut program =
+            xdplab::kernel::program::Program::load(&source, "xdp_pass").expect("load");
         program
             .pin(Path::new("/sys/fs/bpf/port_stats"))
             .expect("pin a program under a map's name");
         std::fs::create_dir("/sys/fs/bpf/tool").expect("mkdir");
-        let mut program = xdplab::program::Program::load(&source, "xdp_pass").expect("load");
+        let mut program =
+            xdplab::kernel::program::Program::load(&source, "xdp_pass").expect("load");
         program
             .pin(Path::new("/sys/fs/bpf/tool/prog"))
             .expect("pin another");
@@ -391,7 +393,7 @@ fn sys_fs_bpf_in_a_private_namespace() {
     let pins = before
         .keys()
         .filter(|p| {
-            !xdplab::pin::PRELOADED
+            !xdplab::kernel::pin::PRELOADED
                 .iter()
                 .any(|n| p.file_name().is_some_and(|f| f == *n))
         })

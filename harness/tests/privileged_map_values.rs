@@ -10,8 +10,8 @@ use std::path::Path;
 
 use common::{PATHS, bundled, edit, show};
 use xdplab::{
-    privileges,
-    program::{ObjectSource, Program},
+    host::privileges,
+    kernel::program::{ObjectSource, Program},
     report::{FailureKind, Status},
     scenario::{
         self, Scenario,

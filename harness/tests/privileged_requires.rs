@@ -1,14 +1,14 @@
 //! `requires` through the `xdplab` binary: a scenario whose requirement the kernel predates is
 //! reported SKIP with the reason (and the run passes); one whose requirements the kernel has
 //! runs. The rule that a feature missing on a kernel that should have it fails is unit-tested
-//! in `xdplab::requires`, where the probe can be replaced.
+//! in `xdplab::host::requires`, where the probe can be replaced.
 
 mod common;
 use common::{text, xdplab};
 
 use std::path::{Path, PathBuf};
 
-use xdplab::{doctor::KernelVersion, privileges, requires};
+use xdplab::{host::doctor::KernelVersion, host::privileges, host::requires};
 
 fn fixture(name: &str) -> String {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,7 @@ fn privileged_requirement_the_kernel_predates_is_a_skip_with_the_reason() {
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
     let s = &json["scenarios"][0];
     assert_eq!(s["status"], "skip", "{s:#}");
-    let release = xdplab::doctor::kernel_release().expect("uname");
+    let release = xdplab::host::doctor::kernel_release().expect("uname");
     let version = KernelVersion::parse(&release).expect("a version in uname -r");
     assert_eq!(
         s["skip_reason"],

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xdplab::privileges;
+use xdplab::host::privileges;
 
 /// One test at a time in this file.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{PATHS, edit, scenario, show};
 use xdplab::{
-    privileges,
+    host::privileges,
     report::{ScenarioReport, Status},
     scenario::{
         self,

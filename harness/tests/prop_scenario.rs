@@ -11,7 +11,7 @@ use std::{
 use proptest::prelude::*;
 use xdplab::{
     frame::FrameSpec,
-    program::{ObjectSource, XdpMode},
+    kernel::program::{ObjectSource, XdpMode},
     scenario::{self, FrameSource},
     verdict::Verdict,
 };

@@ -5,7 +5,9 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{exit, pcap::CaptureFormat, program::XdpMode, scenario, scenario::run::ExecPath};
+use crate::{
+    exit, frame::pcap::CaptureFormat, kernel::program::XdpMode, scenario, scenario::run::ExecPath,
+};
 
 /// `xdplab`: what the binary parses and [`super::dispatch`] runs.
 #[derive(Debug, Parser)]
@@ -185,7 +187,8 @@ pub struct BenchArgs {
     /// Report format on stdout
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    // The help as an attribute: rustdoc would read `<UTC time>` in a doc comment as HTML.
+    /// Where to save the results (the help text is the `help` attribute: rustdoc would read
+    /// its `<UTC time>` as HTML).
     #[arg(
         long,
         value_name = "FILE",
@@ -207,6 +210,10 @@ pub struct BenchArgs {
 
 /// `--program`: the bench's programs by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[expect(
+    missing_docs,
+    reason = "clap would print the variants' docs under \"Possible values\" in --help"
+)]
 pub enum ProgramArg {
     // No `///` on the variants of these value enums: clap would print them under
     // "Possible values" in --help.
@@ -218,6 +225,10 @@ pub enum ProgramArg {
 
 /// `--injector`: the bench's injectors by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[expect(
+    missing_docs,
+    reason = "clap would print the variants' docs under \"Possible values\" in --help"
+)]
 pub enum InjectorArg {
     Pnet,
     Batched,
@@ -249,6 +260,10 @@ fn parse_tolerance(text: &str) -> Result<f64, String> {
 
 /// `--format`: the report on stdout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[expect(
+    missing_docs,
+    reason = "clap would print the variants' docs under \"Possible values\" in --help"
+)]
 pub enum Format {
     Human,
     Json,

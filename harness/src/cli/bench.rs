@@ -13,10 +13,10 @@ use super::{
     environment_ready, report_interrupt, start_run, worst,
 };
 use crate::{
+    bench::results::{self, BenchResults},
     bench::{self, BenchConfig, BenchError, BenchProgram, InjectorKind, MatrixFilter, Measurement},
     exit::{Classify as _, Exit},
     interrupt,
-    results::{self, BenchResults},
 };
 
 /// `xdplab bench`: measures the chosen configurations, prints them, saves them, compares them.

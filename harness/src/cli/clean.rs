@@ -1,6 +1,6 @@
 //! `xdplab clean`: removes (or lists) what killed xdplab processes left behind.
 
-use crate::{clean, exit::Exit, privileges};
+use crate::{exit::Exit, host::clean, host::privileges};
 
 /// Removes the leftovers of dead xdplab processes, or with `dry_run` only lists them.
 pub(super) fn clean(dry_run: bool) -> Exit {

@@ -1,7 +1,7 @@
-//! `xdplab doctor`: every check of [`crate::doctor`], as a table or JSON.
+//! `xdplab doctor`: every check of [`crate::host::doctor`], as a table or JSON.
 
 use super::{CliError, Format};
-use crate::{doctor, exit::Exit};
+use crate::{exit::Exit, host::doctor};
 
 /// Prints every check; exits 3 when something required is missing.
 pub(super) fn doctor(format: Format) -> Result<Exit, CliError> {

@@ -18,8 +18,9 @@ pub use args::{BenchArgs, Cli, Command, Format};
 use thiserror::Error;
 
 use crate::{
-    clean as sweeper, doctor as checks,
     exit::{Classify, ErrorClass, Exit},
+    host::clean as sweeper,
+    host::doctor as checks,
     interrupt,
     scenario::{self, Scenario},
 };

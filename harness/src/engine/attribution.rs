@@ -1,6 +1,6 @@
 //! Observation: which frames of a group landed where, read from the captures after XDP on
 //! every interface and from the kernel's counters. Frames are attributed by their tag where
-//! it survives, by content ([`crate::attribute`]'s rules) where the program changed or cut
+//! it survives, by content ([`crate::observe::attribute`]'s rules) where the program changed or cut
 //! them, and by counters only where no capture can see them.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,8 @@ use super::plan::GroupPlan;
 use crate::{
     frame::FrameTemplate,
     inject::InjectStats,
+    kernel::program::XdpMode,
     observe::{Captured, observable_after_xdp},
-    program::XdpMode,
     report::{GroupReport, KernelView, Outcome},
     topology::EndName,
 };
@@ -37,7 +37,7 @@ impl Places<'_> {
 }
 
 /// Claims the untagged frames that arrived in `window` on `captured`'s interface and derive
-/// from one of `templates` ([`crate::attribute`]'s rules), at most `limit`, in arrival order;
+/// from one of `templates` ([`crate::observe::attribute`]'s rules), at most `limit`, in arrival order;
 /// claimed frames no longer count as background.
 pub(crate) fn claim_content(
     captured: &mut Captured,
@@ -49,7 +49,8 @@ pub(crate) fn claim_content(
         .iter()
         .map(|t| (t.bytes(), t.per_copy()))
         .collect();
-    let claims = crate::attribute::claim(&captured.untagged_arrivals, window, &sent, limit);
+    let claims =
+        crate::observe::attribute::claim(&captured.untagged_arrivals, window, &sent, limit);
     claims
         .into_iter()
         .map(|c| {

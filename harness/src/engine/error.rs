@@ -3,8 +3,9 @@
 
 use crate::exit::Classify;
 use crate::{
-    inject::InjectError, lab::LabError, link::LinkError, maps::MapError, observe::ObserveError,
-    pin::PinError, program::ProgramError, report::FailureKind,
+    inject::InjectError, kernel::link::LinkError, kernel::maps::MapError, kernel::pin::PinError,
+    kernel::program::ProgramError, observe::ObserveError, report::FailureKind,
+    topology::lab::LabError,
 };
 
 /// Why a scenario could not run: its message names the file and line where there is one.

@@ -72,6 +72,23 @@ pub enum Failure {
         /// How that is known (where frames landed, by sequence number, or which counters).
         evidence: String,
     },
+    /// On the test-run path: frames for which the program returned another verdict than
+    /// expected (added with [`crate::engine::test_run`]).
+    #[error(
+        "send {group:?}: expected {expected}, {wrong} of {sent} frames returned something else ({places})"
+    )]
+    Returned {
+        /// The group.
+        group: String,
+        /// The verdict every frame should have got.
+        expected: Verdict,
+        /// Frames that did not get it.
+        wrong: u64,
+        /// Frames run.
+        sent: u64,
+        /// What they returned, with their first sequence numbers.
+        places: String,
+    },
     /// Frames arrived more than once.
     #[error("send {group:?}: frames arrived more than once (seq {seqs})")]
     Duplicated {
@@ -170,6 +187,7 @@ impl Failure {
             Self::Unsent { group, .. }
             | Self::Unobservable { group }
             | Self::WrongVerdict { group, .. }
+            | Self::Returned { group, .. }
             | Self::Duplicated { group, .. }
             | Self::LostBeforeXdp { group, .. }
             | Self::XdpRan { group, .. }

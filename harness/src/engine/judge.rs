@@ -11,12 +11,12 @@ use super::plan::GroupPlan;
 use crate::{
     frame::{FrameTemplate, Tag},
     inject::InjectStats,
+    kernel::program::XdpMode,
     observe::MIN_OBSERVABLE_VLAN_FRAME,
-    output::OutputSpec,
-    program::XdpMode,
     report::{CounterCheck, GroupReport, Outcome},
     topology::EndName,
     verdict::Verdict,
+    verdict::output::OutputSpec,
 };
 
 /// `nowhere: seq 0, 1, 2, ...; at ns:if: seq 7`
@@ -356,7 +356,7 @@ pub(crate) fn content_note(g: &GroupReport, place: Option<&EndName>) -> Option<S
         .attribution_rules
         .iter()
         .map(|(rule, n)| {
-            let meaning = crate::attribute::ContentRule::ALL
+            let meaning = crate::observe::attribute::ContentRule::ALL
                 .iter()
                 .find(|r| r.as_str() == rule)
                 .map_or_else(

@@ -8,8 +8,9 @@
 //! - [`live`]: a program attached in a built topology, groups sent, settled, observed and
 //!   judged one by one ([`LiveSession`]).
 //! - [`attribution`]: which frames landed where, by tag, by content or by counters.
-//! - [`judge`]: observations against expectations, as failure lines.
+//! - `judge`: observations against expectations, as failure lines.
 //! - [`failure`]: every way a run fails its expectations, typed, with one text.
+//! - [`test_run`]: the test-run path for one group (`BPF_PROG_TEST_RUN`, frame by frame).
 //! - [`error`]: why a run could not go on, and whose fault that is.
 
 pub mod attribution;
@@ -19,6 +20,7 @@ pub(crate) mod judge;
 pub mod live;
 pub mod observation;
 pub mod plan;
+pub mod test_run;
 
 pub use error::RunError;
 pub use failure::Failure;

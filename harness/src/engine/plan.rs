@@ -9,11 +9,11 @@ use super::observation::Attribution;
 use crate::{
     frame::FrameTemplate,
     inject::InjectStats,
-    output::OutputSpec,
-    program::{Program, XdpMode},
+    kernel::program::{Program, XdpMode},
     report::{CounterCheck, GroupReport},
     topology::EndName,
     verdict::Verdict,
+    verdict::output::OutputSpec,
 };
 
 /// A frame kept for a capture file, with the time it arrived.

@@ -27,7 +27,7 @@ use std::{
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::netns::{NetNs, NetNsError};
+use crate::kernel::netns::{NetNs, NetNsError};
 
 pub mod ping;
 pub mod rr;

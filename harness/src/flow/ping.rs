@@ -33,7 +33,7 @@ fn swap_sysctl(key: &str, value: &str) -> std::io::Result<String> {
 
 /// Echo replies on in the receiving namespace while it lives; back to what they were after.
 struct Answering<'a> {
-    ns: &'a crate::netns::NetNs,
+    ns: &'a crate::kernel::netns::NetNs,
     key: &'static str,
     old: String,
 }

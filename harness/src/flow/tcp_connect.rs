@@ -21,7 +21,7 @@ pub const BATCH: usize = 64;
 /// A listener in `ns` on `port` of every address, non-blocking.
 pub(super) fn listen(
     flow: &Flow,
-    ns: &crate::netns::NetNs,
+    ns: &crate::kernel::netns::NetNs,
     addr: std::net::SocketAddr,
 ) -> Result<TcpListener, FlowError> {
     let listener = in_ns(ns, move || TcpListener::bind(addr))?

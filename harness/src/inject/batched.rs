@@ -28,7 +28,7 @@ use std::{
 use super::{Budget, InjectError, InjectStats, thread_cpu_time};
 use crate::{
     frame::{FrameTemplate, Tag},
-    veth::VethEnd,
+    kernel::veth::VethEnd,
 };
 
 /// Frames per `sendmmsg`.

@@ -12,7 +12,7 @@
 //! Three things about it that the numbers depend on:
 //!
 //! - **The receiver must run NAPI.** veth takes `xdp_frame`s only into an end whose NAPI is on:
-//!   an end with a native XDP program, or with GRO on ([`crate::veth::set_gro`]). Otherwise
+//!   an end with a native XDP program, or with GRO on ([`crate::kernel::veth::set_gro`]). Otherwise
 //!   the kernel drops them at transmit, silently as far as the receiver is concerned.
 //! - **Two calls in flight per CPU.** With `repeat > 1`, each call installs the program in the
 //!   kernel's XDP dispatcher when it starts and removes it when it ends, and each of those
@@ -49,10 +49,10 @@ use aya::{
 use nix::{sched::CpuSet, unistd::Pid};
 
 use super::{Budget, InjectError, InjectStats, thread_cpu_time};
-use crate::{program::errno_in, veth::VethEnd};
+use crate::{kernel::program::errno_in, kernel::veth::VethEnd};
 
 /// The generator, built from `ebpf/xdp_live_tx.bpf.c` by `ci/build-ebpf.sh`. Private to this
-/// injector: it is not a program under test, so it is not among [`crate::program::BUNDLED`].
+/// injector: it is not a program under test, so it is not among [`crate::kernel::program::BUNDLED`].
 const OBJECT: &[u8] = aya::include_bytes_aligned!("../../ebpf-obj/xdp_live_tx.bpf.o");
 const PROGRAM: &str = "xdp_live_tx";
 const TX_PORT: &str = "tx_port";
@@ -267,7 +267,7 @@ fn worker(
             }
             Err(e) => {
                 stats.errors += 1;
-                stats.last_error = Some(crate::program::chain(&e));
+                stats.last_error = Some(crate::kernel::program::chain(&e));
                 if errno_in(&e) == Some(libc::EINTR) {
                     stats.retries += 1;
                 } else {

@@ -22,7 +22,7 @@ use std::{io, time::Duration};
 
 use thiserror::Error;
 
-use crate::netns::NetNsError;
+use crate::kernel::netns::NetNsError;
 
 /// An error from opening an injector.
 #[derive(Debug, Error)]
@@ -59,7 +59,7 @@ pub enum InjectError {
     /// The live generator could not be loaded or pointed at the sending interface.
     #[error(
         "failed to {what} for live injection on veth {interface:?}: {}",
-        crate::program::chain(&**source)
+        crate::kernel::program::chain(&**source)
     )]
     Load {
         /// The sending interface.

@@ -8,7 +8,7 @@ use pnet::datalink::{self, Channel, DataLinkSender};
 use super::{Budget, InjectError, InjectStats, thread_cpu_time};
 use crate::{
     frame::{FrameTemplate, Tag},
-    veth::VethEnd,
+    kernel::veth::VethEnd,
 };
 
 /// How often one frame is retried after ENOBUFS/EAGAIN before it counts as an error.
@@ -69,7 +69,7 @@ impl PnetInjector {
     /// Sends `count` frames tagged `(run_id, group, 0..count)`; frame `seq` is built from
     /// `templates[seq % templates.len()]` (one template, or the frames of a pcap in order).
     ///
-    /// Bounded: at most `count` frames and [`MAX_RETRIES_PER_FRAME`] retries each.
+    /// Bounded: at most `count` frames and `MAX_RETRIES_PER_FRAME` retries each.
     pub fn send(
         &mut self,
         templates: &[FrameTemplate],

@@ -68,7 +68,7 @@ pub(super) fn run(
                 .push(format!("{}:{}: {failure}", scenario.path.display(), f.line));
         }
         report.flows.push(measured);
-        super::live::interrupted()?;
+        crate::engine::error::interrupted()?;
     }
     Ok(())
 }
@@ -76,10 +76,10 @@ pub(super) fn run(
 /// Turns transmit checksum offload off on every interface of `topology`: a veth otherwise
 /// hands over TCP and UDP packets with their checksum still to compute, which a program that
 /// redirects or sends back in driver mode passes on unfinished (see
-/// [`crate::veth::set_tx_checksum`]).
+/// [`crate::kernel::veth::set_tx_checksum`]).
 fn full_checksums(topology: &Topology) -> Result<(), RunError> {
     for (_, end) in topology.interfaces() {
-        crate::veth::set_tx_checksum(end, false)
+        crate::kernel::veth::set_tx_checksum(end, false)
             .map_err(|e| RunError::environment(e.to_string()))?;
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::iface::IfaceRef;
 use crate::frame::MacAddr;
-use crate::netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef};
+use crate::kernel::netstate::{AddressDef, Cidr, NeighbourDef, NetnsState, RouteDef};
 use crate::topology::TopologySpec;
 
 /// One `[[netns]]` table.

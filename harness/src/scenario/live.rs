@@ -2,28 +2,25 @@
 //! topology, its groups run through the engine's [`crate::engine::LiveSession`], its maps and
 //! ring buffers checked, capture files written for a failing run.
 
-use std::path::{Path, PathBuf};
-
+use super::Scenario;
 use super::map_checks::{Events, check_before_lab, check_maps, map_baselines, setup_maps};
-
 use super::plan::{
     Checked, RunOptions, build_frames, group_plans, link_of, peer_name, resolve, topology_spec,
 };
-
-use super::Scenario;
-pub use crate::engine::RunError;
-pub(super) use crate::engine::error::interrupted;
+use crate::engine::RunError;
+use crate::engine::error::interrupted;
 use crate::engine::{LiveSession, SessionOptions, UnderTest};
 use crate::{
-    link::XdpLink,
-    pin::Bpffs,
-    program::{Attachment, LoadOptions, Program, XdpMode},
+    kernel::link::XdpLink,
+    kernel::pin::Bpffs,
+    kernel::program::{Attachment, LoadOptions, Program, XdpMode},
+    kernel::veth::VethEnd,
     report::ScenarioReport,
     scenario::loader::{MapOwners, fill_tail_calls, load_attachment, load_program},
-    topology::{EndName, Topology},
+    topology::{EndName, Topology, TopologySpec},
     verdict::Verdict,
-    veth::VethEnd,
 };
+use std::path::{Path, PathBuf};
 
 /// Frames kept per interface for `--capture` pcaps.
 const CAPTURE_KEEP: usize = 100_000;
@@ -47,86 +44,12 @@ pub(super) fn execute_live(
     let spec = topology_spec(scenario);
     // The lab builds while the objects load and the frames are laid out.
     let building = Topology::build_in_background(spec.clone())?;
-    // `pin = true`: the run's own bpffs, with the layout of lifecycle steps.
-    let bpffs = if scenario.program.pin {
-        let bpffs = Bpffs::mount()?;
-        for dir in ["progs", "maps", "links"] {
-            std::fs::create_dir(bpffs.pin_path(dir)).map_err(|e| {
-                RunError::environment(format!("failed to create {dir} in the run's bpffs: {e}"))
-            })?;
-        }
-        Some(bpffs)
-    } else {
-        None
-    };
-    let mut preloaded = None;
-    let mut program = match &bpffs {
-        None if let Some(checked) = checked => {
-            preloaded = Some(checked.attachments.into_iter());
-            checked.program
-        }
-        Some(bpffs) => {
-            let p = &scenario.program;
-            let options = LoadOptions {
-                map_pin_dir: Some(bpffs.pin_path("maps")),
-                ..LoadOptions::default()
-            };
-            let mut program = load_program(scenario, options)?;
-            program.pin(&bpffs.pin_path("progs").join(&p.entry))?;
-            program
-        }
-        None => load_program(scenario, LoadOptions::default())?,
-    };
-    let mut extra = Vec::new();
-    for a in &scenario.attachments {
-        // Maps pinned by name are shared with the program under test, as under one pin root.
-        let pin_root = bpffs
-            .as_ref()
-            .map(|b| b.pin_path("maps"))
-            .or_else(|| program.pin_root().map(Path::to_owned));
-        let program = match preloaded.as_mut().and_then(Iterator::next) {
-            Some(program) => program,
-            None => load_attachment(scenario, a, pin_root.as_deref())?,
-        };
-        extra.push((resolve(&spec, &a.at)?, program, a.mode));
-    }
-    {
-        let mut targets: Vec<(EndName, &mut Program)> =
-            extra.iter_mut().map(|(n, p, _)| (n.clone(), p)).collect();
-        fill_tail_calls(scenario, &mut program, &mut targets)?;
-    }
-    check_before_lab(
-        scenario,
-        &MapOwners::with(
-            scenario,
-            &program,
-            extra.iter().map(|(n, p, _)| (n.clone(), p)),
-        ),
-    )?;
+    let bpffs = run_bpffs(scenario)?;
+    let (mut program, extra) = load_objects(scenario, &spec, bpffs.as_ref(), checked)?;
     let templates = build_frames(scenario, &spec)?;
     let attach_name = resolve(&spec, &scenario.program.attach)?;
     let attach_peer = peer_name(&spec, &attach_name).expect("every end has a peer");
-    if mode == XdpMode::Native
-        && let Some(link) = spec
-            .links
-            .iter()
-            .find(|l| l.a == attach_name || l.b == attach_name)
-        && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
-        // An xdp.frags program takes frames in several buffers: veth allows any MTU.
-        && crate::program::entry_has_frags(
-            &scenario.program.object,
-            &scenario.program.entry,
-            scenario.program.loader.program_type,
-        ) != Some(true)
-    {
-        return Err(RunError::input(format!(
-            "{}: native XDP on {attach_name} needs an mtu of at most {} (the link has {}); \
-             use the generic path",
-            scenario.path.display(),
-            crate::scenario::LabSpec::MAX_NATIVE_MTU,
-            link.mtu
-        )));
-    }
+    check_native_mtu(scenario, &spec, mode, &attach_name)?;
 
     let topology = building.wait()?;
     let end = |name: &EndName| -> &VethEnd {
@@ -369,12 +292,12 @@ pub(super) fn check_throughput(
 /// Writes one pcap per interface; returns the files.
 pub(super) fn write_captures(
     dir: &Path,
-    format: crate::pcap::CaptureFormat,
+    format: crate::frame::pcap::CaptureFormat,
     scenario: &Scenario,
     path: &str,
     captured: &[(EndName, Vec<crate::engine::plan::KeptFrame>)],
 ) -> Result<Vec<PathBuf>, RunError> {
-    let io = |e: crate::pcap::PcapError| RunError::environment(e.to_string());
+    let io = |e: crate::frame::pcap::PcapError| RunError::environment(e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| {
         RunError::environment(format!(
             "failed to create capture directory {}: {e}",
@@ -404,7 +327,7 @@ pub(super) fn write_captures(
         ));
         let interface = format!("{}:{}", name.netns, name.interface);
         let mut writer =
-            crate::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
+            crate::frame::pcap::PcapWriter::create_as(&file, format, &interface).map_err(io)?;
         for (time, frame) in frames {
             writer.write(frame, *time).map_err(io)?;
         }
@@ -412,4 +335,109 @@ pub(super) fn write_captures(
         files.push(file);
     }
     Ok(files)
+}
+
+/// `pin = true`: the run's own bpffs, with the layout of lifecycle steps.
+fn run_bpffs(scenario: &Scenario) -> Result<Option<Bpffs>, RunError> {
+    Ok(if scenario.program.pin {
+        let bpffs = Bpffs::mount()?;
+        for dir in ["progs", "maps", "links"] {
+            std::fs::create_dir(bpffs.pin_path(dir)).map_err(|e| {
+                RunError::environment(format!("failed to create {dir} in the run's bpffs: {e}"))
+            })?;
+        }
+        Some(bpffs)
+    } else {
+        None
+    })
+}
+
+/// The program under test and every `[[attach]]` program with where it goes, loaded (or taken
+/// from the checks), tail calls filled, maps checked against the scenario.
+#[expect(
+    clippy::type_complexity,
+    reason = "the loaded programs, used once by execute_live"
+)]
+fn load_objects(
+    scenario: &Scenario,
+    spec: &TopologySpec,
+    bpffs: Option<&Bpffs>,
+    checked: Option<Checked>,
+) -> Result<(Program, Vec<(EndName, Program, XdpMode)>), RunError> {
+    let mut preloaded = None;
+    let mut program = match bpffs {
+        None if let Some(checked) = checked => {
+            preloaded = Some(checked.attachments.into_iter());
+            checked.program
+        }
+        Some(bpffs) => {
+            let p = &scenario.program;
+            let options = LoadOptions {
+                map_pin_dir: Some(bpffs.pin_path("maps")),
+                ..LoadOptions::default()
+            };
+            let mut program = load_program(scenario, options)?;
+            program.pin(&bpffs.pin_path("progs").join(&p.entry))?;
+            program
+        }
+        None => load_program(scenario, LoadOptions::default())?,
+    };
+    let mut extra = Vec::new();
+    for a in &scenario.attachments {
+        // Maps pinned by name are shared with the program under test, as under one pin root.
+        let pin_root = bpffs
+            .as_ref()
+            .map(|b| b.pin_path("maps"))
+            .or_else(|| program.pin_root().map(Path::to_owned));
+        let program = match preloaded.as_mut().and_then(Iterator::next) {
+            Some(program) => program,
+            None => load_attachment(scenario, a, pin_root.as_deref())?,
+        };
+        extra.push((resolve(spec, &a.at)?, program, a.mode));
+    }
+    {
+        let mut targets: Vec<(EndName, &mut Program)> =
+            extra.iter_mut().map(|(n, p, _)| (n.clone(), p)).collect();
+        fill_tail_calls(scenario, &mut program, &mut targets)?;
+    }
+    check_before_lab(
+        scenario,
+        &MapOwners::with(
+            scenario,
+            &program,
+            extra.iter().map(|(n, p, _)| (n.clone(), p)),
+        ),
+    )?;
+    Ok((program, extra))
+}
+
+/// Native XDP on veth caps the MTU of programs without `xdp.frags`.
+fn check_native_mtu(
+    scenario: &Scenario,
+    spec: &TopologySpec,
+    mode: XdpMode,
+    attach_name: &EndName,
+) -> Result<(), RunError> {
+    if mode == XdpMode::Native
+        && let Some(link) = spec
+            .links
+            .iter()
+            .find(|l| &l.a == attach_name || &l.b == attach_name)
+        && link.mtu > crate::scenario::LabSpec::MAX_NATIVE_MTU
+        // An xdp.frags program takes frames in several buffers: veth allows any MTU.
+        && crate::kernel::program::entry_has_frags(
+            &scenario.program.object,
+            &scenario.program.entry,
+            scenario.program.loader.program_type,
+        ) != Some(true)
+    {
+        return Err(RunError::input(format!(
+            "{}: native XDP on {attach_name} needs an mtu of at most {} (the link has {}); \
+             use the generic path",
+            scenario.path.display(),
+            crate::scenario::LabSpec::MAX_NATIVE_MTU,
+            link.mtu
+        )));
+    }
+    Ok(())
 }

@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use crate::{
-    elf::ProgramType,
-    program::{GlobalValue, LoadOptions, Program, ProgramError},
+    kernel::elf::ProgramType,
+    kernel::program::{GlobalValue, LoadOptions, Program, ProgramError},
     topology::{EndName, TopologySpec},
 };
 

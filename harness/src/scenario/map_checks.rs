@@ -1,20 +1,18 @@
 //! The scenario's maps: checked against the loaded program before a lab exists, set up
 //! before traffic, and compared with the expectations after it.
 
-use serde_json::{Value, json};
-
 use super::plan::{at, hex, resolve};
-
 use super::values::{self, Check, Shape};
 use super::{IfaceRef, MapBytes, MapExpect, Scenario};
-pub use crate::engine::RunError;
+use crate::engine::RunError;
 use crate::{
-    maps::{MapKind, MapValue, ProgramMap, RingBufReader},
-    program::Program,
+    kernel::maps::{MapKind, MapValue, ProgramMap, RingBufReader},
+    kernel::program::Program,
     report::{MapCheck, ScenarioReport, plain},
     scenario::loader::MapOwners,
     topology::{Topology, TopologySpec},
 };
+use serde_json::{Value, json};
 
 /// Ring buffer records consumed per poll.
 const EVENT_BATCH: usize = 4096;

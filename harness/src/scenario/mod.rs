@@ -26,7 +26,7 @@ mod values;
 pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 pub use loader::LoaderSpec;
 // The output checks own their spec; scenario files are where it is written.
-pub use crate::output::OutputSpec;
+pub use crate::verdict::output::OutputSpec;
 pub use schema::{
     AttachSpec, Endpoint, EventExpect, FieldKind, FieldValue, FilterRule, FrameSource, IfaceRef,
     IfaceRefError, LabSpec, LinkEnd, LinkExpect, LinkSpec, MAX_NAME_LEN, MapBytes, MapExpect,

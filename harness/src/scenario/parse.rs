@@ -30,10 +30,10 @@ use crate::frame::{
     ArpSpec, ETH_HEADER_LEN, EthSpec, FrameSpec, HexBytes, IcmpSpec, Icmpv6Spec, Ipv4Spec,
     Ipv6Spec, TcpSpec, UdpSpec, VlanSpec, starts_with_8021q,
 };
-use crate::output::OutputSpec;
-use crate::program::{GlobalValue, ObjectSource, XdpMode};
-use crate::requires::Requirement;
+use crate::host::requires::Requirement;
+use crate::kernel::program::{GlobalValue, ObjectSource, XdpMode};
 use crate::verdict::Verdict;
+use crate::verdict::output::OutputSpec;
 
 mod flows;
 mod kernel_state;
@@ -835,8 +835,12 @@ fn native_mtus(
 /// Whether `entry` is an `xdp.frags` program, which veth runs natively under any MTU (it takes
 /// frames in several buffers). An object that cannot be read here counts as not frags: loading
 /// it reports why.
-fn frags(object: &ObjectSource, entry: &str, forced: Option<crate::elf::ProgramType>) -> bool {
-    crate::program::entry_has_frags(object, entry, forced) == Some(true)
+fn frags(
+    object: &ObjectSource,
+    entry: &str,
+    forced: Option<crate::kernel::elf::ProgramType>,
+) -> bool {
+    crate::kernel::program::entry_has_frags(object, entry, forced) == Some(true)
 }
 
 fn rules(
@@ -1130,7 +1134,7 @@ fn pcap_frames(
     }
     let dir = src.path.parent().unwrap_or(Path::new(""));
     let path: PathBuf = dir.join(pcap);
-    let frames = crate::pcap::read(&path).map_err(|e| e.to_string())?;
+    let frames = crate::frame::pcap::read(&path).map_err(|e| e.to_string())?;
     if frames.is_empty() {
         return Err(format!("pcap file {} holds no frames", path.display()));
     }

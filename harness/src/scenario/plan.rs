@@ -1,16 +1,15 @@
 //! A scenario resolved for the engine: its topology, the interfaces its references name,
 //! its frames laid out once, its groups as the engine plans them, and the options of a run.
 
-use std::path::PathBuf;
-
 use super::{FrameSource, IfaceRef, Scenario};
 use crate::engine::GroupPlan;
-pub use crate::engine::RunError;
+use crate::engine::RunError;
 use crate::{
     frame::{FrameError, FrameSpec, FrameTemplate, HexBytes},
-    program::{Program, ProgramError},
+    kernel::program::{Program, ProgramError},
     topology::{EndName, LinkDef, TopologySpec, link_endpoints},
 };
+use std::path::PathBuf;
 
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
@@ -18,14 +17,14 @@ pub struct RunOptions {
     /// Write a capture file per interface of a failing scenario here.
     pub capture_dir: Option<PathBuf>,
     /// The format of those files (default: classic pcap).
-    pub capture_format: crate::pcap::CaptureFormat,
-    /// The id tagged into every frame (default: the lab's random one). [`run_paths`] gives
+    pub capture_format: crate::frame::pcap::CaptureFormat,
+    /// The id tagged into every frame (default: the lab's random one). [`run_paths`](super::run::run_paths) gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
 }
 
-/// The programs [`check_and_keep`] loaded, kept for the run that follows so that each object
-/// is loaded into the kernel once: [`run_paths_checked`] hands them to its first path.
+/// The programs [`check_and_keep`](super::run::check_and_keep) loaded, kept for the run that follows so that each object
+/// is loaded into the kernel once: [`run_paths_checked`](super::run::run_paths_checked) hands them to its first path.
 #[derive(Debug)]
 pub struct Checked {
     pub(super) program: Program,
@@ -54,7 +53,7 @@ pub(super) fn topology_spec(scenario: &Scenario) -> TopologySpec {
 /// The scenario's links, without the kernel state of `[[netns]]`.
 pub(super) fn links_spec(scenario: &Scenario) -> TopologySpec {
     if scenario.links.is_empty() {
-        return crate::lab::Lab::spec(&crate::lab::LabConfig {
+        return crate::topology::lab::Lab::spec(&crate::topology::lab::LabConfig {
             mtu: scenario.lab.mtu,
             ipv6: scenario.lab.ipv6,
         });

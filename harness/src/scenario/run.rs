@@ -30,9 +30,9 @@ use super::plan::{hex, load_error, resolve, topology_spec};
 use super::{Scenario, StepAction};
 pub use crate::engine::RunError;
 use crate::engine::{LISTED, judge::expected_outcome};
-use crate::requires::Gate;
+use crate::host::requires::Gate;
 use crate::{
-    program::{LoadOptions, ObjectSource, Program, XdpMode},
+    kernel::program::{LoadOptions, ObjectSource, Program, XdpMode},
     report::{GroupReport, Outcome, PathDifference, RunFailure, ScenarioReport, Status},
     scenario::loader::{MapOwners, load_attachment, load_program},
 };
@@ -113,7 +113,7 @@ pub fn check_objects(scenario: &Scenario) -> Result<(), RunError> {
 /// where there is nothing to keep (a skipped scenario, a lifecycle, whose versions load as
 /// its steps say).
 pub fn check_and_keep(scenario: &Scenario) -> Result<Option<Checked>, RunError> {
-    if scenario.skip.is_some() || crate::requires::check(&scenario.requires) != Gate::Met {
+    if scenario.skip.is_some() || crate::host::requires::check(&scenario.requires) != Gate::Met {
         return Ok(None);
     }
     if !scenario.steps.is_empty() {
@@ -202,14 +202,14 @@ fn run_path_with(
         return report;
     }
     // Declared kernel features: missing on an older kernel is a skip, missing on a kernel
-    // that should have them is a failure (crate::requires).
+    // that should have them is a failure (crate::host::requires).
     let mut requires = scenario.requires.clone();
     if path == ExecPath::Generic && uses_redirect_map(scenario) {
-        requires.push(crate::requires::Requirement::Feature(
-            crate::requires::Feature::GenericDevmap,
+        requires.push(crate::host::requires::Requirement::Feature(
+            crate::host::requires::Feature::GenericDevmap,
         ));
     }
-    match crate::requires::check(&requires) {
+    match crate::host::requires::check(&requires) {
         Gate::Met => {}
         Gate::Skip(reason) => {
             report.status = Status::Skip;
@@ -271,7 +271,7 @@ fn uses_redirect_map(scenario: &Scenario) -> bool {
     std::iter::once(&scenario.program.object)
         .chain(scenario.attachments.iter().map(|a| &a.object))
         .chain(loaded)
-        .any(crate::program::declares_redirect_map)
+        .any(crate::kernel::program::declares_redirect_map)
 }
 
 /// Runs a scenario through each path and compares them frame by frame.
@@ -296,7 +296,11 @@ pub fn run_paths_checked(
     mut checked: Option<Checked>,
 ) -> (Vec<ScenarioReport>, Vec<PathDifference>) {
     let options = RunOptions {
-        run_id: Some(options.run_id.unwrap_or_else(crate::lab::random_run_id)),
+        run_id: Some(
+            options
+                .run_id
+                .unwrap_or_else(crate::topology::lab::random_run_id),
+        ),
         ..options.clone()
     };
     let reports: Vec<ScenarioReport> = paths

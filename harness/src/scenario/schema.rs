@@ -16,10 +16,10 @@ use crate::bench::{BenchProgram, InjectorKind};
 use crate::frame::{
     ETH_HEADER_LEN, FrameError, FrameSpec, HexBytes, MacAddr, VLAN_TAG_LEN, parse_mac,
 };
-use crate::output::OutputSpec;
-use crate::program::{ObjectSource, XdpMode};
-use crate::requires::Requirement;
+use crate::host::requires::Requirement;
+use crate::kernel::program::{ObjectSource, XdpMode};
 use crate::verdict::Verdict;
+use crate::verdict::output::OutputSpec;
 
 /// The only `schema-version` this build reads.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -37,7 +37,7 @@ pub struct Scenario {
     /// When set, the scenario is reported SKIP with this reason and not run.
     pub skip: Option<String>,
     /// What it needs from the kernel (`requires`), in file order: checked before the lab is
-    /// built, see [`crate::requires`].
+    /// built, see [`crate::host::requires`].
     pub requires: Vec<Requirement>,
     /// Lab-wide settings.
     pub lab: LabSpec,

@@ -2,7 +2,7 @@
 //! (load, pin, attach, read maps, replace under load, roll back, restart, detach, unpin),
 //! each step checked as it happens.
 //!
-//! Everything the steps make lives in a bpffs of the run's own ([`crate::pin::Bpffs`]):
+//! Everything the steps make lives in a bpffs of the run's own ([`crate::kernel::pin::Bpffs`]):
 //! `progs/<version>`, `maps/<map>` and `links/<link>`. The run keeps no handle it could not
 //! get back from a pin: a version is pinned as soon as it is loaded and then held through its
 //! pin, and a link is always a pinned [`XdpLink`]. A `restart` step drops every handle and
@@ -35,17 +35,17 @@ use crate::engine::{GroupPlan, LiveSession, Pending, SessionOptions};
 use crate::engine::{RunError, error::interrupted};
 use crate::{
     inject::{Budget, InjectStats, batched::BatchedInjector, pnet::PnetInjector},
-    link::XdpLink,
-    maps::{MapValue, PinnedMap},
-    pin::Bpffs,
-    program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
+    kernel::link::XdpLink,
+    kernel::maps::{MapValue, PinnedMap},
+    kernel::pin::Bpffs,
+    kernel::program::{LoadOptions, ObjectSource, PinnedProgram, Program, XdpMode},
+    kernel::veth::VethEnd,
     report::{ScenarioReport, StepReport},
     scenario::{
         MapExpect, Scenario, StepAction, StepExpect, TraceExpect,
         schema::{LinkExpect, Step},
     },
     topology::{EndName, Topology, TopologySpec},
-    veth::VethEnd,
 };
 
 /// The bpffs directories, one per kind of pinned object.

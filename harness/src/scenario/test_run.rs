@@ -1,29 +1,19 @@
 //! The `test-run` path: the scenario's frames through `BPF_PROG_TEST_RUN`, one call per
 //! frame, the verdict read from the return code and the output from `data_out`.
 
-use super::map_checks::{Events, check_before_lab, check_maps, map_baselines, setup_maps};
-
-use super::plan::{Checked, RunOptions, build_frames, resolve, topology_spec};
-
 use super::Scenario;
-pub use crate::engine::RunError;
-pub(super) use crate::engine::error::interrupted;
-use crate::engine::{
-    LISTED,
-    judge::{check_outputs, expected_outcome, places_text},
-    live::counter,
-    observation::empty_group,
-};
+use super::map_checks::{Events, check_before_lab, check_maps, map_baselines, setup_maps};
+use super::plan::{Checked, RunOptions, build_frames, group_plans, resolve, topology_spec};
+use crate::engine::{RunError, live::counter};
 use crate::{
-    frame::Tag,
-    inject::InjectStats,
-    program::LoadOptions,
-    report::{CounterCheck, Outcome, ScenarioReport},
+    kernel::program::LoadOptions,
+    report::{CounterCheck, ScenarioReport},
     scenario::loader::{MapOwners, fill_tail_calls, load_program},
     topology::Topology,
-    verdict::Verdict,
 };
 
+/// Runs the scenario's groups through the engine's test-run path, then checks the program's
+/// counters against the verdicts it returned, and its maps.
 pub(super) fn execute_test_run(
     scenario: &Scenario,
     options: &RunOptions,
@@ -79,101 +69,23 @@ pub(super) fn execute_test_run(
     );
     let mut events = Events::open(scenario, &mut program)?;
     // Tags carry an id, as on the wire, so outputs compare byte for byte with live paths.
-    let run_id = options.run_id.unwrap_or_else(crate::lab::random_run_id);
-    let mut buf = Vec::new();
+    let run_id = options
+        .run_id
+        .unwrap_or_else(crate::topology::lab::random_run_id);
+    let plans = group_plans(scenario, &spec, templates)?;
     let (mut drops, mut passes) = (0u64, 0u64);
-    for (index, (group, templates)) in scenario.sends.iter().zip(&templates).enumerate() {
-        interrupted()?;
+    for (index, plan) in plans.iter().enumerate() {
         let group_id = u16::try_from(index)
             .map_err(|_| RunError::input("a scenario may have at most 65536 send groups"))?;
-        let stats = InjectStats {
-            offered: u64::from(group.count),
-            accepted: u64::from(group.count),
-            ..InjectStats::default()
-        };
-        let mut g = empty_group(&group.name, group.expect, &stats);
-        g.attributed_by = "test-run";
-        let expected = expected_outcome(group.expect);
-        for seq in 0..group.count {
-            let template = &templates[seq as usize % templates.len()];
-            template.write(
-                Tag {
-                    run_id,
-                    group: group_id,
-                    seq,
-                },
-                &mut buf,
-            );
-            let out = match &ingress {
-                Some(end) => program.test_run_at(&buf, end)?,
-                None => program.test_run(&buf)?,
-            };
-            let outcome = match Verdict::from_xdp_action(out.action) {
-                Some(Verdict::Drop) => {
-                    g.dropped += 1;
-                    Outcome::Drop
-                }
-                Some(Verdict::Aborted) => {
-                    g.aborted += 1;
-                    Outcome::Aborted
-                }
-                Some(Verdict::Pass) => {
-                    g.passed += 1;
-                    Outcome::Pass
-                }
-                Some(Verdict::Tx) => {
-                    g.tx += 1;
-                    Outcome::Tx
-                }
-                Some(Verdict::Redirect) => {
-                    g.redirected += 1;
-                    Outcome::Redirect
-                }
-                None => {
-                    // The kernel treats an unknown action as XDP_ABORTED (with a warning).
-                    g.aborted += 1;
-                    Outcome::Aborted
-                }
-            };
-            if outcome != expected {
-                let seqs = g
-                    .misplaced
-                    .entry(format!("returned {} ({})", outcome.as_str(), out.action))
-                    .or_default();
-                if seqs.len() < LISTED {
-                    seqs.push(seq);
-                }
-            }
-            if group.output.is_some()
-                && matches!(outcome, Outcome::Pass | Outcome::Tx | Outcome::Redirect)
-            {
-                g.outputs.insert(seq, out.data);
-            }
-            g.outcomes.push(outcome);
-        }
-        drops += g.dropped;
-        passes += g.passed;
-        g.output_mismatches = check_outputs(
-            &group.name,
-            group.output.as_ref(),
-            templates,
-            run_id,
-            group_id,
-            &g.outputs,
-        );
-        let wrong = g.outcomes.iter().filter(|o| **o != expected).count();
-        if wrong > 0 {
-            report.failures.push(format!(
-                "send {:?}: expected {}, {wrong} of {} frames returned something else ({})",
-                group.name,
-                group.expect,
-                group.count,
-                places_text(&g.misplaced)
-            ));
-        }
-        report.failures.extend(g.output_mismatches.iter().cloned());
+        let outcome =
+            crate::engine::test_run::run_group(&program, plan, run_id, group_id, ingress.as_ref())?;
+        drops += outcome.report.dropped;
+        passes += outcome.report.passed;
+        report
+            .failures
+            .extend(outcome.failures.iter().map(ToString::to_string));
         events.poll();
-        report.groups.push(g);
+        report.groups.push(outcome.report);
     }
     let counter_after = (
         counter(&program, "drop_cnt")?,
@@ -218,5 +130,5 @@ pub(super) fn execute_test_run(
 /// host's namespace it would read the host's and disagree with the live paths. Other programs
 /// keep the plain run, with no lab to build.
 pub(super) fn test_run_in_lab(scenario: &Scenario) -> bool {
-    !scenario.netns.is_empty() || crate::program::calls_fib_lookup(&scenario.program.object)
+    !scenario.netns.is_empty() || crate::kernel::program::calls_fib_lookup(&scenario.program.object)
 }

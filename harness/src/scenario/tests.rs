@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::frame::{FrameSpec, Ipv4Spec, Ipv6Spec, TcpFlags, TcpSpec, UdpSpec};
-use crate::program::{ObjectSource, XdpMode};
+use crate::kernel::program::{ObjectSource, XdpMode};
 use crate::verdict::Verdict;
 
 const SEED_DROP_ALL: &str = r#"schema-version = 1
@@ -646,8 +646,8 @@ fn lab_and_program() {
 
 #[test]
 fn requires_lists_features_and_minimum_kernels() {
-    use crate::doctor::KernelVersion;
-    use crate::requires::{Feature, Requirement};
+    use crate::host::doctor::KernelVersion;
+    use crate::host::requires::{Feature, Requirement};
     let s = ok(&format!(
         "schema-version = 1\nname = \"t\"\nrequires = [\"live-frames\", \"kernel>=6.1\"]\n{}{SEND}",
         PROGRAM
@@ -680,7 +680,7 @@ fn requires_lists_features_and_minimum_kernels() {
 
 #[test]
 fn bundled_scenarios_declare_the_features_they_use() {
-    use crate::requires::{Feature, Requirement};
+    use crate::host::requires::{Feature, Requirement};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -1478,7 +1478,7 @@ fn pcap_sends() {
     match &group.frames {
         FrameSource::Pcap { path, frames } => {
             assert_eq!(path, &in_fixtures().with_file_name("mixed.pcap"));
-            assert_eq!(frames, &crate::pcap::tests::mixed_frames());
+            assert_eq!(frames, &crate::frame::pcap::tests::mixed_frames());
         }
         other => panic!("{other:?}"),
     }
@@ -1555,7 +1555,7 @@ fn pcap_dir(name: &str, files: &[(&str, &[u8])]) -> TempDir {
 fn pcap_file(frames: &[Vec<u8>]) -> Vec<u8> {
     let tmp = TempDir::new("pcap-file");
     let path = tmp.0.join("x.pcap");
-    let mut writer = crate::pcap::PcapWriter::create(&path).unwrap();
+    let mut writer = crate::frame::pcap::PcapWriter::create(&path).unwrap();
     for frame in frames {
         writer.write(frame, std::time::SystemTime::now()).unwrap();
     }
@@ -2499,7 +2499,7 @@ fn a_trace_needs_versions_that_can_be_told_apart() {
 
 #[test]
 fn loader_keys() {
-    use crate::{elf::ProgramType, program::GlobalValue};
+    use crate::{kernel::elf::ProgramType, kernel::program::GlobalValue};
     let s = ok(&format!(
         "{HEAD}type = \"xdp\"\nglobals = {{ port = 53, on = true, key = \"0a0b\" }}\n\
          max-entries = {{ rx_cnt = 64 }}\n{SEND}\n[[setup.map]]\nmap = \"jmp\"\nkey = 1\n\
@@ -2551,7 +2551,7 @@ fn map_tables_name_attach_programs_by_interface() {
     ));
     assert_eq!(
         s.attachments[0].loader.program_type,
-        Some(crate::elf::ProgramType::Xdp)
+        Some(crate::kernel::elf::ProgramType::Xdp)
     );
     assert_eq!(s.map_setup[0].at, Some(iface("dut:out")));
     assert_eq!(s.map_expects[0].at, Some(iface("dut:out")));

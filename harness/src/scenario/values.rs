@@ -3,7 +3,7 @@
 //! A scenario's key or value ([`MapBytes`]) is turned into bytes (to write or look up) or
 //! into a list of [`Check`]s (to judge what was read): one per integer field, compared as an
 //! integer; one per byte run (hex, addresses, padding), compared as bytes. Field names come
-//! from the map's BTF ([`crate::maps::ProgramMap::btf`]); typed fields and hex need none.
+//! from the map's BTF ([`crate::kernel::maps::ProgramMap::btf`]); typed fields and hex need none.
 //!
 //! On a per-CPU map, `value` is judged on the sum over CPUs, field by field (so every field
 //! it names must be an integer), and `per-cpu` judges each CPU's value like a plain map's.
@@ -14,8 +14,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde_json::{Value, json};
 
 use super::schema::{FieldValue, IfaceRef, MapBytes, NamedField, StructField};
-use crate::btf::CType;
-use crate::maps::{MapKind, MapTypes, ProgramMap};
+use crate::kernel::btf::CType;
+use crate::kernel::maps::{MapKind, MapTypes, ProgramMap};
 
 /// What a map holds: its kind, sizes and, when it has BTF, the C types of key and value.
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ type Ifindex<'a> = &'a dyn Fn(&IfaceRef) -> Result<u32, String>;
 
 impl Shape {
     /// The shape of `map`, with its BTF types when the kernel holds them.
-    pub(crate) fn of(map: &ProgramMap<'_>) -> Result<Self, crate::maps::MapError> {
+    pub(crate) fn of(map: &ProgramMap<'_>) -> Result<Self, crate::kernel::maps::MapError> {
         let (types, btf_error) = match map.btf() {
             Ok(types) => (types, None),
             Err(e) => (None, Some(e.to_string())),
@@ -928,7 +928,7 @@ pub(crate) fn judge_sum(checks: &[Check], values: &[Vec<u8>]) -> (Value, Vec<Mis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf::Member;
+    use crate::kernel::btf::Member;
 
     fn u64_member(name: &str, offset: usize) -> Member {
         Member {

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::{Source, Topo};
 use crate::frame::parse_mac;
-use crate::netstate::{Cidr, sysctl_path};
+use crate::kernel::netstate::{Cidr, sysctl_path};
 use crate::scenario::ScenarioError;
 use crate::scenario::kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 use crate::scenario::schema::{IfaceRef, LabSpec};

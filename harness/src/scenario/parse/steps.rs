@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::{
     RawSend, RawStep, RawStepExpect, RawTrace, Source, Topo, map_expect, object_and_entry, sends,
 };
-use crate::program::{ObjectSource, XdpMode};
+use crate::kernel::program::{ObjectSource, XdpMode};
 use crate::scenario::schema::{
     self, FrameSource, IfaceRef, LabSpec, LinkExpect, ProgramSpec, SendGroup, Step, StepAction,
     StepExpect, TraceExpect,

@@ -27,7 +27,7 @@ use pnet::util::MacAddr;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use thiserror::Error;
 
-use crate::netns::{NetNs, NetNsError};
+use crate::kernel::netns::{NetNs, NetNsError};
 
 /// An error from building a veth pair.
 #[derive(Debug, Error)]
@@ -134,7 +134,7 @@ pub struct VethConfig {
 /// There is no way to name a host interface instead:
 ///
 /// ```compile_fail
-/// let eth0 = xdplab::veth::VethEnd { name: "eth0".into(), ifindex: 2 };
+/// let eth0 = xdplab::kernel::veth::VethEnd { name: "eth0".into(), ifindex: 2 };
 /// ```
 #[derive(Clone)]
 pub struct VethEnd {

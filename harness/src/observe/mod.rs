@@ -15,6 +15,8 @@
 //!   reaches a tap: a VLAN-tagged frame shorter than [`MIN_OBSERVABLE_VLAN_FRAME`] bytes, which
 //!   `skb_vlan_untag` frees; see [`observable_after_xdp`].
 
+pub mod attribute;
+
 use std::{
     collections::{BTreeMap, HashMap},
     io,
@@ -36,7 +38,7 @@ use netlink_packet_route::{
 use rtnetlink::sys::{Socket, protocols::NETLINK_ROUTE};
 use thiserror::Error;
 
-use crate::{frame::Tag, netns::NetNsError, veth::VethEnd};
+use crate::{frame::Tag, kernel::netns::NetNsError, kernel::veth::VethEnd};
 
 /// An error from an observer.
 #[derive(Debug, Error)]
@@ -389,6 +391,8 @@ enum Command {
     },
     /// Read what is queued, then hand over everything seen so far.
     Take(std::sync::mpsc::Sender<Result<Captured, ObserveError>>),
+    /// Read what is queued, then answer.
+    Sync(std::sync::mpsc::Sender<Result<(), ObserveError>>),
 }
 
 /// Everything a [`Capture`] saw.
@@ -541,6 +545,22 @@ impl Capture {
         };
         self.commands
             .send(Command::Take(reply))
+            .map_err(|_| ended())?;
+        self.wake();
+        answer.recv().map_err(|_| ended())?
+    }
+
+    /// Returns once the capture has read every frame queued on its socket now, so that its
+    /// counts include every frame the kernel delivered before this call.
+    pub fn sync(&self) -> Result<(), ObserveError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let ended = || ObserveError::Protocol {
+            what: "read the capture",
+            interface: "-".into(),
+            reason: "the capture thread ended".into(),
+        };
+        self.commands
+            .send(Command::Sync(reply))
             .map_err(|_| ended())?;
         self.wake();
         answer.recv().map_err(|_| ended())?
@@ -951,6 +971,9 @@ fn capture_loop(
                     state.groups.push(counter);
                     let _ = ack.send(());
                 }
+                Command::Sync(reply) => {
+                    let _ = reply.send(read_queued(raw, &mut buf, &mut state, frames, interface));
+                }
                 Command::Take(reply) => {
                     let result = read_queued(raw, &mut buf, &mut state, frames, interface)
                         .and_then(|()| state.take(raw, interface));
@@ -988,7 +1011,7 @@ impl std::fmt::Debug for ExceptionCounter {
     }
 }
 
-const EXCEPTION_OBJECT: &[u8] = aya::include_bytes_aligned!("../ebpf-obj/xdp_exception.bpf.o");
+const EXCEPTION_OBJECT: &[u8] = aya::include_bytes_aligned!("../../ebpf-obj/xdp_exception.bpf.o");
 
 impl ExceptionCounter {
     /// Loads and attaches the counter (`tp_btf/xdp_exception`); detached on drop.
@@ -1006,20 +1029,34 @@ impl ExceptionCounter {
             .get_or_init(|| aya::Btf::from_sys_fs().map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| error("read the kernel's BTF for tp_btf/xdp_exception", e.clone()))?;
-        let mut ebpf = aya::EbpfLoader::new()
-            .load(EXCEPTION_OBJECT)
-            .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
+        let mut ebpf = aya::EbpfLoader::new().load(EXCEPTION_OBJECT).map_err(|e| {
+            error(
+                "load the xdp_exception counter",
+                crate::kernel::program::chain(&e),
+            )
+        })?;
         let program: &mut aya::programs::BtfTracePoint = ebpf
             .program_mut("xdp_exception")
             .ok_or_else(|| error("load the xdp_exception counter", "no program".into()))?
             .try_into()
-            .map_err(|e| error("load the xdp_exception counter", crate::program::chain(&e)))?;
-        program
-            .load("xdp_exception", btf)
-            .map_err(|e| error("load tp_btf/xdp_exception", crate::program::chain(&e)))?;
-        program
-            .attach()
-            .map_err(|e| error("attach tp_btf/xdp_exception", crate::program::chain(&e)))?;
+            .map_err(|e| {
+                error(
+                    "load the xdp_exception counter",
+                    crate::kernel::program::chain(&e),
+                )
+            })?;
+        program.load("xdp_exception", btf).map_err(|e| {
+            error(
+                "load tp_btf/xdp_exception",
+                crate::kernel::program::chain(&e),
+            )
+        })?;
+        program.attach().map_err(|e| {
+            error(
+                "attach tp_btf/xdp_exception",
+                crate::kernel::program::chain(&e),
+            )
+        })?;
         Ok(Self { ebpf })
     }
 
@@ -1044,13 +1081,11 @@ impl ExceptionCounter {
     pub fn count(&self, prog_id: u32, action: u32) -> Result<u64, ObserveError> {
         let mut key = prog_id.to_le_bytes().to_vec();
         key.extend_from_slice(&action.to_le_bytes());
-        let map =
-            crate::maps::find_map(&self.ebpf, "exceptions", "xdp_exception").map_err(|e| {
-                ObserveError::Protocol {
-                    what: "read the xdp_exception counter",
-                    interface: "-".into(),
-                    reason: e.to_string(),
-                }
+        let map = crate::kernel::maps::find_map(&self.ebpf, "exceptions", "xdp_exception")
+            .map_err(|e| ObserveError::Protocol {
+                what: "read the xdp_exception counter",
+                interface: "-".into(),
+                reason: e.to_string(),
             })?;
         let value = map.lookup(&key).map_err(|e| ObserveError::Protocol {
             what: "read the xdp_exception counter",

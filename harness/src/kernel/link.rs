@@ -21,7 +21,7 @@ use std::{
 
 use thiserror::Error;
 
-use crate::program::{Attachment, XdpMode};
+use crate::kernel::program::{Attachment, XdpMode};
 
 /// An error from a link command.
 #[derive(Debug, Error)]

@@ -8,9 +8,11 @@
 //! Link `L` (0-based, in declaration order) joins end `a` (10.78.L.1/24, fd78:6c:0:L::1/64,
 //! MAC 02:78:6c:L:00:01) and end `b` (.2, ::2, 02:78:6c:L:00:02). Every namespace is created
 //! once, with its IPv6 defaults set before its first interface exists. Once every link exists,
-//! each namespace gets the kernel state the spec gives it ([`crate::netstate`]: sysctls,
+//! each namespace gets the kernel state the spec gives it ([`crate::kernel::netstate`]: sysctls,
 //! addresses, neighbours, routes). The topology owns everything; dropping it drops the
 //! namespaces, and the kernel deletes the links, routes and the rest with them.
+
+pub mod lab;
 
 use std::{
     collections::BTreeMap,
@@ -26,12 +28,12 @@ use thiserror::Error;
 
 use crate::{
     frame::Endpoints,
-    netns::{NetNs, NetNsError},
-    netstate::{self, NetnsState},
-    veth::{EndConfig, VethConfig, VethEnd, VethError, VethPair, configure_namespace},
+    kernel::netns::{NetNs, NetNsError},
+    kernel::netstate::{self, NetnsState},
+    kernel::veth::{EndConfig, VethConfig, VethEnd, VethError, VethPair, configure_namespace},
 };
 
-/// An error from building a lab: any topology, the two-namespace [`crate::lab::Lab`] too.
+/// An error from building a lab: any topology, the two-namespace [`crate::topology::lab::Lab`] too.
 #[derive(Debug, Error)]
 pub enum LabError {
     /// A namespace could not be created.

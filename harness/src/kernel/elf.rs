@@ -677,8 +677,8 @@ pub fn globals(bytes: &[u8]) -> Result<Vec<GlobalSymbol>, ElfError> {
 mod tests {
     use super::*;
 
-    static GUARD: &[u8] = crate::program::bundled_bytes("xdp_port_guard");
-    static TAIL: &[u8] = crate::program::bundled_bytes("xdp_tail_call");
+    static GUARD: &[u8] = crate::kernel::program::bundled_bytes("xdp_port_guard");
+    static TAIL: &[u8] = crate::kernel::program::bundled_bytes("xdp_tail_call");
 
     fn parse(bytes: &[u8]) -> aya_obj::Object {
         aya_obj::Object::parse(bytes).expect("aya parses the rewritten object")

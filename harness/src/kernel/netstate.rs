@@ -19,7 +19,7 @@ use pnet::util::MacAddr;
 use rtnetlink::RouteMessageBuilder;
 use thiserror::Error;
 
-use crate::netns::{NetNs, NetNsError};
+use crate::kernel::netns::{NetNs, NetNsError};
 
 /// An address with a prefix length: `10.78.9.1/24`, `fd78:6c:9::1/64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -308,7 +308,7 @@ async fn apply_netlink(
     };
     for a in &state.addresses {
         let index = ifindex(handle, netns, &a.interface).await?;
-        crate::veth::add_address(handle, index, a.cidr.addr, a.cidr.prefix)
+        crate::kernel::veth::add_address(handle, index, a.cidr.addr, a.cidr.prefix)
             .await
             .map_err(failed(format!("address {} on {:?}", a.cidr, a.interface)))?;
     }

@@ -16,7 +16,7 @@ use std::{fmt, str::FromStr, sync::OnceLock};
 
 use thiserror::Error;
 
-use crate::doctor::{self, KernelVersion};
+use crate::host::doctor::{self, KernelVersion};
 
 /// A kernel feature a scenario can require.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,7 +84,7 @@ impl Feature {
         match self {
             Self::LiveFrames | Self::BpfLinkXdp => {
                 let (link, live) = LAB.get_or_init(|| {
-                    let checks = doctor::lab_checks(crate::privileges::check().is_ok());
+                    let checks = doctor::lab_checks(crate::host::privileges::check().is_ok());
                     let found = |name: &str| {
                         checks.iter().find(|c| c.name == name).map_or_else(
                             || Err(format!("xdplab doctor has no {name} check")),
@@ -128,8 +128,8 @@ impl Feature {
 /// Attaches the bundled `xdp_redirect` (a DEVMAP user) in generic mode to a small lab's veth.
 fn generic_devmap() -> Result<(), String> {
     use crate::{
-        lab::{Lab, LabConfig},
-        program::{ObjectSource, Program, XdpMode},
+        kernel::program::{ObjectSource, Program, XdpMode},
+        topology::lab::{Lab, LabConfig},
     };
     let lab = Lab::new(&LabConfig::default()).map_err(|e| format!("not tried: {e}"))?;
     let mut program = Program::load(
@@ -285,15 +285,15 @@ pub fn check(requirements: &[Requirement]) -> Gate {
     judge_all(requirements, kernel, Feature::probe)
 }
 
-/// The gate for tests that need kernel features, next to [`crate::privileges::gate`]: `true`
+/// The gate for tests that need kernel features, next to [`crate::host::privileges::gate`]: `true`
 /// if the test may run. A requirement missing on a kernel older than it needs prints
 /// `SKIP: <test>: <reason>` and returns `false`, even with `XDPLAB_REQUIRE_PRIVILEGES=1` (the
 /// kernel, not the set-up, lacks it); a feature missing on a kernel that should have it
 /// panics, so the skip cannot hide a regression.
 ///
 /// ```no_run
-/// use xdplab::requires::{Feature, Requirement};
-/// if !xdplab::requires::gate("bench_live", &[Requirement::Feature(Feature::LiveFrames)]) {
+/// use xdplab::host::requires::{Feature, Requirement};
+/// if !xdplab::host::requires::gate("bench_live", &[Requirement::Feature(Feature::LiveFrames)]) {
 ///     return;
 /// }
 /// ```
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn generic_devmap_is_needed_for_redirect_objects_only_and_came_with_5_15() {
-        use crate::program::{ObjectSource, declares_redirect_map};
+        use crate::kernel::program::{ObjectSource, declares_redirect_map};
         assert_eq!(
             "generic-devmap".parse(),
             Ok(Requirement::Feature(Feature::GenericDevmap))

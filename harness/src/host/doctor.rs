@@ -6,7 +6,7 @@
 //! `xdplab run` and `xdplab bench` call it before building anything, so a machine that cannot
 //! run labs is told why and how to fix it instead of seeing a raw errno halfway through.
 //! [`all`] adds the checks that need a lab (veth native XDP, live frames) and the optional
-//! tools. [`crate::privileges`] takes its verdict from [`privileges`] here, so tests, `run`
+//! tools. [`crate::host::privileges`] takes its verdict from [`privileges`] here, so tests, `run`
 //! and `doctor` explain missing capabilities with the same words.
 //!
 //! Capabilities are read from the effective set (`CapEff` in `/proc/self/status`), never
@@ -25,9 +25,9 @@ use serde::Serialize;
 use crate::{
     exit::Exit,
     inject::{Budget, live::LiveInjector},
-    lab::{self, Lab, LabConfig},
-    pin::{self, Bpffs},
-    program::{ObjectSource, Program, XdpMode},
+    kernel::pin::{self, Bpffs},
+    kernel::program::{ObjectSource, Program, XdpMode},
+    topology::lab::{self, Lab, LabConfig},
 };
 
 /// `CAP_NET_ADMIN` (`linux/capability.h`).

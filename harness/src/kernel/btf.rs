@@ -5,7 +5,7 @@
 //! aya-obj parses BTF but keeps its type table to itself, so this is a small reader of the
 //! format the kernel documents in `Documentation/bpf/btf.rst`: a header, a table of types
 //! (each a 12-byte `struct btf_type` and a kind-specific tail), and a string table. It reads
-//! the BTF the kernel holds for a loaded map (see [`crate::maps::ProgramMap::btf`]) or the
+//! the BTF the kernel holds for a loaded map (see [`crate::kernel::maps::ProgramMap::btf`]) or the
 //! `.BTF` section of an object, and resolves one type into a [`CType`] tree: integers, enums,
 //! structs and unions with member names and byte offsets, arrays, and everything else as
 //! opaque bytes of a known size.
@@ -547,7 +547,7 @@ mod tests {
 
     /// The `.BTF` of a bundled object, as aya-obj read it from the ELF file.
     fn object_btf(name: &str) -> Btf {
-        let bytes = crate::program::ObjectSource::Bundled(name.into())
+        let bytes = crate::kernel::program::ObjectSource::Bundled(name.into())
             .bytes()
             .expect("bundled object");
         let object = aya_obj::Object::parse(&bytes).expect("object parses");
@@ -638,7 +638,7 @@ mod tests {
         assert!(Btf::parse(&[0u8; 24]).is_err());
         let btf = object_btf("xdp_count");
         let mut bytes = aya_obj::Object::parse(
-            &crate::program::ObjectSource::Bundled("xdp_count".into())
+            &crate::kernel::program::ObjectSource::Bundled("xdp_count".into())
                 .bytes()
                 .expect("bundled"),
         )

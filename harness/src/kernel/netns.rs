@@ -206,7 +206,9 @@ mod tests {
         let ns = match NetNs::new("unit") {
             Ok(ns) => ns,
             Err(e) if e.is_permission() => {
-                crate::privileges::skip_or_fail(&format!("cannot create a network namespace: {e}"));
+                crate::host::privileges::skip_or_fail(&format!(
+                    "cannot create a network namespace: {e}"
+                ));
                 return;
             }
             Err(e) => panic!("{e}"),

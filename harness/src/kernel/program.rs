@@ -1,6 +1,6 @@
 //! XDP programs: loading an ELF object with aya and attaching an entry to a lab interface.
 //!
-//! Attachment goes through [`crate::veth::VethEnd`], which only the lab can create, so a program
+//! Attachment goes through [`crate::kernel::veth::VethEnd`], which only the lab can create, so a program
 //! can never be attached to an interface xdplab did not make. The attach itself runs on a thread
 //! inside the interface's namespace, because interface indexes are per namespace: index 2 there
 //! is some other device here.
@@ -29,74 +29,74 @@ use aya_obj::{EbpfSectionKind, programs::XdpAttachType};
 use thiserror::Error;
 
 use crate::{
-    elf::{self, ElfError, ProgramEntry, ProgramType},
     exit::{Classify, ErrorClass, class_by_errno, prog_load_errno_class},
-    netns::NetNsError,
-    pin::{Bpffs, PinError},
-    veth::VethEnd,
+    kernel::elf::{self, ElfError, ProgramEntry, ProgramType},
+    kernel::netns::NetNsError,
+    kernel::pin::{Bpffs, PinError},
+    kernel::veth::VethEnd,
 };
 
 /// The objects built from `ebpf/*.bpf.c` and embedded in the binary, by name.
 pub const BUNDLED: &[(&str, &[u8])] = &[
     (
         "xdp_drop",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_drop.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_drop.bpf.o"),
     ),
     (
         "xdp_filter",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_filter.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_filter.bpf.o"),
     ),
     (
         "xdp_pass",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_pass.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_pass.bpf.o"),
     ),
     (
         "xdp_tx",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_tx.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_tx.bpf.o"),
     ),
     (
         "xdp_redirect",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_redirect.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_redirect.bpf.o"),
     ),
     (
         "xdp_aborted",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_aborted.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_aborted.bpf.o"),
     ),
     (
         "xdp_count",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_count.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_count.bpf.o"),
     ),
     (
         "xdp_version",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_version.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_version.bpf.o"),
     ),
     (
         "xdp_port_guard",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_port_guard.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_port_guard.bpf.o"),
     ),
     (
         "xdp_tail_call",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_tail_call.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_tail_call.bpf.o"),
     ),
     (
         "xdp_stats",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_stats.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_stats.bpf.o"),
     ),
     (
         "xdp_fib_router",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_fib_router.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_fib_router.bpf.o"),
     ),
     (
         "xdp_frags",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_frags.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_frags.bpf.o"),
     ),
     (
         "xdp_vlan",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_vlan.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_vlan.bpf.o"),
     ),
     (
         "xdp_icmp_echo",
-        aya::include_bytes_aligned!("../ebpf-obj/xdp_icmp_echo.bpf.o"),
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_icmp_echo.bpf.o"),
     ),
 ];
 
@@ -888,7 +888,7 @@ fn attach_xdp(
 }
 
 /// Whether the object declares a DEVMAP, DEVMAP_HASH or CPUMAP (a redirect target map), which
-/// generic XDP refuses before Linux 5.15 (see [`crate::requires::Feature::GenericDevmap`]).
+/// generic XDP refuses before Linux 5.15 (see [`crate::host::requires::Feature::GenericDevmap`]).
 pub fn declares_redirect_map(source: &ObjectSource) -> bool {
     const DEVMAP: u32 = 14;
     const CPUMAP: u32 = 16;
@@ -1021,7 +1021,7 @@ impl GlobalValue {
     }
 }
 
-/// The object's bytes with its section names rewritten for aya ([`crate::elf`]), after
+/// The object's bytes with its section names rewritten for aya ([`crate::kernel::elf`]), after
 /// checking that the programs the load needs are in sections aya will read.
 fn prepare_sections(
     object: &str,
@@ -1233,7 +1233,7 @@ impl Attachment {
         &self.interface
     }
 
-    /// The bpf_link, for pinning it (see [`crate::link::XdpLink::pin`]).
+    /// The bpf_link, for pinning it (see [`crate::kernel::link::XdpLink::pin`]).
     pub(crate) fn into_link(self) -> FdLink {
         self.link
     }

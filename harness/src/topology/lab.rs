@@ -22,9 +22,9 @@ use pnet::util::MacAddr;
 pub use crate::topology::{LabError, random_run_id};
 use crate::{
     frame::Endpoints,
-    netns::NetNs,
+    kernel::netns::NetNs,
+    kernel::veth::VethEnd,
     topology::{EndName, LinkDef, Topology, TopologySpec},
-    veth::VethEnd,
 };
 
 /// How to build a lab.

@@ -10,11 +10,11 @@
 //! - nothing in the host's namespace: veths are created directly inside the lab namespaces,
 //!   and nothing is written under `/tmp` (`--capture`, `--junit` and `xdplab bench --out` write
 //!   only where the user points them, and those files are the user's);
-//! - **bpffs mounts** under [`crate::pin::RUN_DIR`] (`/run/xdplab/<pid>-<n>`): a mount outlives
+//! - **bpffs mounts** under [`crate::kernel::pin::RUN_DIR`] (`/run/xdplab/<pid>-<n>`): a mount outlives
 //!   its process, and so do the pins in it. This is the one leftover, and the directory name
 //!   says whose it is.
 //!
-//! So a sweep removes the mount directories whose process is gone ([`crate::pin::stale`]),
+//! So a sweep removes the mount directories whose process is gone ([`crate::kernel::pin::stale`]),
 //! and nothing else: never a mount of a live process, never anything outside
 //! `/run/xdplab/<pid>-<n>`. A pid taken again by an unrelated process keeps its old
 //! directory until that process ends too: the sweep errs on the side of leaving things. The privileged SIGKILL test (`tests/privileged_signals.rs`) checks
@@ -22,7 +22,7 @@
 
 use std::{fmt, path::PathBuf};
 
-use crate::pin::{self, PinError};
+use crate::kernel::pin::{self, PinError};
 
 /// One thing a killed run left behind.
 #[derive(Clone, Debug, PartialEq, Eq)]

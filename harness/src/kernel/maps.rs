@@ -12,7 +12,7 @@ use std::{fmt, os::fd::AsFd as _, os::fd::AsRawFd as _, path::Path};
 use aya::maps::{Map, MapData, MapType};
 use thiserror::Error;
 
-use crate::{btf::CType, program::Program};
+use crate::{kernel::btf::CType, kernel::program::Program};
 
 /// An error from map access.
 #[derive(Debug, Error)]
@@ -259,7 +259,7 @@ impl PinnedMap {
     pub fn open(path: &Path) -> Result<Self, MapError> {
         let data = MapData::from_pin(path).map_err(|e| MapError::Pin {
             path: path.display().to_string(),
-            reason: crate::program::chain(&e),
+            reason: crate::kernel::program::chain(&e),
         })?;
         Ok(Self {
             name: path
@@ -471,7 +471,7 @@ impl ProgramMap<'_> {
         let mut raw = vec![0u8; size];
         btf_info[..8].copy_from_slice(&(raw.as_mut_ptr() as u64).to_ne_bytes());
         sys::obj_info(btf_fd.as_raw_fd(), &mut btf_info).map_err(btf_error("read the BTF of"))?;
-        let btf = crate::btf::Btf::parse(&raw).map_err(|e| MapError::Info {
+        let btf = crate::kernel::btf::Btf::parse(&raw).map_err(|e| MapError::Info {
             name: self.name.clone(),
             reason: e.to_string(),
         })?;

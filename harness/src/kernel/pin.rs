@@ -430,8 +430,8 @@ mod tests {
 
     #[test]
     fn mount_lists_and_cleans_up() {
-        if crate::privileges::check().is_err() {
-            crate::privileges::skip_or_fail("mount_lists_and_cleans_up: needs CAP_SYS_ADMIN");
+        if crate::host::privileges::check().is_err() {
+            crate::host::privileges::skip_or_fail("mount_lists_and_cleans_up: needs CAP_SYS_ADMIN");
             return;
         }
         let bpffs = Bpffs::mount().expect("mount bpffs");

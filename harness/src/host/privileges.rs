@@ -9,12 +9,12 @@
 pub const REQUIRE_ENV: &str = "XDPLAB_REQUIRE_PRIVILEGES";
 
 /// Checks the effective capabilities a lab needs; the error says which are missing and the
-/// fix, in the words of [`crate::doctor::privileges`].
+/// fix, in the words of [`crate::host::doctor::privileges`].
 pub fn check() -> Result<(), String> {
-    let missing: Vec<String> = crate::doctor::privileges()
+    let missing: Vec<String> = crate::host::doctor::privileges()
         .iter()
-        .filter(|c| c.status == crate::doctor::Status::Missing)
-        .map(crate::doctor::Check::explain)
+        .filter(|c| c.status == crate::host::doctor::Status::Missing)
+        .map(crate::host::doctor::Check::explain)
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -35,6 +35,11 @@ pub fn skip_or_fail(reason: &str) {
         !required(),
         "{REQUIRE_ENV}=1 but a privileged test cannot run: {reason}"
     );
+    print_skip(reason);
+}
+
+/// Prints `SKIP: <reason>` on stderr, past libtest's capture.
+pub fn print_skip(reason: &str) {
     // Straight to the descriptor: libtest captures print!/eprint! of passing tests, and a skip
     // must be seen.
     use std::io::Write as _;
@@ -44,7 +49,7 @@ pub fn skip_or_fail(reason: &str) {
 /// The shared gate for privileged tests: `true` if the test may run.
 ///
 /// ```no_run
-/// if !xdplab::privileges::gate("seed_dropper_counts_exactly") {
+/// if !xdplab::host::privileges::gate("seed_dropper_counts_exactly") {
 ///     return;
 /// }
 /// ```

@@ -8,6 +8,8 @@
 //! redirect target, and an aborted one only by the `xdp:xdp_exception`
 //! tracepoint.
 
+pub mod output;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

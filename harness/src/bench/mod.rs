@@ -6,6 +6,8 @@
 //! receive counter) and from the program's own map, never from the sender; what the sender
 //! offered is reported beside it, with the loss between them.
 
+pub mod results;
+
 use std::{
     fmt,
     str::FromStr,
@@ -20,9 +22,9 @@ use crate::{
     inject::{
         Budget, InjectError, batched::BatchedInjector, live::LiveInjector, pnet::PnetInjector,
     },
-    lab::{Lab, LabConfig, LabError},
+    kernel::program::{ObjectSource, Program, ProgramError, XdpMode},
     observe::{DriverStats, LinkStats, ObserveError},
-    program::{ObjectSource, Program, ProgramError, XdpMode},
+    topology::lab::{Lab, LabConfig, LabError},
 };
 
 /// An error from a measurement.
@@ -287,7 +289,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
     if config.injector == InjectorKind::Live && !native {
         // Live frames reach a veth as xdp_frames, which it drops unless the receiving end
         // runs NAPI: a native program turns it on, otherwise GRO does.
-        crate::veth::set_gro(lab.receiver(), true).map_err(|e| invalid(e.to_string()))?;
+        crate::kernel::veth::set_gro(lab.receiver(), true).map_err(|e| invalid(e.to_string()))?;
         notes.push("GRO turned on at the receiver so live frames arrive (veth needs NAPI)".into());
     }
     let frame = udp_frame(config.size).map_err(invalid)?;
@@ -444,10 +446,12 @@ fn udp_frame(size: usize) -> Result<Vec<u8>, String> {
         size: Some(size),
         ..FrameSpec::default()
     };
-    Ok(FrameTemplate::build(&spec, &crate::lab::endpoints(), 1514)
-        .map_err(|e| e.to_string())?
-        .bytes()
-        .to_vec())
+    Ok(
+        FrameTemplate::build(&spec, &crate::topology::lab::endpoints(), 1514)
+            .map_err(|e| e.to_string())?
+            .bytes()
+            .to_vec(),
+    )
 }
 
 /// The oracle's count once it stops moving: frames still in flight when the sender stopped

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::bench::{InjectorKind, Measurement};
-use crate::program::XdpMode;
+use crate::kernel::program::XdpMode;
 
 /// An error from reading or writing a results file.
 #[derive(Debug, Error)]

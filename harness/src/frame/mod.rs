@@ -13,6 +13,8 @@
 //! then zero padding up to the requested size. Length fields cover everything
 //! through the padding, so a padded frame is still a consistent one.
 
+pub mod pcap;
+
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
