@@ -612,12 +612,36 @@ fn io<'a>(flow: &'a Flow, what: &'static str) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-/// A byte of the stream at `offset`: a pattern with a long period, so a duplicated,
-/// reordered or shifted segment does not line up with what should be there.
+/// The pattern's period: a prime longer than any write or read, so a duplicated, reordered or
+/// shifted segment (by anything but a multiple of it) does not line up with what should be
+/// there.
+const PERIOD: usize = 65_521;
+
+/// Two periods of the pattern, so that any run of up to [`PERIOD`] bytes from any offset is
+/// one slice: writing and checking are copies and comparisons, fast in any build.
+fn pattern_table() -> &'static [u8] {
+    static TABLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..2 * PERIOD)
+            .map(|i| {
+                let i = (i % PERIOD) as u64;
+                #[expect(clippy::cast_possible_truncation, reason = "the low byte is the point")]
+                let b = (i ^ (i >> 8) ^ (i >> 13)).wrapping_mul(31) as u8;
+                b
+            })
+            .collect()
+    })
+}
+
+/// The `len` bytes of the stream from `offset` (`len` at most [`PERIOD`]).
+fn pattern(offset: u64, len: usize) -> &'static [u8] {
+    let start = usize::try_from(offset % PERIOD as u64).expect("below PERIOD");
+    &pattern_table()[start..start + len.min(PERIOD)]
+}
+
+/// A byte of the stream at `offset`.
 fn pattern_byte(offset: u64) -> u8 {
-    #[expect(clippy::cast_possible_truncation, reason = "the low byte is the point")]
-    let b = (offset ^ (offset >> 8) ^ (offset >> 17)).wrapping_mul(31) as u8;
-    b
+    pattern(offset, 1)[0]
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::{
     time::Instant,
 };
 
-use super::{Ends, Flow, FlowError, FlowReport, FlowStatus, in_ns, pattern_byte};
+use super::{Ends, Flow, FlowError, FlowReport, FlowStatus, PERIOD, in_ns, pattern};
 
 /// What the receiving end got.
 #[derive(Default)]
@@ -38,10 +38,9 @@ fn receive(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Received {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if got.intact {
-                    got.intact = buf[..n]
-                        .iter()
-                        .enumerate()
-                        .all(|(i, b)| *b == pattern_byte(got.bytes + i as u64));
+                    got.intact = buf[..n].chunks(PERIOD).enumerate().all(|(i, piece)| {
+                        piece == pattern(got.bytes + (i * PERIOD) as u64, piece.len())
+                    });
                 }
                 got.bytes += n as u64;
             }
@@ -89,20 +88,15 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                 return None;
             };
             let _ = stream.set_write_timeout(Some(flow.timeout));
-            let mut chunk = vec![0u8; flow.size.max(1)];
+            let write_size = flow.size.clamp(1, PERIOD);
             let mut offset = 0u64;
             let until = flow.duration.map(|d| Instant::now() + d);
             while offset < flow.bytes
                 && Instant::now() < deadline
                 && until.is_none_or(|u| Instant::now() < u)
             {
-                let n = chunk
-                    .len()
-                    .min(usize::try_from(flow.bytes - offset).unwrap_or(usize::MAX));
-                for (i, b) in chunk[..n].iter_mut().enumerate() {
-                    *b = pattern_byte(offset + i as u64);
-                }
-                if stream.write_all(&chunk[..n]).is_err() {
+                let n = write_size.min(usize::try_from(flow.bytes - offset).unwrap_or(usize::MAX));
+                if stream.write_all(pattern(offset, n)).is_err() {
                     break;
                 }
                 offset += n as u64;

@@ -47,8 +47,10 @@ pub(super) fn run(
          their packets carry full checksums as on a wire"
             .into(),
     );
-    // The same topology with no program, built for the first flow that compares with it.
-    let mut baseline_lab: Option<Topology> = None;
+    // The same topology with no program, built for the first flow that compares with it, with
+    // packet captures on every interface as the program's lab has (the session's): both
+    // sides of a ratio pay for them.
+    let mut baseline_lab: Option<(Topology, Vec<crate::observe::Capture>)> = None;
     for f in &scenario.flows {
         let mut measured = run_one(f, spec, topology)?;
         if f.flow.min_goodput_ratio.is_some() {
@@ -56,9 +58,20 @@ pub(super) fn run(
                 let lab = Topology::build(spec)?;
                 full_checksums(&lab)?;
                 warm_up(f, spec, &lab)?;
-                baseline_lab = Some(lab);
+                let captures = lab
+                    .interfaces()
+                    .map(|(_, end)| {
+                        crate::observe::Capture::start(
+                            end,
+                            lab.run_id(),
+                            &crate::observe::CaptureOptions::default(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| RunError::environment(e.to_string()))?;
+                baseline_lab = Some((lab, captures));
             }
-            let lab = baseline_lab.as_ref().expect("built above");
+            let (lab, _) = baseline_lab.as_ref().expect("built above");
             let baseline = run_one(f, spec, lab)?;
             flow::with_baseline(&mut measured, baseline);
         }
@@ -69,6 +82,15 @@ pub(super) fn run(
         }
         report.flows.push(measured);
         crate::engine::error::interrupted()?;
+    }
+    if let Some((lab, captures)) = baseline_lab {
+        // Closing packet sockets waits for RCU grace periods: in parallel.
+        std::thread::scope(|scope| {
+            for capture in captures {
+                scope.spawn(move || drop(capture.finish()));
+            }
+        });
+        drop(lab);
     }
     Ok(())
 }
