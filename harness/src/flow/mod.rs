@@ -231,7 +231,7 @@ impl Flow {
     /// How long one echo or connection is waited for by default.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
     /// How long one transaction is waited for by default.
-    pub const DEFAULT_RR_TIMEOUT: Duration = Duration::from_millis(200);
+    pub const DEFAULT_RR_TIMEOUT: Duration = Duration::from_millis(500);
     /// Transactions that fail in a row, none having succeeded, before a request/response flow
     /// stops: it is blocked, and waiting out every timeout would say nothing more.
     pub const GIVE_UP_AFTER: u32 = 5;
