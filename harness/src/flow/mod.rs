@@ -208,6 +208,8 @@ impl Flow {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
     /// Longest ping interval.
     pub const MAX_INTERVAL: Duration = Duration::from_secs(1);
+    /// Longest a scenario's ping flow may send for (`count` times `interval`).
+    pub const MAX_PING_TIME: Duration = Duration::from_secs(60);
     /// Default ICMP payload (as `ping -s 56`).
     pub const DEFAULT_PING_SIZE: usize = 56;
     /// Default request/response size and stream write size.

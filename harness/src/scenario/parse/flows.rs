@@ -240,6 +240,18 @@ pub(super) fn flows(
                 (Duration::from_millis(10), Duration::from_secs(10)),
             )?;
         }
+        if kind == FlowKind::Ping && flow.interval.saturating_mul(flow.count) > Flow::MAX_PING_TIME
+        {
+            return Err(src.invalid(
+                line,
+                format!(
+                    "{what} {} echoes {} apart take longer than {}: fewer or closer together",
+                    flow.count,
+                    schema::format_duration(flow.interval),
+                    schema::format_duration(Flow::MAX_PING_TIME)
+                ),
+            ));
+        }
         if let Some(v) = &f.max_loss {
             let loss = *v.get_ref();
             if !(0.0..=100.0).contains(&loss) {
