@@ -1,16 +1,17 @@
 //! Time per scenario, next to the lab's own build-and-teardown time measured in the same run:
 //! how much a simple scenario costs beyond the namespaces and veth pair it needs.
 //!
-//! The scenarios are the bundled ones that are neither lifecycle sequences (`[[step]]`) nor
-//! throughput measurements (`[throughput]`): frames sent, verdicts judged, maps checked. Each
-//! round builds and tears down one bare lab and then runs every scenario once through
-//! `xdplab::scenario::run::run` (the path `xdplab run` takes), so machine noise falls on both
-//! alike. After the rounds it prints each scenario's median, the median of those medians, the
-//! lab's median, and their ratio against the target (a scenario's median at most 4 times the
-//! lab's).
+//! The scenarios are the bundled ones that are neither lifecycle sequences (`[[step]]`), flows
+//! (`[[flow]]`) nor throughput measurements (`[throughput]`): frames sent, verdicts judged,
+//! maps checked. Each round builds and tears down one bare lab, measures the kernel's floor
+//! (the same lab with a program loaded, attached in native mode and detached), and then runs
+//! every scenario once through `xdplab::scenario::run::run` (the path `xdplab run` takes), so
+//! machine noise falls on all alike. After the rounds it prints each scenario's median, the
+//! median of those medians, the lab's median, their ratio against the target (a scenario's
+//! median at most 4 times the lab's), and the scenarios' median against the floor.
 //!
 //! ```text
-//! cargo bench -p xdplab-benches --bench scenario_time   # as root, about 30 seconds
+//! cargo bench -p xdplab-benches --bench scenario_time   # as root, about a minute
 //! ```
 //!
 //! A scenario that does not pass is reported and fails the bench: its time would not mean
@@ -46,7 +47,9 @@ fn simple_scenarios() -> Vec<Scenario> {
     files
         .iter()
         .map(|f| scenario::load(f).unwrap_or_else(|e| panic!("{e}")))
-        .filter(|s| s.steps.is_empty() && s.throughput.is_none() && s.skip.is_none())
+        .filter(|s| {
+            s.steps.is_empty() && s.flows.is_empty() && s.throughput.is_none() && s.skip.is_none()
+        })
         .collect()
 }
 
