@@ -363,6 +363,27 @@ pub enum ProgramError {
         /// The maps it has.
         available: Vec<String>,
     },
+    /// The object's maps, at the sizes asked for, could take more kernel memory than the cap.
+    #[error(
+        "failed to create map {name:?} of object {object}: it could take {bytes} bytes of kernel \
+         memory ({entries} entries of {entry_bytes} bytes), more than xdplab's cap of {cap} bytes \
+         for an object's maps; give it fewer entries (max-entries), or raise the cap with \
+         {MAP_BYTES_ENV}"
+    )]
+    MapTooLarge {
+        /// The object.
+        object: String,
+        /// The largest map.
+        name: String,
+        /// Its entries.
+        entries: u64,
+        /// Bytes per entry (key and value, the value once per CPU for per-CPU maps).
+        entry_bytes: u64,
+        /// What the object's maps could take in all.
+        bytes: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// A map of the object has `max_entries` 0 and nothing gave it a size.
     #[error(
         "failed to create map {name:?} of object {object}: it declares max_entries 0, which its \
@@ -519,6 +540,7 @@ impl Classify for ProgramError {
             | Self::GlobalValue { .. }
             | Self::NoMap { .. }
             | Self::ZeroEntries { .. }
+            | Self::MapTooLarge { .. }
             | Self::TailCall { .. }
             | Self::NotXdp { .. }
             | Self::Global { .. }
@@ -1391,6 +1413,7 @@ fn check_map_sizes(
             });
         }
     }
+    check_map_memory(object, parsed, options)?;
     // Perf event arrays and ring buffers are sized by aya.
     let mut zero: Vec<&String> = parsed
         .maps
@@ -1409,6 +1432,69 @@ fn check_map_sizes(
             name: (*name).clone(),
         }),
         None => Ok(()),
+    }
+}
+
+/// The environment variable that sets [`DEFAULT_MAP_BYTES`] otherwise.
+pub const MAP_BYTES_ENV: &str = "XDPLAB_MAX_MAP_BYTES";
+/// What an object's maps may take of kernel memory at most, in bytes, unless
+/// [`MAP_BYTES_ENV`] says otherwise: a scenario's `max-entries` could otherwise ask the kernel
+/// for more memory than the machine has (a per-CPU array of 400 million entries had the
+/// kernel's OOM killer end xdplab).
+pub const DEFAULT_MAP_BYTES: u64 = 1 << 30;
+
+/// The most kernel memory the object's maps can take at the sizes asked for (hash maps
+/// counted full), against the cap; the error names the largest map.
+fn check_map_memory(
+    object: &str,
+    parsed: &aya_obj::Object,
+    options: &LoadOptions,
+) -> Result<(), ProgramError> {
+    // BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE.
+    const PER_CPU: [u32; 4] = [5, 6, 10, 21];
+    // BPF_MAP_TYPE_RINGBUF and USER_RINGBUF: max_entries is the ring's size in bytes.
+    const RING: [u32; 2] = [27, 31];
+    let cap = std::env::var(MAP_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAP_BYTES);
+    let cpus = aya::util::nr_cpus().map_or(1, |n| n as u64).max(1);
+    let mut total: u64 = 0;
+    let mut largest: Option<(&String, u64, u64, u64)> = None;
+    for (name, map) in &parsed.maps {
+        let entries = options
+            .max_entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(map.max_entries(), |(_, size)| *size);
+        let (entries, entry_bytes) = if RING.contains(&map.map_type()) {
+            (1, u64::from(entries))
+        } else {
+            let value = u64::from(map.value_size());
+            let value = if PER_CPU.contains(&map.map_type()) {
+                // The kernel rounds each CPU's value up to 8 bytes.
+                value.div_ceil(8) * 8 * cpus
+            } else {
+                value
+            };
+            (u64::from(entries), u64::from(map.key_size()) + value)
+        };
+        let bytes = entries.saturating_mul(entry_bytes);
+        total = total.saturating_add(bytes);
+        if largest.is_none_or(|(_, _, _, most)| bytes > most) {
+            largest = Some((name, entries, entry_bytes, bytes));
+        }
+    }
+    match largest {
+        Some((name, entries, entry_bytes, _)) if total > cap => Err(ProgramError::MapTooLarge {
+            object: object.to_owned(),
+            name: name.clone(),
+            entries,
+            entry_bytes,
+            bytes: total,
+            cap,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -1432,6 +1518,32 @@ mod tests {
 
     fn bundled(name: &str) -> ObjectSource {
         ObjectSource::Bundled(name.into())
+    }
+
+    #[test]
+    fn maps_larger_than_the_cap_are_refused_before_the_kernel_is_asked() {
+        // No privileges needed: the check runs on the parsed object, before any bpf() call.
+        let huge = LoadOptions {
+            max_entries: vec![("xdp_stats_map".into(), 400_000_000)],
+            ..LoadOptions::default()
+        };
+        let Err(e) = Program::load_with(&bundled("xdp_stats"), "xdp_stats", &huge) else {
+            panic!("a 14 GB per-CPU array was not refused");
+        };
+        let ProgramError::MapTooLarge {
+            name,
+            entries,
+            bytes,
+            cap,
+            ..
+        } = &e
+        else {
+            panic!("{e}");
+        };
+        assert_eq!((name.as_str(), *entries), ("xdp_stats_map", 400_000_000));
+        assert!(*bytes > *cap, "{e}");
+        assert_eq!(e.class(), ErrorClass::BadInput);
+        assert!(e.to_string().contains(MAP_BYTES_ENV), "{e}");
     }
 
     #[test]

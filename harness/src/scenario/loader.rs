@@ -128,7 +128,11 @@ fn loader_error(
         {
             loader.globals_line
         }
-        ProgramError::NoMap { .. } if loader.max_entries_line > 0 => loader.max_entries_line,
+        ProgramError::NoMap { .. } | ProgramError::MapTooLarge { .. }
+            if loader.max_entries_line > 0 =>
+        {
+            loader.max_entries_line
+        }
         // A tail-call target the object lacks: the [[setup.map]] that names it is at fault.
         ProgramError::NoProgram { entry, .. } | ProgramError::NotXdp { entry, .. }
             if scenario
@@ -142,7 +146,7 @@ fn loader_error(
                 .find(|s| s.program.as_deref() == Some(entry.as_str()))
                 .map_or(entry_line, |s| s.line)
         }
-        ProgramError::ZeroEntries { .. } => object_line,
+        ProgramError::ZeroEntries { .. } | ProgramError::MapTooLarge { .. } => object_line,
         _ => return load_error(scenario, object_line, entry_line, e),
     };
     let message = at(scenario, line, &e.to_string());
