@@ -537,31 +537,27 @@ impl Capture {
     /// groups added before it no longer count for their group afterwards: they are strays).
     /// Arrival numbers and [`Capture::frames`] keep counting across takes.
     pub fn take(&self) -> Result<Captured, ObserveError> {
-        let (reply, answer) = std::sync::mpsc::channel();
-        let ended = || ObserveError::Protocol {
-            what: "read the capture",
-            interface: "-".into(),
-            reason: "the capture thread ended".into(),
-        };
-        self.commands
-            .send(Command::Take(reply))
-            .map_err(|_| ended())?;
-        self.wake();
-        answer.recv().map_err(|_| ended())?
+        self.ask(Command::Take)
     }
 
     /// Returns once the capture has read every frame queued on its socket now, so that its
     /// counts include every frame the kernel delivered before this call.
     pub fn sync(&self) -> Result<(), ObserveError> {
+        self.ask(Command::Sync)
+    }
+
+    /// Sends the thread a command that answers once it has read what is queued.
+    fn ask<T>(
+        &self,
+        command: impl FnOnce(std::sync::mpsc::Sender<Result<T, ObserveError>>) -> Command,
+    ) -> Result<T, ObserveError> {
         let (reply, answer) = std::sync::mpsc::channel();
         let ended = || ObserveError::Protocol {
             what: "read the capture",
             interface: "-".into(),
             reason: "the capture thread ended".into(),
         };
-        self.commands
-            .send(Command::Sync(reply))
-            .map_err(|_| ended())?;
+        self.commands.send(command(reply)).map_err(|_| ended())?;
         self.wake();
         answer.recv().map_err(|_| ended())?
     }
@@ -1130,21 +1126,6 @@ fn backlog_of(text: &str) -> Option<u64> {
             u64::from_str_radix(field, 16).ok()
         })
         .sum()
-}
-
-/// Waits, until `deadline`, for every CPU's receive backlog to be empty (see
-/// [`softnet_backlog`]); returns at once on a kernel without the column.
-pub fn wait_backlog_drained(deadline: std::time::Instant) {
-    while std::time::Instant::now() < deadline {
-        match softnet_backlog() {
-            Some(0) | None => {
-                // The last frame leaves the queue just before the stack runs on it.
-                std::thread::sleep(POLL_INTERVAL);
-                return;
-            }
-            Some(_) => std::thread::sleep(POLL_INTERVAL),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -391,6 +391,15 @@ struct Topo<'a> {
 }
 
 impl Topo<'_> {
+    /// Where groups and flows send from unless they say: the first link's `a` end, or the
+    /// default lab's sender.
+    fn default_from(&self) -> IfaceRef {
+        match self.links.first() {
+            Some(link) => IfaceRef::from(&link.a),
+            None => IfaceRef::netns(LabSpec::SENDER),
+        }
+    }
+
     /// Where `iface` sits, or an error at its line naming `what` refers to it.
     fn find(
         &self,
@@ -937,10 +946,7 @@ fn sends(
             format!("too many send groups: at most {MAX_SEND_GROUPS}"),
         ));
     }
-    let default_from = match topo.links.first() {
-        Some(link) => IfaceRef::from(&link.a),
-        None => IfaceRef::netns(LabSpec::SENDER),
-    };
+    let default_from = topo.default_from();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut groups = Vec::with_capacity(raw.len());
     for spanned in raw {

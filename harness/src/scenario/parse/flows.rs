@@ -105,10 +105,7 @@ pub(super) fn flows(
     lab: &LabSpec,
     raw: Vec<Spanned<RawFlow>>,
 ) -> Result<Vec<FlowSpec>, ScenarioError> {
-    let default_from = match topo.links.first() {
-        Some(link) => IfaceRef::from(&link.a),
-        None => IfaceRef::netns(LabSpec::SENDER),
-    };
+    let default_from = topo.default_from();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut flows = Vec::with_capacity(raw.len());
     for spanned in raw {
