@@ -5,7 +5,8 @@
 //! # The rule
 //!
 //! 1. **Privileges, kernel features and kernel resources are the machine's**, whatever the
-//!    request: `EPERM`, `EACCES`, `ENOSYS`, `EOPNOTSUPP` and `ENOMEM` are
+//!    request: `EPERM`, `EACCES`, `ENOSYS`, `EOPNOTSUPP`, and the exhausted resources
+//!    `ENOMEM`, `ENOSPC` (a limit such as `user.max_net_namespaces`), `EMFILE` and `ENFILE` are
 //!    [`ErrorClass::Environment`] ([`errno_class`]). One exception, because the kernel gives
 //!    the errno a second meaning there: from `BPF_PROG_LOAD`, `EACCES` is the verifier
 //!    rejecting the program, which is bad input ([`prog_load_errno_class`]; `EPERM` stays
@@ -102,7 +103,14 @@ impl From<ErrorClass> for Exit {
 pub fn errno_class(errno: i32) -> Option<ErrorClass> {
     matches!(
         errno,
-        libc::EPERM | libc::EACCES | libc::ENOSYS | libc::EOPNOTSUPP | libc::ENOMEM
+        libc::EPERM
+            | libc::EACCES
+            | libc::ENOSYS
+            | libc::EOPNOTSUPP
+            | libc::ENOMEM
+            | libc::ENOSPC
+            | libc::EMFILE
+            | libc::ENFILE
     )
     .then_some(ErrorClass::Environment)
 }
@@ -132,6 +140,9 @@ mod tests {
             libc::ENOSYS,
             libc::EOPNOTSUPP,
             libc::ENOMEM,
+            libc::ENOSPC,
+            libc::EMFILE,
+            libc::ENFILE,
         ] {
             assert_eq!(errno_class(errno), Some(ErrorClass::Environment), "{errno}");
             let otherwise = class_by_errno(Some(errno), ErrorClass::BadInput);

@@ -78,3 +78,10 @@ pub fn requested() -> Option<Signal> {
         n => Signal::try_from(n).ok(),
     }
 }
+
+/// Forgets the signal recorded so far, so that the next run starts again: for a process that
+/// goes on after abandoning a run (a test binary that interrupts runs on purpose, a service
+/// that runs scenarios on request). A second signal before this call still ends the process.
+pub fn clear() {
+    REQUESTED.store(0, Ordering::SeqCst);
+}

@@ -176,3 +176,107 @@ fn a_capture_cap_can_be_lowered_and_names_its_variable() {
     );
     assert!(Path::new(&scenario).exists());
 }
+
+/// A scenario of the bundled dropper with `body` after its `[program]`.
+fn dropper_with(body: &str) -> String {
+    format!(
+        "schema-version = 1\nname = \"caps\"\n[program]\nobject = \"xdp_drop\"\n\
+         entry = \"xdp_drop_all\"\n{body}"
+    )
+}
+
+fn send_group(name: &str, count: u64, extra: &str) -> String {
+    format!(
+        "[[send]]\nname = \"{name}\"\ncount = {count}\nipv4 = {{}}\nudp = {{}}\n{extra}\
+         expect = \"drop\"\n"
+    )
+}
+
+/// Every cap on the work of one scenario, plus one: exit 2 at the table that crosses it,
+/// before anything is built (so without privileges too).
+#[test]
+fn each_cap_on_a_scenarios_work_plus_one_is_refused() {
+    use xdplab::scenario::caps;
+    let dir = TempDir::new("caps");
+    let mut cases: Vec<(&str, String, String)> = Vec::new();
+    // Frames over all groups.
+    cases.push((
+        "frames",
+        dropper_with(&format!(
+            "{}{}",
+            send_group("a", caps::MAX_FRAMES, ""),
+            send_group("b", 1, "")
+        )),
+        format!("at most {} in one scenario", caps::MAX_FRAMES),
+    ));
+    // Send groups.
+    let groups: String = (0..=caps::MAX_SEND_GROUPS)
+        .map(|i| format!("[[send]]\nname = \"g{i}\"\ncount = 1\nexpect = \"drop\"\nipv4 = {{}}\n"))
+        .collect();
+    cases.push((
+        "groups",
+        dropper_with(&groups),
+        format!("too many send groups: at most {}", caps::MAX_SEND_GROUPS),
+    ));
+    // Frames kept for output checks: 256 MiB at 64 bytes a frame is 4 Mi frames.
+    let keep = caps::MAX_KEPT_BYTES / 64 + 1;
+    cases.push((
+        "kept",
+        dropper_with(&send_group(
+            "out",
+            keep,
+            "size = 64\noutput = { ipv4-ttl = 64 }\n",
+        ))
+        .replace("expect = \"drop\"", "expect = \"pass\""),
+        "output checks keep every frame".to_owned(),
+    ));
+    // Flows.
+    let flows: String = (0..=caps::MAX_FLOWS)
+        .map(|i| format!("[[flow]]\nname = \"f{i}\"\nkind = \"ping\"\ncount = 1\n"))
+        .collect();
+    cases.push((
+        "flows",
+        dropper_with(&format!("{}{flows}", send_group("a", 1, ""))),
+        format!("too many flows: at most {}", caps::MAX_FLOWS),
+    ));
+    // Map checks.
+    let checks: String = (0..=caps::MAX_MAP_CHECKS)
+        .map(|_| "[[expect.map]]\nmap = \"drop_cnt\"\nkey = 0\nvalue = 1\n".to_owned())
+        .collect();
+    cases.push((
+        "map-checks",
+        dropper_with(&format!("{}{checks}", send_group("a", 1, ""))),
+        format!("at most {}", caps::MAX_MAP_CHECKS),
+    ));
+    // Declared time: tcp streams of 30 s against a baseline, each counted twice.
+    let streams: String = (0..20)
+        .map(|i| {
+            format!(
+                "[[flow]]\nname = \"s{i}\"\nkind = \"tcp-stream\"\nduration = \"30s\"\n\
+                 expect = \"complete\"\nmin-goodput-ratio = 0.1\n"
+            )
+        })
+        .collect();
+    cases.push((
+        "time",
+        dropper_with(&format!("{}{streams}", send_group("a", 1, ""))),
+        "may take".to_owned(),
+    ));
+    // Steps.
+    let mut steps = String::from(
+        "schema-version = 1\nname = \"caps\"\n[[step]]\nload = \"v1\"\nobject = \"xdp_drop\"\n\
+         entry = \"xdp_drop_all\"\n",
+    );
+    for _ in 0..caps::MAX_STEPS {
+        steps.push_str("[[step]]\nsleep = \"1ms\"\n");
+    }
+    cases.push((
+        "steps",
+        steps,
+        format!("too many steps: at most {}", caps::MAX_STEPS),
+    ));
+    for (name, text, expected) in cases {
+        let path = dir.write(&format!("{name}.toml"), &text);
+        refused(&["run", path.to_str().unwrap()], &expected);
+    }
+}

@@ -2,22 +2,28 @@
 //! After a warm-up round, the bundled scenarios run through the library 200 times in this
 //! process; then open file descriptors, the BPF programs, maps and links held through them,
 //! network namespaces held, threads, mounts and the run directory must be back where they
-//! started, and resident memory within a stated tolerance.
+//! started, and resident memory within a stated tolerance. Then the same scenarios run again,
+//! each interrupted by a real SIGINT at a different moment (the handler `xdplab` installs
+//! records it; the run is abandoned and everything it built dropped), and the process must be
+//! back where it started once more.
 //!
 //! The model is cilium/ebpf's fd-leak checks in its test helpers. This file holds one test on
 //! purpose: a test binary runs its tests in parallel threads, and another test's lab would be
 //! counted as a leak.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use xdplab::{
     host::privileges,
+    interrupt,
     report::Status,
     scenario::{self, Scenario},
 };
 
 /// Scenario runs after the warm-up.
 const RUNS: usize = 200;
+/// Interrupted runs, after the 200 that complete.
+const INTERRUPTED_RUNS: usize = 60;
 /// Resident memory may grow this much over the runs (allocator caches, lazily built tables).
 const RSS_TOLERANCE_KIB: u64 = 16 * 1024;
 
@@ -169,5 +175,53 @@ fn privileged_two_hundred_runs_leave_nothing_behind_in_the_process() {
         rss_after <= rss_before + RSS_TOLERANCE_KIB,
         "resident memory grew by {} KiB over {RUNS} runs (tolerance {RSS_TOLERANCE_KIB} KiB)",
         rss_after.saturating_sub(rss_before)
+    );
+
+    // Interrupted runs: SIGINT from another thread after 0 to 99 ms, which lands in every
+    // phase of a run (building the lab, loading, sending, settling, flows, tearing down).
+    interrupt::install().expect("install the SIGINT handler");
+    let mut interrupted = 0;
+    for i in 0..INTERRUPTED_RUNS {
+        let delay = Duration::from_millis((i * 37 % 100) as u64);
+        let signaller = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // SAFETY: kill(2) on this process with a signal whose handler only records it.
+            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+        });
+        let report = scenario::run::run(&scenarios[i % scenarios.len()]);
+        signaller.join().expect("signaller");
+        let stopped = report
+            .error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("interrupted by SIGINT"));
+        if stopped {
+            interrupted += 1;
+        } else {
+            // Done before the signal came: it must have passed, like the runs above.
+            assert_ne!(report.status, Status::Fail, "{}", report.human());
+        }
+        interrupt::clear();
+    }
+    let after_interrupts = held();
+    let rss_interrupts = rss_kib();
+    println!(
+        "{INTERRUPTED_RUNS} runs signalled, {interrupted} interrupted: fds {:?}, {} threads; RSS \
+         {rss_after} -> {rss_interrupts} KiB",
+        after_interrupts.fds, after_interrupts.threads
+    );
+    assert!(
+        interrupted >= INTERRUPTED_RUNS / 2,
+        "only {interrupted} of {INTERRUPTED_RUNS} runs were interrupted: the signal came too late \
+         to test anything"
+    );
+    assert_eq!(
+        after_interrupts, before,
+        "what the process holds changed over {INTERRUPTED_RUNS} interrupted runs"
+    );
+    assert!(
+        rss_interrupts <= rss_before + RSS_TOLERANCE_KIB,
+        "resident memory grew by {} KiB over the runs and interrupted runs (tolerance \
+         {RSS_TOLERANCE_KIB} KiB)",
+        rss_interrupts.saturating_sub(rss_before)
     );
 }

@@ -105,7 +105,7 @@ pub(crate) fn observe_group(
         let mut by_content: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
         if let Some(e) = expected_at {
             let unseen: Vec<usize> = (0..group.count as usize)
-                .filter(|&seq| captured.iter().all(|(_, c)| c.seen[index][seq] == 0))
+                .filter(|&seq| captured.iter().all(|(_, c)| c.times_seen(index, seq) == 0))
                 .collect();
             if !unseen.is_empty() {
                 let claims = claim_content(&mut captured[e].1, arrived(e), templates, unseen.len());
@@ -121,7 +121,7 @@ pub(crate) fn observe_group(
                 _ => captured
                     .iter()
                     .enumerate()
-                    .filter(|(_, (_, c))| c.seen[index][seq] > 0)
+                    .filter(|(_, (_, c))| c.times_seen(index, seq) > 0)
                     .map(|(i, _)| i)
                     .collect(),
             };
@@ -132,7 +132,7 @@ pub(crate) fn observe_group(
             };
             for &i in &at {
                 seen_here[i] += 1;
-                if captured[i].1.seen[index][seq] > 1 && g.duplicated.len() < LISTED {
+                if captured[i].1.times_seen(index, seq) > 1 && g.duplicated.len() < LISTED {
                     g.duplicated.push(seq as u32);
                 }
             }

@@ -332,9 +332,11 @@ pub(crate) fn unchecked_outputs(
         ),
         Attribution::Content => format!(
             "they carry no tag and the capture could not keep them in order (more than {} \
-             untagged frames, or {} MiB, in the run); send fewer or larger frames",
+             untagged frames, or {} MiB per interface, {} MiB per session, in the run); send \
+             fewer or larger frames",
             crate::observe::ARRIVALS_KEEP,
-            crate::observe::ARRIVALS_KEEP_BYTES >> 20
+            crate::observe::ARRIVALS_KEEP_BYTES >> 20,
+            super::plan::SESSION_KEEP_BYTES >> 20
         ),
         _ => "their bytes were not kept by the capture".to_owned(),
     };

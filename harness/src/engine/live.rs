@@ -19,14 +19,16 @@ use super::error::{RunError, interrupted};
 use super::failure::Failure;
 use super::judge;
 use super::observation::{GroupCounts, IfaceSnapshot, Snapshot, Window};
-use super::plan::{GroupOutcome, GroupPlan, SessionOptions, SessionOutcome, UnderTest};
+use super::plan::{
+    GroupOutcome, GroupPlan, SESSION_KEEP_BYTES, SessionOptions, SessionOutcome, UnderTest,
+};
 use crate::{
     frame::FrameTemplate,
     inject::{InjectStats, pnet::PnetInjector},
     kernel::maps::MapKind,
     kernel::program::{Attachment, ObjectSource, Program, XdpMode},
     kernel::veth::VethEnd,
-    observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, LinkStats},
+    observe::{Capture, CaptureOptions, DriverStats, ExceptionCounter, KEEP_BYTES, LinkStats},
     topology::{EndName, Topology},
     verdict::Verdict,
 };
@@ -79,7 +81,15 @@ pub struct LiveSession<'t> {
     unattributed: Vec<u64>,
     socket_drops: Vec<u64>,
     frames: Vec<Vec<(SystemTime, Vec<u8>)>>,
+    /// When the session opened: no group begins past [`MAX_SESSION_TIME`].
+    opened: Instant,
 }
+
+/// How long one session (one scenario's groups on one path) may run before a new group is
+/// refused: the caps on groups and frames bound the work, this bounds the time a scenario
+/// whose frames never settle could take (each group waits for its frames up to 3 s + 5 µs a
+/// frame).
+pub const MAX_SESSION_TIME: Duration = Duration::from_secs(30 * 60);
 
 impl std::fmt::Debug for LiveSession<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +138,9 @@ impl<'t> LiveSession<'t> {
         let run_id = options.run_id.unwrap_or_else(|| topology.run_id());
         let capture_options = CaptureOptions {
             keep_all: options.keep_frames,
+            // One budget for the session, shared by its interfaces: a topology of hundreds of
+            // links holds no more than the default lab's pair.
+            keep_bytes: Some((SESSION_KEEP_BYTES / names.len().max(1)).min(KEEP_BYTES)),
             ..CaptureOptions::default()
         };
         let mut counters = Vec::new();
@@ -143,6 +156,7 @@ impl<'t> LiveSession<'t> {
         let exceptions = ExceptionCounter::shared().map_err(|e| e.to_string());
         let n = names.len();
         Ok(Self {
+            opened: Instant::now(),
             topology,
             names,
             attach,
@@ -214,6 +228,14 @@ impl<'t> LiveSession<'t> {
     /// trace expectations look for.
     pub fn begin_numbered(&mut self, plan: &GroupPlan, index: usize) -> Result<Pending, RunError> {
         interrupted()?;
+        if self.opened.elapsed() > MAX_SESSION_TIME {
+            return Err(RunError::input(format!(
+                "send {:?}: the scenario has run for more than {} minutes, xdplab's cap on one \
+                 run's groups: split it into several scenarios",
+                plan.name,
+                MAX_SESSION_TIME.as_secs() / 60
+            )));
+        }
         if index < self.groups {
             return Err(RunError::input(format!(
                 "send {:?}: group {index} was already sent in this session",

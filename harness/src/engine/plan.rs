@@ -16,6 +16,11 @@ use crate::{
     verdict::output::OutputSpec,
 };
 
+/// What the captures of one session may keep of frame bytes, together, per store (see
+/// [`crate::observe::CaptureOptions::keep_bytes`]): each interface keeps
+/// [`crate::observe::KEEP_BYTES`] up to 16 interfaces, a share of this beyond.
+pub const SESSION_KEEP_BYTES: usize = 256 << 20;
+
 /// A frame kept for a capture file, with the time it arrived.
 pub type KeptFrame = (SystemTime, Vec<u8>);
 

@@ -12,4 +12,5 @@ pub mod netns;
 pub mod netstate;
 pub mod pin;
 pub mod program;
+pub mod refusal;
 pub mod veth;

@@ -24,7 +24,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum NetNsError {
     /// `unshare(CLONE_NEWNET)` failed, usually for lack of CAP_SYS_ADMIN.
-    #[error("failed to create network namespace {label:?}: {source}")]
+    #[error(
+        "failed to create network namespace {label:?}: {source}{}",
+        super::refusal::hint(super::refusal::Resource::NetNs, Some(*source as i32))
+    )]
     Create {
         /// The namespace's label.
         label: String,

@@ -283,7 +283,11 @@ pub enum ProgramError {
         available: Vec<&'static str>,
     },
     /// The object is not a BPF ELF object aya can parse, or its maps could not be created.
-    #[error("failed to load object {object}: {}", chain(source))]
+    #[error(
+        "failed to load object {object}: {}{}",
+        chain(source),
+        super::refusal::hint(super::refusal::Resource::Map, errno_in(&**source))
+    )]
     Object {
         /// The object.
         object: String,
@@ -423,7 +427,8 @@ pub enum ProgramError {
     },
     /// The kernel refused the program (verifier or syscall failure).
     #[error(
-        "failed to load program {entry:?} from object {object}: {reason}{}",
+        "failed to load program {entry:?} from object {object}: {reason}{}{}",
+        super::refusal::hint(super::refusal::Resource::Program, *errno),
         verifier_tail(log)
     )]
     Load {

@@ -29,6 +29,14 @@ use thiserror::Error;
 
 use crate::kernel::netns::{NetNs, NetNsError};
 
+/// The errno a netlink request came back with (netlink carries it negated).
+pub(crate) fn netlink_errno(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => message.code.map(|code| code.get().abs()),
+        _ => None,
+    }
+}
+
 /// An error from building a veth pair.
 #[derive(Debug, Error)]
 pub enum VethError {
@@ -36,7 +44,10 @@ pub enum VethError {
     #[error(transparent)]
     NetNs(#[from] NetNsError),
     /// `RTM_NEWLINK` for the pair failed.
-    #[error("failed to create veth pair {name:?} / {peer:?}: {source}")]
+    #[error(
+        "failed to create veth pair {name:?} / {peer:?}: {source}{}",
+        super::refusal::hint(super::refusal::Resource::Link, netlink_errno(source))
+    )]
     Create {
         /// The first end's name.
         name: String,

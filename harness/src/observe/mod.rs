@@ -398,7 +398,9 @@ enum Command {
 /// Everything a [`Capture`] saw.
 #[derive(Clone, Debug, Default)]
 pub struct Captured {
-    /// Per group: how many times each sequence number was seen (index = seq).
+    /// Per group: how many times each sequence number was seen (index = seq); grown as
+    /// frames arrive, so a group none of whose frames reach this interface takes no memory
+    /// here (read it through [`Captured::times_seen`]).
     pub seen: Vec<Vec<u32>>,
     /// Frames with a tag of this run whose group or sequence number was never sent.
     pub stray_tagged: u64,
@@ -425,6 +427,17 @@ pub struct Captured {
     pub all: Vec<(SystemTime, Vec<u8>)>,
 }
 
+impl Captured {
+    /// How many times frame `seq` of group `group` was seen.
+    pub fn times_seen(&self, group: usize, seq: usize) -> u32 {
+        self.seen
+            .get(group)
+            .and_then(|g| g.get(seq))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 /// What a [`Capture`] counts and keeps.
 #[derive(Clone, Debug, Default)]
 pub struct CaptureOptions {
@@ -434,13 +447,20 @@ pub struct CaptureOptions {
     pub keep_groups: Vec<bool>,
     /// How many frames to keep in arrival order, whatever they are (0 = none).
     pub keep_all: usize,
+    /// Bytes each of the capture's stores may hold (the untagged frames by content, the
+    /// untagged frames in arrival order, the frames kept for pcap); `None`: [`KEEP_BYTES`].
+    /// A session of many interfaces gives each a share of one budget.
+    pub keep_bytes: Option<usize>,
 }
+
+/// What each store of a capture may hold by default (see [`CaptureOptions::keep_bytes`]).
+pub const KEEP_BYTES: usize = 16 << 20;
 
 const UNTAGGED_KEEP: usize = 4096;
 /// Most untagged frames kept in arrival order.
 pub const ARRIVALS_KEEP: usize = 4096;
 /// Most bytes of untagged frames kept in arrival order.
-pub const ARRIVALS_KEEP_BYTES: usize = 16 << 20;
+pub const ARRIVALS_KEEP_BYTES: usize = KEEP_BYTES;
 
 impl Captured {
     /// Frames that belong to no send group: tagged by this run with a group or sequence number
@@ -824,9 +844,15 @@ struct CaptureState {
     run_id: u32,
     captured: Captured,
     keep: Vec<bool>,
+    /// Per group: frames it sends while it is counted here, 0 once taken.
+    sizes: Vec<u32>,
     groups: Vec<Arc<AtomicU64>>,
     keep_all_left: usize,
+    /// The most bytes each store holds ([`CaptureOptions::keep_bytes`]).
+    keep_bytes: usize,
     arrival_bytes: usize,
+    untagged_bytes: usize,
+    all_bytes: usize,
 }
 
 impl CaptureState {
@@ -836,16 +862,26 @@ impl CaptureState {
         // Counted before it is attributed, so whoever sees a group's count grow also sees
         // the frame in the total.
         frames.fetch_add(1, Ordering::Release);
-        if self.keep_all_left > 0 {
+        if self.keep_all_left > 0 && self.all_bytes + frame.len() <= self.keep_bytes {
             self.keep_all_left -= 1;
+            self.all_bytes += frame.len();
             captured.all.push((SystemTime::now(), frame.to_vec()));
         }
         match Tag::find(frame, self.run_id) {
-            Some(tag) => match captured
-                .seen
-                .get_mut(usize::from(tag.group))
-                .and_then(|g| g.get_mut(tag.seq as usize))
-            {
+            Some(tag) => match self
+                .sizes
+                .get(usize::from(tag.group))
+                .filter(|&&n| tag.seq < n)
+                .and_then(|_| captured.seen.get_mut(usize::from(tag.group)))
+                .map(|g| {
+                    // Grown to the highest frame seen, not allocated for the whole group up
+                    // front: an interface the group's frames never reach takes no memory.
+                    let seq = tag.seq as usize;
+                    if g.len() <= seq {
+                        g.resize(seq + 1, 0);
+                    }
+                    &mut g[seq]
+                }) {
                 Some(count) => {
                     *count += 1;
                     if *count == 1 {
@@ -859,7 +895,7 @@ impl CaptureState {
             },
             None => {
                 if captured.untagged_arrivals.len() < ARRIVALS_KEEP
-                    && self.arrival_bytes + frame.len() <= ARRIVALS_KEEP_BYTES
+                    && self.arrival_bytes + frame.len() <= self.keep_bytes
                 {
                     self.arrival_bytes += frame.len();
                     captured
@@ -870,7 +906,10 @@ impl CaptureState {
                 }
                 if let Some(count) = captured.untagged.get_mut(frame) {
                     *count += 1;
-                } else if captured.untagged.len() < UNTAGGED_KEEP {
+                } else if captured.untagged.len() < UNTAGGED_KEEP
+                    && self.untagged_bytes + frame.len() <= self.keep_bytes
+                {
+                    self.untagged_bytes += frame.len();
                     captured.untagged.insert(frame.to_vec(), 1);
                 } else {
                     captured.untagged_overflow += 1;
@@ -882,12 +921,14 @@ impl CaptureState {
     /// Everything seen so far; the next window starts empty, with the arrival numbers going on
     /// and the groups seen so far known but no longer counted.
     fn take(&mut self, raw: libc::c_int, interface: &str) -> Result<Captured, ObserveError> {
+        self.sizes.iter_mut().for_each(|n| *n = 0);
         let next = Captured {
             seen: vec![Vec::new(); self.captured.seen.len()],
             total: self.captured.total,
             ..Captured::default()
         };
         self.arrival_bytes = 0;
+        self.untagged_bytes = 0;
         let mut taken = std::mem::replace(&mut self.captured, next);
         taken.socket_drops =
             socket_drops(raw).map_err(io_error("read capture socket statistics", interface))?;
@@ -935,19 +976,19 @@ fn capture_loop(
     let mut state = CaptureState {
         run_id,
         captured: Captured {
-            seen: options
-                .groups
-                .iter()
-                .map(|&n| vec![0; n as usize])
-                .collect(),
+            seen: vec![Vec::new(); options.groups.len()],
             ..Captured::default()
         },
+        sizes: options.groups.clone(),
         keep: (0..options.groups.len())
             .map(|g| options.keep_groups.get(g).copied().unwrap_or(false))
             .collect(),
         groups: groups.clone(),
         keep_all_left: options.keep_all,
+        keep_bytes: options.keep_bytes.unwrap_or(KEEP_BYTES),
         arrival_bytes: 0,
+        untagged_bytes: 0,
+        all_bytes: 0,
     };
     let raw = fd.as_raw_fd();
     let mut buf = vec![0u8; VLAN_TAG_LEN + 65536];
@@ -962,7 +1003,8 @@ fn capture_loop(
                 } => {
                     // What is queued now was sent before the group: it is not the group's.
                     read_queued(raw, &mut buf, &mut state, frames, interface)?;
-                    state.captured.seen.push(vec![0; n as usize]);
+                    state.captured.seen.push(Vec::new());
+                    state.sizes.push(n);
                     state.keep.push(keep);
                     state.groups.push(counter);
                     let _ = ack.send(());

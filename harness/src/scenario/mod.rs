@@ -25,6 +25,7 @@ mod values;
 
 pub use kernel_state::{AddressSpec, NeighSpec, NetnsSpec, RouteSpec};
 pub use loader::LoaderSpec;
+pub use parse::caps;
 // The output checks own their spec; scenario files are where it is written.
 pub use crate::verdict::output::OutputSpec;
 pub use schema::{

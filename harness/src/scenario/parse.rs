@@ -35,9 +35,12 @@ use crate::kernel::program::{GlobalValue, ObjectSource, XdpMode};
 use crate::verdict::Verdict;
 use crate::verdict::output::OutputSpec;
 
+pub mod caps;
 mod flows;
 mod kernel_state;
 mod steps;
+
+use caps::{MAX_FLOWS, MAX_SEND_GROUPS, MAX_STEPS};
 
 /// Only the version, read first so a file written for a newer schema gets
 /// "unsupported version" rather than complaints about keys it does not know.
@@ -319,26 +322,38 @@ struct RawThroughput {
     min_ratio: Option<Spanned<f64>>,
 }
 
-/// Most send groups: the tag's group field is 16 bits.
-const MAX_SEND_GROUPS: usize = 1 << 16;
-
 /// The file being parsed, for locating errors.
 struct Source<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Byte offset of each line's start: located errors and the line of every table are
+    /// looked up here, not counted from the start of the file each time (which made a file of
+    /// 65536 send groups take minutes to read).
+    line_starts: Vec<usize>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (line, before[line_start..].chars().count() + 1)
+        // The last line start at or before the offset.
+        let index = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let line_start = self.line_starts[index];
+        (index + 1, self.text[line_start..offset].chars().count() + 1)
     }
 
     fn line(&self, span: &Range<usize>) -> usize {
@@ -456,7 +471,7 @@ impl Topo<'_> {
 }
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-    let src = Source { path, text };
+    let src = Source::new(path, text);
     let probe: VersionProbe = toml::from_str(text).map_err(|e| src.parse_error(&e))?;
     let Some(version) = probe.schema_version else {
         return Err(ScenarioError::Parse {
@@ -526,8 +541,14 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
                 ),
             ));
         }
+        if let Some(extra) = raw.step.get(MAX_STEPS) {
+            return Err(src.invalid(
+                src.line(&extra.span()),
+                format!("too many steps: at most {MAX_STEPS}"),
+            ));
+        }
         let (program, sends, steps) = steps::steps(&src, &topo, &lab, raw.step)?;
-        return Ok(Scenario {
+        let scenario = Scenario {
             path: path.to_owned(),
             name: name.to_owned(),
             description: raw.description,
@@ -546,7 +567,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
             throughput: None,
             steps,
             flows: Vec::new(),
-        });
+        };
+        caps::check(&src, &scenario)?;
+        return Ok(scenario);
     }
     let Some(raw_program) = raw.program else {
         return Err(src.invalid(
@@ -574,9 +597,15 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         .throughput
         .map(|t| throughput(&src, &links, t))
         .transpose()?;
+    if let Some(extra) = raw.flow.get(MAX_FLOWS) {
+        return Err(src.invalid(
+            src.line(&extra.span()),
+            format!("too many flows: at most {MAX_FLOWS}"),
+        ));
+    }
     let flows = flows::flows(&src, &topo, &lab, raw.flow)?;
 
-    Ok(Scenario {
+    let scenario = Scenario {
         path: path.to_owned(),
         name: name.to_owned(),
         description: raw.description,
@@ -595,7 +624,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
         throughput,
         steps: Vec::new(),
         flows,
-    })
+    };
+    caps::check(&src, &scenario)?;
+    Ok(scenario)
 }
 
 /// The lab settings, and the line of `mtu` when the file gives one.

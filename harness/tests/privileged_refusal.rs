@@ -1,0 +1,161 @@
+//! The kernel refusing a resource: `xdplab run` in a memory cgroup too small for the map a
+//! scenario sizes must end with exit 3 and an error that names the map and the limit to
+//! raise, and leave nothing behind (no private bpffs of the run, no lab interfaces).
+//!
+//! The limit is real: the map's memory is charged to the cgroup (`__GFP_ACCOUNT`) and refused
+//! with ENOMEM, without the OOM killer (maps are allocated with `__GFP_RETRY_MAYFAIL`).
+
+mod common;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use xdplab::host::privileges;
+
+/// Memory the cgroup allows: far below the map, well above what xdplab itself needs.
+const LIMIT: u64 = 128 << 20;
+/// Entries of `drop_cnt` (u64 values): 400 MB, under xdplab's own 1 GiB cap for maps.
+const ENTRIES: u64 = 50_000_000;
+
+/// A memory cgroup of this test, removed on drop (once its one process has exited).
+struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    /// A child cgroup of the memory controller's root with `limit` bytes, on cgroup v2 or v1;
+    /// `Err` with the reason when the machine has no memory controller to use.
+    fn create(limit: u64) -> Result<Self, String> {
+        let name = format!("xdplab-refusal-{}", std::process::id());
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
+        let (dir, knob) =
+            if fs::read_to_string(v2).is_ok_and(|c| c.split_whitespace().any(|c| c == "memory")) {
+                (Path::new("/sys/fs/cgroup").join(&name), "memory.max")
+            } else if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+                (
+                    Path::new("/sys/fs/cgroup/memory").join(&name),
+                    "memory.limit_in_bytes",
+                )
+            } else {
+                return Err("no memory cgroup controller (v2 or v1) is mounted".to_owned());
+            };
+        fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let cgroup = Self { dir };
+        fs::write(cgroup.dir.join(knob), limit.to_string())
+            .map_err(|e| format!("write {knob}: {e}"))?;
+        Ok(cgroup)
+    }
+
+    fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // The process that ran in it has been reaped; a cgroup goes once it has no tasks.
+        for _ in 0..50 {
+            if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("warning: cgroup {} was not removed", self.dir.display());
+    }
+}
+
+/// A directory of this test under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("xdplab-refusal-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn privileged_a_map_the_memory_cgroup_refuses_is_exit_3_naming_the_limit() {
+    if !privileges::gate("privileged_a_map_the_memory_cgroup_refuses_is_exit_3_naming_the_limit") {
+        return;
+    }
+    let cgroup = match MemoryCgroup::create(LIMIT) {
+        Ok(cgroup) => cgroup,
+        Err(reason) => {
+            privileges::skip_or_fail(&format!("memory cgroup refusal: {reason}"));
+            return;
+        }
+    };
+    let links_before = common::host_links();
+    let clean_before = common::text(&common::xdplab(&["clean", "--dry-run"]).stdout);
+    let dir = TempDir::new();
+    let scenario = dir.0.join("big-map.toml");
+    fs::write(
+        &scenario,
+        format!(
+            r#"schema-version = 1
+name = "big-map"
+
+[program]
+object = "xdp_drop"
+entry = "xdp_drop_all"
+max-entries = {{ drop_cnt = {ENTRIES} }}
+
+[[send]]
+name = "one"
+count = 1
+ipv4 = {{}}
+udp = {{}}
+expect = "drop"
+"#
+        ),
+    )
+    .expect("write scenario");
+    // The shell moves itself into the cgroup, then becomes xdplab: everything xdplab
+    // allocates, the map included, is charged there.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$1" && exec "$2" run "$3""#)
+        .arg("sh")
+        .arg(cgroup.procs())
+        .arg(env!("CARGO_BIN_EXE_xdplab"))
+        .arg(&scenario)
+        .current_dir(common::repo())
+        .output()
+        .expect("xdplab runs");
+    let (stdout, stderr) = (common::text(&output.stdout), common::text(&output.stderr));
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "a map the kernel refuses memory for is the machine's limit (exit 3):\n{all}"
+    );
+    assert!(all.contains("drop_cnt"), "the error names the map:\n{all}");
+    assert!(
+        all.contains("memory.max") && all.contains("max-entries"),
+        "the error says what to raise or lower:\n{all}"
+    );
+    // Nothing left: no lab interface on the host, nothing for `xdplab clean` to remove that
+    // was not there before.
+    assert_eq!(
+        common::host_links(),
+        links_before,
+        "host interfaces changed"
+    );
+    let clean = common::xdplab(&["clean", "--dry-run"]);
+    assert_eq!(
+        common::text(&clean.stdout),
+        clean_before,
+        "the refused run left something for xdplab clean"
+    );
+}
