@@ -59,11 +59,19 @@ fn held() -> Held {
     }
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     let threads = field(&status, "Threads:") as usize;
+    let prefix = format!("{}-", std::process::id());
+    // The mount namespace is the machine's: other xdplab processes' private bpffs mounts come
+    // and go in it, and are not this process's.
+    let others = |point: &str| {
+        point
+            .strip_prefix("/run/xdplab/")
+            .is_some_and(|name| !name.starts_with(&prefix))
+    };
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
         .expect("mountinfo")
         .lines()
+        .filter(|line| !line.split(' ').nth(4).is_some_and(others))
         .count();
-    let prefix = format!("{}-", std::process::id());
     let run_dirs = std::fs::read_dir("/run/xdplab")
         .map(|d| {
             d.filter_map(Result::ok)
