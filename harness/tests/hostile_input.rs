@@ -280,3 +280,61 @@ fn each_cap_on_a_scenarios_work_plus_one_is_refused() {
         refused(&["run", path.to_str().unwrap()], &expected);
     }
 }
+
+/// Files cut short: a scenario inside a string, a pcap inside a record, an object inside its
+/// section headers. Each is bad input at the place it breaks.
+#[test]
+fn truncated_files_are_refused_where_they_break() {
+    let dir = TempDir::new("truncated");
+    let repo = common::repo();
+    let scenario = std::fs::read_to_string(repo.join("scenarios/seed-drop-all.toml")).unwrap();
+    let cut = dir.write("cut.toml", &scenario[..150]);
+    refused(&["list", cut.to_str().unwrap()], "cut.toml:6:");
+    let pcap = std::fs::read(repo.join("scenarios/data/mixed.pcap")).unwrap();
+    std::fs::write(dir.0.join("cut.pcap"), &pcap[..60]).unwrap();
+    let uses_pcap = dir.write(
+        "pcap.toml",
+        &scenario_with("xdp_drop", "pcap = \"cut.pcap\""),
+    );
+    refused(
+        &["list", uses_pcap.to_str().unwrap()],
+        "cut.pcap: record 1 is truncated (the file ends inside it)",
+    );
+    // Objects are read after the environment checks of a run.
+    if !xdplab::host::privileges::gate("truncated_files_are_refused_where_they_break (object)") {
+        return;
+    }
+    let object = std::fs::read(repo.join("ebpf/obj/xdp_drop.bpf.o")).unwrap();
+    std::fs::write(dir.0.join("cut.o"), &object[..1000]).unwrap();
+    let uses_object = dir.write(
+        "object.toml",
+        &scenario_with("cut.o", "count = 1\nipv4 = {}"),
+    );
+    refused(
+        &["run", uses_object.to_str().unwrap()],
+        "cut.o: error parsing ELF data: section header table runs past the end",
+    );
+}
+
+/// Outputs that cannot be written are refused before anything runs (exit 2), not found after
+/// every scenario ran (or, for `--capture`, only when one fails).
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let dir = TempDir::new("outputs");
+    let file = dir.write("a-file", "");
+    let scenario = common::repo().join("scenarios/seed-drop-all.toml");
+    let scenario = scenario.to_str().unwrap();
+    refused(
+        &["run", "--capture", file.to_str().unwrap(), scenario],
+        "failed to use capture directory",
+    );
+    let under_file = file.join("report.xml");
+    refused(
+        &["run", "--junit", under_file.to_str().unwrap(), scenario],
+        "failed to write JUnit report",
+    );
+    assert!(
+        std::fs::read(&file).unwrap().is_empty(),
+        "the probe wrote nothing into the file"
+    );
+}

@@ -38,6 +38,15 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// `--capture DIR` is not a directory xdplab can write into.
+    #[error("failed to use capture directory {}: {source}", path.display())]
+    CaptureDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A report could not be serialized as JSON.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -48,7 +57,7 @@ pub enum CliError {
 impl Classify for CliError {
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Junit { .. } => ErrorClass::BadInput,
+            Self::Junit { .. } | Self::CaptureDir { .. } => ErrorClass::BadInput,
             Self::Json(_) => ErrorClass::Environment,
         }
     }

@@ -22,6 +22,9 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
+    // Where the run writes is checked before it runs: an unwritable --junit or --capture
+    // would otherwise be found after every scenario ran (and --capture only on a failure).
+    check_outputs(args)?;
     if !environment_ready() {
         return Ok(Exit::Environment);
     }
@@ -101,4 +104,43 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
         })?;
     }
     Ok(report.exit())
+}
+
+/// Checks that `--junit FILE` and `--capture DIR` can be written, by writing: the directory is
+/// made if missing and a probe file is created in it and removed; the report file is opened
+/// for appending (so an existing one is not lost if the run stops) and removed again if the
+/// probe made it.
+fn check_outputs(args: &RunArgs) -> Result<(), CliError> {
+    use std::fs;
+    if let Some(dir) = &args.capture {
+        let probe = || -> std::io::Result<()> {
+            fs::create_dir_all(dir)?;
+            let file = dir.join(format!(".xdplab-probe-{}", std::process::id()));
+            fs::File::create(&file)?;
+            fs::remove_file(&file)
+        };
+        probe().map_err(|source| CliError::CaptureDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    if let Some(path) = &args.junit {
+        let existed = path.exists();
+        fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|_| {
+                if existed {
+                    Ok(())
+                } else {
+                    fs::remove_file(path)
+                }
+            })
+            .map_err(|source| CliError::Junit {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }
