@@ -404,10 +404,31 @@ def death_cause(d):
         m = re.search(pattern, both)
         if m:
             return what.format(m[1] if m.groups() else m[0].strip())
+    vm = read(d / "vm.txt")
+    reset = "watchdog_action reset" in vm or "watchdog_action" not in vm
     return (
         "no message: neither the guest kernel (console.log, kernel.log) nor QEMU said why "
-        f"(vng exit {rc}: QEMU ended before the guest's script)"
+        f"(vng exit {rc}: QEMU ended before the guest's script"
+        + (
+            "; QEMU's watchdog action was reset, under which a watchdog the guest failed to "
+            "ping ends QEMU this way, silently)"
+            if reset
+            else ")"
+        )
     )
+
+
+def watchdog_firings(d):
+    """(time, step) of each firing of the guest's watchdog QEMU reported (action debug)."""
+    return [tuple(l.split("\t", 1)) for l in read(d / "watchdog.tsv").splitlines() if "\t" in l]
+
+
+def failed_names(d, step):
+    """The tests (libtest's `failures:` list) or scenarios (xdplab's JSON) a step failed."""
+    if step == "scenarios":
+        report = load_json(d / "scenarios.log") or {}
+        return [x["name"] for x in report.get("scenarios", []) if x.get("status") == "fail"]
+    return re.findall(r"^    (\S+)$", read(d / f"{step}.log"), re.M)
 
 
 def flakes(rounds, mode, kernels):
@@ -444,12 +465,38 @@ def flakes(rounds, mode, kernels):
             line.split(" ", 1) for line in read(booted[0][1] / "vm.txt").splitlines() if " " in line
         )
         secs = [int(read(d / "seconds", "0")) for _, d in booted]
+        loads = []
+        for _, d in booted:
+            for line in read(d / "host.tsv").splitlines()[1:]:
+                try:
+                    loads.append(float(line.split("\t")[1]))
+                except (IndexError, ValueError):
+                    pass
+        load = f", host load (1 min) {min(loads):.1f}-{max(loads):.1f}" if loads else ""
         w(
             f"Run `{run}`: {len(booted)} VM(s) of `{read(booted[0][1] / 'release', '?')}` "
-            f"({vm.get('accel', '?')}, {vm.get('cpus', '?')} CPUs, {vm.get('memory', '?')} memory; "
-            f"host {vm.get('host_cpus', '?')} CPUs), {min(secs)}-{max(secs)} s each: "
+            f"({vm.get('accel', '?')}, {vm.get('cpus', '?')} CPUs, {vm.get('memory', '?')} memory, "
+            f"watchdog action {vm.get('watchdog_action', 'reset')}; host {vm.get('host_cpus', '?')} "
+            f"CPUs{load}), {min(secs)}-{max(secs)} s each: "
             f"**{len(finished)} finished, {len(died)} died, {len(timed_out)} timed out**."
         )
+        w("")
+        fired = [(rid, watchdog_firings(d)) for rid, d in booted]
+        fired = [(rid, f) for rid, f in fired if f]
+        if fired:
+            w(
+                "The guest's watchdog fired (the guest missed its pings: a VM QEMU would have "
+                "reset, and ended, under the action reset) in "
+                + "; ".join(
+                    f"{rid} {len(f)} time(s), in " + ", ".join(sorted({f"`{step}`" for _, step in f}))
+                    for rid, f in fired
+                )
+                + "."
+            )
+        elif vm.get("watchdog_action", "reset") == "reset":
+            w("Watchdog firings are not recorded under the action reset: one ends the VM.")
+        else:
+            w("The guest's watchdog never fired.")
         w("")
         steps = []
         results = {}  # step -> rid -> (rc, secs)
@@ -474,7 +521,7 @@ def flakes(rounds, mode, kernels):
                 if rc == 0:
                     continue
                 d = dict(booted)[rid]
-                names = re.findall(r"^    (\S+)$", read(d / f"{name}.log"), re.M)
+                names = failed_names(d, name)
                 why = "timed out" if rc in (124, 137) else f"exit {rc}"
                 failed.append(f"{rid} ({why}{': ' + ', '.join(names) if names else ''})")
             unfinished = []

@@ -17,6 +17,10 @@
 #   --prepare-only   install the tools, fetch and unpack the kernels, build; boot nothing
 #   --kvm auto|on|off  use KVM (auto: only if /dev/kvm boots the first kernel; default)
 #   --vm-timeout S   seconds a VM may run before it is killed (default: 3600, --quick 1200)
+#   --watchdog-action debug|reset
+#                    what QEMU does when the guest's watchdog fires (default debug: print
+#                    "watchdog: timer fired" and go on; reset: QEMU's default, which ends the
+#                    VM at once under virtme-ng's -no-reboot; see "The VM's watchdog" below)
 #   --vm-memory SIZE the guest's memory, e.g. 2G (default 2G); --vm-cpus N its CPUs (default 2)
 #   --repeat N       boot each kernel N times (a fresh VM each, in run-1 ... run-N of the run's
 #                    directory) and write kernel-flakes.md there: every step's pass count per
@@ -156,6 +160,14 @@ in_vm() {
 	local dmesg_pid=$!
 	printf 'uptime_s\twhen\tmem_available_kib\tmem_free_kib\tslab_unreclaim_kib\tpercpu_kib\tprocesses\tnet_namespaces\tbpffs_mounts\tbpf_progs\tbpf_maps\n' >"$out/health.tsv"
 	health "$out" boot
+	# The guest's watchdogs (virtme-ng's i6300esb, Q35's iTCO): a time left that falls between
+	# two reads is a watchdog running from boot, pinged by the guest kernel.
+	for w in /sys/class/watchdog/watchdog*; do
+		[[ -e $w ]] || continue
+		printf '%s	%s	%s	' "${w##*/}" "$(cat "$w/identity")" "$(cat "$w/timeout" 2>/dev/null || echo -)"
+		printf '%s
+' "$(cat "$w/timeleft" 2>/dev/null || echo -)"
+	done >"$out/watchdogs.tsv"
 	# A line every 30 s during a step too: a step that leaks until the guest runs out of
 	# memory shows its slope, not only the state before it.
 	(
@@ -219,7 +231,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # On the host.
 # ---------------------------------------------------------------------------------------------
-quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0 repeat=1
+quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0 repeat=1 watchdog=debug
 vm_cpus=2 vm_memory=2G
 kernels=()
 while (($#)); do
@@ -250,6 +262,11 @@ while (($#)); do
 	--vm-memory)
 		[[ ${2:-} =~ ^[1-9][0-9]*[MG]$ ]] || usage
 		vm_memory=$2
+		shift
+		;;
+	--watchdog-action)
+		[[ ${2:-} =~ ^(debug|reset)$ ]] || usage
+		watchdog=$2
 		shift
 		;;
 	--vm-cpus)
@@ -513,6 +530,29 @@ host_sample() {
 	done
 }
 
+# The VM's watchdog. QEMU's Q35 machine has the ICH9 TCO watchdog, and QEMU (10 here) no
+# longer straps it "no reboot"; the guest's iTCO_wdt driver finds it running at boot and the
+# guest kernel pings it (timeout 30 s; watchdogs.tsv in each VM's directory shows it counting).
+# A guest that misses its pings, as one starved of host CPU under TCG can, is reset by QEMU,
+# and with virtme-ng's -no-reboot QEMU then exits at once, without a word from the guest or
+# QEMU: vng reports 255, "the VM stopped", which is how a full run died in the middle of
+# privileged_verdicts. The matrix runs QEMU with the watchdog's action "debug" instead: a
+# firing is printed ("watchdog: timer fired") and recorded with the step it came in
+# (watchdog.tsv), and the VM goes on; a guest that really hangs still meets --vm-timeout, and
+# the tests' own verdicts are untouched. --watchdog-action reset restores QEMU's default.
+
+# console OUT: copies the VM's console to OUT/console.log, and each firing of the watchdog to
+# OUT/watchdog.tsv with the time and the step running.
+console() {
+	local out=$1 line
+	while IFS= read -r line || [[ -n $line ]]; do
+		printf '%s\n' "$line"
+		if [[ $line == *"watchdog: timer fired"* ]]; then
+			printf '%s\t%s\n' "$(date -u +%T)" "$(cat "$out/current" 2>/dev/null || echo -)" >>"$out/watchdog.tsv"
+		fi
+	done >"$out/console.log"
+}
+
 # run_vm KERNEL OUT: boots KERNEL, runs the steps in it, and writes OUT/verdict ("pass" or
 # "fail: ..."), OUT/vm-exit (vng's status: the script's own, 124/137 when --vm-timeout killed
 # it, 255 when QEMU stopped before the script ended: a guest kernel panic, a reboot, or QEMU
@@ -523,8 +563,8 @@ run_vm() {
 	cp "$cache/kernels/$k/packages" "$out/packages"
 	echo "$tests" >"$out/tests.txt"
 	echo "$accel" >"$out/accel"
-	printf 'cpus %s\nmemory %s\naccel %s\nhost_cpus %s\nhost_loadavg_at_boot %s\n' "$vm_cpus" "$vm_memory" \
-		"$accel" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out/vm.txt"
+	printf 'cpus %s\nmemory %s\naccel %s\nwatchdog_action %s\nhost_cpus %s\nhost_loadavg_at_boot %s\n' \
+		"$vm_cpus" "$vm_memory" "$accel" "$watchdog" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out/vm.txt"
 	log "$k: booting $(basename "$(dirname "${kimg[$k]}")")/$(basename "${kimg[$k]}") -> $out"
 	host_sample "$out" &
 	sampler=$!
@@ -533,9 +573,11 @@ run_vm() {
 	# With pipefail, rc is vng's (timeout's) status. loglevel=5: the guest kernel's errors and
 	# warnings (an oops, the OOM killer, a panic) also reach the console, which outlives a
 	# guest whose kernel.log (written by a guest process) stops short of its end.
+	# -action watchdog=debug: see "The VM's watchdog" below.
 	timeout --kill-after=30 "$vm_timeout" "$vng" -r "${kimg[$k]}" "${kvm_flag[@]}" \
 		--cpus "$vm_cpus" --memory "$vm_memory" --rwdir "$out" --cwd "$root" --append loglevel=5 \
-		--exec "$self --in-vm $out $mode $root" </dev/null 2>&1 | cat >"$out/console.log" || rc=$?
+		--qemu-opts="-action watchdog=$watchdog" \
+		--exec "$self --in-vm $out $mode $root" </dev/null 2>&1 | console "$out" || rc=$?
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 	echo "$(($(date +%s) - start))" >"$out/seconds"
