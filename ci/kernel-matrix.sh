@@ -17,11 +17,33 @@
 #   --prepare-only   install the tools, fetch and unpack the kernels, build; boot nothing
 #   --kvm auto|on|off  use KVM (auto: only if /dev/kvm boots the first kernel; default)
 #   --vm-timeout S   seconds a VM may run before it is killed (default: 3600, --quick 1200)
-#   --report FILE    write the table there (default: kernels.md in the run's directory under
-#                    target/kernel-matrix/, so a local run leaves the committed table alone)
-#   --update-results write the committed table, results/kernels.md; only with every kernel
-#                    of the default set, since a partial run would mark the others "not run"
+#   --watchdog-action debug|reset
+#                    what QEMU does when the guest's watchdog fires (default debug: print
+#                    "watchdog: timer fired" and go on; reset: QEMU's default, which ends the
+#                    VM at once under virtme-ng's -no-reboot; see "The VM's watchdog" below)
+#   --vm-memory SIZE the guest's memory, e.g. 2G (default 2G); --vm-cpus N its CPUs (default 2)
+#   --repeat N       boot each kernel N times (a fresh VM each, in run-1 ... run-N of the run's
+#                    directory) and write kernel-flakes.md there: every step's pass count per
+#                    kernel, the rounds a step failed in, and each VM that died (its last step,
+#                    its exit, what its kernel and QEMU said last), counted apart from failures
+#   --report FILE    also write the table there (it is always written to kernels.md in the
+#                    run's directory under target/kernel-matrix/: a local run leaves the
+#                    committed tables alone)
+#   --update-results merge the kernels this run booted into the committed table
+#                    (results/kernels.md for --quick, results/kernels-full.md for a full run):
+#                    their columns are replaced, every other kernel's column is kept with the
+#                    run it came from; with --repeat N > 1, also their sections of
+#                    results/kernel-flakes.md
 #   --no-report      write no table
+#
+# Each VM's directory (target/kernel-matrix/<UTC time>[/run-<i>]/<kernel>/) keeps console.log
+# (the script's step lines, the guest kernel's errors and warnings, QEMU's messages),
+# kernel.log (the guest kernel's whole log), health.tsv (guest memory, kernel slab and per-CPU
+# memory, processes, network namespaces, bpffs mounts, BPF programs and maps: after each step
+# and every 30 s), host.tsv (the host's load and memory, QEMU's resident memory, every 30 s),
+# vm.txt (the VM's CPUs and memory, the host's load at boot and at the end), vm-exit, steps.tsv,
+# each step's .log and .err, and verdict. A VM that dies is reported with the step it died in,
+# vng's exit (255: QEMU ended before the guest's script did) and what its kernel said last.
 #
 # A checkout under /tmp, /var/tmp or /var/cache (hidden in the guest) runs from a copy in
 # XDPLAB_MATRIX_CHECKOUT (default /var/lib/xdplab/kernel-matrix/checkout), built there.
@@ -45,7 +67,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-self=$root/ci/kernel-matrix.sh
+self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 
 # virtme-ng mounts tmpfs over /tmp, /var/tmp and /var/cache in the guest, which would hide a
 # checkout there (its binaries, scenarios and fixtures) from the VM. Such a checkout (a CI
@@ -72,7 +94,27 @@ if [[ ${1:-} != --in-vm ]] && hidden "$root/"; then
 		shift
 	done
 	# --update-results writes the original checkout's committed table, not the copy's.
-	XDPLAB_MATRIX_RESULTS=$root/results/kernels.md exec "$visible/ci/kernel-matrix.sh" "${args[@]}"
+	XDPLAB_MATRIX_RESULTS=$root/results exec "$visible/ci/kernel-matrix.sh" "${args[@]}"
+fi
+
+# Bash reads a script while it runs it, and each VM runs this script again: a run (an hour and
+# more under TCG) runs a copy of it, so editing the checkout meanwhile changes neither the
+# host's loop nor the steps of the VMs still to boot. The copy lives under target/ (the guest
+# sees it) and is removed when the run ends.
+if [[ ${1:-} != --in-vm && -z ${XDPLAB_MATRIX_ROOT:-} ]]; then
+	snapshot=$root/target/kernel-matrix/.script-$$
+	mkdir -p "$snapshot"
+	cp "$self" "$root/ci/kernel-matrix-report.py" "$snapshot/"
+	XDPLAB_MATRIX_ROOT=$root exec bash "$snapshot/kernel-matrix.sh" "$@"
+fi
+if [[ ${1:-} == --in-vm ]]; then
+	# The checkout, as the host's run named it (the script itself may be a copy elsewhere).
+	root=${4:-$root}
+else
+	root=$XDPLAB_MATRIX_ROOT
+	report_py=$(dirname "$self")/kernel-matrix-report.py
+	# The copy made above, removed at the end of the run (not the checkout's own script).
+	[[ $self == "$root/target/kernel-matrix/.script-"* ]] && trap 'rm -rf "$(dirname "$self")"' EXIT
 fi
 
 cache=${XDPLAB_KERNEL_CACHE:-$root/target/kernel-cache}
@@ -95,7 +137,7 @@ die_env() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Inside the VM: ci/kernel-matrix.sh --in-vm OUT MODE. Writes OUT/steps.tsv (step, exit code,
+# Inside the VM: ci/kernel-matrix.sh --in-vm OUT MODE ROOT. Writes OUT/steps.tsv (step, exit code,
 # seconds), each step's stdout (OUT/STEP.log) and stderr (OUT/STEP.err), and OUT/done at the
 # end. Runs as root in the guest, with the host's root read-only.
 # ---------------------------------------------------------------------------------------------
@@ -116,8 +158,24 @@ in_vm() {
 	# said last is what explains a VM that dies (an oops, the OOM killer, a hung task).
 	dmesg --follow --time-format iso >"$out/kernel.log" 2>&1 </dev/null &
 	local dmesg_pid=$!
-	printf 'after\tmem_available_kib\tnet_namespaces\tbpffs_mounts\tbpf_progs\tbpf_maps\n' >"$out/health.tsv"
+	printf 'uptime_s\twhen\tmem_available_kib\tmem_free_kib\tslab_unreclaim_kib\tpercpu_kib\tprocesses\tnet_namespaces\tbpffs_mounts\tbpf_progs\tbpf_maps\n' >"$out/health.tsv"
 	health "$out" boot
+	# The guest's watchdogs (virtme-ng's i6300esb, Q35's iTCO): a time left that falls between
+	# two reads is a watchdog running from boot, pinged by the guest kernel.
+	for w in /sys/class/watchdog/watchdog*; do
+		[[ -e $w ]] || continue
+		printf '%s	%s	%s	' "${w##*/}" "$(cat "$w/identity")" "$(cat "$w/timeout" 2>/dev/null || echo -)"
+		printf '%s
+' "$(cat "$w/timeleft" 2>/dev/null || echo -)"
+	done >"$out/watchdogs.tsv"
+	# A line every 30 s during a step too: a step that leaks until the guest runs out of
+	# memory shows its slope, not only the state before it.
+	(
+		while sleep 30; do
+			health "$out" "during $(cat "$out/current" 2>/dev/null || echo -)"
+		done
+	) </dev/null &
+	local sampler_pid=$!
 	# step NAME SECONDS CMD...: runs CMD bounded in time, output to OUT/NAME.log; OUT/current
 	# names the step running, so a VM that dies mid-step is known to have died in it.
 	step() {
@@ -129,7 +187,7 @@ in_vm() {
 		timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>"$out/$name.err" </dev/null || rc=$?
 		printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - start))" >>"$out/steps.tsv"
 		echo "== $name: exit $rc" >&2
-		health "$out" "$name"
+		health "$out" "after $name"
 	}
 	local xdplab=$root/target/release/xdplab
 	step info-doctor 300 "$xdplab" doctor --format json
@@ -143,23 +201,26 @@ in_vm() {
 	done <"$out/tests.txt"
 	date -u +%FT%TZ >"$out/done"
 	rm -f "$out/current"
-	kill "$dmesg_pid" 2>/dev/null || true
+	kill "$dmesg_pid" "$sampler_pid" 2>/dev/null || true
 	echo "in-vm done" >&2
 }
 
-# health OUT AFTER: one line of OUT/health.tsv: the guest's available memory, the network
-# namespaces alive (distinct ones any process holds), bpffs mounts, and BPF programs and maps
-# the kernel holds (bpftool, when the shared root has it), after step AFTER.
+# health OUT WHEN: one line of OUT/health.tsv: the guest's uptime, its available and free
+# memory, the kernel's unreclaimable slab and per-CPU memory (where leaked kernel objects such
+# as namespaces, maps and sockets show), the processes, the network namespaces alive (distinct
+# ones any process holds), bpffs mounts, and BPF programs and maps the kernel holds (bpftool,
+# when the shared root has it).
 health() {
-	local out=$1 after=$2 mem netns mounts progs=- maps=-
-	mem=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+	local out=$1 when=$2 mem netns mounts procs progs=- maps=-
+	mem=$(awk '/^(MemAvailable|MemFree|SUnreclaim|Percpu):/ {v[$1] = $2} END {printf "%s\t%s\t%s\t%s", v["MemAvailable:"], v["MemFree:"], v["SUnreclaim:"], v["Percpu:"]}' /proc/meminfo)
+	procs=$(find /proc -maxdepth 1 -name '[0-9]*' | grep -c . || true)
 	netns=$(find /proc/[0-9]*/ns/net /proc/[0-9]*/task/*/ns/net -maxdepth 0 -printf '%l\n' 2>/dev/null | sort -u | grep -c . || true)
 	mounts=$(awk '$3 == "bpf"' /proc/mounts | grep -c . || true)
 	if command -v bpftool >/dev/null; then
 		progs=$(bpftool prog show 2>/dev/null | grep -cE '^[0-9]+:' || true)
 		maps=$(bpftool map show 2>/dev/null | grep -cE '^[0-9]+:' || true)
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$after" "$mem" "$netns" "$mounts" "$progs" "$maps" >>"$out/health.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(cut -d' ' -f1 /proc/uptime)" "$when" "$mem" "$procs" "$netns" "$mounts" "$progs" "$maps" >>"$out/health.tsv"
 }
 
 if [[ ${1:-} == --in-vm ]]; then
@@ -170,7 +231,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 # On the host.
 # ---------------------------------------------------------------------------------------------
-quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0
+quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0 repeat=1 watchdog=debug
+vm_cpus=2 vm_memory=2G
 kernels=()
 while (($#)); do
 	case $1 in
@@ -192,6 +254,26 @@ while (($#)); do
 		shift
 		;;
 	--update-results) update=1 ;;
+	--repeat)
+		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage
+		repeat=$2
+		shift
+		;;
+	--vm-memory)
+		[[ ${2:-} =~ ^[1-9][0-9]*[MG]$ ]] || usage
+		vm_memory=$2
+		shift
+		;;
+	--watchdog-action)
+		[[ ${2:-} =~ ^(debug|reset)$ ]] || usage
+		watchdog=$2
+		shift
+		;;
+	--vm-cpus)
+		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage
+		vm_cpus=$2
+		shift
+		;;
 	--no-report) no_report=1 ;;
 	-h | --help) usage ;;
 	-*) usage ;;
@@ -204,15 +286,9 @@ while (($#)); do
 	shift
 done
 ((${#kernels[@]})) || kernels=("${default_kernels[@]}")
-if ((update)); then
-	for k in "${default_kernels[@]}"; do
-		[[ " ${kernels[*]} " == *" $k "* ]] || {
-			echo "error: --update-results rewrites results/kernels.md, which holds every kernel of the default set (${default_kernels[*]}); this run leaves out $k" >&2
-			exit 2
-		}
-	done
-	report=${XDPLAB_MATRIX_RESULTS:-$root/results/kernels.md}
-fi
+# --update-results merges into the committed tables in results/ (the original checkout's, when
+# this runs from a copy).
+results=${XDPLAB_MATRIX_RESULTS:-$root/results}
 [[ -n $vm_timeout ]] || vm_timeout=$((quick ? 1200 : 3600))
 mode=$([[ $quick == 1 ]] && echo quick || echo full)
 ((EUID == 0)) || die_env "run as root (apt-get, and the VMs run the privileged tests)"
@@ -420,7 +496,8 @@ fi
 # --- VMs -------------------------------------------------------------------------------------
 # Under target/, not the cache: virtme-ng lays tmpfs and overlays over /tmp and /var in the
 # guest, which could hide a shared directory there.
-run_dir=$root/target/kernel-matrix/$(date -u +%Y%m%dT%H%M%SZ)
+run_id=$(date -u +%Y%m%dT%H%M%SZ)
+run_dir=$root/target/kernel-matrix/$run_id
 mkdir -p "$run_dir"
 kvm_flag=(--disable-kvm)
 first=''
@@ -437,68 +514,157 @@ elif [[ $kvm == auto && -n $first && -w /dev/kvm ]]; then
 	fi
 fi
 accel=$([[ ${#kvm_flag[@]} == 0 ]] && echo kvm || echo "tcg (QEMU software emulation)")
-log "VMs use $accel, $mode mode, ${vm_timeout}s each; output in $run_dir"
+log "VMs use $accel, $vm_cpus CPUs, $vm_memory memory, $mode mode, ${vm_timeout}s each, $repeat time(s); output in $run_dir (host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
 
-declare -A verdict=()
-failed=0
-for k in "${kernels[@]}"; do
-	out=$run_dir/$k
+# host_sample OUT: every 30 s, a line of OUT/host.tsv: the host's load averages, its available
+# memory and the resident memory of this VM's QEMU (found by its --rwdir, which names OUT):
+# a guest starved by host contention or a QEMU the host ran short of memory for shows here.
+host_sample() {
+	local out=$1 qemu_rss
+	printf 'time\tloadavg_1m\tloadavg_5m\tloadavg_15m\thost_mem_available_kib\tqemu_rss_kib\n' >"$out/host.tsv"
+	while :; do
+		qemu_rss=$(ps -eo rss=,args= | awk -v o="$out" '$2 ~ /qemu-system/ && index($0, o) {s += $1} END {print s + 0}')
+		printf '%s\t%s\t%s\n' "$(date -u +%T)" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '\t')" \
+			"$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)	$qemu_rss" >>"$out/host.tsv"
+		sleep 30
+	done
+}
+
+# The VM's watchdog. QEMU's Q35 machine has the ICH9 TCO watchdog, and QEMU (10 here) no
+# longer straps it "no reboot"; the guest's iTCO_wdt driver finds it running at boot and the
+# guest kernel pings it (timeout 30 s; watchdogs.tsv in each VM's directory shows it counting).
+# A guest that misses its pings, as one starved of host CPU under TCG can, is reset by QEMU,
+# and with virtme-ng's -no-reboot QEMU then exits at once, without a word from the guest or
+# QEMU: vng reports 255, "the VM stopped", which is how a full run died in the middle of
+# privileged_verdicts. The matrix runs QEMU with the watchdog's action "debug" instead: a
+# firing is printed ("watchdog: timer fired") and recorded with the step it came in
+# (watchdog.tsv), and the VM goes on; a guest that really hangs still meets --vm-timeout, and
+# the tests' own verdicts are untouched. --watchdog-action reset restores QEMU's default.
+
+# console OUT: copies the VM's console to OUT/console.log, and each firing of the watchdog to
+# OUT/watchdog.tsv with the time and the step running.
+console() {
+	local out=$1 line
+	while IFS= read -r line || [[ -n $line ]]; do
+		printf '%s\n' "$line"
+		if [[ $line == *"watchdog: timer fired"* ]]; then
+			printf '%s\t%s\n' "$(date -u +%T)" "$(cat "$out/current" 2>/dev/null || echo -)" >>"$out/watchdog.tsv"
+		fi
+	done >"$out/console.log"
+}
+
+# run_vm KERNEL OUT: boots KERNEL, runs the steps in it, and writes OUT/verdict ("pass" or
+# "fail: ..."), OUT/vm-exit (vng's status: the script's own, 124/137 when --vm-timeout killed
+# it, 255 when QEMU stopped before the script ended: a guest kernel panic, a reboot, or QEMU
+# itself ending) and OUT/seconds. Returns 1 when the kernel failed.
+run_vm() {
+	local k=$1 out=$2 start rc=0 bad='' sampler
 	mkdir -p "$out"
-	if [[ -n ${skip_reason[$k]:-} ]]; then
-		verdict[$k]="skip: ${skip_reason[$k]}"
-		echo "${verdict[$k]}" >"$out/verdict"
-		log "$k: SKIP ${skip_reason[$k]}"
-		continue
-	fi
 	cp "$cache/kernels/$k/packages" "$out/packages"
 	echo "$tests" >"$out/tests.txt"
 	echo "$accel" >"$out/accel"
-	log "$k: booting $(basename "$(dirname "${kimg[$k]}")")/$(basename "${kimg[$k]}")"
+	printf 'cpus %s\nmemory %s\naccel %s\nwatchdog_action %s\nhost_cpus %s\nhost_loadavg_at_boot %s\n' \
+		"$vm_cpus" "$vm_memory" "$accel" "$watchdog" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out/vm.txt"
+	log "$k: booting $(basename "$(dirname "${kimg[$k]}")")/$(basename "${kimg[$k]}") -> $out"
+	host_sample "$out" &
+	sampler=$!
 	start=$(date +%s)
-	rc=0
 	# QEMU reopens its descriptors: through cat, the console log is written by one writer.
-	# With pipefail, rc is vng's (timeout's) status.
+	# With pipefail, rc is vng's (timeout's) status. loglevel=5: the guest kernel's errors and
+	# warnings (an oops, the OOM killer, a panic) also reach the console, which outlives a
+	# guest whose kernel.log (written by a guest process) stops short of its end.
+	# -action watchdog=debug: see "The VM's watchdog" below.
 	timeout --kill-after=30 "$vm_timeout" "$vng" -r "${kimg[$k]}" "${kvm_flag[@]}" \
-		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
-		--exec "$self --in-vm $out $mode" </dev/null 2>&1 | cat >"$out/console.log" || rc=$?
+		--cpus "$vm_cpus" --memory "$vm_memory" --rwdir "$out" --cwd "$root" --append loglevel=5 \
+		--qemu-opts="-action watchdog=$watchdog" \
+		--exec "$self --in-vm $out $mode $root" </dev/null 2>&1 | console "$out" || rc=$?
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
 	echo "$(($(date +%s) - start))" >"$out/seconds"
-	bad=''
+	echo "$rc" >"$out/vm-exit"
+	echo "host_loadavg_at_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/vm.txt"
 	if [[ $rc == 124 || $rc == 137 ]]; then
-		bad="the VM did not finish within ${vm_timeout}s"
-	elif [[ ! -s $out/steps.tsv ]]; then
+		bad="the VM did not finish within ${vm_timeout}s (killed by --vm-timeout in step $(cat "$out/current" 2>/dev/null || echo "?"))"
+	elif [[ ! -s $out/steps.tsv && ! -e $out/current ]]; then
 		bad="the VM exited $rc without running any step (see $out/console.log)"
 	else
 		# info-* steps (xdplab doctor) are the capability table, not checks.
 		bad=$(awk -F'\t' '$2 != 0 && $1 !~ /^info-/ {printf "%s%s exited %s", sep, $1, $2; sep="; "}' "$out/steps.tsv")
 		if [[ ! -e $out/done ]]; then
 			# The step it died in, and what its kernel said last.
-			local_step=$(cat "$out/current" 2>/dev/null || echo "?")
+			local step last_kernel
+			step=$(cat "$out/current" 2>/dev/null || echo "?")
 			last_kernel=$(grep -v '^\s*$' "$out/kernel.log" 2>/dev/null | tail -n 3 | tr '\n' ' ' | cut -c1-300)
-			bad="${bad:+$bad; }the VM stopped (exit $rc) after $(grep -c . "$out/steps.tsv") steps, in step $local_step; its kernel said last: ${last_kernel:-nothing (kernel.log is empty)} (see kernel.log, health.tsv, console.log)"
+			bad="${bad:+$bad; }the VM died (exit $rc) after $(grep -c . "$out/steps.tsv") steps, in step $step; its kernel said last: ${last_kernel:-nothing (kernel.log is empty)} (see kernel.log, console.log, health.tsv, host.tsv)"
 		fi
 	fi
 	if [[ -n $bad ]]; then
-		verdict[$k]="fail: $bad"
-		failed=1
+		echo "fail: $bad" >"$out/verdict"
 	else
-		verdict[$k]=pass
+		echo pass >"$out/verdict"
 	fi
-	echo "${verdict[$k]}" >"$out/verdict"
-	log "$k: ${verdict[$k]} ($(cat "$out/seconds")s)"
+	log "$k: $(cat "$out/verdict") ($(cat "$out/seconds")s)"
+	[[ -z $bad ]]
+}
+
+# One round: each kernel once. With --repeat N, N rounds, each VM fresh, in run-1 ... run-N.
+declare -A verdict=()
+failed=0
+rounds=()
+for ((round = 1; round <= repeat; round++)); do
+	round_dir=$run_dir
+	((repeat == 1)) || round_dir=$run_dir/run-$round
+	rounds+=("$round_dir")
+	for k in "${kernels[@]}"; do
+		out=$round_dir/$k
+		mkdir -p "$out"
+		if [[ -n ${skip_reason[$k]:-} ]]; then
+			echo "skip: ${skip_reason[$k]}" >"$out/verdict"
+			log "$k: SKIP ${skip_reason[$k]}"
+		else
+			run_vm "$k" "$out" || failed=1
+		fi
+		v=$(cat "$out/verdict")
+		((repeat == 1)) || v="run-$round: $v"
+		verdict[$k]="${verdict[$k]:+${verdict[$k]}
+      }$v"
+	done
 done
 
-((no_report)) && report=''
-[[ -n $report || $no_report == 1 ]] || report=$run_dir/kernels.md
-if [[ -n $report ]]; then
-	# The table has a column for every default kernel, saying why one did not run.
-	for k in "${default_kernels[@]}"; do
-		if [[ " ${kernels[*]} " != *" $k "* ]]; then
-			mkdir -p "$run_dir/$k"
-			echo "not run: not among the kernels this run was asked for (${kernels[*]})" >"$run_dir/$k/verdict"
-		fi
-	done
-	python3 "$root/ci/kernel-matrix-report.py" "$run_dir" "$mode" "${default_kernels[@]}" >"$report"
-	log "wrote $report"
+# The table of the last round, with a column for every default kernel (saying why one did not
+# run), in the run's directory; the committed one only with --update-results, merged.
+last=${rounds[-1]}
+for k in "${default_kernels[@]}"; do
+	if [[ " ${kernels[*]} " != *" $k "* ]]; then
+		mkdir -p "$last/$k"
+		echo "not run: not among the kernels this run was asked for (${kernels[*]})" >"$last/$k/verdict"
+	fi
+done
+if ((!no_report || update)); then
+	python3 "$report_py" "$last" "$mode" "${default_kernels[@]}" >"$last/kernels.md"
+	log "wrote $last/kernels.md"
+	if [[ -n $report ]]; then
+		cp "$last/kernels.md" "$report"
+		log "wrote $report"
+	fi
+	# Every step's pass count over the rounds, and every VM that died.
+	python3 "$report_py" --flakes "$mode" "${#rounds[@]}" "${rounds[@]}" "${kernels[@]}" >"$run_dir/kernel-flakes.md"
+	log "wrote $run_dir/kernel-flakes.md"
+fi
+if ((update)); then
+	# Only the columns (and flake sections) of the kernels this run booted change; the others
+	# keep their own run, named in the table.
+	ran=()
+	for k in "${kernels[@]}"; do [[ -n ${skip_reason[$k]:-} ]] || ran+=("$k"); done
+	table=$results/$([[ $mode == quick ]] && echo kernels.md || echo kernels-full.md)
+	merged=$(python3 "$report_py" --merge "$table" "$last/kernels.md" "${ran[@]}")
+	printf '%s\n' "$merged" >"$table"
+	log "merged ${ran[*]} into $table"
+	if ((repeat > 1)); then
+		merged=$(python3 "$report_py" --merge-flakes "$results/kernel-flakes.md" "$run_dir/kernel-flakes.md")
+		printf '%s\n' "$merged" >"$results/kernel-flakes.md"
+		log "merged the flake counts of ${ran[*]} into $results/kernel-flakes.md"
+	fi
 fi
 for k in "${kernels[@]}"; do printf '%-5s %s\n' "$k" "${verdict[$k]}"; done
 exit $failed
