@@ -202,6 +202,68 @@ fn privileged_flows_blocked_where_expected_complete_fail() {
     }
 }
 
+/// The issue's own example: a firewall that drops every SYN-ACK (`xdp_synack_drop`) passes
+/// its send groups frame by frame (SYNs and data segments pass) and lets ping and UDP flows
+/// complete, but a scenario that expects its TCP connections and streams to complete fails,
+/// each with a line saying what it got.
+#[test]
+fn privileged_a_synack_dropper_fails_tcp_flows_expected_complete() {
+    if !privileges::gate("privileged_a_synack_dropper_fails_tcp_flows_expected_complete") {
+        return;
+    }
+    bundled_passes("flows-synack-drop", |name| {
+        if name.starts_with("connect") || name.starts_with("stream") {
+            FlowStatus::Blocked
+        } else {
+            FlowStatus::Complete
+        }
+    });
+    let broken = mutated(
+        "flows-synack-drop",
+        &[
+            (
+                "connections = 5\ntimeout = \"300ms\"\nexpect = \"blocked\"",
+                "connections = 5\ntimeout = \"300ms\"\nexpect = \"complete\"",
+            ),
+            (
+                "kind = \"tcp-stream\"\nfrom = \"receiver\"\ntimeout = \"300ms\"\nexpect = \"blocked\"",
+                "kind = \"tcp-stream\"\nfrom = \"receiver\"\ntimeout = \"300ms\"\nexpect = \"complete\"",
+            ),
+        ],
+    );
+    for report in run_live(&broken) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        let failed = |needle: &str| report.failures.iter().any(|f| f.contains(needle));
+        for needle in [
+            "flows-synack-drop.toml:",
+            "flow \"connect\" (tcp-connect): expected complete, got blocked: 0 established, \
+             0 refused, 5 timed out",
+            "flow \"stream\" (tcp-stream): expected complete, got blocked: 0 B",
+        ] {
+            assert!(
+                failed(needle),
+                "{}: no failure {needle:?}\n{shown}",
+                report.mode
+            );
+        }
+        assert!(!failed("\"ping\""), "{}: ping failed\n{shown}", report.mode);
+        assert!(
+            !failed("\"udp-rr\""),
+            "{}: udp-rr failed\n{shown}",
+            report.mode
+        );
+        assert_eq!(report.failures.len(), 2, "{shown}");
+        let ping = report
+            .flows
+            .iter()
+            .find(|f| f.name == "ping")
+            .expect("ping");
+        assert_eq!(ping.status, FlowStatus::Complete, "{shown}");
+    }
+}
+
 /// The JSON of a flow carries the keys the README documents, for its kind.
 #[test]
 fn privileged_flow_json_has_the_documented_keys() {
