@@ -264,6 +264,83 @@ fn privileged_a_synack_dropper_fails_tcp_flows_expected_complete() {
     }
 }
 
+/// `flows-compare`: every flow is measured with the program, with no program and with
+/// `xdp_pass`, in one run, on both live paths; the human report has a table per flow and the
+/// JSON the three figures and their ratios. Sane, not absolute: every figure and ratio is
+/// positive and finite, and the other labs' reports are whole flows of their own.
+#[test]
+fn privileged_flows_compare_three_labs() {
+    if !privileges::gate("privileged_flows_compare_three_labs") {
+        return;
+    }
+    for report in run_live(&scenario("flows-compare")) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        assert_eq!(report.flows.len(), 4, "{shown}");
+        for flow in &report.flows {
+            let c = flow.comparison.as_ref().expect("a comparison");
+            let want = match flow.kind {
+                FlowKind::Ping => "rtt_p50_us",
+                FlowKind::TcpStream => "goodput_bps",
+                _ => "tps",
+            };
+            assert_eq!(c.figure, want, "{shown}");
+            for (what, v) in [
+                ("program", c.program),
+                ("no_program", c.no_program),
+                ("xdp_pass", c.xdp_pass),
+                ("ratio_no_program", c.ratio_no_program),
+                ("ratio_xdp_pass", c.ratio_xdp_pass),
+            ] {
+                let v = v.unwrap_or_else(|| panic!("{}: no {what}\n{shown}", flow.name));
+                assert!(
+                    v > 0.0 && v.is_finite(),
+                    "{}: {what} {v}\n{shown}",
+                    flow.name
+                );
+            }
+            let (base, pass) = (
+                flow.baseline.as_ref().expect("baseline"),
+                flow.xdp_pass.as_ref().expect("xdp_pass"),
+            );
+            assert_eq!(base.status, FlowStatus::Complete, "{shown}");
+            assert_eq!(pass.status, FlowStatus::Complete, "{shown}");
+            // The ratios are of the figures shown.
+            let (p, n, x) = (
+                c.program.unwrap_or_default(),
+                c.no_program.unwrap_or_default(),
+                c.xdp_pass.unwrap_or_default(),
+            );
+            assert!((c.ratio_no_program.unwrap_or_default() - p / n).abs() < 1e-9);
+            assert!((c.ratio_xdp_pass.unwrap_or_default() - p / x).abs() < 1e-9);
+        }
+        for line in ["no program", "xdp_pass", "under test", "under test / lab"] {
+            assert!(shown.contains(line), "no {line:?}\n{shown}");
+        }
+        let json = report.json();
+        let stream = json["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .find(|f| f["name"] == "stream")
+            .expect("stream");
+        for key in ["baseline", "xdp_pass", "comparison"] {
+            assert!(stream.get(key).is_some(), "no {key} in {stream}");
+        }
+        assert!(
+            stream["xdp_pass"]["goodput_bps"]
+                .as_f64()
+                .is_some_and(|g| g > 0.0)
+        );
+        assert!(
+            stream["comparison"]["ratio_xdp_pass"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0)
+        );
+    }
+}
+
 /// The JSON of a flow carries the keys the README documents, for its kind.
 #[test]
 fn privileged_flow_json_has_the_documented_keys() {

@@ -5,10 +5,11 @@
 
 use crate::{
     engine::RunError,
-    flow::{self, Ends, Flow, FlowReport, FlowStatus},
+    flow::{self, Compare, Ends, Flow, FlowReport, FlowStatus},
+    kernel::program::{Attachment, ObjectSource, Program, XdpMode},
     report::ScenarioReport,
     scenario::{IfaceRef, Scenario},
-    topology::{Topology, TopologySpec},
+    topology::{EndName, Topology, TopologySpec},
 };
 
 /// One `[[flow]]` table, checked.
@@ -28,11 +29,13 @@ pub struct FlowSpec {
     pub line: usize,
 }
 
-/// Runs the scenario's flows in `topology` and judges them into `report`.
+/// Runs the scenario's flows in `topology` (the program under test attached at `attach` in
+/// `mode`) and judges them into `report`.
 pub(super) fn run(
     scenario: &Scenario,
     spec: &TopologySpec,
     topology: &Topology,
+    under_test: (&EndName, XdpMode),
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     if scenario.flows.is_empty() {
@@ -47,33 +50,35 @@ pub(super) fn run(
          their packets carry full checksums as on a wire"
             .into(),
     );
-    // The same topology with no program, built for the first flow that compares with it, with
-    // packet captures on every interface as the program's lab has (the session's): both
-    // sides of a ratio pay for them.
-    let mut baseline_lab: Option<(Topology, Vec<crate::observe::Capture>)> = None;
+    // The same topology with no program, and with xdp_pass, each built for the first flow
+    // that compares with it.
+    let mut no_program: Option<OtherLab> = None;
+    let mut xdp_pass: Option<OtherLab> = None;
+    // The comparison labs are warmed up before their first flow: so is this one, or the
+    // program would pay alone for what a fresh lab's first packets cost.
+    if let Some(f) = scenario.flows.iter().find(|f| !f.flow.compare.is_empty()) {
+        settle(f, spec, topology)?;
+    }
     for f in &scenario.flows {
         let mut measured = run_one(f, spec, topology)?;
-        if f.flow.min_goodput_ratio.is_some() {
-            if baseline_lab.is_none() {
-                let lab = Topology::build(spec)?;
-                full_checksums(&lab)?;
-                warm_up(f, spec, &lab)?;
-                let captures = lab
-                    .interfaces()
-                    .map(|(_, end)| {
-                        crate::observe::Capture::start(
-                            end,
-                            lab.run_id(),
-                            &crate::observe::CaptureOptions::default(),
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| RunError::environment(e.to_string()))?;
-                baseline_lab = Some((lab, captures));
+        if f.flow.min_goodput_ratio.is_some() || f.flow.compare.contains(&Compare::NoProgram) {
+            if no_program.is_none() {
+                no_program = Some(OtherLab::build(f, spec, None)?);
             }
-            let (lab, _) = baseline_lab.as_ref().expect("built above");
-            let baseline = run_one(f, spec, lab)?;
+            let lab = no_program.as_ref().expect("built above");
+            let baseline = run_one(f, spec, &lab.topology)?;
             flow::with_baseline(&mut measured, baseline);
+        }
+        if f.flow.compare.contains(&Compare::XdpPass) {
+            if xdp_pass.is_none() {
+                xdp_pass = Some(OtherLab::build(f, spec, Some(under_test))?);
+            }
+            let lab = xdp_pass.as_ref().expect("built above");
+            let passed = run_one(f, spec, &lab.topology)?;
+            flow::with_xdp_pass(&mut measured, passed);
+        }
+        if !f.flow.compare.is_empty() {
+            flow::compare(&mut measured);
         }
         if let Some(failure) = flow::judge(&f.flow, &measured) {
             report
@@ -83,16 +88,81 @@ pub(super) fn run(
         report.flows.push(measured);
         crate::engine::error::interrupted()?;
     }
-    if let Some((lab, captures)) = baseline_lab {
-        // Closing packet sockets waits for RCU grace periods: in parallel.
+    std::thread::scope(|scope| {
+        for lab in [no_program, xdp_pass].into_iter().flatten() {
+            scope.spawn(move || lab.finish());
+        }
+    });
+    Ok(())
+}
+
+/// A lab built only for flows to compare with: the same topology, with no program or with the
+/// bundled `xdp_pass` where the program under test is, and packet captures on every interface
+/// as the program's lab has (the session's): every side of a ratio pays for them.
+struct OtherLab {
+    topology: Topology,
+    captures: Vec<crate::observe::Capture>,
+    program: Option<(Program, Attachment)>,
+}
+
+impl OtherLab {
+    /// Builds it for `f` (warmed up for its ends), with `xdp_pass` at `pass_at` if given.
+    fn build(
+        f: &FlowSpec,
+        spec: &TopologySpec,
+        pass_at: Option<(&EndName, XdpMode)>,
+    ) -> Result<Self, RunError> {
+        let topology = Topology::build(spec)?;
+        full_checksums(&topology)?;
+        let program = match pass_at {
+            Some((at, mode)) => {
+                let end = topology
+                    .interface(&at.netns, Some(&at.interface))
+                    .map(|(_, end)| end)
+                    .ok_or_else(|| RunError::input(format!("{at} is not in the topology")))?;
+                let mut program =
+                    Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")?;
+                let attachment = program.attach(end, mode)?;
+                Some((program, attachment))
+            }
+            None => None,
+        };
+        warm_up(f, spec, &topology)?;
+        settle(f, spec, &topology)?;
+        let captures = topology
+            .interfaces()
+            .map(|(_, end)| {
+                crate::observe::Capture::start(
+                    end,
+                    topology.run_id(),
+                    &crate::observe::CaptureOptions::default(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RunError::environment(e.to_string()))?;
+        Ok(Self {
+            topology,
+            captures,
+            program,
+        })
+    }
+
+    /// Closes its captures (in parallel: closing a packet socket waits for an RCU grace
+    /// period), detaches `xdp_pass` and removes the lab.
+    fn finish(self) {
         std::thread::scope(|scope| {
-            for capture in captures {
+            for capture in self.captures {
                 scope.spawn(move || drop(capture.finish()));
             }
         });
-        drop(lab);
+        if let Some((program, attachment)) = self.program {
+            if let Err(e) = attachment.detach() {
+                eprintln!("failed to detach xdp_pass from a comparison lab: {e}");
+            }
+            drop(program);
+        }
+        drop(self.topology);
     }
-    Ok(())
 }
 
 /// Turns transmit checksum offload off on every interface of `topology`: a veth otherwise
@@ -125,6 +195,21 @@ fn warm_up(f: &FlowSpec, spec: &TopologySpec, topology: &Topology) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Runs an unmeasured burst of 50 pings 1 ms apart between `f`'s ends, in every lab a flow
+/// is compared in, before its first compared flow: the first flow after a lab was built (or
+/// after its send groups) measured round trips two to three times longer than the next one
+/// in the same lab, which a ratio would have charged to the program.
+fn settle(f: &FlowSpec, spec: &TopologySpec, topology: &Topology) -> Result<(), RunError> {
+    let mut ping = FlowSpec {
+        flow: Flow::new("settle", flow::FlowKind::Ping),
+        ..f.clone()
+    };
+    ping.flow.count = 50;
+    ping.flow.interval = std::time::Duration::from_millis(1);
+    ping.flow.timeout = std::time::Duration::from_millis(50);
+    run_one(&ping, spec, topology).map(drop)
 }
 
 /// Runs one flow in `topology`.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Source, Topo};
-use crate::flow::{Flow, FlowExpect, FlowKind};
+use crate::flow::{Compare, Flow, FlowExpect, FlowKind};
 use crate::scenario::ScenarioError;
 use crate::scenario::flows::FlowSpec;
 use crate::scenario::schema::{self, IfaceRef, LabSpec, Side};
@@ -35,6 +35,7 @@ pub(super) struct RawFlow {
     expect: Option<Spanned<String>>,
     max_loss: Option<Spanned<f64>>,
     min_goodput_ratio: Option<Spanned<f64>>,
+    compare: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A duration key within `min..=max`.
@@ -79,6 +80,48 @@ fn within<T: PartialOrd + Copy + std::fmt::Display>(
             ),
         ))
     }
+}
+
+/// A flow's `compare` list: known labs, each once, not empty, on a flow expected complete.
+fn compare(
+    src: &Source<'_>,
+    what: &str,
+    expect: FlowExpect,
+    value: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<Compare>, ScenarioError> {
+    if value.get_ref().is_empty() {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "{what} compare is empty (leave it out, or list \"{}\")",
+                Compare::NAMES.join("\", \"")
+            ),
+        ));
+    }
+    if expect != FlowExpect::Complete {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "{what} compare measures a flow expected \"complete\", not \"{expect}\" (a \
+                 blocked flow has no figure to compare)"
+            ),
+        ));
+    }
+    let mut labs = Vec::new();
+    for lab in value.get_ref() {
+        let parsed: Compare = lab
+            .get_ref()
+            .parse()
+            .map_err(|e: String| src.at_value(&lab.span(), e))?;
+        if labs.contains(&parsed) {
+            return Err(src.at_value(
+                &lab.span(),
+                format!("{what} compare lists \"{parsed}\" twice"),
+            ));
+        }
+        labs.push(parsed);
+    }
+    Ok(labs)
 }
 
 /// The other end of the link `iface` is on.
@@ -285,6 +328,9 @@ pub(super) fn flows(
             }
             flow.min_goodput_ratio = Some(ratio);
         }
+        if let Some(v) = &f.compare {
+            flow.compare = compare(src, &what, expect, v)?;
+        }
         let ipv6 = f.ipv6.as_ref().is_some_and(|v| *v.get_ref());
         if ipv6 && !lab.ipv6 {
             let span = f.ipv6.as_ref().map(Spanned::span).unwrap_or_default();
@@ -378,6 +424,26 @@ mod tests {
         assert_eq!(s0.flow.expect, FlowExpect::Blocked);
         assert_eq!(s1.to.to_string(), "server");
         assert_eq!((s1.flow.count, s1.flow.max_loss), (7, Some(50.0)));
+    }
+
+    #[test]
+    fn compare_lists_the_other_labs() {
+        let s = parse(&format!(
+            "{HEAD}{BODY}\n[[flow]]\nname = \"p\"\nkind = \"ping\"\nexpect = \"complete\"\ncompare = [\"xdp-pass\", \"no-program\"]\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            s.flows[0].flow.compare,
+            [
+                crate::flow::Compare::XdpPass,
+                crate::flow::Compare::NoProgram
+            ]
+        );
+        let e = parse(&format!(
+            "{HEAD}{BODY}\n[[flow]]\nname = \"p\"\nkind = \"ping\"\nexpect = \"complete\"\ncompare = [\"none\"]\n"
+        ))
+        .expect_err("refused");
+        assert!(e.contains("unknown comparison \"none\""), "{e}");
     }
 
     #[test]
