@@ -368,7 +368,7 @@ fn privileged_flow_json_has_the_documented_keys() {
         v.sort();
         v
     };
-    let common = ["name", "kind", "expect", "status", "duration_ms"];
+    let common = ["name", "kind", "expect", "status", "duration_ms", "frames"];
     assert_eq!(
         keys("ping"),
         sorted(&[&common[..], &["sent", "received", "loss_pct", "rtt_us"]].concat())
@@ -438,6 +438,90 @@ fn privileged_flow_json_has_the_documented_keys() {
         .find(|f| f["name"] == "udp-rr")
         .expect("udp-rr");
     assert!(rr["latency_us"]["p999"].is_u64(), "{rr}");
+    let mut frame_keys: Vec<&str> = rr["frames"]
+        .as_object()
+        .expect("frames")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    frame_keys.sort_unstable();
+    assert_eq!(
+        frame_keys,
+        [
+            "at",
+            "counted",
+            "direction",
+            "ring_drops",
+            "seen",
+            "sockets_sent"
+        ],
+        "{rr}"
+    );
+}
+
+/// `flows-counted`: on both live paths each flow's frames at the program are at least what
+/// its sockets sent toward it (exactly, for echo requests and UDP requests, one frame each),
+/// and `pass_cnt` grew by the send group's frames plus the flows' (`plus-flow-frames`); on
+/// test-run the flows do not run and add nothing. Without `plus-flow-frames` the same map
+/// check fails on the live paths: the map sees the flows' packets.
+#[test]
+fn privileged_flows_frames_are_counted_and_reconciled() {
+    if !privileges::gate("privileged_flows_frames_are_counted_and_reconciled") {
+        return;
+    }
+    for report in run_live(&scenario("flows-counted")) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        let mut total = 0;
+        for flow in &report.flows {
+            let frames = flow.frames.as_ref().expect("frames on a live path");
+            assert_eq!(frames.direction, "forward", "{shown}");
+            assert!(frames.sockets_sent > 0, "{shown}");
+            assert!(
+                frames.seen + frames.ring_drops >= frames.sockets_sent,
+                "{}: {frames:?}\n{shown}",
+                flow.name
+            );
+            if matches!(flow.kind, FlowKind::Ping | FlowKind::UdpRr) {
+                assert_eq!(frames.seen, frames.sockets_sent, "{}\n{shown}", flow.name);
+            }
+            total += frames.seen;
+        }
+        let check = report
+            .maps
+            .iter()
+            .find(|m| m.map == "pass_cnt")
+            .expect("pass_cnt checked");
+        assert_eq!(
+            check.actual,
+            serde_json::json!(format!("delta {}", 100 + total)),
+            "{shown}"
+        );
+    }
+    let test_run = run_path(
+        &scenario("flows-counted"),
+        ExecPath::TestRun,
+        &RunOptions::default(),
+    );
+    assert_eq!(
+        test_run.status,
+        Status::Pass,
+        "{}",
+        show(std::slice::from_ref(&test_run))
+    );
+    let without = mutated("flows-counted", &[("plus-flow-frames = true\n", "")]);
+    for report in run_live(&without) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        assert!(
+            report
+                .failures
+                .iter()
+                .any(|f| f.starts_with("map pass_cnt[0]: expected delta 100, got delta ")),
+            "{shown}"
+        );
+    }
 }
 
 /// The test-run path has no stacks: every flow is reported skipped, with a note, and the

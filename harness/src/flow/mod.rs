@@ -398,6 +398,43 @@ pub struct Connections {
     pub timed_out: u64,
 }
 
+/// Packets a flow's sockets put on the wire in each direction, as counted by the sockets
+/// themselves: lower bounds on the frames that crossed the lab's links, read before the
+/// sockets closed (so later segments, a FIN or a TIME_WAIT ACK, can only add to the frames).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// From the sending namespace toward the receiving one.
+    pub forward: u64,
+    /// What `forward` counts.
+    pub forward_what: &'static str,
+    /// From the receiving namespace back.
+    pub reverse: u64,
+    /// What `reverse` counts.
+    pub reverse_what: &'static str,
+}
+
+/// The frames of one flow that reached the program's interface, against what the flow's
+/// sockets sent toward it ([`Wire`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowFrames {
+    /// The program's interface (`netns:interface`).
+    pub at: String,
+    /// Frames the program ran on while the flow ran (the flows run one at a time, in a lab
+    /// that sends nothing else): the veth's `rx_xdp_packets` in native mode, its
+    /// `rx_packets` in generic mode.
+    pub seen: u64,
+    /// Frames the veth dropped before XDP ran (native mode: its receive ring was full).
+    pub ring_drops: u64,
+    /// Which way the flow's frames reach the program: `"forward"` (the sender's), `"reverse"`
+    /// (the answers), or `"none"` (the interface is on neither end's side, nothing is bound).
+    pub direction: &'static str,
+    /// What the sockets say they put on the wire in that direction: a lower bound on `seen`
+    /// plus `ring_drops`.
+    pub sockets_sent: u64,
+    /// What `sockets_sent` counts.
+    pub counted: &'static str,
+}
+
 /// What a flow did, with the figures of its kind (JSON keys as documented in the README).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowReport {
@@ -465,6 +502,12 @@ pub struct FlowReport {
     /// (flows with `compare`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The frames of the flow the program saw, against what its sockets sent (live paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<FlowFrames>,
+    /// What the sockets put on the wire (not reported itself: see `frames`).
+    #[serde(skip)]
+    pub wire: Wire,
 }
 
 /// One figure of a flow in the labs it was compared in, measured in the same run: the
@@ -604,6 +647,8 @@ impl FlowReport {
             goodput_ratio: None,
             xdp_pass: None,
             comparison: None,
+            frames: None,
+            wire: Wire::default(),
         }
     }
 
@@ -657,6 +702,12 @@ impl FlowReport {
         if let Some(e) = self.errors.filter(|e| *e > 0) {
             parts.push(format!("{e} errors"));
         }
+        if let Some(f) = &self.frames {
+            parts.push(format!(
+                "{} frames at {} (sockets sent {} {}: {})",
+                f.seen, f.at, f.sockets_sent, f.direction, f.counted
+            ));
+        }
         if let (Some(ratio), Some(base)) = (self.goodput_ratio, &self.baseline) {
             parts.push(format!(
                 "{ratio:.2} x the goodput with no program ({:.1} Mbit/s)",
@@ -688,6 +739,19 @@ pub fn with_baseline(report: &mut FlowReport, baseline: FlowReport) {
         _ => None,
     };
     report.baseline = Some(Box::new(baseline));
+}
+
+/// Why the program saw fewer of `report`'s frames than its sockets put on the wire toward
+/// it, or `None` when it saw at least as many (or `report` has no frame count).
+pub fn reconcile(flow: &Flow, report: &FlowReport) -> Option<String> {
+    let f = report.frames.as_ref()?;
+    (f.seen + f.ring_drops < f.sockets_sent).then(|| {
+        format!(
+            "flow {:?} ({}): the program at {} ran on {} frame(s) ({} more dropped before it \
+             by the veth) while the flow's sockets put {} on the wire toward it ({})",
+            flow.name, flow.kind, f.at, f.seen, f.ring_drops, f.sockets_sent, f.counted
+        )
+    })
 }
 
 /// Why `report` does not meet its flow's expectation, or `None` when it does.
@@ -732,6 +796,30 @@ pub fn judge(flow: &Flow, report: &FlowReport) -> Option<String> {
         report.status,
         report.summary()
     ))
+}
+
+/// `TCP_INFO` of `stream`.
+fn tcp_info(stream: &std::net::TcpStream) -> Option<libc::tcp_info> {
+    // SAFETY: tcp_info is plain data; zeroes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: the buffer and its length are valid for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some(info)
+}
+
+/// `tcpi_segs_out` of `stream` (segments it sent, retransmissions, ACKs and the SYN
+/// included), 0 if it cannot be read.
+fn segs_out(stream: &std::net::TcpStream) -> u64 {
+    tcp_info(stream).map_or(0, |i| u64::from(i.tcpi_segs_out))
 }
 
 /// Loss in percent of `lost` out of `of`.
@@ -873,6 +961,35 @@ mod tests {
             (Some(0.5), Some(0.625))
         );
         assert_eq!(c.lines().len(), 4);
+    }
+
+    #[test]
+    fn fewer_frames_at_the_program_than_the_sockets_sent_is_a_failure() {
+        let flow = Flow::new("p", FlowKind::Ping);
+        let mut report = FlowReport::empty(&flow, FlowStatus::Complete);
+        assert_eq!(reconcile(&flow, &report), None);
+        let mut frames = FlowFrames {
+            at: "receiver:rx".into(),
+            seen: 19,
+            ring_drops: 0,
+            direction: "forward",
+            sockets_sent: 20,
+            counted: "echo requests sent",
+        };
+        report.frames = Some(frames.clone());
+        let failure = reconcile(&flow, &report).expect("a failure");
+        assert!(
+            failure.contains("ran on 19 frame(s)") && failure.contains("put 20 on the wire"),
+            "{failure}"
+        );
+        // Dropped by the veth's ring before XDP: the program could not see them.
+        frames.ring_drops = 1;
+        report.frames = Some(frames.clone());
+        assert_eq!(reconcile(&flow, &report), None);
+        frames.ring_drops = 0;
+        frames.seen = 25;
+        report.frames = Some(frames);
+        assert_eq!(reconcile(&flow, &report), None);
     }
 
     #[test]

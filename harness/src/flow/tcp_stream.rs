@@ -7,7 +7,6 @@
 use std::{
     io::{Read, Write},
     net::{Shutdown, TcpStream},
-    os::fd::AsRawFd,
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -23,6 +22,8 @@ struct Received {
     bytes: u64,
     intact: bool,
     seconds: f64,
+    /// The receiving socket's `tcpi_segs_out` (its ACKs), read before it closed.
+    segs_out: u64,
 }
 
 fn receive(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Received {
@@ -47,25 +48,8 @@ fn receive(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Received {
         }
     }
     got.seconds = start.elapsed().as_secs_f64();
+    got.segs_out = super::segs_out(&stream);
     got
-}
-
-/// `tcpi_total_retrans` of `stream`.
-fn retransmits(stream: &TcpStream) -> Option<u64> {
-    // SAFETY: tcp_info is plain data; zeroes are a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
-    // SAFETY: the buffer and its length are valid for the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &raw mut len,
-        )
-    };
-    (rc == 0).then_some(u64::from(info.tcpi_total_retrans))
 }
 
 /// Sends the stream and reports what arrived.
@@ -106,7 +90,11 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
             let _ = stream.set_read_timeout(Some(flow.timeout));
             let mut sink = [0u8; 1];
             let _ = stream.read(&mut sink);
-            retransmits(&stream)
+            let info = super::tcp_info(&stream);
+            Some((
+                info.map(|i| u64::from(i.tcpi_total_retrans)),
+                info.map_or(0, |i| u64::from(i.tcpi_segs_out)),
+            ))
         });
         if sent.as_ref().is_ok_and(Option::is_none) {
             // Never connected: nothing to accept.
@@ -137,6 +125,13 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
         0.0
     };
     report.goodput_bps = Some(goodput);
-    report.retransmits = retrans;
+    report.retransmits = retrans.and_then(|(r, _)| r);
+    report.wire = super::Wire {
+        // A connection never made still sent its SYN.
+        forward: retrans.map_or(1, |(_, segs)| segs),
+        forward_what: "the sender's TCP_INFO segs_out (one SYN if it never connected)",
+        reverse: got.segs_out,
+        reverse_what: "the receiver's TCP_INFO segs_out",
+    };
     Ok(report)
 }

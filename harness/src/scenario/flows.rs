@@ -7,6 +7,7 @@ use crate::{
     engine::RunError,
     flow::{self, Compare, Ends, Flow, FlowReport, FlowStatus},
     kernel::program::{Attachment, ObjectSource, Program, XdpMode},
+    observe::{DriverStats, LinkStats},
     report::ScenarioReport,
     scenario::{IfaceRef, Scenario},
     topology::{EndName, Topology, TopologySpec},
@@ -59,8 +60,12 @@ pub(super) fn run(
     if let Some(f) = scenario.flows.iter().find(|f| !f.flow.compare.is_empty()) {
         settle(f, spec, topology)?;
     }
+    let seen = SeenAt::open(topology, under_test)?;
     for f in &scenario.flows {
+        let before = seen.read()?;
         let mut measured = run_one(f, spec, topology)?;
+        let after = seen.settled()?;
+        measured.frames = Some(seen.frames(f, spec, &measured, before, after)?);
         if f.flow.min_goodput_ratio.is_some() || f.flow.compare.contains(&Compare::NoProgram) {
             if no_program.is_none() {
                 no_program = Some(OtherLab::build(f, spec, None)?);
@@ -80,7 +85,13 @@ pub(super) fn run(
         if !f.flow.compare.is_empty() {
             flow::compare(&mut measured);
         }
-        if let Some(failure) = flow::judge(&f.flow, &measured) {
+        for failure in [
+            flow::judge(&f.flow, &measured),
+            flow::reconcile(&f.flow, &measured),
+        ]
+        .into_iter()
+        .flatten()
+        {
             report
                 .failures
                 .push(format!("{}:{}: {failure}", scenario.path.display(), f.line));
@@ -94,6 +105,98 @@ pub(super) fn run(
         }
     });
     Ok(())
+}
+
+/// The kernel's count of the frames the program under test ran on, at its interface: the
+/// veth's `rx_xdp_packets` (and the ring's drops before XDP) in native mode, its `rx_packets`
+/// in generic mode (a veth counts a frame there as its peer hands it over, and generic XDP
+/// runs on every frame it receives). Flows run one at a time in a lab that sends nothing
+/// else (static neighbours), so the change across a flow is that flow's frames.
+struct SeenAt<'t> {
+    at: &'t EndName,
+    peer: &'t EndName,
+    mode: XdpMode,
+    driver: DriverStats,
+    link: LinkStats,
+}
+
+impl<'t> SeenAt<'t> {
+    fn open(topology: &'t Topology, (at, mode): (&'t EndName, XdpMode)) -> Result<Self, RunError> {
+        let environment = |e: crate::observe::ObserveError| RunError::environment(e.to_string());
+        let end = topology
+            .interface(&at.netns, Some(&at.interface))
+            .map(|(_, end)| end)
+            .ok_or_else(|| RunError::input(format!("{at} is not in the topology")))?;
+        let (peer, _) = topology
+            .peer(at)
+            .ok_or_else(|| RunError::input(format!("{at} has no peer")))?;
+        Ok(Self {
+            at,
+            peer,
+            mode,
+            driver: DriverStats::open(end).map_err(environment)?,
+            link: LinkStats::open(end).map_err(environment)?,
+        })
+    }
+
+    /// Frames the program ran on so far, and frames the veth dropped before it.
+    fn read(&self) -> Result<(u64, u64), RunError> {
+        let environment = |e: crate::observe::ObserveError| RunError::environment(e.to_string());
+        if self.mode == XdpMode::Native {
+            let x = self.driver.xdp().map_err(environment)?;
+            Ok((x.packets, x.ring_drops))
+        } else {
+            Ok((self.link.read().map_err(environment)?.rx_packets, 0))
+        }
+    }
+
+    /// [`SeenAt::read`] once it stopped moving (at most 200 ms): in native mode XDP runs in
+    /// the veth's NAPI poll, after the sender's socket call returned.
+    fn settled(&self) -> Result<(u64, u64), RunError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        let mut last = self.read()?;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let now = self.read()?;
+            if now == last || std::time::Instant::now() >= until {
+                return Ok(now);
+            }
+            last = now;
+        }
+    }
+
+    /// The flow's frames between two readings, against what its sockets sent toward the
+    /// program (which way: by the namespace of the program's interface's peer).
+    fn frames(
+        &self,
+        f: &FlowSpec,
+        spec: &TopologySpec,
+        report: &FlowReport,
+        before: (u64, u64),
+        after: (u64, u64),
+    ) -> Result<flow::FlowFrames, RunError> {
+        let from = super::plan::resolve(spec, &f.from)?;
+        let to = super::plan::resolve(spec, &f.to)?;
+        let (direction, sockets_sent, counted) = if self.peer.netns == from.netns {
+            ("forward", report.wire.forward, report.wire.forward_what)
+        } else if self.peer.netns == to.netns {
+            ("reverse", report.wire.reverse, report.wire.reverse_what)
+        } else {
+            (
+                "none",
+                0,
+                "nothing: the program's interface is on neither end's side",
+            )
+        };
+        Ok(flow::FlowFrames {
+            at: self.at.to_string(),
+            seen: after.0.saturating_sub(before.0),
+            ring_drops: after.1.saturating_sub(before.1),
+            direction,
+            sockets_sent,
+            counted,
+        })
+    }
 }
 
 /// A lab built only for flows to compare with: the same topology, with no program or with the

@@ -500,7 +500,31 @@ pub(super) fn check_maps(
     baselines: &[Option<MapValue>],
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
+    // What the kernel says the program ran on during the flows (none where they do not run).
+    let flow_frames: u64 = report
+        .flows
+        .iter()
+        .filter_map(|f| f.frames.as_ref())
+        .map(|f| f.seen)
+        .sum();
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
+        let with_flows;
+        let expect = match expect.delta {
+            Some(delta) if expect.plus_flow_frames => {
+                let added = i64::try_from(flow_frames).unwrap_or(i64::MAX);
+                report.notes.push(format!(
+                    "{}: delta {delta} plus {added} frame(s) of the flows the program ran on \
+                     (the kernel's count at its interface)",
+                    expect.describe()
+                ));
+                with_flows = MapExpect {
+                    delta: Some(delta.saturating_add(added)),
+                    ..expect.clone()
+                };
+                &with_flows
+            }
+            _ => expect,
+        };
         let Some(program) = owners.get(expect.at.as_ref())? else {
             report.notes.push(format!(
                 "{} not checked: its [[attach]] program does not run on this path",

@@ -82,6 +82,39 @@ fn within<T: PartialOrd + Copy + std::fmt::Display>(
     }
 }
 
+/// An `[[expect.map]]`'s `plus-flow-frames`: only beside an integer `delta`, on the program
+/// under test's map (the frames are counted at its interface).
+pub(super) fn plus_flow_frames(
+    src: &Source<'_>,
+    map: &str,
+    value: Option<&Spanned<bool>>,
+    int_delta: bool,
+    at: bool,
+) -> Result<bool, ScenarioError> {
+    let Some(value) = value.filter(|v| *v.get_ref()) else {
+        return Ok(false);
+    };
+    if !int_delta {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "map {map:?}: plus-flow-frames adds the flows' frames to an integer delta; give \
+                 delta = N (the send groups' share)"
+            ),
+        ));
+    }
+    if at {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "map {map:?}: plus-flow-frames counts the frames at the program under test's \
+                 interface, not at an [[attach]] program's"
+            ),
+        ));
+    }
+    Ok(true)
+}
+
 /// A flow's `compare` list: known labs, each once, not empty, on a flow expected complete.
 fn compare(
     src: &Source<'_>,
