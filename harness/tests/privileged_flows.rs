@@ -341,6 +341,59 @@ fn privileged_flows_compare_three_labs() {
     }
 }
 
+/// `direction = "reverse"`: the listener sends the stream back to the connecting end. Through
+/// a program on the receiver's veth that drops every frame longer than 200 bytes
+/// (`xdp_frags_limit`), a stream from the sender (its data segments go through the program)
+/// is blocked after its handshake, while the same stream reversed (only the connecting end's
+/// ACKs go through the program) arrives whole, and ping completes. Each stream comes to
+/// what it should on both live paths; with the directions swapped, both fail.
+#[test]
+fn privileged_a_stream_goes_either_way() {
+    if !privileges::gate("privileged_a_stream_goes_either_way") {
+        return;
+    }
+    let text = |forward: &str, reverse: &str| {
+        format!(
+            "schema-version = 1\nname = \"stream-directions\"\n\n[program]\nobject = \"xdp_frags\"\n\
+             entry = \"xdp_frags_limit\"\n\n[[setup.map]]\nmap = \"len_limit\"\nkey = 0\nvalue = 200\n\n\
+             [[send]]\nname = \"small\"\ncount = 10\nipv4 = {{}}\nudp = {{ dst-port = 9 }}\nexpect = \"pass\"\n\n\
+             [[flow]]\nname = \"ping\"\nkind = \"ping\"\ncount = 5\nexpect = \"complete\"\n\n\
+             [[flow]]\nname = \"forward\"\nkind = \"tcp-stream\"\nbytes = 1048576\ntimeout = \"300ms\"\n\
+             expect = \"{forward}\"\n\n\
+             [[flow]]\nname = \"reverse\"\nkind = \"tcp-stream\"\nport = 5202\nbytes = 1048576\n\
+             timeout = \"300ms\"\ndirection = \"reverse\"\nexpect = \"{reverse}\"\n"
+        )
+    };
+    let parse = |t: &str| {
+        xdplab::scenario::parse(t, &common::bundled("stream-directions")).expect("parses")
+    };
+    for report in run_live(&parse(&text("blocked", "complete"))) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        let reverse = report
+            .flows
+            .iter()
+            .find(|f| f.name == "reverse")
+            .expect("reverse");
+        assert_eq!(reverse.bytes, Some(1_048_576), "{shown}");
+        assert_eq!(reverse.intact, Some(true), "{shown}");
+    }
+    for report in run_live(&parse(&text("complete", "blocked"))) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        for needle in [
+            "flow \"forward\" (tcp-stream): expected complete, got blocked",
+            "flow \"reverse\" (tcp-stream): expected blocked, got complete",
+        ] {
+            assert!(
+                report.failures.iter().any(|f| f.contains(needle)),
+                "no {needle:?}\n{shown}"
+            );
+        }
+    }
+}
+
 /// The JSON of a flow carries the keys the README documents, for its kind.
 #[test]
 fn privileged_flow_json_has_the_documented_keys() {

@@ -227,6 +227,9 @@ pub struct Flow {
     pub bytes: u64,
     /// With `tcp-stream`: stream for this long (at most `bytes`).
     pub duration: Option<Duration>,
+    /// With `tcp-stream`: the data goes from the receiving namespace's listener back to the
+    /// connecting end (as `iperf3 -R`) rather than from the connecting end to it.
+    pub reverse: bool,
     /// How long one echo, connection or transaction is waited for.
     pub timeout: Duration,
     /// What it should come to.
@@ -299,6 +302,7 @@ impl Flow {
             connections: Self::DEFAULT_CONNECTIONS,
             bytes: Self::DEFAULT_BYTES,
             duration: None,
+            reverse: false,
             timeout,
             expect: FlowExpect::Complete,
             max_loss: None,

@@ -36,6 +36,7 @@ pub(super) struct RawFlow {
     max_loss: Option<Spanned<f64>>,
     min_goodput_ratio: Option<Spanned<f64>>,
     compare: Option<Spanned<Vec<Spanned<String>>>>,
+    direction: Option<Spanned<String>>,
 }
 
 /// A duration key within `min..=max`.
@@ -239,7 +240,7 @@ pub(super) fn flows(
                 "connections" => kind == FlowKind::TcpConnect,
                 "bytes" | "duration" => kind == FlowKind::TcpStream,
                 "max-loss" => matches!(kind, FlowKind::Ping | FlowKind::UdpRr | FlowKind::TcpRr),
-                "min-goodput-ratio" => kind == FlowKind::TcpStream,
+                "min-goodput-ratio" | "direction" => kind == FlowKind::TcpStream,
                 _ => true,
             }
         };
@@ -254,9 +255,11 @@ pub(super) fn flows(
         ];
         let max_loss_span = f.max_loss.as_ref().map(Spanned::span);
         let ratio_span = f.min_goodput_ratio.as_ref().map(Spanned::span);
+        let direction_span = f.direction.as_ref().map(Spanned::span);
         for (key, span) in given.into_iter().chain([
             ("max-loss", max_loss_span),
             ("min-goodput-ratio", ratio_span),
+            ("direction", direction_span),
         ]) {
             if let Some(span) = span
                 && !uses(key)
@@ -361,6 +364,20 @@ pub(super) fn flows(
             }
             flow.min_goodput_ratio = Some(ratio);
         }
+        if let Some(v) = &f.direction {
+            flow.reverse = match v.get_ref().as_str() {
+                "forward" => false,
+                "reverse" => true,
+                other => {
+                    return Err(src.at_value(
+                        &v.span(),
+                        format!(
+                            "unknown stream direction {other:?} (expected \"forward\" or \"reverse\")"
+                        ),
+                    ));
+                }
+            };
+        }
         if let Some(v) = &f.compare {
             flow.compare = compare(src, &what, expect, v)?;
         }
@@ -457,6 +474,28 @@ mod tests {
         assert_eq!(s0.flow.expect, FlowExpect::Blocked);
         assert_eq!(s1.to.to_string(), "server");
         assert_eq!((s1.flow.count, s1.flow.max_loss), (7, Some(50.0)));
+    }
+
+    #[test]
+    fn a_stream_goes_either_way() {
+        let stream = |direction: &str| {
+            parse(&format!(
+                "{HEAD}{BODY}\n[[flow]]\nname = \"s\"\nkind = \"tcp-stream\"\nexpect = \"complete\"\n{direction}"
+            ))
+        };
+        assert!(!stream("").expect("parses").flows[0].flow.reverse);
+        assert!(
+            !stream("direction = \"forward\"\n").expect("parses").flows[0]
+                .flow
+                .reverse
+        );
+        assert!(
+            stream("direction = \"reverse\"\n").expect("parses").flows[0]
+                .flow
+                .reverse
+        );
+        let e = stream("direction = \"up\"\n").expect_err("refused");
+        assert!(e.contains("unknown stream direction \"up\""), "{e}");
     }
 
     #[test]
