@@ -513,7 +513,8 @@ fn privileged_flow_json_has_the_documented_keys() {
 }
 
 /// `flows-counted`: on both live paths each flow's frames at the program are at least what
-/// its sockets sent toward it (exactly, for echo requests and UDP requests, one frame each),
+/// its sockets sent toward it (exactly, for echo requests and UDP requests, one frame each,
+/// in the first two flows: a TCP flow's late ACK would count for the flow after it),
 /// and `pass_cnt` grew by the send group's frames plus the flows' (`plus-flow-frames`); on
 /// test-run the flows do not run and add nothing. Without `plus-flow-frames` the same map
 /// check fails on the live paths: the map sees the flows' packets.

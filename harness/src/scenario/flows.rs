@@ -61,11 +61,15 @@ pub(super) fn run(
         settle(f, spec, topology)?;
     }
     let seen = SeenAt::open(topology, under_test)?;
+    // The windows are contiguous: a frame that comes late (a delayed ACK) counts for the
+    // next flow, or, after the last, for the last (below), so that the flows' frames add up
+    // to every frame the program ran on after the send groups.
+    let mut last = seen.read()?;
     for f in &scenario.flows {
-        let before = seen.read()?;
+        let before = last;
         let mut measured = run_one(f, spec, topology)?;
-        let after = seen.settled()?;
-        measured.frames = Some(seen.frames(f, spec, &measured, before, after)?);
+        last = seen.settled()?;
+        measured.frames = Some(seen.frames(f, spec, &measured, before, last)?);
         if f.flow.min_goodput_ratio.is_some() || f.flow.compare.contains(&Compare::NoProgram) {
             if no_program.is_none() {
                 no_program = Some(OtherLab::build(f, spec, None)?);
@@ -98,6 +102,11 @@ pub(super) fn run(
         }
         report.flows.push(measured);
         crate::engine::error::interrupted()?;
+    }
+    let tail = seen.quiet()?;
+    if let Some(frames) = report.flows.last_mut().and_then(|f| f.frames.as_mut()) {
+        frames.seen += tail.0.saturating_sub(last.0);
+        frames.ring_drops += tail.1.saturating_sub(last.1);
     }
     std::thread::scope(|scope| {
         for lab in [no_program, xdp_pass].into_iter().flatten() {
@@ -162,6 +171,27 @@ impl<'t> SeenAt<'t> {
                 return Ok(now);
             }
             last = now;
+        }
+    }
+
+    /// [`SeenAt::read`] once nothing moved for 60 ms (at most 500 ms): after the last flow,
+    /// past a delayed ACK's 40 ms.
+    fn quiet(&self) -> Result<(u64, u64), RunError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        let mut last = self.read()?;
+        let mut still_since = std::time::Instant::now();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now = self.read()?;
+            if now != last {
+                last = now;
+                still_since = std::time::Instant::now();
+            }
+            if still_since.elapsed() >= std::time::Duration::from_millis(60)
+                || std::time::Instant::now() >= until
+            {
+                return Ok(last);
+            }
         }
     }
 
