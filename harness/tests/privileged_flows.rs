@@ -277,7 +277,7 @@ fn privileged_flows_compare_three_labs() {
         let shown = show(std::slice::from_ref(&report));
         println!("{shown}");
         assert_eq!(report.status, Status::Pass, "{shown}");
-        assert_eq!(report.flows.len(), 4, "{shown}");
+        assert_eq!(report.flows.len(), 3, "{shown}");
         for flow in &report.flows {
             let c = flow.comparison.as_ref().expect("a comparison");
             let want = match flow.kind {
