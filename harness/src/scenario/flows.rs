@@ -55,16 +55,17 @@ pub(super) fn run(
     // that compares with it.
     let mut no_program: Option<OtherLab> = None;
     let mut xdp_pass: Option<OtherLab> = None;
+    let seen = SeenAt::open(topology, under_test)?;
+    // The windows are contiguous: a frame that comes late (a delayed ACK) counts for the
+    // next flow, or, after the last, for the last (below), so that the flows' frames add up
+    // to every frame the program ran on after the send groups (the warm-up burst below
+    // included: it counts for the first flow).
+    let mut last = seen.read()?;
     // The comparison labs are warmed up before their first flow: so is this one, or the
     // program would pay alone for what a fresh lab's first packets cost.
     if let Some(f) = scenario.flows.iter().find(|f| !f.flow.compare.is_empty()) {
         settle(f, spec, topology)?;
     }
-    let seen = SeenAt::open(topology, under_test)?;
-    // The windows are contiguous: a frame that comes late (a delayed ACK) counts for the
-    // next flow, or, after the last, for the last (below), so that the flows' frames add up
-    // to every frame the program ran on after the send groups.
-    let mut last = seen.read()?;
     for f in &scenario.flows {
         let before = last;
         let mut measured = run_one(f, spec, topology)?;
@@ -233,9 +234,11 @@ impl<'t> SeenAt<'t> {
 /// bundled `xdp_pass` where the program under test is, and packet captures on every interface
 /// as the program's lab has (the session's): every side of a ratio pays for them.
 struct OtherLab {
-    topology: Topology,
-    captures: Vec<crate::observe::Capture>,
+    // Dropped in this order if a flow fails on the way: detached, captures closed, lab
+    // removed.
     program: Option<(Program, Attachment)>,
+    captures: Vec<crate::observe::Capture>,
+    topology: Topology,
 }
 
 impl OtherLab {
@@ -274,9 +277,9 @@ impl OtherLab {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RunError::environment(e.to_string()))?;
         Ok(Self {
-            topology,
-            captures,
             program,
+            captures,
+            topology,
         })
     }
 
