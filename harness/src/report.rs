@@ -405,6 +405,9 @@ impl ScenarioReport {
                         f.status,
                         f.summary()
                     );
+                    for line in f.comparison.iter().flat_map(crate::flow::Comparison::lines) {
+                        let _ = write!(out, "\n        {line}");
+                    }
                 }
                 for failure in &self.failures {
                     let _ = write!(out, "\n    {failure}");

@@ -202,6 +202,198 @@ fn privileged_flows_blocked_where_expected_complete_fail() {
     }
 }
 
+/// The issue's own example: a firewall that drops every SYN-ACK (`xdp_synack_drop`) passes
+/// its send groups frame by frame (SYNs and data segments pass) and lets ping and UDP flows
+/// complete, but a scenario that expects its TCP connections and streams to complete fails,
+/// each with a line saying what it got.
+#[test]
+fn privileged_a_synack_dropper_fails_tcp_flows_expected_complete() {
+    if !privileges::gate("privileged_a_synack_dropper_fails_tcp_flows_expected_complete") {
+        return;
+    }
+    bundled_passes("flows-synack-drop", |name| {
+        if name.starts_with("connect") || name.starts_with("stream") {
+            FlowStatus::Blocked
+        } else {
+            FlowStatus::Complete
+        }
+    });
+    let broken = mutated(
+        "flows-synack-drop",
+        &[
+            (
+                "connections = 5\ntimeout = \"300ms\"\nexpect = \"blocked\"",
+                "connections = 5\ntimeout = \"300ms\"\nexpect = \"complete\"",
+            ),
+            (
+                "kind = \"tcp-stream\"\nfrom = \"receiver\"\ntimeout = \"300ms\"\nexpect = \"blocked\"",
+                "kind = \"tcp-stream\"\nfrom = \"receiver\"\ntimeout = \"300ms\"\nexpect = \"complete\"",
+            ),
+        ],
+    );
+    for report in run_live(&broken) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        let failed = |needle: &str| report.failures.iter().any(|f| f.contains(needle));
+        for needle in [
+            "flows-synack-drop.toml:",
+            "flow \"connect\" (tcp-connect): expected complete, got blocked: 0 established, \
+             0 refused, 5 timed out",
+            "flow \"stream\" (tcp-stream): expected complete, got blocked: 0 B",
+        ] {
+            assert!(
+                failed(needle),
+                "{}: no failure {needle:?}\n{shown}",
+                report.mode
+            );
+        }
+        assert!(!failed("\"ping\""), "{}: ping failed\n{shown}", report.mode);
+        assert!(
+            !failed("\"udp-rr\""),
+            "{}: udp-rr failed\n{shown}",
+            report.mode
+        );
+        assert_eq!(report.failures.len(), 2, "{shown}");
+        let ping = report
+            .flows
+            .iter()
+            .find(|f| f.name == "ping")
+            .expect("ping");
+        assert_eq!(ping.status, FlowStatus::Complete, "{shown}");
+    }
+}
+
+/// `flows-compare`: every flow is measured with the program, with no program and with
+/// `xdp_pass`, in one run, on both live paths; the human report has a table per flow and the
+/// JSON the three figures and their ratios. Sane, not absolute: every figure and ratio is
+/// positive and finite, and the other labs' reports are whole flows of their own.
+#[test]
+fn privileged_flows_compare_three_labs() {
+    if !privileges::gate("privileged_flows_compare_three_labs") {
+        return;
+    }
+    for report in run_live(&scenario("flows-compare")) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        assert_eq!(report.flows.len(), 3, "{shown}");
+        for flow in &report.flows {
+            let c = flow.comparison.as_ref().expect("a comparison");
+            let want = match flow.kind {
+                FlowKind::Ping => "rtt_p50_us",
+                FlowKind::TcpStream => "goodput_bps",
+                _ => "tps",
+            };
+            assert_eq!(c.figure, want, "{shown}");
+            for (what, v) in [
+                ("program", c.program),
+                ("no_program", c.no_program),
+                ("xdp_pass", c.xdp_pass),
+                ("ratio_no_program", c.ratio_no_program),
+                ("ratio_xdp_pass", c.ratio_xdp_pass),
+            ] {
+                let v = v.unwrap_or_else(|| panic!("{}: no {what}\n{shown}", flow.name));
+                assert!(
+                    v > 0.0 && v.is_finite(),
+                    "{}: {what} {v}\n{shown}",
+                    flow.name
+                );
+            }
+            let (base, pass) = (
+                flow.baseline.as_ref().expect("baseline"),
+                flow.xdp_pass.as_ref().expect("xdp_pass"),
+            );
+            assert_eq!(base.status, FlowStatus::Complete, "{shown}");
+            assert_eq!(pass.status, FlowStatus::Complete, "{shown}");
+            // The ratios are of the figures shown.
+            let (p, n, x) = (
+                c.program.unwrap_or_default(),
+                c.no_program.unwrap_or_default(),
+                c.xdp_pass.unwrap_or_default(),
+            );
+            assert!((c.ratio_no_program.unwrap_or_default() - p / n).abs() < 1e-9);
+            assert!((c.ratio_xdp_pass.unwrap_or_default() - p / x).abs() < 1e-9);
+        }
+        for line in ["no program", "xdp_pass", "under test", "under test / lab"] {
+            assert!(shown.contains(line), "no {line:?}\n{shown}");
+        }
+        let json = report.json();
+        let stream = json["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .find(|f| f["name"] == "stream")
+            .expect("stream");
+        for key in ["baseline", "xdp_pass", "comparison"] {
+            assert!(stream.get(key).is_some(), "no {key} in {stream}");
+        }
+        assert!(
+            stream["xdp_pass"]["goodput_bps"]
+                .as_f64()
+                .is_some_and(|g| g > 0.0)
+        );
+        assert!(
+            stream["comparison"]["ratio_xdp_pass"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0)
+        );
+    }
+}
+
+/// `direction = "reverse"`: the listener sends the stream back to the connecting end. Through
+/// a program on the receiver's veth that drops every frame longer than 200 bytes
+/// (`xdp_frags_limit`), a stream from the sender (its data segments go through the program)
+/// is blocked after its handshake, while the same stream reversed (only the connecting end's
+/// ACKs go through the program) arrives whole, and ping completes. Each stream comes to
+/// what it should on both live paths; with the directions swapped, both fail.
+#[test]
+fn privileged_a_stream_goes_either_way() {
+    if !privileges::gate("privileged_a_stream_goes_either_way") {
+        return;
+    }
+    let text = |forward: &str, reverse: &str| {
+        format!(
+            "schema-version = 1\nname = \"stream-directions\"\n\n[program]\nobject = \"xdp_frags\"\n\
+             entry = \"xdp_frags_limit\"\n\n[[setup.map]]\nmap = \"len_limit\"\nkey = 0\nvalue = 200\n\n\
+             [[send]]\nname = \"small\"\ncount = 10\nipv4 = {{}}\nudp = {{ dst-port = 9 }}\nexpect = \"pass\"\n\n\
+             [[flow]]\nname = \"ping\"\nkind = \"ping\"\ncount = 5\nexpect = \"complete\"\n\n\
+             [[flow]]\nname = \"forward\"\nkind = \"tcp-stream\"\nbytes = 1048576\ntimeout = \"300ms\"\n\
+             expect = \"{forward}\"\n\n\
+             [[flow]]\nname = \"reverse\"\nkind = \"tcp-stream\"\nport = 5202\nbytes = 1048576\n\
+             timeout = \"300ms\"\ndirection = \"reverse\"\nexpect = \"{reverse}\"\n"
+        )
+    };
+    let parse = |t: &str| {
+        xdplab::scenario::parse(t, &common::bundled("stream-directions")).expect("parses")
+    };
+    for report in run_live(&parse(&text("blocked", "complete"))) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        let reverse = report
+            .flows
+            .iter()
+            .find(|f| f.name == "reverse")
+            .expect("reverse");
+        assert_eq!(reverse.bytes, Some(1_048_576), "{shown}");
+        assert_eq!(reverse.intact, Some(true), "{shown}");
+    }
+    for report in run_live(&parse(&text("complete", "blocked"))) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        for needle in [
+            "flow \"forward\" (tcp-stream): expected complete, got blocked",
+            "flow \"reverse\" (tcp-stream): expected blocked, got complete",
+        ] {
+            assert!(
+                report.failures.iter().any(|f| f.contains(needle)),
+                "no {needle:?}\n{shown}"
+            );
+        }
+    }
+}
+
 /// The JSON of a flow carries the keys the README documents, for its kind.
 #[test]
 fn privileged_flow_json_has_the_documented_keys() {
@@ -229,7 +421,7 @@ fn privileged_flow_json_has_the_documented_keys() {
         v.sort();
         v
     };
-    let common = ["name", "kind", "expect", "status", "duration_ms"];
+    let common = ["name", "kind", "expect", "status", "duration_ms", "frames"];
     assert_eq!(
         keys("ping"),
         sorted(&[&common[..], &["sent", "received", "loss_pct", "rtt_us"]].concat())
@@ -299,6 +491,95 @@ fn privileged_flow_json_has_the_documented_keys() {
         .find(|f| f["name"] == "udp-rr")
         .expect("udp-rr");
     assert!(rr["latency_us"]["p999"].is_u64(), "{rr}");
+    let mut frame_keys: Vec<&str> = rr["frames"]
+        .as_object()
+        .expect("frames")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    frame_keys.sort_unstable();
+    assert_eq!(
+        frame_keys,
+        [
+            "at",
+            "counted",
+            "direction",
+            "ring_drops",
+            "seen",
+            "sockets_sent"
+        ],
+        "{rr}"
+    );
+}
+
+/// `flows-counted`: on both live paths each flow's frames at the program are at least what
+/// its sockets sent toward it (exactly, for echo requests and UDP requests, one frame each,
+/// in the first two flows: a TCP flow's late ACK would count for the flow after it),
+/// and `pass_cnt` grew by the send group's frames plus the flows' (`plus-flow-frames`); on
+/// test-run the flows do not run and add nothing. Without `plus-flow-frames` the same map
+/// check fails on the live paths: the map sees the flows' packets.
+#[test]
+fn privileged_flows_frames_are_counted_and_reconciled() {
+    if !privileges::gate("privileged_flows_frames_are_counted_and_reconciled") {
+        return;
+    }
+    for report in run_live(&scenario("flows-counted")) {
+        let shown = show(std::slice::from_ref(&report));
+        println!("{shown}");
+        assert_eq!(report.status, Status::Pass, "{shown}");
+        let mut total = 0;
+        for flow in &report.flows {
+            let frames = flow.frames.as_ref().expect("frames on a live path");
+            assert_eq!(frames.direction, "forward", "{shown}");
+            assert!(frames.sockets_sent > 0, "{shown}");
+            assert!(
+                frames.seen + frames.ring_drops >= frames.sockets_sent,
+                "{}: {frames:?}\n{shown}",
+                flow.name
+            );
+            if matches!(flow.kind, FlowKind::Ping | FlowKind::UdpRr) {
+                assert_eq!(frames.seen, frames.sockets_sent, "{}\n{shown}", flow.name);
+            }
+            total += frames.seen;
+        }
+        let check = report
+            .maps
+            .iter()
+            .find(|m| m.map == "pass_cnt")
+            .expect("pass_cnt checked");
+        // Reported as the send group's share; the flows' frames are in a note.
+        assert_eq!(check.actual, serde_json::json!("delta 100"), "{shown}");
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains(&format!("delta 100 plus {total} frame(s) of the flows"))),
+            "{shown}"
+        );
+    }
+    let test_run = run_path(
+        &scenario("flows-counted"),
+        ExecPath::TestRun,
+        &RunOptions::default(),
+    );
+    assert_eq!(
+        test_run.status,
+        Status::Pass,
+        "{}",
+        show(std::slice::from_ref(&test_run))
+    );
+    let without = mutated("flows-counted", &[("plus-flow-frames = true\n", "")]);
+    for report in run_live(&without) {
+        let shown = show(std::slice::from_ref(&report));
+        assert_eq!(report.status, Status::Fail, "{shown}");
+        assert!(
+            report
+                .failures
+                .iter()
+                .any(|f| f.starts_with("map pass_cnt[0]: expected delta 100, got delta ")),
+            "{shown}"
+        );
+    }
 }
 
 /// The test-run path has no stacks: every flow is reported skipped, with a note, and the

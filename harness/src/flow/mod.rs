@@ -165,6 +165,46 @@ impl FlowStatus {
     }
 }
 
+/// A lab a flow is also run in, to compare with the program under test (`compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compare {
+    /// The same topology with no program attached.
+    NoProgram,
+    /// The same topology with the bundled `xdp_pass` attached where the program under test
+    /// is, in the same mode: what any attached program costs, before it decides anything.
+    XdpPass,
+}
+
+impl Compare {
+    /// Every lab, as written in a scenario.
+    pub const NAMES: [&'static str; 2] = ["no-program", "xdp-pass"];
+}
+
+impl fmt::Display for Compare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoProgram => "no-program",
+            Self::XdpPass => "xdp-pass",
+        })
+    }
+}
+
+impl FromStr for Compare {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "no-program" => Ok(Self::NoProgram),
+            "xdp-pass" => Ok(Self::XdpPass),
+            _ => Err(format!(
+                "unknown comparison {s:?} (expected \"{}\")",
+                Self::NAMES.join("\" or \"")
+            )),
+        }
+    }
+}
+
 /// One flow: what to send, how much, and what it should come to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flow {
@@ -187,6 +227,9 @@ pub struct Flow {
     pub bytes: u64,
     /// With `tcp-stream`: stream for this long (at most `bytes`).
     pub duration: Option<Duration>,
+    /// With `tcp-stream`: the data goes from the receiving namespace's listener back to the
+    /// connecting end (as `iperf3 -R`) rather than from the connecting end to it.
+    pub reverse: bool,
     /// How long one echo, connection or transaction is waited for.
     pub timeout: Duration,
     /// What it should come to.
@@ -197,6 +240,9 @@ pub struct Flow {
     /// With `tcp-stream` expected complete: the lowest acceptable goodput with the program,
     /// as a share of the same flow's goodput with no program ([`FlowReport::baseline`]).
     pub min_goodput_ratio: Option<f64>,
+    /// Labs the same flow is also run in, in the same run, to compare its figure
+    /// ([`Comparison`]) with the program under test's.
+    pub compare: Vec<Compare>,
 }
 
 impl Flow {
@@ -256,10 +302,12 @@ impl Flow {
             connections: Self::DEFAULT_CONNECTIONS,
             bytes: Self::DEFAULT_BYTES,
             duration: None,
+            reverse: false,
             timeout,
             expect: FlowExpect::Complete,
             max_loss: None,
             min_goodput_ratio: None,
+            compare: Vec::new(),
         }
     }
 
@@ -354,6 +402,43 @@ pub struct Connections {
     pub timed_out: u64,
 }
 
+/// Packets a flow's sockets put on the wire in each direction, as counted by the sockets
+/// themselves: lower bounds on the frames that crossed the lab's links, read before the
+/// sockets closed (so later segments, a FIN or a TIME_WAIT ACK, can only add to the frames).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// From the sending namespace toward the receiving one.
+    pub forward: u64,
+    /// What `forward` counts.
+    pub forward_what: &'static str,
+    /// From the receiving namespace back.
+    pub reverse: u64,
+    /// What `reverse` counts.
+    pub reverse_what: &'static str,
+}
+
+/// The frames of one flow that reached the program's interface, against what the flow's
+/// sockets sent toward it ([`Wire`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowFrames {
+    /// The program's interface (`netns:interface`).
+    pub at: String,
+    /// Frames the program ran on while the flow ran (the flows run one at a time, in a lab
+    /// that sends nothing else): the veth's `rx_xdp_packets` in native mode, its
+    /// `rx_packets` in generic mode.
+    pub seen: u64,
+    /// Frames the veth dropped before XDP ran (native mode: its receive ring was full).
+    pub ring_drops: u64,
+    /// Which way the flow's frames reach the program: `"forward"` (the sender's), `"reverse"`
+    /// (the answers), or `"none"` (the interface is on neither end's side, nothing is bound).
+    pub direction: &'static str,
+    /// What the sockets say they put on the wire in that direction: a lower bound on `seen`
+    /// plus `ring_drops`.
+    pub sockets_sent: u64,
+    /// What `sockets_sent` counts.
+    pub counted: &'static str,
+}
+
 /// What a flow did, with the figures of its kind (JSON keys as documented in the README).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowReport {
@@ -413,6 +498,131 @@ pub struct FlowReport {
     /// Goodput with the program over goodput with none (with a baseline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput_ratio: Option<f64>,
+    /// The same flow with the bundled `xdp_pass` attached instead of the program, measured in
+    /// the same run in a lab of its own (flows with `compare = ["xdp-pass"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xdp_pass: Option<Box<FlowReport>>,
+    /// The flow's figure with the program, with none and with `xdp_pass`, and their ratios
+    /// (flows with `compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// The frames of the flow the program saw, against what its sockets sent (live paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<FlowFrames>,
+    /// What the sockets put on the wire (not reported itself: see `frames`).
+    #[serde(skip)]
+    pub wire: Wire,
+}
+
+/// One figure of a flow in the labs it was compared in, measured in the same run: the
+/// program under test's over each other lab's is its ratio. Higher is better for goodput and
+/// transactions per second, lower for round-trip times.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Which figure: `"rtt_p50_us"` (ping), `"goodput_bps"` (tcp-stream), `"tps"` (*-rr),
+    /// `"connect_per_s"` (tcp-connect: connections established per second of the flow).
+    pub figure: &'static str,
+    /// With the program under test.
+    pub program: Option<f64>,
+    /// With no program (`compare` has `"no-program"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_program: Option<f64>,
+    /// With `xdp_pass` (`compare` has `"xdp-pass"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xdp_pass: Option<f64>,
+    /// `program / no_program`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_no_program: Option<f64>,
+    /// `program / xdp_pass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_xdp_pass: Option<f64>,
+}
+
+impl Comparison {
+    /// The figure compared for `report`'s kind, as measured in `report`.
+    fn figure_of(report: &FlowReport) -> (&'static str, Option<f64>) {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "microseconds and counts far below 2^52"
+        )]
+        match report.kind {
+            FlowKind::Ping => ("rtt_p50_us", report.rtt_us.map(|r| r.p50 as f64)),
+            FlowKind::TcpStream => ("goodput_bps", report.goodput_bps),
+            FlowKind::UdpRr | FlowKind::TcpRr => ("tps", report.tps),
+            FlowKind::TcpConnect => (
+                "connect_per_s",
+                report.connections.and_then(|c| {
+                    (report.duration_ms > 0)
+                        .then(|| c.established as f64 * 1000.0 / report.duration_ms as f64)
+                }),
+            ),
+        }
+    }
+
+    /// The table lines of the human report: one per lab, with the ratio.
+    pub fn lines(&self) -> Vec<String> {
+        let (unit, scale) = match self.figure {
+            "rtt_p50_us" => ("rtt p50 us", 1.0),
+            "goodput_bps" => ("goodput Mbit/s", 1e-6),
+            "tps" => ("transactions/s", 1.0),
+            _ => ("connections/s", 1.0),
+        };
+        let cell =
+            |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * scale));
+        let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        let mut lines = vec![format!(
+            "{:<12} {unit:>16} {:>22}",
+            "lab", "under test / lab"
+        )];
+        if self.no_program.is_some() || self.ratio_no_program.is_some() {
+            lines.push(format!(
+                "{:<12} {:>16} {:>22}",
+                "no program",
+                cell(self.no_program),
+                ratio(self.ratio_no_program)
+            ));
+        }
+        if self.xdp_pass.is_some() || self.ratio_xdp_pass.is_some() {
+            lines.push(format!(
+                "{:<12} {:>16} {:>22}",
+                "xdp_pass",
+                cell(self.xdp_pass),
+                ratio(self.ratio_xdp_pass)
+            ));
+        }
+        lines.push(format!(
+            "{:<12} {:>16} {:>22}",
+            "under test",
+            cell(self.program),
+            ratio(self.program.map(|_| 1.0))
+        ));
+        lines
+    }
+}
+
+/// Sets `xdp_pass` (the same flow with the bundled `xdp_pass`) into `report`.
+pub fn with_xdp_pass(report: &mut FlowReport, xdp_pass: FlowReport) {
+    report.xdp_pass = Some(Box::new(xdp_pass));
+}
+
+/// Fills `report.comparison` from the figures of `report`, its `baseline` and its
+/// `xdp_pass` (those it has).
+pub fn compare(report: &mut FlowReport) {
+    let (figure, program) = Comparison::figure_of(report);
+    let other = |r: &Option<Box<FlowReport>>| r.as_deref().and_then(|r| Comparison::figure_of(r).1);
+    let (no_program, xdp_pass) = (other(&report.baseline), other(&report.xdp_pass));
+    let ratio = |other: Option<f64>| match (program, other) {
+        (Some(p), Some(o)) if o > 0.0 => Some(p / o),
+        _ => None,
+    };
+    report.comparison = Some(Comparison {
+        figure,
+        program,
+        no_program,
+        xdp_pass,
+        ratio_no_program: ratio(no_program),
+        ratio_xdp_pass: ratio(xdp_pass),
+    });
 }
 
 impl FlowReport {
@@ -439,6 +649,10 @@ impl FlowReport {
             duration_ms: 0,
             baseline: None,
             goodput_ratio: None,
+            xdp_pass: None,
+            comparison: None,
+            frames: None,
+            wire: Wire::default(),
         }
     }
 
@@ -492,6 +706,12 @@ impl FlowReport {
         if let Some(e) = self.errors.filter(|e| *e > 0) {
             parts.push(format!("{e} errors"));
         }
+        if let Some(f) = &self.frames {
+            parts.push(format!(
+                "{} frames at {} (sockets sent {} {}: {})",
+                f.seen, f.at, f.sockets_sent, f.direction, f.counted
+            ));
+        }
         if let (Some(ratio), Some(base)) = (self.goodput_ratio, &self.baseline) {
             parts.push(format!(
                 "{ratio:.2} x the goodput with no program ({:.1} Mbit/s)",
@@ -523,6 +743,19 @@ pub fn with_baseline(report: &mut FlowReport, baseline: FlowReport) {
         _ => None,
     };
     report.baseline = Some(Box::new(baseline));
+}
+
+/// Why the program saw fewer of `report`'s frames than its sockets put on the wire toward
+/// it, or `None` when it saw at least as many (or `report` has no frame count).
+pub fn reconcile(flow: &Flow, report: &FlowReport) -> Option<String> {
+    let f = report.frames.as_ref()?;
+    (f.seen + f.ring_drops < f.sockets_sent).then(|| {
+        format!(
+            "flow {:?} ({}): the program at {} ran on {} frame(s) ({} more dropped before it \
+             by the veth) while the flow's sockets put {} on the wire toward it ({})",
+            flow.name, flow.kind, f.at, f.seen, f.ring_drops, f.sockets_sent, f.counted
+        )
+    })
 }
 
 /// Why `report` does not meet its flow's expectation, or `None` when it does.
@@ -567,6 +800,30 @@ pub fn judge(flow: &Flow, report: &FlowReport) -> Option<String> {
         report.status,
         report.summary()
     ))
+}
+
+/// `TCP_INFO` of `stream`.
+fn tcp_info(stream: &std::net::TcpStream) -> Option<libc::tcp_info> {
+    // SAFETY: tcp_info is plain data; zeroes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: the buffer and its length are valid for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some(info)
+}
+
+/// `tcpi_segs_out` of `stream` (segments it sent, retransmissions, ACKs and the SYN
+/// included), 0 if it cannot be read.
+fn segs_out(stream: &std::net::TcpStream) -> u64 {
+    tcp_info(stream).map_or(0, |i| u64::from(i.tcpi_segs_out))
 }
 
 /// Loss in percent of `lost` out of `of`.
@@ -687,6 +944,56 @@ mod tests {
         report.goodput_bps = Some(60.0);
         with_baseline(&mut report, base);
         assert_eq!(judge(&flow, &report), None);
+    }
+
+    #[test]
+    fn a_comparison_divides_the_program_by_each_lab() {
+        let flow = Flow::new("r", FlowKind::TcpRr);
+        let with_tps = |tps: f64| {
+            let mut r = FlowReport::empty(&flow, FlowStatus::Complete);
+            r.tps = Some(tps);
+            r
+        };
+        let mut report = with_tps(50.0);
+        with_baseline(&mut report, with_tps(100.0));
+        with_xdp_pass(&mut report, with_tps(80.0));
+        compare(&mut report);
+        let c = report.comparison.expect("compared");
+        assert_eq!(c.figure, "tps");
+        assert_eq!(
+            (c.ratio_no_program, c.ratio_xdp_pass),
+            (Some(0.5), Some(0.625))
+        );
+        assert_eq!(c.lines().len(), 4);
+    }
+
+    #[test]
+    fn fewer_frames_at_the_program_than_the_sockets_sent_is_a_failure() {
+        let flow = Flow::new("p", FlowKind::Ping);
+        let mut report = FlowReport::empty(&flow, FlowStatus::Complete);
+        assert_eq!(reconcile(&flow, &report), None);
+        let mut frames = FlowFrames {
+            at: "receiver:rx".into(),
+            seen: 19,
+            ring_drops: 0,
+            direction: "forward",
+            sockets_sent: 20,
+            counted: "echo requests sent",
+        };
+        report.frames = Some(frames.clone());
+        let failure = reconcile(&flow, &report).expect("a failure");
+        assert!(
+            failure.contains("ran on 19 frame(s)") && failure.contains("put 20 on the wire"),
+            "{failure}"
+        );
+        // Dropped by the veth's ring before XDP: the program could not see them.
+        frames.ring_drops = 1;
+        report.frames = Some(frames.clone());
+        assert_eq!(reconcile(&flow, &report), None);
+        frames.ring_drops = 0;
+        frames.seen = 25;
+        report.frames = Some(frames);
+        assert_eq!(reconcile(&flow, &report), None);
     }
 
     #[test]

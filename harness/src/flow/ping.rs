@@ -165,5 +165,11 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
     report.received = Some(received);
     report.loss_pct = Some(loss_pct(received, sent));
     report.rtt_us = Percentiles::of(&mut rtts, false);
+    report.wire = super::Wire {
+        forward: sent,
+        forward_what: "echo requests sent",
+        reverse: received,
+        reverse_what: "echo replies received",
+    };
     Ok(report)
 }

@@ -8,7 +8,7 @@
 use std::{
     io::{Read, Write},
     net::{TcpStream, UdpSocket},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -58,7 +58,7 @@ fn transactions(flow: &Flow, deadline: Instant, mut one: impl FnMut(u32) -> bool
     tally
 }
 
-fn report(flow: &Flow, mut tally: Tally) -> FlowReport {
+fn report(flow: &Flow, mut tally: Tally, wire: super::Wire) -> FlowReport {
     let mut report =
         FlowReport::empty(flow, FlowStatus::of(tally.completed, u64::from(flow.count)));
     report.sent = Some(tally.attempted);
@@ -73,6 +73,7 @@ fn report(flow: &Flow, mut tally: Tally) -> FlowReport {
     };
     report.tps = Some(tps);
     report.latency_us = Percentiles::of(&mut tally.latencies, true);
+    report.wire = wire;
     report
 }
 
@@ -99,12 +100,15 @@ pub fn run_udp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
         .set_read_timeout(Some(flow.timeout))
         .map_err(io(flow, "set the client's timeout"))?;
     let stop = AtomicBool::new(false);
+    let answered = AtomicU64::new(0);
     let tally = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut buf = vec![0u8; Flow::MAX_SIZE + 64];
             while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                if let Ok((n, peer)) = server.recv_from(&mut buf) {
-                    let _ = server.send_to(&buf[..n], peer);
+                if let Ok((n, peer)) = server.recv_from(&mut buf)
+                    && server.send_to(&buf[..n], peer).is_ok()
+                {
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
@@ -128,7 +132,13 @@ pub fn run_udp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
         stop.store(true, Ordering::Release);
         tally
     });
-    Ok(report(flow, tally))
+    let wire = super::Wire {
+        forward: tally.attempted,
+        forward_what: "requests sent",
+        reverse: answered.into_inner(),
+        reverse_what: "answers the server sent",
+    };
+    Ok(report(flow, tally, wire))
 }
 
 /// TCP transactions on one connection to an echo server in the receiving namespace.
@@ -137,6 +147,7 @@ pub fn run_tcp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
     let addr = ends.addr(flow.port);
     let listener = super::tcp_connect::listen(flow, ends.to, addr)?;
     let stop = AtomicBool::new(false);
+    let server_segs = AtomicU64::new(0);
     let tally = std::thread::scope(|scope| {
         scope.spawn(|| {
             super::tcp_connect::accept_loop(&listener, &stop, deadline, |mut stream| {
@@ -159,6 +170,7 @@ pub fn run_tcp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                         Err(_) => break,
                     }
                 }
+                server_segs.fetch_add(super::segs_out(&stream), Ordering::Relaxed);
             });
         });
         let tally = in_ns(ends.from, || {
@@ -170,7 +182,8 @@ pub fn run_tcp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                 let _ = s.set_write_timeout(Some(flow.timeout));
             }
             let mut buf = vec![0u8; flow.size.max(4)];
-            transactions(flow, deadline, |n| {
+            let mut client_segs = None;
+            let tally = transactions(flow, deadline, |n| {
                 let Some(s) = stream.as_mut() else {
                     return false;
                 };
@@ -180,13 +193,28 @@ pub fn run_tcp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                     && buf[..] == req[..];
                 if !ok {
                     // A stream out of step cannot be trusted for the next transaction.
+                    client_segs = Some(super::segs_out(s));
                     stream = None;
                 }
                 ok
-            })
+            });
+            // A connection never made still sent its SYN.
+            let segs = stream
+                .as_ref()
+                .map(super::segs_out)
+                .or(client_segs)
+                .unwrap_or(1);
+            (tally, segs)
         });
         stop.store(true, Ordering::Release);
         tally
     })?;
-    Ok(report(flow, tally))
+    let (tally, client_segs) = tally;
+    let wire = super::Wire {
+        forward: client_segs,
+        forward_what: "the client's TCP_INFO segs_out (one SYN if it never connected)",
+        reverse: server_segs.into_inner(),
+        reverse_what: "the server's TCP_INFO segs_out",
+    };
+    Ok(report(flow, tally, wire))
 }

@@ -66,6 +66,7 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
         scope.spawn(|| accept_loop(&listener, &stop, deadline, drop));
         let counted = in_ns(ends.from, || {
             let mut c = Connections::default();
+            let mut attempted = 0u64;
             let mut left = flow.connections as usize;
             while left > 0 {
                 let batch = left.min(BATCH);
@@ -76,6 +77,7 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                     continue;
                 }
                 let timeout = flow.timeout.min(deadline - now);
+                attempted += batch as u64;
                 let results: Vec<_> = std::thread::scope(|inner| {
                     let handles: Vec<_> = (0..batch)
                         .map(|_| inner.spawn(move || TcpStream::connect_timeout(&addr, timeout)))
@@ -93,15 +95,22 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                     }
                 }
             }
-            c
+            (c, attempted)
         });
         stop.store(true, Ordering::Release);
         counted
     })?;
+    let (connections, attempted) = connections;
     let mut report = FlowReport::empty(
         flow,
         FlowStatus::of(connections.established, u64::from(flow.connections)),
     );
     report.connections = Some(connections);
+    report.wire = super::Wire {
+        forward: attempted,
+        forward_what: "connections attempted (a SYN each)",
+        reverse: connections.established + connections.refused,
+        reverse_what: "handshakes answered (a SYN-ACK or a reset each)",
+    };
     Ok(report)
 }

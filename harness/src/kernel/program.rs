@@ -98,6 +98,10 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         "xdp_icmp_echo",
         aya::include_bytes_aligned!("../../ebpf-obj/xdp_icmp_echo.bpf.o"),
     ),
+    (
+        "xdp_synack_drop",
+        aya::include_bytes_aligned!("../../ebpf-obj/xdp_synack_drop.bpf.o"),
+    ),
 ];
 
 /// An environment variable naming a directory of `<name>.bpf.o` files that stand in for the

@@ -5,10 +5,12 @@
 
 use crate::{
     engine::RunError,
-    flow::{self, Ends, Flow, FlowReport, FlowStatus},
+    flow::{self, Compare, Ends, Flow, FlowReport, FlowStatus},
+    kernel::program::{Attachment, ObjectSource, Program, XdpMode},
+    observe::{DriverStats, LinkStats},
     report::ScenarioReport,
     scenario::{IfaceRef, Scenario},
-    topology::{Topology, TopologySpec},
+    topology::{EndName, Topology, TopologySpec},
 };
 
 /// One `[[flow]]` table, checked.
@@ -28,11 +30,13 @@ pub struct FlowSpec {
     pub line: usize,
 }
 
-/// Runs the scenario's flows in `topology` and judges them into `report`.
+/// Runs the scenario's flows in `topology` (the program under test attached at `attach` in
+/// `mode`) and judges them into `report`.
 pub(super) fn run(
     scenario: &Scenario,
     spec: &TopologySpec,
     topology: &Topology,
+    under_test: (&EndName, XdpMode),
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
     if scenario.flows.is_empty() {
@@ -47,35 +51,52 @@ pub(super) fn run(
          their packets carry full checksums as on a wire"
             .into(),
     );
-    // The same topology with no program, built for the first flow that compares with it, with
-    // packet captures on every interface as the program's lab has (the session's): both
-    // sides of a ratio pay for them.
-    let mut baseline_lab: Option<(Topology, Vec<crate::observe::Capture>)> = None;
+    // The same topology with no program, and with xdp_pass, each built for the first flow
+    // that compares with it.
+    let mut no_program: Option<OtherLab> = None;
+    let mut xdp_pass: Option<OtherLab> = None;
+    let seen = SeenAt::open(topology, under_test)?;
+    // The windows are contiguous: a frame that comes late (a delayed ACK) counts for the
+    // next flow, or, after the last, for the last (below), so that the flows' frames add up
+    // to every frame the program ran on after the send groups (the warm-up burst below
+    // included: it counts for the first flow).
+    let mut last = seen.read()?;
+    // The comparison labs are warmed up before their first flow: so is this one, or the
+    // program would pay alone for what a fresh lab's first packets cost.
+    if let Some(f) = scenario.flows.iter().find(|f| !f.flow.compare.is_empty()) {
+        settle(f, spec, topology)?;
+    }
     for f in &scenario.flows {
+        let before = last;
         let mut measured = run_one(f, spec, topology)?;
-        if f.flow.min_goodput_ratio.is_some() {
-            if baseline_lab.is_none() {
-                let lab = Topology::build(spec)?;
-                full_checksums(&lab)?;
-                warm_up(f, spec, &lab)?;
-                let captures = lab
-                    .interfaces()
-                    .map(|(_, end)| {
-                        crate::observe::Capture::start(
-                            end,
-                            lab.run_id(),
-                            &crate::observe::CaptureOptions::default(),
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| RunError::environment(e.to_string()))?;
-                baseline_lab = Some((lab, captures));
+        last = seen.settled()?;
+        measured.frames = Some(seen.frames(f, spec, &measured, before, last)?);
+        if f.flow.min_goodput_ratio.is_some() || f.flow.compare.contains(&Compare::NoProgram) {
+            if no_program.is_none() {
+                no_program = Some(OtherLab::build(f, spec, None)?);
             }
-            let (lab, _) = baseline_lab.as_ref().expect("built above");
-            let baseline = run_one(f, spec, lab)?;
+            let lab = no_program.as_ref().expect("built above");
+            let baseline = run_one(f, spec, &lab.topology)?;
             flow::with_baseline(&mut measured, baseline);
         }
-        if let Some(failure) = flow::judge(&f.flow, &measured) {
+        if f.flow.compare.contains(&Compare::XdpPass) {
+            if xdp_pass.is_none() {
+                xdp_pass = Some(OtherLab::build(f, spec, Some(under_test))?);
+            }
+            let lab = xdp_pass.as_ref().expect("built above");
+            let passed = run_one(f, spec, &lab.topology)?;
+            flow::with_xdp_pass(&mut measured, passed);
+        }
+        if !f.flow.compare.is_empty() {
+            flow::compare(&mut measured);
+        }
+        for failure in [
+            flow::judge(&f.flow, &measured),
+            flow::reconcile(&f.flow, &measured),
+        ]
+        .into_iter()
+        .flatten()
+        {
             report
                 .failures
                 .push(format!("{}:{}: {failure}", scenario.path.display(), f.line));
@@ -83,16 +104,201 @@ pub(super) fn run(
         report.flows.push(measured);
         crate::engine::error::interrupted()?;
     }
-    if let Some((lab, captures)) = baseline_lab {
-        // Closing packet sockets waits for RCU grace periods: in parallel.
+    let tail = seen.quiet()?;
+    if let Some(frames) = report.flows.last_mut().and_then(|f| f.frames.as_mut()) {
+        frames.seen += tail.0.saturating_sub(last.0);
+        frames.ring_drops += tail.1.saturating_sub(last.1);
+    }
+    std::thread::scope(|scope| {
+        for lab in [no_program, xdp_pass].into_iter().flatten() {
+            scope.spawn(move || lab.finish());
+        }
+    });
+    Ok(())
+}
+
+/// The kernel's count of the frames the program under test ran on, at its interface: the
+/// veth's `rx_xdp_packets` (and the ring's drops before XDP) in native mode, its `rx_packets`
+/// in generic mode (a veth counts a frame there as its peer hands it over, and generic XDP
+/// runs on every frame it receives). Flows run one at a time in a lab that sends nothing
+/// else (static neighbours), so the change across a flow is that flow's frames.
+struct SeenAt<'t> {
+    at: &'t EndName,
+    peer: &'t EndName,
+    mode: XdpMode,
+    driver: DriverStats,
+    link: LinkStats,
+}
+
+impl<'t> SeenAt<'t> {
+    fn open(topology: &'t Topology, (at, mode): (&'t EndName, XdpMode)) -> Result<Self, RunError> {
+        let environment = |e: crate::observe::ObserveError| RunError::environment(e.to_string());
+        let end = topology
+            .interface(&at.netns, Some(&at.interface))
+            .map(|(_, end)| end)
+            .ok_or_else(|| RunError::input(format!("{at} is not in the topology")))?;
+        let (peer, _) = topology
+            .peer(at)
+            .ok_or_else(|| RunError::input(format!("{at} has no peer")))?;
+        Ok(Self {
+            at,
+            peer,
+            mode,
+            driver: DriverStats::open(end).map_err(environment)?,
+            link: LinkStats::open(end).map_err(environment)?,
+        })
+    }
+
+    /// Frames the program ran on so far, and frames the veth dropped before it.
+    fn read(&self) -> Result<(u64, u64), RunError> {
+        let environment = |e: crate::observe::ObserveError| RunError::environment(e.to_string());
+        if self.mode == XdpMode::Native {
+            let x = self.driver.xdp().map_err(environment)?;
+            Ok((x.packets, x.ring_drops))
+        } else {
+            Ok((self.link.read().map_err(environment)?.rx_packets, 0))
+        }
+    }
+
+    /// [`SeenAt::read`] once it stopped moving (at most 200 ms): in native mode XDP runs in
+    /// the veth's NAPI poll, after the sender's socket call returned.
+    fn settled(&self) -> Result<(u64, u64), RunError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        let mut last = self.read()?;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let now = self.read()?;
+            if now == last || std::time::Instant::now() >= until {
+                return Ok(now);
+            }
+            last = now;
+        }
+    }
+
+    /// [`SeenAt::read`] once nothing moved for 60 ms (at most 500 ms): after the last flow,
+    /// past a delayed ACK's 40 ms.
+    fn quiet(&self) -> Result<(u64, u64), RunError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        let mut last = self.read()?;
+        let mut still_since = std::time::Instant::now();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now = self.read()?;
+            if now != last {
+                last = now;
+                still_since = std::time::Instant::now();
+            }
+            if still_since.elapsed() >= std::time::Duration::from_millis(60)
+                || std::time::Instant::now() >= until
+            {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// The flow's frames between two readings, against what its sockets sent toward the
+    /// program (which way: by the namespace of the program's interface's peer).
+    fn frames(
+        &self,
+        f: &FlowSpec,
+        spec: &TopologySpec,
+        report: &FlowReport,
+        before: (u64, u64),
+        after: (u64, u64),
+    ) -> Result<flow::FlowFrames, RunError> {
+        let from = super::plan::resolve(spec, &f.from)?;
+        let to = super::plan::resolve(spec, &f.to)?;
+        let (direction, sockets_sent, counted) = if self.peer.netns == from.netns {
+            ("forward", report.wire.forward, report.wire.forward_what)
+        } else if self.peer.netns == to.netns {
+            ("reverse", report.wire.reverse, report.wire.reverse_what)
+        } else {
+            (
+                "none",
+                0,
+                "nothing: the program's interface is on neither end's side",
+            )
+        };
+        Ok(flow::FlowFrames {
+            at: self.at.to_string(),
+            seen: after.0.saturating_sub(before.0),
+            ring_drops: after.1.saturating_sub(before.1),
+            direction,
+            sockets_sent,
+            counted,
+        })
+    }
+}
+
+/// A lab built only for flows to compare with: the same topology, with no program or with the
+/// bundled `xdp_pass` where the program under test is, and packet captures on every interface
+/// as the program's lab has (the session's): every side of a ratio pays for them.
+struct OtherLab {
+    // Dropped in this order if a flow fails on the way: detached, captures closed, lab
+    // removed.
+    program: Option<(Program, Attachment)>,
+    captures: Vec<crate::observe::Capture>,
+    topology: Topology,
+}
+
+impl OtherLab {
+    /// Builds it for `f` (warmed up for its ends), with `xdp_pass` at `pass_at` if given.
+    fn build(
+        f: &FlowSpec,
+        spec: &TopologySpec,
+        pass_at: Option<(&EndName, XdpMode)>,
+    ) -> Result<Self, RunError> {
+        let topology = Topology::build(spec)?;
+        full_checksums(&topology)?;
+        let program = match pass_at {
+            Some((at, mode)) => {
+                let end = topology
+                    .interface(&at.netns, Some(&at.interface))
+                    .map(|(_, end)| end)
+                    .ok_or_else(|| RunError::input(format!("{at} is not in the topology")))?;
+                let mut program =
+                    Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")?;
+                let attachment = program.attach(end, mode)?;
+                Some((program, attachment))
+            }
+            None => None,
+        };
+        warm_up(f, spec, &topology)?;
+        settle(f, spec, &topology)?;
+        let captures = topology
+            .interfaces()
+            .map(|(_, end)| {
+                crate::observe::Capture::start(
+                    end,
+                    topology.run_id(),
+                    &crate::observe::CaptureOptions::default(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RunError::environment(e.to_string()))?;
+        Ok(Self {
+            program,
+            captures,
+            topology,
+        })
+    }
+
+    /// Closes its captures (in parallel: closing a packet socket waits for an RCU grace
+    /// period), detaches `xdp_pass` and removes the lab.
+    fn finish(self) {
         std::thread::scope(|scope| {
-            for capture in captures {
+            for capture in self.captures {
                 scope.spawn(move || drop(capture.finish()));
             }
         });
-        drop(lab);
+        if let Some((program, attachment)) = self.program {
+            if let Err(e) = attachment.detach() {
+                eprintln!("failed to detach xdp_pass from a comparison lab: {e}");
+            }
+            drop(program);
+        }
+        drop(self.topology);
     }
-    Ok(())
 }
 
 /// Turns transmit checksum offload off on every interface of `topology`: a veth otherwise
@@ -125,6 +331,21 @@ fn warm_up(f: &FlowSpec, spec: &TopologySpec, topology: &Topology) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Runs an unmeasured burst of 50 pings 1 ms apart between `f`'s ends, in every lab a flow
+/// is compared in, before its first compared flow: the first flow after a lab was built (or
+/// after its send groups) measured round trips two to three times longer than the next one
+/// in the same lab, which a ratio would have charged to the program.
+fn settle(f: &FlowSpec, spec: &TopologySpec, topology: &Topology) -> Result<(), RunError> {
+    let mut ping = FlowSpec {
+        flow: Flow::new("settle", flow::FlowKind::Ping),
+        ..f.clone()
+    };
+    ping.flow.count = 50;
+    ping.flow.interval = std::time::Duration::from_millis(1);
+    ping.flow.timeout = std::time::Duration::from_millis(50);
+    run_one(&ping, spec, topology).map(drop)
 }
 
 /// Runs one flow in `topology`.

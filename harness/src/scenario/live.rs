@@ -167,7 +167,7 @@ pub(super) fn execute_live(
             .extend(outcome.failures.iter().map(ToString::to_string));
         report.groups.push(outcome.report);
     }
-    super::flows::run(scenario, &spec, &topology, report)?;
+    super::flows::run(scenario, &spec, &topology, (&attach_name, mode), report)?;
     interrupted()?;
     // Detaching from a veth waits for the kernel's RCU grace period, and so does closing the
     // session's packet sockets: both at once.

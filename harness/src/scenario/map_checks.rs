@@ -500,7 +500,32 @@ pub(super) fn check_maps(
     baselines: &[Option<MapValue>],
     report: &mut ScenarioReport,
 ) -> Result<(), RunError> {
+    // What the kernel says the program ran on during the flows (none where they do not run).
+    let flow_frames: u64 = report
+        .flows
+        .iter()
+        .filter_map(|f| f.frames.as_ref())
+        .map(|f| f.seen)
+        .sum();
     for (expect, baseline) in scenario.map_expects.iter().zip(baselines) {
+        let with_flows;
+        // The send groups' share, and what the flows add to it.
+        let (expect, flows_share) = match expect.delta {
+            Some(delta) if expect.plus_flow_frames => {
+                let added = i64::try_from(flow_frames).unwrap_or(i64::MAX);
+                report.notes.push(format!(
+                    "{}: delta {delta} plus {added} frame(s) of the flows the program ran on \
+                     (the kernel's count at its interface)",
+                    expect.describe()
+                ));
+                with_flows = MapExpect {
+                    delta: Some(delta.saturating_add(added)),
+                    ..expect.clone()
+                };
+                (&with_flows, Some((delta, added)))
+            }
+            _ => (expect, None),
+        };
         let Some(program) = owners.get(expect.at.as_ref())? else {
             report.notes.push(format!(
                 "{} not checked: its [[attach]] program does not run on this path",
@@ -508,12 +533,24 @@ pub(super) fn check_maps(
             ));
             continue;
         };
-        let check = check_map(
+        let mut check = check_map(
             scenario,
             &program.map(&expect.map)?,
             expect,
             baseline.as_ref(),
         )?;
+        // Reported as the send groups' share (the flows' frames, which vary from run to run,
+        // are in the note above), so that the same scenario reports the same figures.
+        if let Some((delta, added)) = flows_share
+            && let Some(change) = check
+                .actual
+                .as_str()
+                .and_then(|a| a.strip_prefix("delta "))
+                .and_then(|n| n.parse::<i128>().ok())
+        {
+            check.expected = json!(format!("delta {delta}"));
+            check.actual = json!(format!("delta {}", change - i128::from(added)));
+        }
         if !check.ok && !check.mismatches.is_empty() {
             report.failures.push(format!(
                 "map {}[{}]: {}",

@@ -297,6 +297,7 @@ struct RawMapExpect {
     absent: Option<bool>,
     delta: Option<MapDelta>,
     at: Option<Spanned<IfaceRef>>,
+    plus_flow_frames: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -1308,6 +1309,13 @@ fn map_expect(
     for value in m.value.iter().chain(m.per_cpu.iter().flatten()) {
         topo.check_map_bytes(src, value, &m.map)?;
     }
+    let plus_flow_frames = flows::plus_flow_frames(
+        src,
+        &m.map,
+        m.plus_flow_frames.as_ref(),
+        matches!(m.delta, Some(MapDelta::Int(_))),
+        m.at.is_some(),
+    )?;
     let at = map_owner(src, topo, m.at, owners)?;
     Ok(MapExpect {
         map: m.map,
@@ -1327,6 +1335,7 @@ fn map_expect(
         },
         line,
         at,
+        plus_flow_frames,
     })
 }
 

@@ -672,6 +672,10 @@ pub struct MapExpect {
     /// `at`: the map belongs to the `[[attach]]` program on this interface; default the
     /// program under test.
     pub at: Option<IfaceRef>,
+    /// `plus-flow-frames = true`: `delta` is the change the send groups make, and the frames
+    /// of the scenario's flows the program ran on (the kernel's count, each flow's
+    /// `frames.seen`) are added to it before comparing; 0 where flows do not run (test-run).
+    pub plus_flow_frames: bool,
 }
 
 impl MapExpect {

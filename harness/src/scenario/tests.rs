@@ -153,6 +153,7 @@ fn seed_drop_all_parses_as_written() {
                 delta_fields: None,
                 line: 18,
                 at: None,
+                plus_flow_frames: false,
             }],
             event_expects: vec![],
             throughput: None,

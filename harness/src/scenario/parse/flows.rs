@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Source, Topo};
-use crate::flow::{Flow, FlowExpect, FlowKind};
+use crate::flow::{Compare, Flow, FlowExpect, FlowKind};
 use crate::scenario::ScenarioError;
 use crate::scenario::flows::FlowSpec;
 use crate::scenario::schema::{self, IfaceRef, LabSpec, Side};
@@ -35,6 +35,8 @@ pub(super) struct RawFlow {
     expect: Option<Spanned<String>>,
     max_loss: Option<Spanned<f64>>,
     min_goodput_ratio: Option<Spanned<f64>>,
+    compare: Option<Spanned<Vec<Spanned<String>>>>,
+    direction: Option<Spanned<String>>,
 }
 
 /// A duration key within `min..=max`.
@@ -79,6 +81,81 @@ fn within<T: PartialOrd + Copy + std::fmt::Display>(
             ),
         ))
     }
+}
+
+/// An `[[expect.map]]`'s `plus-flow-frames`: only beside an integer `delta`, on the program
+/// under test's map (the frames are counted at its interface).
+pub(super) fn plus_flow_frames(
+    src: &Source<'_>,
+    map: &str,
+    value: Option<&Spanned<bool>>,
+    int_delta: bool,
+    at: bool,
+) -> Result<bool, ScenarioError> {
+    let Some(value) = value.filter(|v| *v.get_ref()) else {
+        return Ok(false);
+    };
+    if !int_delta {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "map {map:?}: plus-flow-frames adds the flows' frames to an integer delta; give \
+                 delta = N (the send groups' share)"
+            ),
+        ));
+    }
+    if at {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "map {map:?}: plus-flow-frames counts the frames at the program under test's \
+                 interface, not at an [[attach]] program's"
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// A flow's `compare` list: known labs, each once, not empty, on a flow expected complete.
+fn compare(
+    src: &Source<'_>,
+    what: &str,
+    expect: FlowExpect,
+    value: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<Compare>, ScenarioError> {
+    if value.get_ref().is_empty() {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "{what} compare is empty (leave it out, or list \"{}\")",
+                Compare::NAMES.join("\", \"")
+            ),
+        ));
+    }
+    if expect != FlowExpect::Complete {
+        return Err(src.at_value(
+            &value.span(),
+            format!(
+                "{what} compare measures a flow expected \"complete\", not \"{expect}\" (a \
+                 blocked flow has no figure to compare)"
+            ),
+        ));
+    }
+    let mut labs = Vec::new();
+    for lab in value.get_ref() {
+        let parsed: Compare = lab
+            .get_ref()
+            .parse()
+            .map_err(|e: String| src.at_value(&lab.span(), e))?;
+        if labs.contains(&parsed) {
+            return Err(src.at_value(
+                &lab.span(),
+                format!("{what} compare lists \"{parsed}\" twice"),
+            ));
+        }
+        labs.push(parsed);
+    }
+    Ok(labs)
 }
 
 /// The other end of the link `iface` is on.
@@ -163,7 +240,7 @@ pub(super) fn flows(
                 "connections" => kind == FlowKind::TcpConnect,
                 "bytes" | "duration" => kind == FlowKind::TcpStream,
                 "max-loss" => matches!(kind, FlowKind::Ping | FlowKind::UdpRr | FlowKind::TcpRr),
-                "min-goodput-ratio" => kind == FlowKind::TcpStream,
+                "min-goodput-ratio" | "direction" => kind == FlowKind::TcpStream,
                 _ => true,
             }
         };
@@ -178,9 +255,11 @@ pub(super) fn flows(
         ];
         let max_loss_span = f.max_loss.as_ref().map(Spanned::span);
         let ratio_span = f.min_goodput_ratio.as_ref().map(Spanned::span);
+        let direction_span = f.direction.as_ref().map(Spanned::span);
         for (key, span) in given.into_iter().chain([
             ("max-loss", max_loss_span),
             ("min-goodput-ratio", ratio_span),
+            ("direction", direction_span),
         ]) {
             if let Some(span) = span
                 && !uses(key)
@@ -285,6 +364,23 @@ pub(super) fn flows(
             }
             flow.min_goodput_ratio = Some(ratio);
         }
+        if let Some(v) = &f.direction {
+            flow.reverse = match v.get_ref().as_str() {
+                "forward" => false,
+                "reverse" => true,
+                other => {
+                    return Err(src.at_value(
+                        &v.span(),
+                        format!(
+                            "unknown stream direction {other:?} (expected \"forward\" or \"reverse\")"
+                        ),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = &f.compare {
+            flow.compare = compare(src, &what, expect, v)?;
+        }
         let ipv6 = f.ipv6.as_ref().is_some_and(|v| *v.get_ref());
         if ipv6 && !lab.ipv6 {
             let span = f.ipv6.as_ref().map(Spanned::span).unwrap_or_default();
@@ -378,6 +474,48 @@ mod tests {
         assert_eq!(s0.flow.expect, FlowExpect::Blocked);
         assert_eq!(s1.to.to_string(), "server");
         assert_eq!((s1.flow.count, s1.flow.max_loss), (7, Some(50.0)));
+    }
+
+    #[test]
+    fn a_stream_goes_either_way() {
+        let stream = |direction: &str| {
+            parse(&format!(
+                "{HEAD}{BODY}\n[[flow]]\nname = \"s\"\nkind = \"tcp-stream\"\nexpect = \"complete\"\n{direction}"
+            ))
+        };
+        assert!(!stream("").expect("parses").flows[0].flow.reverse);
+        assert!(
+            !stream("direction = \"forward\"\n").expect("parses").flows[0]
+                .flow
+                .reverse
+        );
+        assert!(
+            stream("direction = \"reverse\"\n").expect("parses").flows[0]
+                .flow
+                .reverse
+        );
+        let e = stream("direction = \"up\"\n").expect_err("refused");
+        assert!(e.contains("unknown stream direction \"up\""), "{e}");
+    }
+
+    #[test]
+    fn compare_lists_the_other_labs() {
+        let s = parse(&format!(
+            "{HEAD}{BODY}\n[[flow]]\nname = \"p\"\nkind = \"ping\"\nexpect = \"complete\"\ncompare = [\"xdp-pass\", \"no-program\"]\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            s.flows[0].flow.compare,
+            [
+                crate::flow::Compare::XdpPass,
+                crate::flow::Compare::NoProgram
+            ]
+        );
+        let e = parse(&format!(
+            "{HEAD}{BODY}\n[[flow]]\nname = \"p\"\nkind = \"ping\"\nexpect = \"complete\"\ncompare = [\"none\"]\n"
+        ))
+        .expect_err("refused");
+        assert!(e.contains("unknown comparison \"none\""), "{e}");
     }
 
     #[test]
