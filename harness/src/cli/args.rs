@@ -25,6 +25,10 @@ pub struct Cli {
 
 /// The subcommands, one module of [`crate::cli`] each.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only move a few hundred bytes"
+)]
 pub enum Command {
     /// Run scenarios: one PASS/FAIL/SKIP line each (needs root).
     #[command(after_help = exit::HELP)]
@@ -206,6 +210,56 @@ pub struct BenchArgs {
     /// regression
     #[arg(long, default_value_t = 0.10, value_parser = parse_tolerance, requires = "compare")]
     pub tolerance: f64,
+    /// Your own object (repeatable): the objects are measured in interleaved windows and
+    /// compared with the baseline, instead of the matrix
+    #[arg(long = "object", value_name = "PATH", conflicts_with = "programs")]
+    pub objects: Vec<PathBuf>,
+    /// The XDP program of the objects: once for all, or once per --object in order (needed
+    /// only for an object with several XDP programs)
+    #[arg(long = "entry", value_name = "NAME")]
+    pub entries: Vec<String>,
+    /// The object the others are compared with: one of --object, or one more object measured
+    /// first [default: the first --object]
+    #[arg(long, value_name = "PATH", conflicts_with = "programs")]
+    pub baseline: Option<PathBuf>,
+    /// What the objects are sent: a capture (.pcap, .pcapng) or a scenario's send groups
+    /// (.toml) [default: one UDP frame of --size]
+    #[arg(long, value_name = "FILE")]
+    pub traffic: Option<PathBuf>,
+    /// With --object: how long each window lasts
+    #[arg(long, default_value = "500ms", value_parser = scenario::parse_duration)]
+    pub window: Duration,
+    /// With --object: rounds of windows (each object gets one window per round)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub rounds: u16,
+    /// With --object: exit 1 when an object is slower than the baseline by more than this
+    /// ("5%" or 0.05) and by more than the run's noise
+    #[arg(long, value_name = "PERCENT", value_parser = parse_slowdown)]
+    pub max_slowdown: Option<f64>,
+    /// With --object: save the results in DIR [default: $CARGO_TARGET_DIR or target, under
+    /// xdplab-bench/]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["no_save", "out"])]
+    pub save: Option<PathBuf>,
+}
+
+/// `--max-slowdown`: `5%` or `0.05`, in 0..10 (0% to 1000%).
+fn parse_slowdown(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if (0.0..10.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "invalid slowdown {text:?}: write a percentage (\"5%\") or a fraction (0.05)"
+        )),
+    }
 }
 
 /// `--program`: the bench's programs by their command-line names.
@@ -233,6 +287,8 @@ pub enum InjectorArg {
     Pnet,
     Batched,
     Live,
+    // With --object only: BPF_PROG_TEST_RUN, no lab.
+    TestRun,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {

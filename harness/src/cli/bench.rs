@@ -21,6 +21,13 @@ use crate::{
 
 /// `xdplab bench`: measures the chosen configurations, prints them, saves them, compares them.
 pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
+    if super::bench_ab::wanted(args) {
+        return super::bench_ab::bench_objects(args);
+    }
+    if let Some(message) = super::bench_ab::misplaced(args) {
+        eprintln!("xdplab: {message}");
+        return Ok(Exit::BadInput);
+    }
     let baseline = match &args.compare {
         Some(path) => match BenchResults::load(path) {
             Ok(baseline) => Some((path, baseline)),
@@ -130,6 +137,7 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
             InjectorArg::Pnet => InjectorKind::Pnet,
             InjectorArg::Batched => InjectorKind::Batched,
             InjectorArg::Live => InjectorKind::Live,
+            InjectorArg::TestRun => unreachable!("refused without --object in bench()"),
         }),
         sizes: (!args.sizes.is_empty()).then(|| args.sizes.clone()),
     };
@@ -241,7 +249,7 @@ impl Progress {
 
 /// The xdplab commit the binary was built from, `git rev-parse --short HEAD` in its source
 /// tree, with `-dirty` when tracked files differ from it; `unknown` without git or a tree.
-fn git_commit() -> String {
+pub(super) fn git_commit() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let git = |args: &[&str]| {
         std::process::Command::new("git")

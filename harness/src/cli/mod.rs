@@ -7,6 +7,7 @@
 
 pub mod args;
 mod bench;
+mod bench_ab;
 mod clean;
 mod doctor;
 mod list;
