@@ -1,8 +1,10 @@
 //! BPF run-time statistics: the kernel's own count of how often and how long each program ran.
 //!
 //! The kernel only counts while someone holds a `BPF_ENABLE_STATS` file descriptor (type
-//! `BPF_STATS_RUN_TIME`): each open descriptor is one reference on a static key, and
-//! `/proc/sys/kernel/bpf_stats_enabled` reads 1 while any is open. [`RunTimeStats`] is that
+//! `BPF_STATS_RUN_TIME`) or has written 1 to `/proc/sys/kernel/bpf_stats_enabled`: each open
+//! descriptor, and the sysctl, is one reference on a static key. The sysctl reads back only
+//! what was written to it, never the descriptors' references, so xdplab never writes it (a
+//! crash would leave it on) and it keeps its value across any run. [`RunTimeStats`] is that
 //! descriptor in an owner: dropping it (on success, on an error's early return, while a panic
 //! unwinds, or when the process ends on a signal and the kernel closes its files) turns the
 //! counting off again unless someone else still holds a reference, so a measurement never
@@ -47,8 +49,10 @@ impl RunTimeStats {
     }
 }
 
-/// Whether run-time statistics are being counted now (`/proc/sys/kernel/bpf_stats_enabled`
-/// reads 1), or `None` when the file cannot be read.
+/// What `/proc/sys/kernel/bpf_stats_enabled` reads (whether someone turned the counting on
+/// through the sysctl; descriptors of [`RunTimeStats`] do not show there), or `None` when the
+/// file cannot be read. Whether the kernel counts at all shows in a program's own
+/// [`RunTime`] moving when it runs.
 pub fn enabled() -> Option<bool> {
     read_flag(Path::new(STATS_SYSCTL))
 }
