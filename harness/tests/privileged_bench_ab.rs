@@ -385,3 +385,86 @@ fn privileged_stats_are_off_after_success_error_panic_and_signal() {
     assert_eq!(status.code(), Some(130));
     off("after SIGINT");
 }
+
+#[test]
+fn privileged_ab_results_are_saved_named_by_hashes_and_compare() {
+    let test = "privileged_ab_results_are_saved_named_by_hashes_and_compare";
+    if !privileges::gate(test) {
+        return;
+    }
+    let _switch = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("xdplab-ab-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = object("xdp_drop.bpf.o");
+    let slow = object("xdp_drop_slow.bpf.o");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--baseline",
+            base.as_str(),
+            "--object",
+            slow.as_str(),
+            "--injector",
+            "test-run",
+            "--window",
+            "100ms",
+            "--rounds",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        // The default place: $CARGO_TARGET_DIR/xdplab-bench.
+        let out = Command::new(env!("CARGO_BIN_EXE_xdplab"))
+            .args(&args)
+            .env("CARGO_TARGET_DIR", &dir)
+            .output()
+            .expect("xdplab runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out
+    };
+    run(&[]);
+    let saved: Vec<PathBuf> = std::fs::read_dir(dir.join("xdplab-bench"))
+        .expect("saved under xdplab-bench")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    let json = saved
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a results file")
+        .clone();
+    let hash = |path: &str| {
+        xdplab::bench::ab::content_hash(&std::fs::read(path).expect("object"))[..8].to_owned()
+    };
+    let name = json.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        name.ends_with(&format!("-{}-{}.json", hash(&base), hash(&slow))),
+        "{name}"
+    );
+    let svg = std::fs::read_to_string(json.with_extension("svg")).expect("a chart beside it");
+    assert!(
+        svg.contains("ns/frame"),
+        "the chart shows the kernel's cost"
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("json");
+    assert!(
+        results["ab"]["ratios"][0]["object"].is_string(),
+        "{results:#}"
+    );
+    // --compare reads it back like any results file, and --save puts the next run elsewhere.
+    let other = dir.join("mine");
+    let out = run(&[
+        "--compare",
+        json.to_str().unwrap(),
+        "--tolerance",
+        "0.9",
+        "--save",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("0 of 2 configurations regressed"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(std::fs::read_dir(&other).expect("--save dir").count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

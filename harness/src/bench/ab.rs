@@ -438,8 +438,9 @@ impl AbReport {
                     offered_pps: sum(|w| w.offered) as f64 / seconds.max(1e-9),
                     rx_pps: o.rx_pps,
                     map_pps: None,
-                    cpu: f64::NAN,
-                    sender_cpu: f64::NAN,
+                    // Not measured per window (JSON has no NaN).
+                    cpu: 0.0,
+                    sender_cpu: 0.0,
                     loss: 0,
                     notes: vec![format!(
                         "{} windows of {:.3}s; ns/frame {}",

@@ -965,9 +965,14 @@ fn svg_row(svg: &mut String, r: &MeasurementRecord, y: f64, x_of: &impl Fn(f64) 
         );
     }
     let text_x = x_of(r.rx_pps).max(offered_x) + 8.0;
+    // The program's own cost, from the kernel's run-time statistics, beside its rate.
+    let cost = r
+        .ns_per_frame
+        .map(|ns| format!(" · {ns:.1} ns/frame"))
+        .unwrap_or_default();
     let _ = writeln!(
         svg,
-        r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}</text>"##,
+        r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}{cost}</text>"##,
         y + ROW_H / 2.0 + 4.0,
         format_pps(r.rx_pps)
     );
