@@ -468,3 +468,49 @@ fn privileged_ab_results_are_saved_named_by_hashes_and_compare() {
     assert_eq!(std::fs::read_dir(&other).expect("--save dir").count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn object_arguments_exit_2_before_measuring() {
+    let drop = object("xdp_drop.bpf.o");
+    let tail = object("xdp_tail_call.bpf.o");
+    for (args, fragment) in [
+        (
+            &["bench", "--max-slowdown", "5%"][..],
+            "only apply to your own objects",
+        ),
+        (&["bench", "--injector", "test-run"], "add --object PATH"),
+        (
+            &["bench", "--object", &drop, "--max-slowdown", "x"],
+            "invalid slowdown",
+        ),
+        (
+            &["bench", "--object", "/nonexistent.o"],
+            "failed to read object",
+        ),
+        (
+            &[
+                "bench", "--object", &drop, "--object", &drop, "--entry", "a", "--entry", "b",
+                "--entry", "c",
+            ],
+            "3 --entry for 2 objects",
+        ),
+        (&["bench", "--object", &tail], "several XDP programs"),
+        (
+            &["bench", "--object", &drop, "--size", "64,128"],
+            "give one --size",
+        ),
+    ] {
+        let out = xdplab(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
