@@ -798,6 +798,64 @@ fn lab_windows(
     Ok(windows)
 }
 
+/// One object loaded for a benchmark harness that times iterations itself (criterion's
+/// `iter_custom`): [`Self::time`] runs the traffic through `BPF_PROG_TEST_RUN` and returns the
+/// program's own run time as the kernel counted it, with run-time statistics on only during
+/// the call.
+///
+/// ```no_run
+/// # use xdplab::bench::ab::{BenchObject, KernelTimer, Traffic};
+/// let object = BenchObject::from_file("bpf/my_prog.bpf.o".as_ref(), None)?;
+/// let timer = KernelTimer::new(&object, &Traffic::udp(64)?)?;
+/// let spent = timer.time(1_000_000)?; // what a million frames cost the program
+/// # Ok::<(), xdplab::bench::BenchError>(())
+/// ```
+#[derive(Debug)]
+pub struct KernelTimer {
+    program: Program,
+    frames: Vec<Vec<u8>>,
+}
+
+impl KernelTimer {
+    /// Loads `object`'s program, to be run on `traffic`'s frames (in turn).
+    pub fn new(object: &BenchObject, traffic: &Traffic) -> Result<Self, BenchError> {
+        if traffic.frames.is_empty() {
+            return Err(BenchError::Config {
+                config: object.name.clone(),
+                reason: "the traffic holds no frames".to_owned(),
+            });
+        }
+        Ok(Self {
+            program: Program::load(&object.source, &object.entry)?,
+            frames: traffic.frames.clone(),
+        })
+    }
+
+    /// Runs the program `iters` times (the frames in turn, an equal share each; at least
+    /// 10 000 runs per frame, scaled to `iters`) and returns the time the kernel counted inside
+    /// the program (`run_time_ns`), not the time around it.
+    pub fn time(&self, iters: u64) -> Result<Duration, BenchError> {
+        let _stats = RunTimeStats::enable()?;
+        let before = self.program.run_time()?;
+        // A few runs read cold caches and the call's own cost; a measurement of fewer than
+        // MIN_RUNS is made on MIN_RUNS and scaled down.
+        const MIN_RUNS: u64 = 10_000;
+        let per_frame = iters.div_ceil(self.frames.len() as u64).max(MIN_RUNS);
+        for frame in &self.frames {
+            let mut left = per_frame;
+            while left > 0 {
+                let repeat = u32::try_from(left).unwrap_or(u32::MAX);
+                self.program.test_run_repeat(frame, repeat)?;
+                left -= u64::from(repeat);
+            }
+        }
+        let run = self.program.run_time()?.since(before);
+        // Scaled to exactly `iters` runs.
+        let ns = run.ns_per_run().unwrap_or(0.0) * iters as f64;
+        Ok(Duration::from_nanos(ns as u64))
+    }
+}
+
 /// The default results directory of an A/B run: `$CARGO_TARGET_DIR/xdplab-bench`, or
 /// `target/xdplab-bench` under the current directory.
 pub fn default_results_dir() -> PathBuf {
