@@ -514,3 +514,44 @@ fn object_arguments_exit_2_before_measuring() {
         );
     }
 }
+
+#[test]
+fn privileged_traffic_from_a_capture_or_a_scenario() {
+    let test = "privileged_traffic_from_a_capture_or_a_scenario";
+    if !privileges::gate(test) {
+        return;
+    }
+    let _switch = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let pcap = repo().join("scenarios/data/mixed.pcap");
+    let scenario = repo().join("scenarios/seed-drop-throughput.toml");
+    let drop = object("xdp_drop.bpf.o");
+    for (traffic, injector, frames) in [
+        (&pcap, "test-run", 3),
+        (&pcap, "live", 3),
+        (&scenario, "test-run", 1),
+    ] {
+        let (code, ab) = ab_json(&[
+            "--object",
+            &drop,
+            "--traffic",
+            traffic.to_str().unwrap(),
+            "--injector",
+            injector,
+            "--window",
+            "100ms",
+            "--rounds",
+            "1",
+        ]);
+        assert_eq!(code, Some(0), "{ab:#}");
+        assert!(
+            ab["traffic"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("({frames} frames)")),
+            "{ab:#}"
+        );
+        let window = &ab["windows"][0];
+        assert!(window["run"]["run_cnt"].as_u64().unwrap() > 0, "{ab:#}");
+        assert!(window["ns_per_frame"].as_f64().unwrap() > 0.0, "{ab:#}");
+    }
+}

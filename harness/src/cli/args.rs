@@ -142,10 +142,19 @@ Examples:
   xdplab bench                                   the whole matrix, 3s per configuration
   xdplab bench --injector live --program drop,none --size 64 --duration 1s
   xdplab bench --compare results/20261125T114628Z-205d0f6.json --tolerance 0.05
+  xdplab bench --baseline v1/prog.bpf.o --object v2/prog.bpf.o --max-slowdown 5%
+
+With --object (or --baseline), your objects are measured instead of the matrix: one lab (or
+BPF_PROG_TEST_RUN with --injector test-run), --rounds rounds of one --window per object, in
+the order A B, then B A, with BPF run-time statistics on for the measurement only; each
+object's ns/frame (the kernel's run_time_ns / run_cnt) and rx pps, and per-round ratios
+against the baseline. An object is SLOWER when its median ns/frame ratio minus 1 exceeds both
+--max-slowdown and the noise (half the range of its per-round ratios).
 
 Exit codes:
   0    measured (and, with --compare, nothing regressed)
-  1    with --compare: a configuration's rx pps fell by more than --tolerance
+  1    with --compare: a configuration's rx pps fell by more than --tolerance; with
+       --max-slowdown: an object is slower than the baseline beyond the threshold and the noise
   2    bad input: unreadable --compare file, unusable configuration, unwritable --out
   3    environment: missing privileges or kernel features (xdplab doctor says which)
   130  interrupted by SIGINT (143: SIGTERM): the measurement in progress was abandoned, nothing
