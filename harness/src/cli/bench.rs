@@ -21,10 +21,7 @@ use crate::{
 
 /// `xdplab bench`: measures the chosen configurations, prints them, saves them, compares them.
 pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
-    if super::bench_ab::wanted(args) {
-        return super::bench_ab::bench_objects(args);
-    }
-    if let Some(message) = super::bench_ab::misplaced(args) {
+    if let Some(message) = misplaced(args) {
         eprintln!("xdplab: {message}");
         return Ok(Exit::BadInput);
     }
@@ -119,6 +116,32 @@ pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
         }
     }
     Ok(exit)
+}
+
+/// Flags that only mean something with `--object`, given without it: the message.
+fn misplaced(args: &BenchArgs) -> Option<String> {
+    let mut given = Vec::new();
+    if !args.entries.is_empty() {
+        given.push("--entry");
+    }
+    if args.traffic.is_some() {
+        given.push("--traffic");
+    }
+    if args.max_slowdown.is_some() {
+        given.push("--max-slowdown");
+    }
+    if args.save.is_some() {
+        given.push("--save");
+    }
+    if args.injectors.contains(&InjectorArg::TestRun) {
+        given.push("--injector test-run");
+    }
+    (!given.is_empty()).then(|| {
+        format!(
+            "{} only apply to your own objects: add --object PATH",
+            given.join(", ")
+        )
+    })
 }
 
 /// The configurations `args` select, in matrix order.

@@ -29,32 +29,6 @@ pub(super) fn wanted(args: &BenchArgs) -> bool {
     !args.objects.is_empty() || args.baseline.is_some()
 }
 
-/// Flags that only mean something with `--object`, given without it: the message.
-pub(super) fn misplaced(args: &BenchArgs) -> Option<String> {
-    let mut given = Vec::new();
-    if !args.entries.is_empty() {
-        given.push("--entry");
-    }
-    if args.traffic.is_some() {
-        given.push("--traffic");
-    }
-    if args.max_slowdown.is_some() {
-        given.push("--max-slowdown");
-    }
-    if args.save.is_some() {
-        given.push("--save");
-    }
-    if args.injectors.contains(&InjectorArg::TestRun) {
-        given.push("--injector test-run");
-    }
-    (!given.is_empty()).then(|| {
-        format!(
-            "{} only apply to your own objects: add --object PATH",
-            given.join(", ")
-        )
-    })
-}
-
 /// `xdplab bench --object ...`.
 pub(super) fn bench_objects(args: &BenchArgs) -> Result<Exit, CliError> {
     let config = match config(args) {
