@@ -555,3 +555,45 @@ fn privileged_traffic_from_a_capture_or_a_scenario() {
         assert!(window["ns_per_frame"].as_f64().unwrap() > 0.0, "{ab:#}");
     }
 }
+
+#[test]
+fn privileged_scenario_throughput_against_an_object_baseline() {
+    let test = "privileged_scenario_throughput_against_an_object_baseline";
+    if !privileges::gate(test) {
+        return;
+    }
+    let _switch = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("xdplab-ab-scenario-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("v1")).expect("dir");
+    std::fs::copy(object("xdp_drop.bpf.o"), dir.join("v1/prog.bpf.o")).expect("v1");
+    std::fs::copy(object("xdp_drop_slow.bpf.o"), dir.join("v2.bpf.o")).expect("v2");
+    let scenario = |program: &str, baseline: &str, min_ratio: f64| {
+        let path = dir.join("s.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "schema-version = 1\nname = \"ab\"\nrequires = [\"live-frames\"]\n\n\
+                 [program]\nobject = \"{program}\"\nentry = \"xdp_drop_all\"\n\n\
+                 [[send]]\nname = \"one\"\ncount = 4\nipv4 = {{}}\nexpect = \"drop\"\n\n\
+                 [throughput]\nduration = \"500ms\"\nbaseline = \"{baseline}\"\n\
+                 min-ratio = {min_ratio}\n"
+            ),
+        )
+        .expect("scenario");
+        let out = xdplab(&["run", path.to_str().unwrap()]);
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // The slow build keeps about a third to a half of v1's rate here: below 0.7.
+    let (code, stdout, stderr) = scenario("v2.bpf.o", "object:v1/prog.bpf.o", 0.7);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("/v1/prog.bpf.o:xdp_drop_all"), "{stdout}");
+    // v1 against itself, loaded from the same file twice.
+    let (code, stdout, stderr) = scenario("v1/prog.bpf.o", "object:v1/prog.bpf.o", 0.3);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // A baseline object that is not there is the scenario's fault: exit 2.
+    let (code, stdout, stderr) = scenario("v1/prog.bpf.o", "object:v0.bpf.o", 0.3);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("failed to read object"), "{stdout}{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
