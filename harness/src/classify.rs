@@ -153,6 +153,8 @@ impl Classify for BenchError {
             Self::Program(e) => e.class(),
             Self::Observe(e) => e.class(),
             Self::Inject(e) => e.class(),
+            // Needs CAP_SYS_ADMIN and Linux 5.8.
+            Self::Stats(_) => ErrorClass::Environment,
             Self::Config { .. } => ErrorClass::BadInput,
         }
     }

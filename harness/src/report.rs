@@ -385,6 +385,14 @@ impl ScenarioReport {
                         t.baseline.rx_pps / 1e6,
                         t.program.injector
                     );
+                    // The programs' own cost from the kernel's run-time statistics.
+                    let ns = |m: &crate::bench::Measurement| {
+                        m.ns_per_frame
+                            .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.1}"))
+                    };
+                    if t.program.ns_per_frame.is_some() {
+                        let _ = write!(out, ", {} vs {} ns/frame", ns(&t.program), ns(&t.baseline));
+                    }
                 }
                 for m in &self.maps {
                     let _ = write!(out, "; {}[{}] = {}", m.map, plain(&m.key), plain(&m.actual));

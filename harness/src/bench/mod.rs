@@ -6,6 +6,7 @@
 //! receive counter) and from the program's own map, never from the sender; what the sender
 //! offered is reported beside it, with the loss between them.
 
+pub mod ab;
 pub mod results;
 
 use std::{
@@ -42,6 +43,9 @@ pub enum BenchError {
     /// The injector could not be opened.
     #[error(transparent)]
     Inject(#[from] InjectError),
+    /// BPF run-time statistics could not be turned on.
+    #[error(transparent)]
+    Stats(#[from] crate::kernel::stats::StatsError),
     /// The configuration cannot be measured.
     #[error("failed to measure {config}: {reason}")]
     Config {
@@ -140,6 +144,10 @@ pub struct Measurement {
     pub loss: i64,
     /// Anything worth knowing about how the numbers were obtained.
     pub notes: Vec<String>,
+    /// The program's own nanoseconds per frame over the window, from the kernel's BPF
+    /// run-time statistics (`run_time_ns / run_cnt`); `None` without a program or a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_frame: Option<f64>,
 }
 
 impl fmt::Display for InjectorKind {
@@ -320,6 +328,13 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         duration: config.duration,
     };
 
+    // The kernel counts the program's run time only while this is held: for this window.
+    let run_stats = match &program {
+        Some(_) => Some(crate::kernel::stats::RunTimeStats::enable()?),
+        None => None,
+    };
+    let read_run = || program.as_ref().map(Program::run_time).transpose();
+    let run_before = read_run()?;
     let rx_before = oracle()?;
     let map_before = read_map();
     let cpu_before = cpu_ticks();
@@ -336,6 +351,11 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         (Some(after), Some(before)) => Some(after - before),
         _ => None,
     };
+    let ns_per_frame = match (read_run()?, run_before) {
+        (Some(after), Some(before)) => after.since(before).ns_per_run(),
+        _ => None,
+    };
+    drop(run_stats);
     drop(attachment);
     drop(lab);
 
@@ -393,6 +413,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         sender_cpu: stats.cpu.as_secs_f64() / seconds,
         loss: stats.accepted as i64 - received as i64,
         notes,
+        ns_per_frame,
     })
 }
 

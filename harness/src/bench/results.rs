@@ -325,10 +325,11 @@ pub fn table(results: &[MeasurementRecord]) -> String {
         "offered pps",
         "rx pps (oracle)",
         "map pps",
+        "ns/frame",
         "loss %",
         "cpu cores (tx)",
     ];
-    let rows: Vec<[String; 9]> = results
+    let rows: Vec<[String; 10]> = results
         .iter()
         .map(|r| {
             let injector = if r.threads > 1 {
@@ -344,6 +345,8 @@ pub fn table(results: &[MeasurementRecord]) -> String {
                 format_pps(r.offered_pps),
                 format!("{} ({})", format_pps(r.rx_pps), r.oracle),
                 r.map_pps.map_or_else(|| "-".to_owned(), format_pps),
+                r.ns_per_frame
+                    .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.1}")),
                 format!("{:.1}", r.loss_percent()),
                 format!("{:.2} ({:.2})", r.cpu, r.sender_cpu),
             ]
@@ -962,9 +965,14 @@ fn svg_row(svg: &mut String, r: &MeasurementRecord, y: f64, x_of: &impl Fn(f64) 
         );
     }
     let text_x = x_of(r.rx_pps).max(offered_x) + 8.0;
+    // The program's own cost, from the kernel's run-time statistics, beside its rate.
+    let cost = r
+        .ns_per_frame
+        .map(|ns| format!(" · {ns:.1} ns/frame"))
+        .unwrap_or_default();
     let _ = writeln!(
         svg,
-        r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}</text>"##,
+        r##"<text x="{text_x:.1}" y="{:.1}" fill="#222222">{}{cost}</text>"##,
         y + ROW_H / 2.0 + 4.0,
         format_pps(r.rx_pps)
     );
@@ -1053,6 +1061,7 @@ mod tests {
             sender_cpu: 0.9,
             loss: (rx * 0.1) as i64,
             notes: vec!["a note".to_owned()],
+            ns_per_frame: None,
         }
     }
 
@@ -1349,6 +1358,7 @@ mod tests {
             sender_cpu: 0.7,
             loss: 10,
             notes: vec!["x".to_owned()],
+            ns_per_frame: Some(12.5),
         };
         let json = serde_json::to_value(&m).unwrap();
         let record: MeasurementRecord = serde_json::from_value(json.clone()).unwrap();

@@ -25,6 +25,10 @@ pub struct Cli {
 
 /// The subcommands, one module of [`crate::cli`] each.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only move a few hundred bytes"
+)]
 pub enum Command {
     /// Run scenarios: one PASS/FAIL/SKIP line each (needs root).
     #[command(after_help = exit::HELP)]
@@ -138,10 +142,19 @@ Examples:
   xdplab bench                                   the whole matrix, 3s per configuration
   xdplab bench --injector live --program drop,none --size 64 --duration 1s
   xdplab bench --compare results/20261125T114628Z-205d0f6.json --tolerance 0.05
+  xdplab bench --baseline v1/prog.bpf.o --object v2/prog.bpf.o --max-slowdown 5%
+
+With --object (or --baseline), your objects are measured instead of the matrix: one lab (or
+BPF_PROG_TEST_RUN with --injector test-run), --rounds rounds of one --window per object, in
+the order A B, then B A, with BPF run-time statistics on for the measurement only; each
+object's ns/frame (the kernel's run_time_ns / run_cnt) and rx pps, and per-round ratios
+against the baseline. An object is SLOWER when its median ns/frame ratio minus 1 exceeds both
+--max-slowdown and the noise (half the range of its per-round ratios).
 
 Exit codes:
   0    measured (and, with --compare, nothing regressed)
-  1    with --compare: a configuration's rx pps fell by more than --tolerance
+  1    with --compare: a configuration's rx pps fell by more than --tolerance; with
+       --max-slowdown: an object is slower than the baseline beyond the threshold and the noise
   2    bad input: unreadable --compare file, unusable configuration, unwritable --out
   3    environment: missing privileges or kernel features (xdplab doctor says which)
   130  interrupted by SIGINT (143: SIGTERM): the measurement in progress was abandoned, nothing
@@ -206,6 +219,56 @@ pub struct BenchArgs {
     /// regression
     #[arg(long, default_value_t = 0.10, value_parser = parse_tolerance, requires = "compare")]
     pub tolerance: f64,
+    /// Your own object (repeatable): the objects are measured in interleaved windows and
+    /// compared with the baseline, instead of the matrix
+    #[arg(long = "object", value_name = "PATH", conflicts_with = "programs")]
+    pub objects: Vec<PathBuf>,
+    /// The XDP program of the objects: once for all, or once per --object in order (needed
+    /// only for an object with several XDP programs)
+    #[arg(long = "entry", value_name = "NAME")]
+    pub entries: Vec<String>,
+    /// The object the others are compared with: one of --object, or one more object measured
+    /// first [default: the first --object]
+    #[arg(long, value_name = "PATH", conflicts_with = "programs")]
+    pub baseline: Option<PathBuf>,
+    /// What the objects are sent: a capture (.pcap, .pcapng) or a scenario's send groups
+    /// (.toml) [default: one UDP frame of --size]
+    #[arg(long, value_name = "FILE")]
+    pub traffic: Option<PathBuf>,
+    /// With --object: how long each window lasts
+    #[arg(long, default_value = "500ms", value_parser = scenario::parse_duration)]
+    pub window: Duration,
+    /// With --object: rounds of windows (each object gets one window per round)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub rounds: u16,
+    /// With --object: exit 1 when an object is slower than the baseline by more than this
+    /// ("5%" or 0.05) and by more than the run's noise
+    #[arg(long, value_name = "PERCENT", value_parser = parse_slowdown)]
+    pub max_slowdown: Option<f64>,
+    /// With --object: save the results in DIR [default: $CARGO_TARGET_DIR or target, under
+    /// xdplab-bench/]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["no_save", "out"])]
+    pub save: Option<PathBuf>,
+}
+
+/// `--max-slowdown`: `5%` or `0.05`, in 0..10 (0% to 1000%).
+fn parse_slowdown(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if (0.0..10.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "invalid slowdown {text:?}: write a percentage (\"5%\") or a fraction (0.05)"
+        )),
+    }
 }
 
 /// `--program`: the bench's programs by their command-line names.
@@ -233,6 +296,8 @@ pub enum InjectorArg {
     Pnet,
     Batched,
     Live,
+    // With --object only: BPF_PROG_TEST_RUN, no lab.
+    TestRun,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {

@@ -21,6 +21,10 @@ use crate::{
 
 /// `xdplab bench`: measures the chosen configurations, prints them, saves them, compares them.
 pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
+    if let Some(message) = misplaced(args) {
+        eprintln!("xdplab: {message}");
+        return Ok(Exit::BadInput);
+    }
     let baseline = match &args.compare {
         Some(path) => match BenchResults::load(path) {
             Ok(baseline) => Some((path, baseline)),
@@ -114,6 +118,32 @@ pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
     Ok(exit)
 }
 
+/// Flags that only mean something with `--object`, given without it: the message.
+fn misplaced(args: &BenchArgs) -> Option<String> {
+    let mut given = Vec::new();
+    if !args.entries.is_empty() {
+        given.push("--entry");
+    }
+    if args.traffic.is_some() {
+        given.push("--traffic");
+    }
+    if args.max_slowdown.is_some() {
+        given.push("--max-slowdown");
+    }
+    if args.save.is_some() {
+        given.push("--save");
+    }
+    if args.injectors.contains(&InjectorArg::TestRun) {
+        given.push("--injector test-run");
+    }
+    (!given.is_empty()).then(|| {
+        format!(
+            "{} only apply to your own objects: add --object PATH",
+            given.join(", ")
+        )
+    })
+}
+
 /// The configurations `args` select, in matrix order.
 fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
     fn chosen<A: Copy, T>(values: &[A], map: impl Fn(A) -> T) -> Option<Vec<T>> {
@@ -130,6 +160,7 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
             InjectorArg::Pnet => InjectorKind::Pnet,
             InjectorArg::Batched => InjectorKind::Batched,
             InjectorArg::Live => InjectorKind::Live,
+            InjectorArg::TestRun => unreachable!("refused without --object in bench()"),
         }),
         sizes: (!args.sizes.is_empty()).then(|| args.sizes.clone()),
     };
@@ -241,7 +272,7 @@ impl Progress {
 
 /// The xdplab commit the binary was built from, `git rev-parse --short HEAD` in its source
 /// tree, with `-dirty` when tracked files differ from it; `unknown` without git or a tree.
-fn git_commit() -> String {
+pub(super) fn git_commit() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let git = |args: &[&str]| {
         std::process::Command::new("git")

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod bench;
+mod bench_ab;
 mod clean;
 mod doctor;
 mod list;
@@ -68,6 +69,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::List(args) => Ok(list::list(&args.files)),
+        Command::Bench(args) if bench_ab::wanted(&args) => bench_ab::bench_objects(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Doctor(args) => doctor::doctor(args.format),
         Command::Clean(args) => Ok(clean::clean(args.dry_run)),

@@ -213,7 +213,9 @@ impl ObjectSource {
 /// Where the program runs when a frame arrives: the one spelling of the attach mode, for the
 /// library, the scenario files (`mode = "native"` / `"generic"`, default native) and the
 /// command line (`--mode native,generic`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// In the driver, before an skb exists (veth's native XDP).
@@ -843,6 +845,46 @@ impl Program {
             action: result.return_value,
             data: out,
         })
+    }
+
+    /// Runs `frame` through the program `repeat` times in one `BPF_PROG_TEST_RUN` (no
+    /// interface, no namespace; the frame is reset before each run): the action of the last
+    /// run and the kernel's own mean time per run (the call's `duration`).
+    #[doc(alias = "BPF_PROG_TEST_RUN")]
+    pub fn test_run_repeat(
+        &self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), ProgramError> {
+        let result = self
+            .xdp()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                repeat: repeat.max(1),
+                ..TestRunOptions::default()
+            })
+            .map_err(|source| ProgramError::TestRun {
+                entry: self.entry.clone(),
+                source: Box::new(source),
+            })?;
+        Ok((result.return_value, result.duration))
+    }
+
+    /// The program's run-time statistics now (`run_time_ns`, `run_cnt` from
+    /// `BPF_OBJ_GET_INFO_BY_FD`, as `bpftool prog show` prints them); they only move while
+    /// [`crate::kernel::stats::RunTimeStats`] is held.
+    #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
+    pub fn run_time(&self) -> Result<crate::kernel::stats::RunTime, ProgramError> {
+        self.xdp()
+            .info()
+            .map(|info| crate::kernel::stats::RunTime {
+                run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                run_cnt: info.run_count(),
+            })
+            .map_err(|source| ProgramError::TestRun {
+                entry: self.entry.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// The kernel's id of the loaded program (`bpftool prog show id N`).

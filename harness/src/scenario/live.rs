@@ -251,7 +251,15 @@ pub(super) fn check_throughput(
         duration: spec.duration,
         threads: spec.threads,
     };
-    let error = |e: crate::bench::BenchError| RunError::environment(e.to_string());
+    let error = |e: crate::bench::BenchError| {
+        use crate::exit::Classify as _;
+        // A baseline = "object:PATH" that is missing or unusable is the scenario's fault.
+        if e.class() == crate::exit::ErrorClass::BadInput {
+            RunError::input(e.to_string())
+        } else {
+            RunError::environment(e.to_string())
+        }
+    };
     let program = measure(&config(BenchProgram::Object {
         source: scenario.program.object.clone(),
         entry: scenario.program.entry.clone(),

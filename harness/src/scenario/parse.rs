@@ -596,7 +596,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> 
     let (map_expects, event_expects) = expects(&src, &topo, raw.expect, &owners)?;
     let throughput = raw
         .throughput
-        .map(|t| throughput(&src, &links, t))
+        .map(|t| throughput(&src, &links, &program.entry, t))
         .transpose()?;
     if let Some(extra) = raw.flow.get(MAX_FLOWS) {
         return Err(src.invalid(
@@ -1504,6 +1504,7 @@ fn event_expect(
 fn throughput(
     src: &Source<'_>,
     links: &[LinkSpec],
+    entry: &str,
     spanned: Spanned<RawThroughput>,
 ) -> Result<ThroughputSpec, ScenarioError> {
     let line = src.line(&spanned.span());
@@ -1579,11 +1580,29 @@ fn throughput(
         None => 1,
     };
     let baseline = match t.baseline {
+        // Another build of the program (version 1 of it, say): the same entry from that
+        // object, the path relative to the scenario file.
+        Some(value) if value.get_ref().starts_with("object:") => {
+            let path = value.get_ref()["object:".len()..].trim();
+            if path.is_empty() {
+                return Err(src.at_value(
+                    &value.span(),
+                    "baseline \"object:\" names no object (write \"object:PATH\", relative to \
+                     this file)",
+                ));
+            }
+            let dir = src.path.parent().unwrap_or(Path::new(""));
+            BenchProgram::Object {
+                source: ObjectSource::resolve(path, dir),
+                entry: entry.to_owned(),
+            }
+        }
         Some(value) => value.get_ref().parse::<BenchProgram>().map_err(|_| {
             src.at_value(
                 &value.span(),
                 format!(
-                    "unknown baseline {:?} (expected \"none\", \"drop\" or \"pass\")",
+                    "unknown baseline {:?} (expected \"none\", \"drop\", \"pass\" or \
+                     \"object:PATH\")",
                     value.get_ref()
                 ),
             )

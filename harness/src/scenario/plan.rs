@@ -209,3 +209,15 @@ pub(super) fn load_error(
         RunError::input(message)
     }
 }
+
+/// The frames of a scenario's send groups, each group's frames once in file order, as they
+/// leave the sending interface in the default lab: what `xdplab bench --traffic FILE.toml`
+/// sends.
+pub fn send_frames(scenario: &Scenario) -> Result<Vec<Vec<u8>>, RunError> {
+    let spec = links_spec(scenario);
+    Ok(build_frames(scenario, &spec)?
+        .into_iter()
+        .flatten()
+        .map(|t| t.bytes().to_vec())
+        .collect())
+}

@@ -2307,8 +2307,25 @@ fn throughput_errors_are_located() {
     );
     assert_eq!(
         t("baseline = \"xdp_pass\"\nmin-ratio = 0.5\n"),
-        "scenarios/t.toml:15:12: unknown baseline \"xdp_pass\" (expected \"none\", \"drop\" \
-         or \"pass\")"
+        "scenarios/t.toml:15:12: unknown baseline \"xdp_pass\" (expected \"none\", \"drop\", \
+         \"pass\" or \"object:PATH\")"
+    );
+    assert_eq!(
+        t("baseline = \"object: \"\nmin-ratio = 0.5\n"),
+        "scenarios/t.toml:15:12: baseline \"object:\" names no object (write \"object:PATH\", \
+         relative to this file)"
+    );
+    let scenario = ok(&format!(
+        "{HEAD}{SEND}\n[throughput]\nbaseline = \"object:v1/xdp_drop.bpf.o\"\nmin-ratio = 0.5\n"
+    ));
+    assert_eq!(
+        scenario.throughput.expect("throughput").baseline,
+        crate::bench::BenchProgram::Object {
+            source: crate::kernel::program::ObjectSource::File(
+                "scenarios/v1/xdp_drop.bpf.o".into()
+            ),
+            entry: scenario.program.entry.clone(),
+        }
     );
     assert_eq!(
         t("injector = \"live\"\n"),
