@@ -1053,6 +1053,7 @@ mod tests {
             sender_cpu: 0.9,
             loss: (rx * 0.1) as i64,
             notes: vec!["a note".to_owned()],
+            per_thread: Vec::new(),
         }
     }
 
@@ -1349,6 +1350,7 @@ mod tests {
             sender_cpu: 0.7,
             loss: 10,
             notes: vec!["x".to_owned()],
+            per_thread: Vec::new(),
         };
         let json = serde_json::to_value(&m).unwrap();
         let record: MeasurementRecord = serde_json::from_value(json.clone()).unwrap();

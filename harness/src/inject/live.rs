@@ -24,12 +24,15 @@
 //!   calls start and end without any grace period, and the CPU never idles. Only the very
 //!   first and very last call of a [`LiveInjector::send_for`] pay the wait (so
 //!   [`InjectStats::elapsed`] runs a few tens of milliseconds past the frames).
-//! - **One receive queue.** veth puts a frame on receive queue `sending CPU % queues` of the
-//!   peer; the lab's veth has one. Threads on several CPUs then fill one ring that one NAPI
-//!   instance drains: the ring overflows (the overflow shows as the sending veth's
-//!   `tx_dropped`) and the total rate falls. On a 2-vCPU VM into native `xdp_drop`, two threads
-//!   delivered 6 to 14 Mpps where one delivered 20. More threads can only help with as many
-//!   receive queues on the receiving end.
+//! - **One receive queue per sending CPU.** veth puts a frame on receive queue `sending CPU %
+//!   rx queues` of the peer (`veth_select_rxq`), and each queue has its own ring and NAPI
+//!   instance, scheduled on the CPU that filled it. A lab's veth uses one queue: threads on
+//!   several CPUs then fill one ring that one NAPI instance drains, the ring overflows (the
+//!   overflow shows as the sending veth's `tx_dropped`) and the total rate falls (on a 2-vCPU
+//!   VM into native `xdp_drop`, two threads delivered 6 to 14 Mpps where one delivered 20).
+//!   [`crate::bench::measure`] therefore gives the receiving veth as many receive queues as
+//!   there are sending CPUs ([`crate::kernel::veth::set_queues`]), so each CPU fills and drains
+//!   its own queue; [`InjectStats::threads`] says what each CPU sent.
 //!
 //! Bounds: the frame budget is shared by all workers (each call claims its repeat count from
 //! it), and each call's repeat count is sized from the worker's own rate so that the call lasts
@@ -48,7 +51,7 @@ use aya::{
 };
 use nix::{sched::CpuSet, unistd::Pid};
 
-use super::{Budget, InjectError, InjectStats, thread_cpu_time};
+use super::{Budget, InjectError, InjectStats, ThreadStats, thread_cpu_time};
 use crate::{kernel::program::errno_in, kernel::veth::VethEnd};
 
 /// The generator, built from `ebpf/xdp_live_tx.bpf.c` by `ci/build-ebpf.sh`. Private to this
@@ -97,6 +100,27 @@ impl LiveInjector {
     /// The devmap entry is written from inside `end`'s namespace, because the kernel resolves
     /// the ifindex in the caller's namespace.
     pub fn open(end: &VethEnd, threads: usize) -> Result<Self, InjectError> {
+        let allowed = allowed_cpus().map_err(|e| InjectError::Config {
+            injector: "live",
+            interface: end.name().to_owned(),
+            reason: format!("failed to read the CPUs this process may use: {e}"),
+        })?;
+        if threads == 0 || threads > allowed.len() {
+            return Err(InjectError::Config {
+                injector: "live",
+                interface: end.name().to_owned(),
+                reason: format!(
+                    "{threads} sending threads asked for, {} CPUs available",
+                    allowed.len()
+                ),
+            });
+        }
+        Self::open_on(end, &allowed[..threads])
+    }
+
+    /// As [`Self::open`], on exactly these CPUs (each must be one this process may use, none
+    /// twice): a frame sent from CPU `c` lands on the receiving veth's queue `c % rx queues`.
+    pub fn open_on(end: &VethEnd, cpus: &[usize]) -> Result<Self, InjectError> {
         let interface = end.name().to_owned();
         let config = |reason: String| InjectError::Config {
             injector: "live",
@@ -105,10 +129,17 @@ impl LiveInjector {
         };
         let allowed = allowed_cpus()
             .map_err(|e| config(format!("failed to read the CPUs this process may use: {e}")))?;
-        if threads == 0 || threads > allowed.len() {
+        let mut unique = cpus.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if cpus.is_empty() || unique.len() != cpus.len() {
             return Err(config(format!(
-                "{threads} sending threads asked for, {} CPUs available",
-                allowed.len()
+                "CPUs {cpus:?} asked for: give at least one, each once"
+            )));
+        }
+        if let Some(cpu) = cpus.iter().find(|cpu| !allowed.contains(cpu)) {
+            return Err(config(format!(
+                "CPU {cpu} asked for, this process may use {allowed:?}"
             )));
         }
         let load = |what: &'static str| {
@@ -143,8 +174,13 @@ impl LiveInjector {
         Ok(Self {
             ebpf,
             end: end.clone(),
-            cpus: allowed[..threads].to_vec(),
+            cpus: cpus.to_vec(),
         })
+    }
+
+    /// The CPUs frames are sent from, one thread group each.
+    pub fn cpus(&self) -> &[usize] {
+        &self.cpus
     }
 
     /// Runs `frame` as live frames until `budget` runs out, on every CPU given to
@@ -167,7 +203,7 @@ impl LiveInjector {
         let start = Instant::now();
         let deadline = start + budget.duration;
         let mut total = InjectStats::default();
-        let workers: Vec<InjectStats> = std::thread::scope(|scope| {
+        let workers: Vec<(usize, InjectStats)> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .cpus
                 .iter()
@@ -183,19 +219,39 @@ impl LiveInjector {
                         })
                 })
                 .collect();
+            let cpus = self
+                .cpus
+                .iter()
+                .flat_map(|&cpu| std::iter::repeat_n(cpu, WORKERS_PER_CPU));
             handles
                 .into_iter()
-                .map(|handle| match handle {
-                    Ok(handle) => match handle.join() {
-                        Ok(Ok(stats)) => stats,
-                        Ok(Err(e)) => failed(e.to_string()),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    },
-                    Err(e) => failed(format!("failed to start a sending thread: {e}")),
+                .zip(cpus)
+                .map(|(handle, cpu)| {
+                    let stats = match handle {
+                        Ok(handle) => match handle.join() {
+                            Ok(Ok(stats)) => stats,
+                            Ok(Err(e)) => failed(e.to_string()),
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        },
+                        Err(e) => failed(format!("failed to start a sending thread: {e}")),
+                    };
+                    (cpu, stats)
                 })
                 .collect()
         });
-        for stats in workers {
+        total.threads = self
+            .cpus
+            .iter()
+            .map(|&cpu| ThreadStats {
+                cpu,
+                ..ThreadStats::default()
+            })
+            .collect();
+        for (cpu, stats) in workers {
+            if let Some(thread) = total.threads.iter_mut().find(|t| t.cpu == cpu) {
+                thread.accepted += stats.accepted;
+                thread.cpu_time += stats.cpu;
+            }
             total.offered += stats.offered;
             total.accepted += stats.accepted;
             total.errors += stats.errors;
