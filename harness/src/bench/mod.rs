@@ -97,6 +97,10 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Sending threads (the live injector runs one per CPU given here; others use one).
     pub threads: usize,
+    /// Flows the live injector's frames are spread over (addresses and ports vary per frame,
+    /// see [`LiveInjector::send_flows_for`]); 1 sends one frame over and over. The other
+    /// injectors take only 1.
+    pub flows: u32,
 }
 
 /// What one configuration measured (also the form results files hold).
@@ -112,6 +116,9 @@ pub struct Measurement {
     pub size: usize,
     /// Sending threads.
     pub threads: usize,
+    /// Flows the frames were spread over (1 in files written before flow mixes).
+    #[serde(default = "one_flow")]
+    pub flows: u32,
     /// The measured window, in seconds.
     pub seconds: f64,
     /// Frames the injector tried to send.
@@ -226,8 +233,15 @@ impl fmt::Display for BenchConfig {
         if self.threads > 1 {
             write!(f, " x{}", self.threads)?;
         }
+        if self.flows > 1 {
+            write!(f, " {} flows", self.flows)?;
+        }
         Ok(())
     }
+}
+
+fn one_flow() -> u32 {
+    1
 }
 
 /// Which configurations a matrix run covers; `None` means all.
@@ -279,6 +293,7 @@ pub fn matrix(filter: &MatrixFilter, duration: Duration) -> Vec<BenchConfig> {
                         size,
                         duration,
                         threads: 1,
+                        flows: 1,
                     });
                 }
             }
@@ -360,9 +375,11 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
     let stats = match config.injector {
         InjectorKind::Pnet => PnetInjector::open(lab.sender())?.send_for(&frame, budget),
         InjectorKind::Batched => BatchedInjector::open(lab.sender())?.send_for(&frame, budget),
-        InjectorKind::Live => {
-            LiveInjector::open(lab.sender(), config.threads)?.send_for(&frame, budget)
-        }
+        InjectorKind::Live => LiveInjector::open(lab.sender(), config.threads)?.send_flows_for(
+            &frame,
+            config.flows,
+            budget,
+        ),
     };
     let cpu_after = cpu_ticks();
     let received = settled(oracle)? - rx_before;
@@ -430,6 +447,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         program: config.program.to_string(),
         size: config.size,
         threads: config.threads,
+        flows: config.flows,
         seconds,
         offered: stats.offered,
         accepted: stats.accepted,
@@ -462,10 +480,13 @@ pub fn threads_table(measurements: &[Measurement]) -> String {
     let pps = results::format_pps;
     let mut out = String::new();
     for m in measurements.iter().filter(|m| m.threads > 1) {
-        let name = format!(
+        let mut name = format!(
             "{} {} {} {}B x{}",
             m.injector, m.mode, m.program, m.size, m.threads
         );
+        if m.flows > 1 {
+            name.push_str(&format!(" {} flows", m.flows));
+        }
         let _ = writeln!(out, "{name}:");
         for t in &m.per_thread {
             let _ = writeln!(
@@ -480,8 +501,8 @@ pub fn threads_table(measurements: &[Measurement]) -> String {
         }
         let one = measurements.iter().find(|o| {
             o.threads == 1
-                && (o.injector, &o.mode, &o.program, o.size)
-                    == (m.injector, &m.mode, &m.program, m.size)
+                && (o.injector, &o.mode, &o.program, o.size, o.flows)
+                    == (m.injector, &m.mode, &m.program, m.size, m.flows)
         });
         let _ = write!(out, "  total: {} absorbed", pps(m.rx_pps));
         if let Some(one) = one.filter(|o| o.rx_pps > 0.0) {
@@ -506,6 +527,19 @@ fn check_config(config: &BenchConfig) -> Result<usize, String> {
         return Err(format!(
             "duration {:?} is outside 10ms..=10min",
             config.duration
+        ));
+    }
+    if config.flows == 0 || config.flows > crate::inject::live::MAX_FLOWS {
+        return Err(format!(
+            "{} flows asked for: give 1..={}",
+            config.flows,
+            crate::inject::live::MAX_FLOWS
+        ));
+    }
+    if config.flows > 1 && config.injector != InjectorKind::Live {
+        return Err(format!(
+            "{} flows asked for: only the live injector spreads frames over flows",
+            config.flows
         ));
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);

@@ -147,8 +147,14 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
             } else {
                 vec![1]
             };
+            let flows = if config.injector == InjectorKind::Live {
+                args.flows
+            } else {
+                1
+            };
             counts.into_iter().map(move |threads| BenchConfig {
                 threads,
+                flows,
                 ..config.clone()
             })
         })
