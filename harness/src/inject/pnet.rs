@@ -1,5 +1,12 @@
 //! The functional tests' injector: pnet's datalink channel (an `AF_PACKET` socket, one
 //! `sendto` per frame), opened inside the sending namespace.
+//!
+//! Why it is slower than a C loop of `sendto` on the same socket (about 0.7x, see README
+//! "Benchmarks"): pnet's `DataLinkSender::send_to` (and `build_and_send`) calls `poll(POLLOUT)`
+//! before every `sendto`, with the write timeout, so every frame costs two system calls.
+//! Profiled with `perf record` on the reference machine, `poll` took 27% of the sending
+//! process's samples and `sendto` 60%. pnet 0.35 has no way to send without that `poll`; the
+//! batched injector is the one without it.
 
 use std::{
     io,
@@ -44,8 +51,10 @@ impl PnetInjector {
                     interface: interface.clone(),
                 })?;
             // Our own socket, protocol 0, for pnet to bind and send on: pnet's own is bound
-            // to ETH_P_ALL, so the kernel would clone every frame it sends back into its
-            // receive queue (outgoing frames reach every ETH_P_ALL socket of the device).
+            // to ETH_P_ALL, so every frame arriving at the sending veth (frames a program
+            // bounces with XDP_TX, the stack's answers) would be cloned into its receive
+            // queue, which nobody reads. (Its own sent frames are not: the kernel skips the
+            // sending socket.)
             let socket = send_only_socket().map_err(|source| InjectError::Channel {
                 interface: interface.clone(),
                 source,
