@@ -138,25 +138,28 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
         }),
         sizes: (!args.sizes.is_empty()).then(|| args.sizes.clone()),
     };
-    // Each live configuration once per thread count, the counts side by side.
+    // Each live configuration once per flow and thread count, side by side.
     let configs = bench::matrix(&filter, args.duration)
         .into_iter()
         .flat_map(|config| {
-            let counts: Vec<usize> = if config.injector == InjectorKind::Live {
-                args.threads.iter().map(|&n| usize::from(n)).collect()
+            let (flows, threads): (Vec<u32>, Vec<usize>) = if config.injector == InjectorKind::Live
+            {
+                (
+                    args.flows.clone(),
+                    args.threads.iter().map(|&n| usize::from(n)).collect(),
+                )
             } else {
-                vec![1]
+                (vec![1], vec![1])
             };
-            let flows = if config.injector == InjectorKind::Live {
-                args.flows
-            } else {
-                1
-            };
-            counts.into_iter().map(move |threads| BenchConfig {
-                threads,
-                flows,
-                ..config.clone()
-            })
+            flows
+                .into_iter()
+                .flat_map(|flows| threads.clone().into_iter().map(move |t| (flows, t)))
+                .map(move |(flows, threads)| BenchConfig {
+                    threads,
+                    flows,
+                    ..config.clone()
+                })
+                .collect::<Vec<_>>()
         })
         .collect::<Vec<_>>();
     let mut configs = configs;
