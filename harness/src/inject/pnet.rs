@@ -1,8 +1,8 @@
 //! The functional tests' injector: pnet's datalink channel (an `AF_PACKET` socket, one
 //! `sendto` per frame), opened inside the sending namespace.
 //!
-//! Why it is slower than a C loop of `sendto` on the same socket (about 0.7x, see README
-//! "Benchmarks"): pnet's `DataLinkSender::send_to` (and `build_and_send`) calls `poll(POLLOUT)`
+//! Why it is slower than a C loop of `sendto` on the same kind of socket (0.69 to 0.77x of
+//! its frames per CPU second on the reference machine, see README "Benchmarks"): pnet's `DataLinkSender::send_to` (and `build_and_send`) calls `poll(POLLOUT)`
 //! before every `sendto`, with the write timeout, so every frame costs two system calls.
 //! Profiled with `perf record` on the reference machine, `poll` took 27% of the sending
 //! process's samples and `sendto` 60%. pnet 0.35 has no way to send without that `poll`; the
