@@ -72,6 +72,7 @@ fn throughput(c: &mut Criterion) {
                     size,
                     duration: timing.window,
                     threads: 1,
+                    flows: 1,
                 };
                 group.bench_with_input(BenchmarkId::new(name, size), &config, |b, config| {
                     b.iter_custom(|iters| time_per_frames(config, iters));

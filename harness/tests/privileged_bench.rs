@@ -54,6 +54,9 @@ fn bad_arguments_and_baselines_exit_2_before_measuring() {
         &["bench", "--tolerance", "0.2"],
         &["bench", "--compare", "x.json", "--tolerance", "1.5"],
         &["bench", "--no-save", "--out", "x.json"],
+        &["bench", "--flows", "0"],
+        &["bench", "--flows", "65537"],
+        &["bench", "--threads", "0"],
     ] {
         let out = xdplab(args);
         assert_eq!(

@@ -428,6 +428,8 @@ impl AbReport {
                     program: o.name.clone(),
                     size: self.frame_bytes,
                     threads: self.threads,
+                    flows: 1,
+                    per_thread: Vec::new(),
                     seconds,
                     offered: sum(|w| w.offered),
                     accepted: sum(|w| w.offered),

@@ -101,6 +101,10 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Sending threads (the live injector runs one per CPU given here; others use one).
     pub threads: usize,
+    /// Flows the live injector's frames are spread over (addresses and ports vary per frame,
+    /// see [`LiveInjector::send_flows_for`]); 1 sends one frame over and over. The other
+    /// injectors take only 1.
+    pub flows: u32,
 }
 
 /// What one configuration measured (also the form results files hold).
@@ -116,6 +120,9 @@ pub struct Measurement {
     pub size: usize,
     /// Sending threads.
     pub threads: usize,
+    /// Flows the frames were spread over (1 in files written before flow mixes).
+    #[serde(default = "one_flow")]
+    pub flows: u32,
     /// The measured window, in seconds.
     pub seconds: f64,
     /// Frames the injector tried to send.
@@ -148,6 +155,25 @@ pub struct Measurement {
     /// run-time statistics (`run_time_ns / run_cnt`); `None` without a program or a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns_per_frame: Option<f64>,
+    /// Each sending CPU's share (the live injector), with what its receive queue absorbed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_thread: Vec<ThreadRate>,
+}
+
+/// One sending CPU of a measurement and the receive queue its frames land on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadRate {
+    /// The CPU the sending thread(s) were pinned to.
+    pub cpu: usize,
+    /// The receiving veth's queue its frames land on (`cpu % queues`).
+    pub queue: usize,
+    /// Frames per second the kernel took from it.
+    pub accepted_pps: f64,
+    /// Frames per second its receive queue absorbed (`rx_queue_N_xdp_packets`): all of it is
+    /// this CPU's when no other sending CPU maps to the same queue.
+    pub queue_rx_pps: f64,
+    /// CPU cores its thread(s) used.
+    pub sender_cpu: f64,
 }
 
 impl fmt::Display for InjectorKind {
@@ -215,8 +241,15 @@ impl fmt::Display for BenchConfig {
         if self.threads > 1 {
             write!(f, " x{}", self.threads)?;
         }
+        if self.flows > 1 {
+            write!(f, " {} flows", self.flows)?;
+        }
         Ok(())
     }
+}
+
+fn one_flow() -> u32 {
+    1
 }
 
 /// Which configurations a matrix run covers; `None` means all.
@@ -268,6 +301,7 @@ pub fn matrix(filter: &MatrixFilter, duration: Duration) -> Vec<BenchConfig> {
                         size,
                         duration,
                         threads: 1,
+                        flows: 1,
                     });
                 }
             }
@@ -284,6 +318,19 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
     };
     let cpus = check_config(config).map_err(invalid)?;
     let lab = Lab::new(&LabConfig::default())?;
+    // One receive queue per sending CPU (set before any program is attached: the kernel
+    // refuses fewer receive queues than the peer's transmit queues under native XDP).
+    let queues = if config.injector == InjectorKind::Live {
+        config.threads
+    } else {
+        1
+    };
+    if queues > 1 {
+        let n = u32::try_from(queues).map_err(|e| invalid(e.to_string()))?;
+        crate::kernel::veth::set_queues(lab.receiver(), n, n)
+            .and_then(|_| crate::kernel::veth::set_queues(lab.sender(), n, n))
+            .map_err(LabError::from)?;
+    }
     let mut notes = Vec::new();
     let mut program = match config.program.source() {
         Some((source, entry)) => Some(Program::load(&source, &entry)?),
@@ -335,18 +382,23 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
     };
     let read_run = || program.as_ref().map(Program::run_time).transpose();
     let run_before = read_run()?;
+    let queue_rx = || -> Result<Vec<u64>, BenchError> { Ok(queue_packets(&driver.read()?)) };
+    let queues_before = queue_rx()?;
     let rx_before = oracle()?;
     let map_before = read_map();
     let cpu_before = cpu_ticks();
     let stats = match config.injector {
         InjectorKind::Pnet => PnetInjector::open(lab.sender())?.send_for(&frame, budget),
         InjectorKind::Batched => BatchedInjector::open(lab.sender())?.send_for(&frame, budget),
-        InjectorKind::Live => {
-            LiveInjector::open(lab.sender(), config.threads)?.send_for(&frame, budget)
-        }
+        InjectorKind::Live => LiveInjector::open(lab.sender(), config.threads)?.send_flows_for(
+            &frame,
+            config.flows,
+            budget,
+        ),
     };
     let cpu_after = cpu_ticks();
     let received = settled(oracle)? - rx_before;
+    let queues_after = queue_rx()?;
     let map = match (read_map(), map_before) {
         (Some(after), Some(before)) => Some(after - before),
         _ => None,
@@ -366,12 +418,33 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         }
         _ => f64::NAN,
     };
-    if config.injector == InjectorKind::Live && config.threads > 1 {
-        notes.push(
-            "several sending CPUs feed the receiving veth's single rx queue; loss shows as the \
-             sender's tx_dropped"
-                .into(),
-        );
+    let per_thread: Vec<ThreadRate> = stats
+        .threads
+        .iter()
+        .map(|t| {
+            let queue = t.cpu % queues;
+            let queue_rx = queues_after
+                .get(queue)
+                .zip(queues_before.get(queue))
+                .map_or(0, |(after, before)| after.saturating_sub(*before));
+            ThreadRate {
+                cpu: t.cpu,
+                queue,
+                accepted_pps: t.accepted as f64 / seconds,
+                queue_rx_pps: queue_rx as f64 / seconds,
+                sender_cpu: t.cpu_time.as_secs_f64() / seconds,
+            }
+        })
+        .collect();
+    let mut used: Vec<usize> = per_thread.iter().map(|t| t.queue).collect();
+    used.sort_unstable();
+    used.dedup();
+    if used.len() < per_thread.len() {
+        notes.push(format!(
+            "sending CPUs {:?} share receive queues ({queues} queues): those queues' rates are \
+             several threads'",
+            per_thread.iter().map(|t| t.cpu).collect::<Vec<_>>()
+        ));
     }
     if stats.errors > 0 {
         notes.push(format!(
@@ -394,6 +467,7 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         program: config.program.to_string(),
         size: config.size,
         threads: config.threads,
+        flows: config.flows,
         seconds,
         offered: stats.offered,
         accepted: stats.accepted,
@@ -414,7 +488,55 @@ pub fn measure(config: &BenchConfig) -> Result<Measurement, BenchError> {
         loss: stats.accepted as i64 - received as i64,
         notes,
         ns_per_frame,
+        per_thread,
     })
+}
+
+/// The sending CPUs of every multi-threaded measurement, for people: per CPU what the kernel
+/// took from it and what its receive queue absorbed, then the total and, when the same
+/// configuration was measured with one thread in the run, the scaling ratio
+/// (`x2 / x1 rx pps`). Empty when no measurement has several threads.
+pub fn threads_table(measurements: &[Measurement]) -> String {
+    use std::fmt::Write as _;
+    let pps = results::format_pps;
+    let mut out = String::new();
+    for m in measurements.iter().filter(|m| m.threads > 1) {
+        let mut name = format!(
+            "{} {} {} {}B x{}",
+            m.injector, m.mode, m.program, m.size, m.threads
+        );
+        if m.flows > 1 {
+            name.push_str(&format!(" {} flows", m.flows));
+        }
+        let _ = writeln!(out, "{name}:");
+        for t in &m.per_thread {
+            let _ = writeln!(
+                out,
+                "  cpu {} -> rx queue {}: {} sent, {} absorbed by the queue, {:.2} sender cores",
+                t.cpu,
+                t.queue,
+                pps(t.accepted_pps),
+                pps(t.queue_rx_pps),
+                t.sender_cpu
+            );
+        }
+        let one = measurements.iter().find(|o| {
+            o.threads == 1
+                && (o.injector, &o.mode, &o.program, o.size, o.flows)
+                    == (m.injector, &m.mode, &m.program, m.size, m.flows)
+        });
+        let _ = write!(out, "  total: {} absorbed", pps(m.rx_pps));
+        if let Some(one) = one.filter(|o| o.rx_pps > 0.0) {
+            let _ = write!(
+                out,
+                ", {:.2}x the one-thread rate ({}) of this run",
+                m.rx_pps / one.rx_pps,
+                pps(one.rx_pps)
+            );
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Checks what a configuration asks for; returns the CPUs the machine has.
@@ -426,6 +548,19 @@ fn check_config(config: &BenchConfig) -> Result<usize, String> {
         return Err(format!(
             "duration {:?} is outside 10ms..=10min",
             config.duration
+        ));
+    }
+    if config.flows == 0 || config.flows > crate::inject::live::MAX_FLOWS {
+        return Err(format!(
+            "{} flows asked for: give 1..={}",
+            config.flows,
+            crate::inject::live::MAX_FLOWS
+        ));
+    }
+    if config.flows > 1 && config.injector != InjectorKind::Live {
+        return Err(format!(
+            "{} flows asked for: only the live injector spreads frames over flows",
+            config.flows
         ));
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -488,6 +623,27 @@ fn settled(oracle: impl Fn() -> Result<u64, BenchError>) -> Result<u64, BenchErr
         }
         received = now;
     }
+}
+
+/// `rx_queue_N_xdp_packets` of every receive queue, by queue.
+fn queue_packets(counters: &crate::observe::DriverCounters) -> Vec<u64> {
+    let mut queues = Vec::new();
+    for (name, &value) in counters {
+        let Some((queue, "xdp_packets")) = name
+            .strip_prefix("rx_queue_")
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            continue;
+        };
+        let Ok(queue) = queue.parse::<usize>() else {
+            continue;
+        };
+        if queues.len() <= queue {
+            queues.resize(queue + 1, 0);
+        }
+        queues[queue] = value;
+    }
+    queues
 }
 
 /// A one-slot u64 counter at key 0, if the program has one by that name.

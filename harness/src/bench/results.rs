@@ -139,6 +139,7 @@ impl MeasurementRecord {
             program: self.program.clone(),
             size: self.size,
             threads: self.threads,
+            flows: self.flows,
         }
     }
 
@@ -165,6 +166,8 @@ pub struct ConfigKey {
     pub size: usize,
     /// Sending threads.
     pub threads: usize,
+    /// Flows.
+    pub flows: u32,
 }
 
 impl fmt::Display for ConfigKey {
@@ -176,6 +179,9 @@ impl fmt::Display for ConfigKey {
         )?;
         if self.threads > 1 {
             write!(f, " x{}", self.threads)?;
+        }
+        if self.flows > 1 {
+            write!(f, " {} flows", self.flows)?;
         }
         Ok(())
     }
@@ -332,11 +338,14 @@ pub fn table(results: &[MeasurementRecord]) -> String {
     let rows: Vec<[String; 10]> = results
         .iter()
         .map(|r| {
-            let injector = if r.threads > 1 {
+            let mut injector = if r.threads > 1 {
                 format!("{} x{}", r.injector, r.threads)
             } else {
                 r.injector.to_string()
             };
+            if r.flows > 1 {
+                injector.push_str(&format!(" {}fl", r.flows));
+            }
             [
                 injector,
                 r.mode.clone(),
@@ -1047,6 +1056,7 @@ mod tests {
             program: program.to_owned(),
             size,
             threads: 1,
+            flows: 1,
             seconds: 1.0,
             offered: (rx * 1.2) as u64,
             accepted: (rx * 1.1) as u64,
@@ -1062,6 +1072,7 @@ mod tests {
             loss: (rx * 0.1) as i64,
             notes: vec!["a note".to_owned()],
             ns_per_frame: None,
+            per_thread: Vec::new(),
         }
     }
 
@@ -1344,6 +1355,7 @@ mod tests {
             program: "pass".to_owned(),
             size: 512,
             threads: 1,
+            flows: 1,
             seconds: 1.002,
             offered: 1000,
             accepted: 990,
@@ -1359,6 +1371,7 @@ mod tests {
             loss: 10,
             notes: vec!["x".to_owned()],
             ns_per_frame: Some(12.5),
+            per_thread: Vec::new(),
         };
         let json = serde_json::to_value(&m).unwrap();
         let record: MeasurementRecord = serde_json::from_value(json.clone()).unwrap();

@@ -189,14 +189,27 @@ pub struct BenchArgs {
     /// How long each configuration sends: "500ms", "3s", "1m"
     #[arg(long, default_value = "3s", value_parser = scenario::parse_duration)]
     pub duration: Duration,
-    /// CPUs the live injector sends from (the others always use one)
+    /// CPUs the live injector sends from, one receive queue each; several values measure
+    /// each in turn ("1,2") (the other injectors always use one)
     #[arg(
         long,
-        value_name = "N",
-        default_value_t = 1,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "1",
         value_parser = clap::value_parser!(u16).range(1..)
     )]
-    pub threads: u16,
+    pub threads: Vec<u16>,
+    /// Flows the live injector spreads its frames over: frame k is flow k % N, its IPv4
+    /// addresses and UDP ports the template's plus k % N, checksums updated; several values
+    /// measure each in turn ("1,1000") (the other injectors always send one flow)
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "1",
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub flows: Vec<u32>,
     /// Report format on stdout
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

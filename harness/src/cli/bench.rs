@@ -64,6 +64,11 @@ pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
                 println!("\nrx pps ratios within this run (compare these across machines):");
                 print!("{}", results::ratios_table(&ratios));
             }
+            let threads = bench::threads_table(&measurements);
+            if !threads.is_empty() {
+                println!("\nper sending CPU (one receive queue each):");
+                print!("{threads}");
+            }
             if let (Some(c), Some((path, b))) = (&comparison, &baseline) {
                 println!("\ncompared with {} ({}):", path.display(), b.describe());
                 print!("{}", c.human());
@@ -164,12 +169,31 @@ fn configs(args: &BenchArgs) -> Vec<BenchConfig> {
         }),
         sizes: (!args.sizes.is_empty()).then(|| args.sizes.clone()),
     };
-    let mut configs = bench::matrix(&filter, args.duration);
-    for config in &mut configs {
-        if config.injector == InjectorKind::Live {
-            config.threads = usize::from(args.threads);
-        }
-    }
+    // Each live configuration once per flow and thread count, side by side.
+    let configs = bench::matrix(&filter, args.duration)
+        .into_iter()
+        .flat_map(|config| {
+            let (flows, threads): (Vec<u32>, Vec<usize>) = if config.injector == InjectorKind::Live
+            {
+                (
+                    args.flows.clone(),
+                    args.threads.iter().map(|&n| usize::from(n)).collect(),
+                )
+            } else {
+                (vec![1], vec![1])
+            };
+            flows
+                .into_iter()
+                .flat_map(|flows| threads.clone().into_iter().map(move |t| (flows, t)))
+                .map(move |(flows, threads)| BenchConfig {
+                    threads,
+                    flows,
+                    ..config.clone()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>();
+    let mut configs = configs;
     // A value given twice (--size 64,64) is measured once.
     let mut seen = std::collections::HashSet::new();
     configs.retain(|c| seen.insert(c.clone()));

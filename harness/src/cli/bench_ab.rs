@@ -180,6 +180,20 @@ fn config(args: &BenchArgs) -> Result<AbConfig, BenchError> {
         },
         None => 0,
     };
+    let threads = match args.threads.as_slice() {
+        [one] => usize::from(*one),
+        more => {
+            return Err(bad(format!(
+                "{} --threads values with --object: an A/B run measures one thread count",
+                more.len()
+            )));
+        }
+    };
+    if args.flows != [1] {
+        return Err(bad(
+            "--flows with --object: an A/B run sends its traffic's own frames".to_owned(),
+        ));
+    }
     let entries: Vec<Option<&str>> = match args.entries.len() {
         0 => vec![None; paths.len()],
         1 => vec![Some(args.entries[0].as_str()); paths.len()],
@@ -250,7 +264,7 @@ fn config(args: &BenchArgs) -> Result<AbConfig, BenchError> {
         traffic,
         window: args.window,
         rounds: usize::from(args.rounds),
-        threads: usize::from(args.threads),
+        threads,
         max_slowdown: args.max_slowdown,
     })
 }

@@ -113,6 +113,21 @@ pub struct InjectStats {
     /// `getrusage(RUSAGE_THREAD)` taken inside each sending thread.
     #[serde(serialize_with = "as_secs")]
     pub cpu: Duration,
+    /// Each sending CPU's share, in CPU order (the live injector; empty for the others, which
+    /// send from one thread).
+    pub threads: Vec<ThreadStats>,
+}
+
+/// What the sending thread(s) on one CPU did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadStats {
+    /// The CPU the thread(s) were pinned to.
+    pub cpu: usize,
+    /// Frames the kernel took from them.
+    pub accepted: u64,
+    /// Their CPU time (user + system), as [`InjectStats::cpu`].
+    #[serde(serialize_with = "as_secs")]
+    pub cpu_time: Duration,
 }
 
 /// CPU time (user + system) the calling thread has used so far.

@@ -1,7 +1,18 @@
 //! The functional tests' injector: pnet's datalink channel (an `AF_PACKET` socket, one
 //! `sendto` per frame), opened inside the sending namespace.
+//!
+//! Why it is slower than a C loop of `sendto` on the same kind of socket (0.69 to 0.77x of
+//! its frames per CPU second on the reference machine, see README "Benchmarks"): pnet's `DataLinkSender::send_to` (and `build_and_send`) calls `poll(POLLOUT)`
+//! before every `sendto`, with the write timeout, so every frame costs two system calls.
+//! Profiled with `perf record` on the reference machine, `poll` took 27% of the sending
+//! process's samples and `sendto` 60%. pnet 0.35 has no way to send without that `poll`; the
+//! batched injector is the one without it.
 
-use std::time::{Duration, Instant};
+use std::{
+    io,
+    os::fd::{FromRawFd as _, IntoRawFd as _, OwnedFd},
+    time::{Duration, Instant},
+};
 
 use pnet::datalink::{self, Channel, DataLinkSender};
 
@@ -39,6 +50,15 @@ impl PnetInjector {
                 .ok_or_else(|| InjectError::NoInterface {
                     interface: interface.clone(),
                 })?;
+            // Our own socket, protocol 0, for pnet to bind and send on: pnet's own is bound
+            // to ETH_P_ALL, so every frame arriving at the sending veth (frames a program
+            // bounces with XDP_TX, the stack's answers) would be cloned into its receive
+            // queue, which nobody reads. (Its own sent frames are not: the kernel skips the
+            // sending socket.)
+            let socket = send_only_socket().map_err(|source| InjectError::Channel {
+                interface: interface.clone(),
+                source,
+            })?;
             let config = datalink::Config {
                 // The receive half is unused; keep its buffer small.
                 read_buffer_size: 4096,
@@ -46,6 +66,13 @@ impl PnetInjector {
                 // pnet polls for writability before every send and would wait forever
                 // without this, past any send loop's deadline.
                 write_timeout: Some(Duration::from_millis(100)),
+                // Only the protocol pnet binds the socket with (0: no receive hook); a layer-3
+                // channel sends the same bytes through the same `sendto` as a layer-2 one.
+                channel_type: datalink::ChannelType::Layer3(0),
+                // Nothing is received, so no promiscuous membership either.
+                promiscuous: false,
+                // pnet owns (and closes) it from here on, even when it fails.
+                socket_fd: Some(socket.into_raw_fd()),
                 ..datalink::Config::default()
             };
             match datalink::channel(&iface, config) {
@@ -187,4 +214,16 @@ impl PnetInjector {
         stats.cpu = thread_cpu_time().saturating_sub(cpu_start);
         stats
     }
+}
+
+/// `socket(AF_PACKET, SOCK_RAW, 0)` in the calling thread's namespace: protocol 0 registers no
+/// receive hook, so the socket only sends.
+fn send_only_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the descriptor is owned right below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

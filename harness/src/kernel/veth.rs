@@ -425,6 +425,111 @@ pub fn set_tx_checksum(end: &VethEnd, on: bool) -> Result<(), VethError> {
     result.map_err(|source| VethError::Ethtool { name, what, source })
 }
 
+// ---------------------------------------------------------------------------------------------
+// ethtool -l / -L IF rx N tx N
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const ETHTOOL_SCHANNELS: u32 = 0x3d;
+
+/// The queues of a veth end (`ethtool -l IF`): how many it uses and how many it could.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queues {
+    /// Receive queues in use (`real_num_rx_queues`).
+    pub rx: u32,
+    /// Transmit queues in use (`real_num_tx_queues`).
+    pub tx: u32,
+    /// The most receive queues the end was created with (veth: one per possible CPU).
+    pub max_rx: u32,
+    /// The most transmit queues.
+    pub max_tx: u32,
+}
+
+/// Reads a lab interface's queue counts (`ip netns exec NS ethtool -l IF`).
+#[doc(alias = "ETHTOOL_GCHANNELS")]
+pub fn queues(end: &VethEnd) -> Result<Queues, VethError> {
+    let name = end.name().to_owned();
+    let result = end.netns().run(|| channels(&name, None))?;
+    result.map_err(|source| VethError::Ethtool {
+        name,
+        what: "read the queue counts",
+        source,
+    })
+}
+
+/// Sets how many receive and transmit queues a lab interface uses (`ip netns exec NS ethtool
+/// -L IF rx N tx N`), and reads them back.
+///
+/// A veth is created with one queue of each in use and room for one per possible CPU. Frames a
+/// veth forwards as `xdp_frame`s land on the peer's receive queue `sending CPU % rx queues`,
+/// each queue with its own ring and NAPI instance: with as many receive queues as sending
+/// CPUs, each CPU fills and drains its own. The kernel refuses fewer receive queues than the
+/// peer's transmit queues while native XDP runs on an end (and the other way round), so set
+/// the receiving end first, before attaching programs.
+#[doc(alias = "ETHTOOL_SCHANNELS")]
+pub fn set_queues(end: &VethEnd, rx: u32, tx: u32) -> Result<Queues, VethError> {
+    let name = end.name().to_owned();
+    let result = end.netns().run(|| channels(&name, Some((rx, tx))))?;
+    let queues = result.map_err(|source| VethError::Ethtool {
+        name: name.clone(),
+        what: "set the queue counts",
+        source,
+    })?;
+    if (queues.rx, queues.tx) != (rx, tx) {
+        return Err(VethError::Ethtool {
+            name,
+            what: "set the queue counts",
+            source: std::io::Error::other(format!(
+                "asked for {rx} rx and {tx} tx queues, the interface uses {} and {}",
+                queues.rx, queues.tx
+            )),
+        });
+    }
+    Ok(queues)
+}
+
+/// `ETHTOOL_SCHANNELS` (when `set`), then `ETHTOOL_GCHANNELS`, on a socket of the calling
+/// thread's namespace.
+fn channels(interface: &str, set: Option<(u32, u32)>) -> std::io::Result<Queues> {
+    use std::{
+        io,
+        os::fd::{FromRawFd as _, OwnedFd},
+    };
+    // SAFETY: plain socket(2); the descriptor is owned right below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // struct ethtool_channels { u32 cmd; u32 max_rx, max_tx, max_other, max_combined;
+    //     u32 rx_count, tx_count, other_count, combined_count; }
+    let mut get = [0u32; 9];
+    get[0] = ETHTOOL_GCHANNELS;
+    ethtool_ioctl(&fd, interface, get.as_mut_ptr().cast())?;
+    if let Some((rx, tx)) = set {
+        if rx > get[1] || tx > get[2] {
+            return Err(io::Error::other(format!(
+                "{rx} rx and {tx} tx queues asked for, the interface has room for {} and {}",
+                get[1], get[2]
+            )));
+        }
+        let mut request = get;
+        request[0] = ETHTOOL_SCHANNELS;
+        request[5] = rx;
+        request[6] = tx;
+        ethtool_ioctl(&fd, interface, request.as_mut_ptr().cast())?;
+        get = [0u32; 9];
+        get[0] = ETHTOOL_GCHANNELS;
+        ethtool_ioctl(&fd, interface, get.as_mut_ptr().cast())?;
+    }
+    Ok(Queues {
+        rx: get[5],
+        tx: get[6],
+        max_rx: get[1],
+        max_tx: get[2],
+    })
+}
+
 fn set_feature(interface: &str, feature: &str, on: bool) -> std::io::Result<()> {
     use std::{
         io,

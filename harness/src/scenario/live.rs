@@ -250,6 +250,7 @@ pub(super) fn check_throughput(
         size: spec.size,
         duration: spec.duration,
         threads: spec.threads,
+        flows: 1,
     };
     let error = |e: crate::bench::BenchError| {
         use crate::exit::Classify as _;
