@@ -650,7 +650,7 @@ fn privileged_a_goodput_below_the_floor_fails() {
     }
     let broken = mutated(
         "flows-pass",
-        &[("min-goodput-ratio = 0.15", "min-goodput-ratio = 100.0")],
+        &[("min-goodput-ratio = 0.05", "min-goodput-ratio = 100.0")],
     );
     for report in run_live(&broken) {
         let shown = show(std::slice::from_ref(&report));

@@ -649,3 +649,43 @@ fn privileged_clean_removes_dead_mounts_and_keeps_live_ones() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!live_dir.exists(), "{stdout}");
 }
+
+/// SIGINT while a flow pings for half a minute: the flow's loops watch for the signal like
+/// the send groups do, so the run ends in seconds (exit 130), not when the stream would have.
+#[test]
+fn privileged_sigint_stops_a_long_flow() {
+    if !privileges::gate("privileged_sigint_stops_a_long_flow") {
+        return;
+    }
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("xdplab-signals-{}-flow", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scenario = TempScenario(dir.join("scenario.toml"));
+    std::fs::write(
+        &scenario.0,
+        "schema-version = 1\nname = \"long-flow\"\n[program]\nobject = \"xdp_pass\"\n\
+         entry = \"xdp_pass\"\n[[send]]\nname = \"one\"\ncount = 1\nipv4 = {}\nudp = {}\n\
+         expect = \"pass\"\n[[flow]]\nname = \"long\"\nkind = \"ping\"\n\
+         count = 1500\ninterval = \"20ms\"\nexpect = \"complete\"\n",
+    )
+    .expect("write scenario");
+    let before = Before::now();
+    let mut child = spawn(&["run", scenario.path()], Stdio::piped());
+    let held = wait_for_lab(&mut child);
+    // The send group takes well under this; the pings then go on.
+    std::thread::sleep(Duration::from_secs(2));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child, which has not been reaped (wait_for_lab saw it).
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    // Far below the pings' 30 s; a flow deaf to the signal would run into this bound.
+    let status = wait_bounded(&mut child, Duration::from_secs(15));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("piped stderr"), &mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(130), "{status}; stderr: {stderr}");
+    println!("ended {:?} after SIGINT", signalled.elapsed());
+    assert_nothing_left(&[child.id()], &held, &before);
+}

@@ -840,6 +840,12 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Whether a flow's loop must stop: its deadline passed, or SIGINT/SIGTERM asked the run to
+/// stop (a flow may otherwise run for its whole duration after the signal).
+pub(crate) fn past(deadline: std::time::Instant) -> bool {
+    std::time::Instant::now() >= deadline || crate::interrupt::requested().is_some()
+}
+
 /// Waits until `fd` is readable, at most `timeout`; whether it is.
 fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> bool {
     poll_one(fd.as_raw_fd(), libc::POLLIN, timeout)

@@ -131,7 +131,7 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
     let mut sent = 0u64;
     let start = Instant::now();
     for seq in 0..flow.count as usize {
-        if Instant::now() >= deadline {
+        if super::past(deadline) {
             break;
         }
         // At most Flow::MAX_COUNT (65535) requests: the sequence number fits.

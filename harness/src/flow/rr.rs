@@ -41,7 +41,7 @@ fn transactions(flow: &Flow, deadline: Instant, mut one: impl FnMut(u32) -> bool
     };
     let mut failing = 0;
     for n in 0..flow.count {
-        if Instant::now() >= deadline || (tally.completed == 0 && failing >= Flow::GIVE_UP_AFTER) {
+        if super::past(deadline) || (tally.completed == 0 && failing >= Flow::GIVE_UP_AFTER) {
             break;
         }
         tally.attempted += 1;
@@ -104,7 +104,7 @@ pub fn run_udp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
     let tally = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut buf = vec![0u8; Flow::MAX_SIZE + 64];
-            while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            while !stop.load(Ordering::Acquire) && !super::past(deadline) {
                 if let Ok((n, peer)) = server.recv_from(&mut buf)
                     && server.send_to(&buf[..n], peer).is_ok()
                 {
@@ -154,7 +154,7 @@ pub fn run_tcp(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
                 let mut buf = vec![0u8; 64 * 1024];
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                while !stop.load(Ordering::Acquire) && !super::past(deadline) {
                     match stream.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => {

@@ -39,7 +39,7 @@ pub(super) fn accept_loop(
     deadline: Instant,
     mut serve: impl FnMut(TcpStream),
 ) {
-    while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+    while !stop.load(Ordering::Acquire) && !super::past(deadline) {
         if !super::wait_readable(listener, Duration::from_millis(20)) {
             continue;
         }
@@ -72,7 +72,7 @@ pub fn run(flow: &Flow, ends: &Ends<'_>) -> Result<FlowReport, FlowError> {
                 let batch = left.min(BATCH);
                 left -= batch;
                 let now = Instant::now();
-                if now >= deadline {
+                if now >= deadline || crate::interrupt::requested().is_some() {
                     c.timed_out += batch as u64;
                     continue;
                 }

@@ -35,7 +35,7 @@ fn receive(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Received {
     };
     let mut buf = vec![0u8; 64 * 1024];
     let _ = stream.set_read_timeout(Some(flow.timeout));
-    while Instant::now() < deadline && got.bytes < Flow::MAX_BYTES {
+    while !super::past(deadline) && got.bytes < Flow::MAX_BYTES {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
@@ -69,9 +69,7 @@ fn send(mut stream: TcpStream, flow: &Flow, deadline: Instant) -> Sent {
     let write_size = flow.size.clamp(1, PERIOD);
     let mut offset = 0u64;
     let until = flow.duration.map(|d| Instant::now() + d);
-    while offset < flow.bytes
-        && Instant::now() < deadline
-        && until.is_none_or(|u| Instant::now() < u)
+    while offset < flow.bytes && !super::past(deadline) && until.is_none_or(|u| Instant::now() < u)
     {
         let n = write_size.min(usize::try_from(flow.bytes - offset).unwrap_or(usize::MAX));
         if stream.write_all(pattern(offset, n)).is_err() {
