@@ -33,6 +33,15 @@ impl MemoryCgroup {
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
         let (dir, knob) =
             if fs::read_to_string(v2).is_ok_and(|c| c.split_whitespace().any(|c| c == "memory")) {
+                // A child of the root has memory.max only if the root hands the controller
+                // down (the root cgroup may, whatever processes it holds).
+                let subtree = Path::new("/sys/fs/cgroup/cgroup.subtree_control");
+                if !fs::read_to_string(subtree)
+                    .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+                {
+                    fs::write(subtree, "+memory")
+                        .map_err(|e| format!("enable the memory controller for children: {e}"))?;
+                }
                 (Path::new("/sys/fs/cgroup").join(&name), "memory.max")
             } else if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
                 (
