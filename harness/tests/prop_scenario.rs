@@ -78,7 +78,8 @@ fn group() -> impl Strategy<Value = Group> {
         }),
     ];
     (
-        1u32..=10_000_000,
+        // Up to 4 groups: each at most a quarter of the scenario's cap on frames.
+        1u32..=2_500_000,
         prop::sample::select(vec![
             Verdict::Drop,
             Verdict::Pass,
