@@ -351,6 +351,9 @@ def merge_tables(old_text, new_text, ran):
                     values.append(legacy if ran_there else "-")
                 else:
                     values.append(old_rows.get(label, {}).get(k, "-"))
+            # A row only the replaced columns had (a test binary the new run did not run).
+            if all(v == "-" for v in values) and label != "run":
+                continue
             out.append(f"| {label} | " + " | ".join(values) + " |")
     # Old sections the new run has no table for (a full run's test binaries, say).
     for heading, old in old_tables.items():
@@ -366,7 +369,8 @@ def merge_tables(old_text, new_text, ran):
         out.append("|---|" + "---|" * len(kernels))
         for label, values in rows.items():
             cells = ["-" if k in ran else values.get(k, "-") for k in kernels]
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+            if any(c != "-" for c in cells):
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
     # A `## Not run` heading whose every kernel has now run.
     for i, line in enumerate(out):
