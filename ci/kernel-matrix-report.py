@@ -433,7 +433,7 @@ def failed_names(d, step):
         report = load_json(d / "scenarios.log") or {}
         return [x["name"] for x in report.get("scenarios", []) if x.get("status") == "fail"]
     # libtest's last `failures:` block: the names alone, four spaces in, before `test result`.
-    log = read(d / f"{step}.log")
+    log = "\n" + read(d / f"{step}.log")
     block = log[log.rfind("\nfailures:\n") :] if "\nfailures:\n" in log else ""
     block = block[: block.find("\ntest result")] if "\ntest result" in block else block
     return re.findall(r"^    (\S+)$", block, re.M)
