@@ -351,6 +351,9 @@ def merge_tables(old_text, new_text, ran):
                     values.append(legacy if ran_there else "-")
                 else:
                     values.append(old_rows.get(label, {}).get(k, "-"))
+            # A row only the replaced columns had (a test binary the new run did not run).
+            if all(v == "-" for v in values) and label != "run":
+                continue
             out.append(f"| {label} | " + " | ".join(values) + " |")
     # Old sections the new run has no table for (a full run's test binaries, say).
     for heading, old in old_tables.items():
@@ -366,7 +369,8 @@ def merge_tables(old_text, new_text, ran):
         out.append("|---|" + "---|" * len(kernels))
         for label, values in rows.items():
             cells = ["-" if k in ran else values.get(k, "-") for k in kernels]
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+            if any(c != "-" for c in cells):
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
     # A `## Not run` heading whose every kernel has now run.
     for i, line in enumerate(out):
@@ -428,7 +432,11 @@ def failed_names(d, step):
     if step == "scenarios":
         report = load_json(d / "scenarios.log") or {}
         return [x["name"] for x in report.get("scenarios", []) if x.get("status") == "fail"]
-    return re.findall(r"^    (\S+)$", read(d / f"{step}.log"), re.M)
+    # libtest's last `failures:` block: the names alone, four spaces in, before `test result`.
+    log = "\n" + read(d / f"{step}.log")
+    block = log[log.rfind("\nfailures:\n") :] if "\nfailures:\n" in log else ""
+    block = block[: block.find("\ntest result")] if "\ntest result" in block else block
+    return re.findall(r"^    (\S+)$", block, re.M)
 
 
 def flakes(rounds, mode, kernels):
