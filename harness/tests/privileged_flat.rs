@@ -140,6 +140,9 @@ fn privileged_two_hundred_runs_leave_nothing_behind_in_the_process() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    // The handler from the start: a stray SIGINT then fails a run with its message (and the
+    // counters below say when) instead of ending the test binary with the default action.
+    interrupt::install().expect("install the SIGINT handler");
     let scenarios = scenarios();
     assert!(scenarios.len() >= 10, "{} scenarios", scenarios.len());
     // Warm-up: the kernel's BTF parsed once, the allocator's arenas, lazily built tables.
@@ -187,14 +190,22 @@ fn privileged_two_hundred_runs_leave_nothing_behind_in_the_process() {
 
     // Interrupted runs: SIGINT from another thread after 0 to 99 ms, which lands in every
     // phase of a run (building the lab, loading, sending, settling, flows, tearing down).
-    interrupt::install().expect("install the SIGINT handler");
     let mut interrupted = 0;
     for i in 0..INTERRUPTED_RUNS {
+        // A second signal while one is recorded would end the process (the handler's rule for
+        // a run that does not stop): make sure none is.
+        assert_eq!(
+            interrupt::requested(),
+            None,
+            "before interrupted run {i}: a signal is still recorded"
+        );
         let delay = Duration::from_millis((i * 37 % 100) as u64);
         let signaller = std::thread::spawn(move || {
             std::thread::sleep(delay);
-            // SAFETY: kill(2) on this process with a signal whose handler only records it.
-            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            if interrupt::requested().is_none() {
+                // SAFETY: kill(2) on this process with a signal whose handler only records it.
+                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            }
         });
         let report = scenario::run::run(&scenarios[i % scenarios.len()]);
         signaller.join().expect("signaller");
