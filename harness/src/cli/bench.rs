@@ -19,21 +19,29 @@ use crate::{
     interrupt,
 };
 
+/// The results file `--compare` names, read before anything is measured; the exit when it
+/// cannot be (said on stderr).
+pub(super) fn compared(args: &BenchArgs) -> Result<Option<(&PathBuf, BenchResults)>, Exit> {
+    args.compare
+        .as_ref()
+        .map(|path| {
+            BenchResults::load(path).map(|b| (path, b)).map_err(|e| {
+                eprintln!("xdplab: {e}");
+                Exit::from(e.class())
+            })
+        })
+        .transpose()
+}
+
 /// `xdplab bench`: measures the chosen configurations, prints them, saves them, compares them.
 pub(super) fn bench(args: &BenchArgs) -> Result<Exit, CliError> {
     if let Some(message) = misplaced(args) {
         eprintln!("xdplab: {message}");
         return Ok(Exit::BadInput);
     }
-    let baseline = match &args.compare {
-        Some(path) => match BenchResults::load(path) {
-            Ok(baseline) => Some((path, baseline)),
-            Err(e) => {
-                eprintln!("xdplab: {e}");
-                return Ok(Exit::from(e.class()));
-            }
-        },
-        None => None,
+    let baseline = match compared(args) {
+        Ok(baseline) => baseline,
+        Err(exit) => return Ok(exit),
     };
     if !environment_ready() {
         return Ok(Exit::Environment);

@@ -38,15 +38,9 @@ pub(super) fn bench_objects(args: &BenchArgs) -> Result<Exit, CliError> {
             return Ok(Exit::from(e.class()));
         }
     };
-    let baseline_results = match &args.compare {
-        Some(path) => match BenchResults::load(path) {
-            Ok(b) => Some((path, b)),
-            Err(e) => {
-                eprintln!("xdplab: {e}");
-                return Ok(Exit::from(e.class()));
-            }
-        },
-        None => None,
+    let baseline_results = match super::bench::compared(args) {
+        Ok(baseline) => baseline,
+        Err(exit) => return Ok(exit),
     };
     if !environment_ready() {
         return Ok(Exit::Environment);

@@ -591,8 +591,8 @@ fn set_feature(interface: &str, feature: &str, on: bool) -> std::io::Result<()> 
 }
 
 /// `ioctl(fd, SIOCETHTOOL, ifreq { name, data })`; `data` points at an ethtool command buffer
-/// sized for that command.
-fn ethtool_ioctl(
+/// sized for that command. The one ethtool call of the crate (features, channels, statistics).
+pub(crate) fn ethtool_ioctl(
     fd: &std::os::fd::OwnedFd,
     interface: &str,
     data: *mut u8,

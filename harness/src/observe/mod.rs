@@ -91,7 +91,6 @@ fn socket(domain: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> io::
 // ---------------------------------------------------------------------------------------------
 // ethtool -S
 
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
 const ETHTOOL_GSTATS: u32 = 0x1d;
 const ETHTOOL_GSSET_INFO: u32 = 0x37;
@@ -127,27 +126,7 @@ impl DriverStats {
     }
 
     fn ioctl(&self, data: *mut u8) -> io::Result<()> {
-        #[repr(C)]
-        struct IfReq {
-            name: [u8; libc::IFNAMSIZ],
-            data: *mut u8,
-            _pad: [u8; 16],
-        }
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            data,
-            _pad: [0; 16],
-        };
-        let name = self.interface.as_bytes();
-        req.name[..name.len().min(libc::IFNAMSIZ - 1)]
-            .copy_from_slice(&name[..name.len().min(libc::IFNAMSIZ - 1)]);
-        // SAFETY: req is a valid ifreq whose data points at a buffer sized for the command.
-        let ret = unsafe { libc::ioctl(self.fd.as_raw_fd(), SIOCETHTOOL, &mut req) };
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        crate::kernel::veth::ethtool_ioctl(&self.fd, &self.interface, data).map(drop)
     }
 
     fn read_names(&self) -> Result<Vec<String>, ObserveError> {

@@ -416,6 +416,26 @@ impl Topo<'_> {
         }
     }
 
+    /// The interface a group or flow sends from (`from`, else [`Topo::default_from`]) and
+    /// where it sits; an error at `from`'s line, else the table's `line`.
+    fn sender(
+        &self,
+        src: &Source<'_>,
+        line: usize,
+        from: Option<&Spanned<IfaceRef>>,
+        what: &str,
+    ) -> Result<(IfaceRef, LinkEnd), ScenarioError> {
+        let what = format!("{what} from");
+        match from {
+            Some(from) => Ok((from.get_ref().clone(), self.find(src, from, &what)?)),
+            None => {
+                let from = self.default_from();
+                let end = self.find_at(src, line, &from, &what)?;
+                Ok((from, end))
+            }
+        }
+    }
+
     /// Where `iface` sits, or an error at its line naming `what` refers to it.
     fn find(
         &self,
@@ -978,7 +998,6 @@ fn sends(
             format!("too many send groups: at most {MAX_SEND_GROUPS}"),
         ));
     }
-    let default_from = topo.default_from();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut groups = Vec::with_capacity(raw.len());
     for spanned in raw {
@@ -997,16 +1016,7 @@ fn sends(
         let what = format!("send group {name:?}:");
         let group = |message: String| src.invalid(line, format!("{what} {message}"));
 
-        let (from, from_end) = match &send.from {
-            Some(from) => (
-                from.get_ref().clone(),
-                topo.find(src, from, &format!("{what} from"))?,
-            ),
-            None => (
-                default_from.clone(),
-                topo.find_at(src, line, &default_from, &format!("{what} from"))?,
-            ),
-        };
+        let (from, from_end) = topo.sender(src, line, send.from.as_ref(), &what)?;
         let mtu = topo
             .links
             .get(from_end.link)

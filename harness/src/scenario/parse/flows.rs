@@ -182,7 +182,6 @@ pub(super) fn flows(
     lab: &LabSpec,
     raw: Vec<Spanned<RawFlow>>,
 ) -> Result<Vec<FlowSpec>, ScenarioError> {
-    let default_from = topo.default_from();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut flows = Vec::with_capacity(raw.len());
     for spanned in raw {
@@ -391,16 +390,7 @@ pub(super) fn flows(
                 ),
             ));
         }
-        let (from, from_end) = match &f.from {
-            Some(from) => (
-                from.get_ref().clone(),
-                topo.find(src, from, &format!("{what} from"))?,
-            ),
-            None => (
-                default_from.clone(),
-                topo.find_at(src, line, &default_from, &format!("{what} from"))?,
-            ),
-        };
+        let (from, from_end) = topo.sender(src, line, f.from.as_ref(), &what)?;
         let to = match &f.to {
             Some(to) => {
                 topo.find(src, to, &format!("{what} to"))?;
