@@ -86,13 +86,23 @@ fn privileged_million_frames_agree_exactly_20_times() {
         let tx = sender_link.read().expect("read").since(&tx_before);
         let view = format!(
             "run {run}: accepted {}, veth xdp packets {} drops {} ring drops {}, drop_cnt {map}, \
-             sender tx_packets {} tx_dropped {}",
-            sent.accepted, xdp.packets, xdp.drops, xdp.ring_drops, tx.tx_packets, tx.tx_dropped
+             sender tx_packets {} tx_dropped {}, injector retries {}",
+            sent.accepted,
+            xdp.packets,
+            xdp.drops,
+            xdp.ring_drops,
+            tx.tx_packets,
+            tx.tx_dropped,
+            sent.retries
         );
         assert_eq!(xdp.packets, sent.accepted, "{view}");
         assert_eq!(xdp.drops, sent.accepted, "{view}");
         assert_eq!(map, sent.accepted, "{view}");
-        assert_eq!(tx.tx_dropped, 0, "{view}");
+        // A frame the sender's kernel counts as dropped must be one it refused (ENOBUFS on the
+        // qdisc-bypass path, or a sendmmsg that stopped short) and the injector sent again:
+        // 5.10 under QEMU's TCG counted 186 drops in a run of a million, with 185 calls refused
+        // whole (short calls were not counted then), and XDP still saw every frame once.
+        assert!(tx.tx_dropped <= sent.retries, "{view}");
         eprintln!("{view} in {:?}", sent.elapsed);
     }
 }

@@ -125,7 +125,8 @@ fn privileged_bundled_suite_leaves_host_interfaces_unchanged() {
         before.iter().any(|l| l.name == "lo"),
         "test precondition: the dump sees the host namespace: {before:?}"
     );
-    let out = xdplab(&["run", "scenarios"]);
+    // --no-throughput: the other tests of this binary run labs at the same time.
+    let out = xdplab(&["run", "--no-throughput", "scenarios"]);
     assert_eq!(
         out.status.code(),
         Some(0),

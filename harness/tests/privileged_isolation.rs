@@ -12,7 +12,8 @@ use xdplab::host::privileges;
 
 fn start() -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_xdplab"))
-        .args(["run", "--format", "json"])
+        // Two runs side by side: each one's throughput floor would measure the other.
+        .args(["run", "--format", "json", "--no-throughput"])
         .current_dir(repo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -55,6 +55,9 @@ fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
     let scenario = scenario::load(&bundled("fib-router")).expect("bundled scenario loads");
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
         assert_eq!(report.status, Status::Pass, "{}", show(&reports));
         assert_eq!(
             counts(report),
@@ -73,7 +76,7 @@ fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
     }
     // The program rewrote the TTL and kept the IPv4 header checksum valid (the output keys
     // compare the TTL, not the checksum): check every forwarded IPv4 frame, on every path.
-    for report in &reports {
+    for report in reports.iter().filter(|r| r.status != Status::Skip) {
         let mut checked = 0;
         for group in report.groups.iter().filter(|g| g.name != "v6-to-sink") {
             for (seq, frame) in &group.outputs {
@@ -92,12 +95,14 @@ fn privileged_fib_router_routes_by_the_lab_tables_on_every_path() {
             report.mode
         );
     }
-    // The test-run path ran inside the router's namespace, not the host's.
+    // The test-run path ran inside the router's namespace, not the host's (before Linux 5.15
+    // it cannot name an ingress interface and is SKIP: test-run-context).
     assert!(
-        reports[2]
-            .notes
-            .iter()
-            .any(|n| n.contains("inside lab namespace \"router\"")),
+        reports[2].status == Status::Skip
+            || reports[2]
+                .notes
+                .iter()
+                .any(|n| n.contains("inside lab namespace \"router\"")),
         "{}",
         show(&reports)
     );
@@ -120,6 +125,9 @@ fn privileged_fib_router_without_forwarding_fails_on_every_path() {
     );
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
         assert_eq!(report.status, Status::Fail, "{}", show(&reports));
         assert!(report.error.is_none(), "{}", show(&reports));
         assert_eq!(
@@ -161,6 +169,9 @@ fn privileged_fib_router_needs_the_scenario_neighbour() {
     );
     let (reports, differences) = run_paths(&scenario, &PATHS, &RunOptions::default());
     for report in &reports {
+        if kernel_skip(report) {
+            continue;
+        }
         assert_eq!(report.status, Status::Fail, "{}", show(&reports));
         // A run that stopped before its groups (an error) has none: say so, not an index panic.
         let group = report

@@ -47,7 +47,14 @@ impl Drop for Scratch {
 /// `xdplab run --format json --paths PATHS FILE`, with the child's pid.
 fn run(paths: &str, file: &Path) -> (Output, u32) {
     let child = Command::new(env!("CARGO_BIN_EXE_xdplab"))
-        .args(["run", "--format", "json", "--paths", paths])
+        .args([
+            "run",
+            "--format",
+            "json",
+            "--no-throughput",
+            "--paths",
+            paths,
+        ])
         .arg(file)
         .current_dir(repo())
         .stdout(std::process::Stdio::piped())

@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// The format of those files: pcap (tcpdump's) or pcapng (Wireshark's default).
     #[arg(long, value_name = "FORMAT", default_value = "pcap")]
     pub capture_format: CaptureFormat,
+    /// Do not measure `[throughput]` floors (frames, maps and flows are still judged): for a
+    /// machine shared with other runs, where rates are the neighbours' as much as the
+    /// program's.
+    #[arg(long)]
+    pub no_throughput: bool,
 }
 
 /// `xdplab list`.

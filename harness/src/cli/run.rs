@@ -55,6 +55,7 @@ pub(super) fn run(args: &RunArgs) -> Result<Exit, CliError> {
         capture_dir: args.capture.clone(),
         capture_format: args.capture_format,
         run_id: None,
+        no_throughput: args.no_throughput,
     };
     let mut report = RunReport::default();
     for (scenario, checked) in scenarios.iter().zip(checked) {

@@ -544,11 +544,18 @@ impl<'t> LiveSession<'t> {
                 }
             };
             let aborted = last.aborted - before.aborted;
+            // Frames the program passed at the attach interface are on their way to its
+            // capture: until it has them all, counts that stop moving are a capture thread
+            // that has not run yet (seen under QEMU's TCG), not a settled group. Counting
+            // them later would leave a passed frame that is not the group's (the kernel's
+            // own traffic) outside the group's window, unexplained.
+            let mut in_flight = false;
             let (arrived, complete) = match mode {
                 XdpMode::Native => {
                     let xdp = now.xdp.since(&then.xdp);
                     let arrived = xdp.packets + xdp.ring_drops + lost_at_sender >= sent;
                     let visible = xdp.passed() + xdp.tx + xdp.redirect;
+                    in_flight = xdp.passed() > captured_at(attach);
                     (arrived, arrived && captured >= visible)
                 }
                 XdpMode::Generic => {
@@ -570,7 +577,7 @@ impl<'t> LiveSession<'t> {
                 // counts from now on; `last` may predate some of them.
                 return self.snapshot();
             }
-            if (arrived && last_change.elapsed() >= QUIET)
+            if (arrived && !in_flight && last_change.elapsed() >= QUIET)
                 || Instant::now() >= deadline
                 || crate::interrupt::requested().is_some()
             {

@@ -40,16 +40,23 @@ pub enum Feature {
     /// it by itself for the generic path of a scenario whose objects declare such a map.
     #[doc(alias = "BPF_MAP_TYPE_DEVMAP")]
     GenericDevmap,
+    /// `BPF_PROG_TEST_RUN` with an `xdp_md` context in (`ctx_in`, Linux 5.15): the test-run
+    /// path runs a program that reads the kernel's tables "as if" it arrived on a lab
+    /// interface by naming it in `ingress_ifindex`; before 5.15 the kernel refuses any context
+    /// (`EINVAL`). The runner requires it by itself for such scenarios' test-run path.
+    #[doc(alias = "ingress_ifindex")]
+    TestRunContext,
 }
 
 impl Feature {
     /// Every feature, in the order the docs list them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::LiveFrames,
         Self::BpfLinkXdp,
         Self::Ringbuf,
         Self::MmapableArray,
         Self::GenericDevmap,
+        Self::TestRunContext,
     ];
 
     /// The name a scenario writes in `requires`.
@@ -60,6 +67,7 @@ impl Feature {
             Self::Ringbuf => "ringbuf",
             Self::MmapableArray => "mmapable-array",
             Self::GenericDevmap => "generic-devmap",
+            Self::TestRunContext => "test-run-context",
         }
     }
 
@@ -71,7 +79,7 @@ impl Feature {
             Self::BpfLinkXdp => doctor::MIN_KERNEL,
             Self::Ringbuf => KernelVersion::new(5, 8, 0),
             Self::MmapableArray => KernelVersion::new(5, 5, 0),
-            Self::GenericDevmap => KernelVersion::new(5, 15, 0),
+            Self::GenericDevmap | Self::TestRunContext => KernelVersion::new(5, 15, 0),
         }
     }
 
@@ -81,6 +89,7 @@ impl Feature {
         static RINGBUF: OnceLock<Result<(), String>> = OnceLock::new();
         static MMAPABLE: OnceLock<Result<(), String>> = OnceLock::new();
         static GENERIC_DEVMAP: OnceLock<Result<(), String>> = OnceLock::new();
+        static TEST_RUN_CONTEXT: OnceLock<Result<(), String>> = OnceLock::new();
         match self {
             Self::LiveFrames | Self::BpfLinkXdp => {
                 let (link, live) = LAB.get_or_init(|| {
@@ -121,6 +130,7 @@ impl Feature {
                 })
                 .clone(),
             Self::GenericDevmap => GENERIC_DEVMAP.get_or_init(generic_devmap).clone(),
+            Self::TestRunContext => TEST_RUN_CONTEXT.get_or_init(test_run_context).clone(),
         }
     }
 }
@@ -141,6 +151,23 @@ fn generic_devmap() -> Result<(), String> {
         .attach(lab.receiver(), XdpMode::Generic)
         .map(drop)
         .map_err(|e| format!("generic XDP refused a program with a DEVMAP: {e}"))
+}
+
+/// Runs the bundled `xdp_pass` through `BPF_PROG_TEST_RUN` with an `xdp_md` context naming a
+/// lab veth as the ingress interface, from inside the lab's namespace.
+fn test_run_context() -> Result<(), String> {
+    use crate::{
+        kernel::program::{ObjectSource, Program},
+        topology::lab::{Lab, LabConfig},
+    };
+    let lab = Lab::new(&LabConfig::default()).map_err(|e| format!("not tried: {e}"))?;
+    let program = Program::load(&ObjectSource::Bundled("xdp_pass".into()), "xdp_pass")
+        .map_err(|e| format!("not tried: {e}"))?;
+    let frame = [0u8; 64];
+    program
+        .test_run_at(&frame, lab.receiver())
+        .map(drop)
+        .map_err(|e| format!("BPF_PROG_TEST_RUN refused an xdp_md context: {e}"))
 }
 
 impl fmt::Display for Feature {
@@ -174,7 +201,7 @@ pub enum RequirementError {
     /// Neither a feature nor `kernel>=`.
     #[error(
         "failed to read requirement {0:?}: expected one of \"live-frames\", \"bpf-link-xdp\", \
-         \"ringbuf\", \"mmapable-array\", \"generic-devmap\" or \"kernel>=X.Y\""
+         \"ringbuf\", \"mmapable-array\", \"generic-devmap\", \"test-run-context\" or \"kernel>=X.Y\""
     )]
     Unknown(String),
     /// `kernel>=` without a version.
@@ -449,7 +476,7 @@ mod tests {
         assert_eq!(
             RequirementError::Unknown("xdp.frags".into()).to_string(),
             "failed to read requirement \"xdp.frags\": expected one of \"live-frames\", \
-             \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\", \"generic-devmap\" or \"kernel>=X.Y\""
+             \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\", \"generic-devmap\", \"test-run-context\" or \"kernel>=X.Y\""
         );
     }
 

@@ -84,8 +84,8 @@ impl BatchedInjector {
 
     /// Sends `frame` over and over, 64 per `sendmmsg`, until `budget` runs out.
     ///
-    /// A call the kernel refuses for lack of buffers (ENOBUFS, EAGAIN) or interrupts (EINTR)
-    /// is retried and counted in `retries`; any other failure is counted in `errors`, its
+    /// A call the kernel refuses for lack of buffers (ENOBUFS, EAGAIN) or interrupts (EINTR),
+    /// or takes only in part, is retried and counted in `retries`; any other failure is counted in `errors`, its
     /// frames as offered, and ends the loop, since the next call would fail the same way.
     #[doc(alias = "sendmmsg")]
     pub fn send_for(&mut self, frame: &[u8], budget: Budget) -> InjectStats {
@@ -176,8 +176,12 @@ impl BatchedInjector {
                 )
             };
             if ret >= 0 {
-                // A short count means a later message failed; its error comes with the next
-                // call.
+                // A short count means the kernel refused the next message (sendmmsg keeps
+                // the error to itself once one was sent): the next call sends it again, a
+                // retry like a refused call (the sender's tx_dropped counts both).
+                if (ret as usize) < count {
+                    stats.retries += 1;
+                }
                 stats.offered += ret as u64;
                 stats.accepted += ret as u64;
                 continue;

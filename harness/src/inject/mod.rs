@@ -102,7 +102,8 @@ pub struct InjectStats {
     /// Frames given up on after an error (pnet), or failed send calls (batched: one
     /// `sendmmsg`; live: one `BPF_PROG_TEST_RUN`).
     pub errors: u64,
-    /// Sends retried after a transient error (ENOBUFS, EAGAIN).
+    /// Sends retried after a transient error (ENOBUFS, EAGAIN), or, batched, after a call
+    /// the kernel took only in part.
     pub retries: u64,
     /// The last error, if any.
     pub last_error: Option<String>,

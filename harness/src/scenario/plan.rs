@@ -21,6 +21,11 @@ pub struct RunOptions {
     /// The id tagged into every frame (default: the lab's random one). [`run_paths`](super::run::run_paths) gives
     /// all paths the same id, so the frames, and so their outputs, are byte for byte equal.
     pub run_id: Option<u32>,
+    /// Leave `[throughput]` floors unmeasured (`xdplab run --no-throughput`): frames, maps and
+    /// flows are judged as ever, and the report notes the floor it did not check. For runs
+    /// that share the machine with other labs (tests side by side, two CI jobs on a runner),
+    /// where a rate says more about the neighbours than about the program.
+    pub no_throughput: bool,
 }
 
 /// The programs [`check_and_keep`](super::run::check_and_keep) loaded, kept for the run that follows so that each object

@@ -209,6 +209,11 @@ fn run_path_with(
             crate::host::requires::Feature::GenericDevmap,
         ));
     }
+    if path.mode().is_none() && super::test_run::test_run_in_lab(scenario) {
+        requires.push(crate::host::requires::Requirement::Feature(
+            crate::host::requires::Feature::TestRunContext,
+        ));
+    }
     match crate::host::requires::check(&requires) {
         Gate::Met => {}
         Gate::Skip(reason) => {
@@ -241,6 +246,10 @@ fn run_path_with(
         && let Some(spec) = &scenario.throughput
     {
         match path.mode() {
+            Some(_) if options.no_throughput => report.notes.push(format!(
+                "[throughput] (line {}) not measured: --no-throughput",
+                spec.line
+            )),
             Some(mode) => result = check_throughput(scenario, spec, mode, &mut report),
             None => report
                 .notes

@@ -667,7 +667,7 @@ fn requires_lists_features_and_minimum_kernels() {
             PROGRAM
         )),
         "scenarios/t.toml:5: failed to read requirement \"xdp.frags\": expected one of \
-         \"live-frames\", \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\", \"generic-devmap\" or \"kernel>=X.Y\""
+         \"live-frames\", \"bpf-link-xdp\", \"ringbuf\", \"mmapable-array\", \"generic-devmap\", \"test-run-context\" or \"kernel>=X.Y\""
     );
     assert_eq!(
         err(&format!(
