@@ -39,7 +39,7 @@ impl Drop for TempDir {
     }
 }
 
-/// `xdplab ARGS`, which must exit 2 within a few seconds with `expected` in its stderr.
+/// `xdplab ARGS`, which must exit 2 with `expected` in its stderr, and not hang.
 fn refused(args: &[&str], expected: &str) {
     let start = Instant::now();
     let out = xdplab(args);
@@ -47,9 +47,10 @@ fn refused(args: &[&str], expected: &str) {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "xdplab {args:?}: {stderr}");
     assert!(stderr.contains(expected), "xdplab {args:?}: {stderr}");
-    // Reading stopped at once; no timing assertion on the machine's speed beyond "not a hang".
+    // Reading stopped at once; no timing assertion on the machine's speed beyond "not a hang"
+    // (parsing 65,537 send groups takes about 20 s in a debug build, a minute under QEMU's TCG).
     assert!(
-        took < Duration::from_secs(30),
+        took < Duration::from_secs(300),
         "xdplab {args:?} took {took:?}"
     );
 }

@@ -349,7 +349,10 @@ fn privileged_flows_compare_three_labs() {
 /// what it should on both live paths; with the directions swapped, both fail.
 #[test]
 fn privileged_a_stream_goes_either_way() {
-    if !privileges::gate("privileged_a_stream_goes_either_way") {
+    let test = "privileged_a_stream_goes_either_way";
+    // xdp_frags_limit is an `xdp.frags` program: the kernel loads those from 5.18.
+    let frags: xdplab::host::requires::Requirement = "kernel>=5.18".parse().expect("requirement");
+    if !privileges::gate(test) || !xdplab::host::requires::gate(test, &[frags]) {
         return;
     }
     let text = |forward: &str, reverse: &str| {
