@@ -85,8 +85,9 @@ impl BatchedInjector {
     /// Sends `frame` over and over, 64 per `sendmmsg`, until `budget` runs out.
     ///
     /// A call the kernel refuses for lack of buffers (ENOBUFS, EAGAIN) or interrupts (EINTR),
-    /// or takes only in part, is retried and counted in `retries`; any other failure is counted in `errors`, its
-    /// frames as offered, and ends the loop, since the next call would fail the same way.
+    /// or takes only in part, is retried and counted in `retries`; any other failure is
+    /// counted in `errors`, its frames as offered, and ends the loop, since the next call
+    /// would fail the same way.
     #[doc(alias = "sendmmsg")]
     pub fn send_for(&mut self, frame: &[u8], budget: Budget) -> InjectStats {
         // The kernel only reads through these pointers; every message sends the same bytes.

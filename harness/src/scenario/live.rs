@@ -234,11 +234,11 @@ pub(super) enum Held {
     Pinned(XdpLink),
 }
 
-/// Measures the scenario's program and the `[throughput]` baseline, one after the other, in
-/// the same run, and fails the scenario if the ratio is below the floor.
 /// Windows of the program and of its baseline a `[throughput]` check measures, each.
 const THROUGHPUT_ROUNDS: usize = 3;
 
+/// Measures the scenario's program and the `[throughput]` baseline in interleaved rounds in the
+/// same run, and fails the scenario if the median round's ratio is below the floor.
 pub(super) fn check_throughput(
     scenario: &Scenario,
     spec: &crate::scenario::ThroughputSpec,
