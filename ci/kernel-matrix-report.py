@@ -614,7 +614,21 @@ def read_text(path):
         return ""
 
 
+def usage_error():
+    """A call that fits none of the forms: the forms on stderr, exit 2."""
+    sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
+    sys.exit(2)
+
+
 if __name__ == "__main__":
+    arity = {"--merge": 3, "--flakes": 4, "--merge-flakes": 3}
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        sys.stdout.write(__doc__)
+        sys.exit(0)
+    if len(sys.argv) < arity.get(sys.argv[1] if len(sys.argv) > 1 else "", 3) + 1:
+        usage_error()
+    if sys.argv[1] == "--flakes" and not sys.argv[3].isdigit():
+        usage_error()
     if sys.argv[1:2] == ["--merge"]:
         old, new, ran = sys.argv[2], sys.argv[3], sys.argv[4:]
         sys.stdout.write(merge_tables(read_text(old), read_text(new), ran))

@@ -351,3 +351,38 @@ fn merged_flake_sections_replace_only_the_kernels_run() {
         "# Kernel matrix: flake counts\n\nnew preamble\n\n## 5.10 (full)\n\nnew 5.10\n\n## sid (full)\n\nold sid\n"
     );
 }
+
+#[test]
+fn a_call_of_no_known_form_prints_the_forms_and_exits_2() {
+    let test = "a_call_of_no_known_form_prints_the_forms_and_exits_2";
+    let Some(help) = report(test, &["--help"]) else {
+        return;
+    };
+    for form in [
+        "--merge OLD NEW",
+        "--flakes MODE N",
+        "--merge-flakes OLD NEW",
+    ] {
+        assert!(help.contains(form), "--help names {form}:\n{help}");
+    }
+    // A wrong call is the caller's mistake (exit 2 with the forms), not a Python traceback.
+    for args in [
+        &[][..],
+        &["target/kernel-matrix/x"][..],
+        &["--merge", "old.md"][..],
+        &["--flakes", "full", "three", "run-1", "5.10"][..],
+        &["--merge-flakes", "old.md"][..],
+    ] {
+        let out = Command::new("python3")
+            .arg(repo().join("ci/kernel-matrix-report.py"))
+            .args(args)
+            .output()
+            .expect("python3 ran above");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{stderr}");
+        assert!(
+            stderr.contains("--merge-flakes OLD NEW") && !stderr.contains("Traceback"),
+            "{args:?}: the forms, no traceback:\n{stderr}"
+        );
+    }
+}
