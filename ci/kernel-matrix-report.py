@@ -627,7 +627,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) < arity.get(sys.argv[1] if len(sys.argv) > 1 else "", 3) + 1:
         usage_error()
-    if sys.argv[1] == "--flakes" and not sys.argv[3].isdigit():
+    if sys.argv[1] == "--flakes" and (
+        not sys.argv[3].isdigit() or len(sys.argv) < 4 + int(sys.argv[3]) + 1
+    ):
         usage_error()
     if sys.argv[1:2] == ["--merge"]:
         old, new, ran = sys.argv[2], sys.argv[3], sys.argv[4:]

@@ -371,6 +371,7 @@ fn a_call_of_no_known_form_prints_the_forms_and_exits_2() {
         &["target/kernel-matrix/x"][..],
         &["--merge", "old.md"][..],
         &["--flakes", "full", "three", "run-1", "5.10"][..],
+        &["--flakes", "full", "3", "run-1", "run-2", "5.10"][..],
         &["--merge-flakes", "old.md"][..],
     ] {
         let out = Command::new("python3")

@@ -168,7 +168,8 @@ expect = "drop"
         let output = Command::new("sh")
             .arg("-c")
             .arg(
-                r#"echo $$ > "$1" && { echo -1000 > /proc/self/oom_score_adj; } 2>/dev/null;
+                r#"echo $$ > "$1" || exit 97
+                { echo -1000 > /proc/self/oom_score_adj; } 2>/dev/null
                 exec "$2" run "$3""#,
             )
             .arg("sh")
@@ -178,6 +179,12 @@ expect = "drop"
             .current_dir(common::repo())
             .output()
             .expect("xdplab runs");
+        assert_ne!(
+            output.status.code(),
+            Some(97),
+            "the shell could not enter the cgroup {}",
+            cgroup.procs().display()
+        );
         let oom_kills = cgroup.oom_kills();
         if output.status.signal() == Some(libc::SIGKILL) && oom_kills > 0 && attempt < ATTEMPTS {
             println!(
