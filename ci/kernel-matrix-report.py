@@ -489,6 +489,25 @@ def flakes(rounds, mode, kernels):
             f"**{len(finished)} finished, {len(died)} died, {len(timed_out)} timed out**."
         )
         w("")
+        base = rounds[0].parent if rounds[0].name.startswith("run-") else rounds[0]
+        stopped = sorted(
+            d
+            for rid, _ in dirs
+            for d in (base / "interrupted").glob(f"{rid}-{k}-*")
+            if d.is_dir()
+        )
+        if stopped:
+            w(
+                "Stopped midway with the run's own host process (`--resume` booted them again; "
+                "not counted above or below): "
+                + "; ".join(
+                    f"{d.name[: d.name.index('-', 4)]} after {len(read(d / 'steps.tsv').splitlines())} "
+                    f"steps, in step `{read(d / 'current', '?')}` (`interrupted/{d.name}`)"
+                    for d in stopped
+                )
+                + "."
+            )
+            w("")
         fired = [(rid, watchdog_firings(d)) for rid, d in booted]
         fired = [(rid, f) for rid, f in fired if f]
         if fired:

@@ -35,6 +35,13 @@
 #                    run it came from; with --repeat N > 1, also their sections of
 #                    results/kernel-flakes.md
 #   --no-report      write no table
+#   --resume DIR     continue the run in DIR (target/kernel-matrix/<UTC time>), stopped before
+#                    its end (its host process ended with the machine's session, say): its
+#                    kernels, rounds and VM settings are the run's own (DIR/run.txt; giving
+#                    them again is a usage error), the checkout must be at the commit the run
+#                    began on with no uncommitted change, the VMs that finished are kept, and a
+#                    VM stopped midway is moved to DIR/interrupted/ (listed in kernel-flakes.md,
+#                    not counted) and booted again
 #
 # Each VM's directory (target/kernel-matrix/<UTC time>[/run-<i>]/<kernel>/) keeps console.log
 # (the script's step lines, the guest kernel's errors and warnings, QEMU's messages),
@@ -189,7 +196,7 @@ in_vm() {
 		echo "== $name: exit $rc" >&2
 		health "$out" "after $name"
 	}
-	local xdplab=$root/target/release/xdplab
+	local xdplab=$root/$([[ $mode == full ]] && echo target/matrix/xdplab || echo target/release/xdplab)
 	step info-doctor 300 "$xdplab" doctor --format json
 	step scenarios 1800 "$xdplab" run --format json scenarios
 	local name bin
@@ -232,11 +239,21 @@ fi
 # On the host.
 # ---------------------------------------------------------------------------------------------
 quick=0 prepare_only=0 kvm=auto vm_timeout='' report='' no_report=0 update=0 repeat=1 watchdog=debug
-vm_cpus=2 vm_memory=2G
+vm_cpus=2 vm_memory=2G resume=''
 kernels=()
+# The options that define a run: --resume takes them from the run it continues.
+defining=()
 while (($#)); do
 	case $1 in
+	--quick | --repeat | --vm-memory | --vm-cpus | --watchdog-action | 5.10 | 6.1 | 6.12 | sid)
+		defining+=("$1")
+		;;&
 	--quick) quick=1 ;;
+	--resume)
+		[[ -n ${2:-} ]] || usage
+		resume=$(realpath -m "$2")
+		shift
+		;;
 	--prepare-only) prepare_only=1 ;;
 	--kvm)
 		[[ ${2:-} =~ ^(auto|on|off)$ ]] || usage
@@ -285,6 +302,45 @@ while (($#)); do
 	esac
 	shift
 done
+# run_commit: the commit the checkout is at, "+dirty" appended when a tracked file differs from
+# it (the rounds of a resumed run must test the same code), "unknown" outside git.
+run_commit() {
+	local head
+	head=$(git -C "$root" rev-parse HEAD 2>/dev/null) || {
+		echo unknown
+		return
+	}
+	if [[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+		echo "$head+dirty"
+	else
+		echo "$head"
+	fi
+}
+if [[ -n $resume ]]; then
+	if ((${#defining[@]})); then
+		echo "error: --resume continues a run with its own kernels, rounds and VM settings ($resume/run.txt): drop ${defining[*]}" >&2
+		exit 2
+	fi
+	[[ -f $resume/run.txt ]] || {
+		echo "error: $resume/run.txt does not exist: not a run this script began, or one from before --resume" >&2
+		exit 2
+	}
+	declare -A was=()
+	while read -r key value; do was[$key]=$value; done <"$resume/run.txt"
+	now=$(run_commit)
+	if [[ ${was[commit]:-unknown} == unknown || ${was[commit]} == *+dirty ]]; then
+		echo "error: the run in $resume began on ${was[commit]:-an unknown commit}: its code cannot be checked out again, start a new run" >&2
+		exit 2
+	elif [[ $now != "${was[commit]}" ]]; then
+		echo "error: the run in $resume began on ${was[commit]}, the checkout is at $now: check out that commit (with no uncommitted change) to continue it, or start a new run" >&2
+		exit 2
+	fi
+	read -r -a kernels <<<"${was[kernels]}"
+	repeat=${was[repeat]} vm_cpus=${was[vm_cpus]} vm_memory=${was[vm_memory]} watchdog=${was[watchdog]}
+	[[ ${was[mode]} == quick ]] && quick=1
+	# The same accelerator as the rounds before it.
+	[[ ${was[accel]} == kvm ]] && kvm=on || kvm=off
+fi
 ((${#kernels[@]})) || kernels=("${default_kernels[@]}")
 # --update-results merges into the committed tables in results/ (the original checkout's, when
 # this runs from a copy).
@@ -463,10 +519,22 @@ done
 
 # --- build once ------------------------------------------------------------------------------
 cd "$root"
-log "building the test binaries and the release binary"
 build_log=$cache/build.log
-if ! { timeout 3600 cargo test --workspace --no-run --message-format=json >"$cache/build.json" 2>"$build_log" &&
-	timeout 3600 cargo build --release 2>>"$build_log"; }; then
+# A full run builds with the `matrix` profile (Cargo.toml): under TCG, unoptimised code made
+# the user-space half of the suite (frame parsing, the injectors' loops, the million-frame
+# accounting) several times slower than the kernel it tests; debug assertions and overflow
+# checks stay on. --quick keeps the debug and release builds CI has already made.
+if [[ $mode == full ]]; then
+	log "building the test binaries and xdplab (profile matrix: optimised, with debug assertions)"
+	build=(cargo test --workspace --no-run --profile matrix --message-format=json)
+	bin_build=(cargo build --profile matrix --bin xdplab)
+else
+	log "building the test binaries and the release binary"
+	build=(cargo test --workspace --no-run --message-format=json)
+	bin_build=(cargo build --release --bin xdplab)
+fi
+if ! { timeout 3600 "${build[@]}" >"$cache/build.json" 2>"$build_log" &&
+	timeout 3600 "${bin_build[@]}" 2>>"$build_log"; }; then
 	tail -30 "$build_log" >&2
 	log "error: the build failed"
 	exit 1
@@ -496,9 +564,19 @@ fi
 # --- VMs -------------------------------------------------------------------------------------
 # Under target/, not the cache: virtme-ng lays tmpfs and overlays over /tmp and /var in the
 # guest, which could hide a shared directory there.
-run_id=$(date -u +%Y%m%dT%H%M%SZ)
-run_dir=$root/target/kernel-matrix/$run_id
-mkdir -p "$run_dir"
+if [[ -n $resume ]]; then
+	run_dir=$resume
+	hidden "$run_dir/" && die_env "$run_dir is hidden in the guest (virtme-ng mounts tmpfs there)"
+else
+	run_id=$(date -u +%Y%m%dT%H%M%SZ)
+	run_dir=$root/target/kernel-matrix/$run_id
+	mkdir -p "$run_dir"
+fi
+# The copies of this script that runs stopped midway (their host process killed) left behind.
+for d in "$root"/target/kernel-matrix/.script-*; do
+	[[ -d $d && $d != "$(dirname "$self")" ]] || continue
+	kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+done
 kvm_flag=(--disable-kvm)
 first=''
 for k in "${kernels[@]}"; do [[ -n ${kimg[$k]:-} ]] && first=$k && break; done
@@ -514,6 +592,12 @@ elif [[ $kvm == auto && -n $first && -w /dev/kvm ]]; then
 	fi
 fi
 accel=$([[ ${#kvm_flag[@]} == 0 ]] && echo kvm || echo "tcg (QEMU software emulation)")
+# What --resume needs to continue this run on the same code with the same VMs.
+if [[ -z $resume ]]; then
+	printf 'commit %s\nmode %s\nrepeat %s\nkernels %s\nvm_cpus %s\nvm_memory %s\nwatchdog %s\naccel %s\n' \
+		"$(run_commit)" "$mode" "$repeat" "${kernels[*]}" "$vm_cpus" "$vm_memory" "$watchdog" \
+		"$([[ ${#kvm_flag[@]} == 0 ]] && echo kvm || echo tcg)" >"$run_dir/run.txt"
+fi
 log "VMs use $accel, $vm_cpus CPUs, $vm_memory memory, $mode mode, ${vm_timeout}s each, $repeat time(s); output in $run_dir (host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
 
 # host_sample OUT: every 30 s, a line of OUT/host.tsv: the host's load averages, its available
@@ -621,8 +705,23 @@ for ((round = 1; round <= repeat; round++)); do
 	rounds+=("$round_dir")
 	for k in "${kernels[@]}"; do
 		out=$round_dir/$k
-		mkdir -p "$out"
-		if [[ -n ${skip_reason[$k]:-} ]]; then
+		if [[ -n $resume && -e $out/verdict ]]; then
+			# Finished before the run stopped: kept as it is.
+			log "$k: round $round kept from the run: $(cat "$out/verdict")"
+			[[ $(cat "$out/verdict") != fail* ]] || failed=1
+		else
+			if [[ -n $resume && -e $out ]]; then
+				# Stopped midway with the run's host process: not a verdict on the kernel. Its
+				# output is kept apart, out of the rounds' counts, and the VM boots again.
+				mkdir -p "$run_dir/interrupted"
+				mv "$out" "$run_dir/interrupted/run-$round-$k-$(date -u +%Y%m%dT%H%M%SZ)"
+				log "$k: round $round was stopped midway, in step $(cat "$run_dir"/interrupted/run-"$round-$k"-*/current 2>/dev/null | tail -n 1): moved to $run_dir/interrupted/, booting it again"
+			fi
+			mkdir -p "$out"
+		fi
+		if [[ -e $out/verdict ]]; then
+			:
+		elif [[ -n ${skip_reason[$k]:-} ]]; then
 			echo "skip: ${skip_reason[$k]}" >"$out/verdict"
 			log "$k: SKIP ${skip_reason[$k]}"
 		else

@@ -1,7 +1,9 @@
 //! The kernel matrix's reports, without booting a VM: `ci/kernel-matrix-report.py --merge`
 //! (a run of some kernels merged into the committed table keeps every other kernel's column,
 //! with the run it came from) and `--flakes` (pass counts over `--repeat` rounds, a VM death
-//! counted apart from a failed step, with its last step and what its kernel said last).
+//! counted apart from a failed step, with its last step and what its kernel said last), and
+//! the refusals of `ci/kernel-matrix.sh --resume` (a run continues only as it began, on its
+//! commit).
 //!
 //! Needs `python3` (the script is Python); without it the tests print a SKIP line.
 
@@ -267,6 +269,15 @@ fn flake_counts_tell_a_failed_step_from_a_vm_that_died() {
         &steps_ok[..2],
         Some("test-privileged_verdicts"),
     );
+    // Round 2's first VM, stopped midway with the run's host process and booted again by
+    // --resume: listed, not counted.
+    let stopped = root.0.join("interrupted/run-2-5.10-20261203T150000Z");
+    write(
+        &stopped,
+        "steps.tsv",
+        "scenarios\t0\t60\ntest-privileged_lab\t0\t20\n",
+    );
+    write(&stopped, "current", "test-privileged_verdicts\n");
     let rounds: Vec<String> = (1..=3)
         .map(|i| root.0.join(format!("run-{i}")).display().to_string())
         .collect();
@@ -319,6 +330,72 @@ fn flake_counts_tell_a_failed_step_from_a_vm_that_died() {
         "{deaths}"
     );
     assert!(!deaths.contains("**run-2**"), "a failed step is no death");
+    assert!(
+        md.contains(
+            "run-2 after 2 steps, in step `test-privileged_verdicts` (`interrupted/run-2-5.10-20261203T150000Z`)"
+        ),
+        "the VM stopped with the run is listed:\n{md}"
+    );
+}
+
+/// Runs `ci/kernel-matrix.sh --prepare-only ARGS` and returns its exit code and stderr.
+/// `--prepare-only`: should a refusal below ever let a run through, it installs and builds
+/// but boots nothing.
+fn matrix(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("bash")
+        .arg(repo().join("ci/kernel-matrix.sh"))
+        .arg("--prepare-only")
+        .args(args)
+        .output()
+        .expect("bash runs");
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn a_run_is_resumed_only_as_it_began_and_on_its_commit() {
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("xdplab-matrix-resume-{}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let run = dir.0.display().to_string();
+    // Everything below is refused before anything is installed or booted (and so also
+    // without privileges).
+    let (code, err) = matrix(&["--resume", &run]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("run.txt does not exist"), "{err}");
+
+    let settings = "mode full\nrepeat 3\nkernels 5.10 sid\nvm_cpus 2\nvm_memory 2G\nwatchdog debug\naccel tcg\n";
+    write(
+        &dir.0,
+        "run.txt",
+        &format!("commit {}\n{settings}", "0".repeat(40)),
+    );
+    // A kernel or a round count would be another run than the one it continues.
+    for extra in [&["5.10"][..], &["--repeat", "2"], &["--quick"]] {
+        let mut args = vec!["--resume", run.as_str()];
+        args.extend_from_slice(extra);
+        let (code, err) = matrix(&args);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains(&format!("drop {}", extra[0])),
+            "{extra:?}: {err}"
+        );
+    }
+    // Another commit: the rounds would test other code.
+    let (code, err) = matrix(&["--resume", &run]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("began on {}, the checkout is at", "0".repeat(40))),
+        "{err}"
+    );
+    // A run begun with uncommitted changes cannot be continued on the same code.
+    write(
+        &dir.0,
+        "run.txt",
+        &format!("commit {}+dirty\n{settings}", "0".repeat(40)),
+    );
+    let (code, err) = matrix(&["--resume", &run]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot be checked out again"), "{err}");
 }
 
 #[test]
