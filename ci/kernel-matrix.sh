@@ -107,12 +107,16 @@ fi
 # Bash reads a script while it runs it, and each VM runs this script again: a run (an hour and
 # more under TCG) runs a copy of it, so editing the checkout meanwhile changes neither the
 # host's loop nor the steps of the VMs still to boot. The copy lives under target/ (the guest
-# sees it) and is removed when the run ends.
+# sees it) and is removed when the run ends. A checkout the script cannot write to (the
+# read-only root a VM shares, where the tests call it) is not edited under it either: the
+# script then runs in place, and a run that needs target/ fails at its build.
 if [[ ${1:-} != --in-vm && -z ${XDPLAB_MATRIX_ROOT:-} ]]; then
 	snapshot=$root/target/kernel-matrix/.script-$$
-	mkdir -p "$snapshot"
-	cp "$self" "$root/ci/kernel-matrix-report.py" "$snapshot/"
-	XDPLAB_MATRIX_ROOT=$root exec bash "$snapshot/kernel-matrix.sh" "$@"
+	if mkdir -p "$snapshot" 2>/dev/null && cp "$self" "$root/ci/kernel-matrix-report.py" "$snapshot/"; then
+		XDPLAB_MATRIX_ROOT=$root exec bash "$snapshot/kernel-matrix.sh" "$@"
+	fi
+	rm -rf "$snapshot" 2>/dev/null || true
+	XDPLAB_MATRIX_ROOT=$root
 fi
 if [[ ${1:-} == --in-vm ]]; then
 	# The checkout, as the host's run named it (the script itself may be a copy elsewhere).
