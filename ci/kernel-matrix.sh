@@ -665,10 +665,14 @@ run_vm() {
 	# With pipefail, rc is vng's (timeout's) status. loglevel=5: the guest kernel's errors and
 	# warnings (an oops, the OOM killer, a panic) also reach the console, which outlives a
 	# guest whose kernel.log (written by a guest process) stops short of its end.
+	# --verbose: without it virtme-ng sends the guest's serial console, where its kernel prints
+	# a panic, to /dev/null; with its panic=-1 and -no-reboot, a panicking guest then ends QEMU
+	# at once and the VM dies with vng's 255 and not a word anywhere. QEMU's -d cpu_reset logs
+	# a triple fault (another silent end under -no-reboot) to OUT/qemu.log.
 	# -action watchdog=debug: see "The VM's watchdog" below.
-	timeout --kill-after=30 "$vm_timeout" "$vng" -r "${kimg[$k]}" "${kvm_flag[@]}" \
+	timeout --kill-after=30 "$vm_timeout" "$vng" --verbose -r "${kimg[$k]}" "${kvm_flag[@]}" \
 		--cpus "$vm_cpus" --memory "$vm_memory" --rwdir "$out" --cwd "$root" --append loglevel=5 \
-		--qemu-opts="-action watchdog=$watchdog" \
+		--qemu-opts="-action watchdog=$watchdog -d cpu_reset,guest_errors -D $(printf '%q' "$out/qemu.log")" \
 		--exec "$self --in-vm $out $mode $root" </dev/null 2>&1 | console "$out" || rc=$?
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
