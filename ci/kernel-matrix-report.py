@@ -15,8 +15,8 @@ RUN_DIR (a round) holds one directory per kernel, as the script leaves it: `verd
 `release`, `accel`, `seconds`, `packages`, `vm-exit`, `vm.txt` and, when its VM ran,
 `steps.tsv` (step, exit code, seconds), `current` (the step running when the VM stopped, if it
 never finished), `done` (when it did), each step's stdout (`<step>.log`, JSON for `info-doctor`
-and `scenarios`) and stderr (`<step>.err`), `kernel.log`, `console.log`, `health.tsv` and
-`host.tsv`.
+and `scenarios`) and stderr (`<step>.err`), `kernel.log`, `console.log` (with the guest's
+serial console), `qemu.log` (QEMU's CPU resets), `health.tsv` and `host.tsv`.
 """
 
 import json
@@ -390,18 +390,41 @@ def tail(path, n, keep=lambda line: True):
 
 def death_cause(d):
     """What the logs say stopped a VM that never finished: the guest kernel's own words on the
-    console (a panic, the OOM killer, an oops), QEMU's, or the script's timeout."""
+    console (a panic and the report it began with, the OOM killer, an oops, a restart or
+    power-off), a triple fault QEMU logged (qemu.log), QEMU's own message, or the script's
+    timeout."""
     rc = read(d / "vm-exit", "?")
     console = read(d / "console.log")
     klog = read(d / "kernel.log")
+    qemu = read(d / "qemu.log")
     both = console + "\n" + klog
     if rc in ("124", "137"):
         return "killed by --vm-timeout"
+    panic = re.search(r"Kernel panic - not syncing: ([^\n]*)", both)
+    if panic:
+        # The report the kernel began with (a BUG, an oops, a fault) says more than the panic's
+        # own reason ("Fatal exception").
+        first = re.search(
+            r"(?:BUG: |kernel BUG at |general protection fault|Oops: |WARNING: )[^\n]*",
+            both[: panic.start()],
+        )
+        return f"guest kernel panic: {panic[1].strip()}" + (
+            f" (first report: {first[0].strip()})" if first else ""
+        )
+    if re.search(r"^Triple fault", qemu, re.M):
+        return (
+            "triple fault: the guest's CPU faulted while handling a double fault (qemu.log), "
+            "QEMU reset the machine and -no-reboot ended it"
+        )
     for pattern, what in [
-        (r"Kernel panic - not syncing: ([^\n]*)", "guest kernel panic: {}"),
         (r"Out of memory: Kill(?:ed)? process[^\n]*", "guest OOM killer: {}"),
         (r"BUG: [^\n]*", "guest kernel bug: {}"),
         (r"general protection fault[^\n]*", "guest kernel fault: {}"),
+        (
+            r"reboot: Restarting system",
+            "the guest kernel restarted the machine ({}), which -no-reboot turns into QEMU's end",
+        ),
+        (r"reboot: Power down", "the guest powered itself off ({}) before its script ended"),
         (r"qemu-system-\w+: terminating on signal (\d+)[^\n]*", "QEMU ended by signal {}"),
         (r"qemu-system-\w+: [^\n]*", "QEMU said: {}"),
     ]:
@@ -410,9 +433,19 @@ def death_cause(d):
             return what.format(m[1] if m.groups() else m[0].strip())
     vm = read(d / "vm.txt")
     reset = "watchdog_action reset" in vm or "watchdog_action" not in vm
+    # Runs before the serial console was kept (vng --verbose) could not show a panic.
+    captured = "Linux version" in console
     return (
-        "no message: neither the guest kernel (console.log, kernel.log) nor QEMU said why "
-        f"(vng exit {rc}: QEMU ended before the guest's script"
+        (
+            "no message: the guest's console (console.log, its kernel from boot) ends without a "
+            "panic, an oops, a restart or a power-off, QEMU logged no triple fault (qemu.log) "
+            "and said nothing"
+            if captured
+            else "no message: kernel.log and QEMU said nothing, and the guest's serial console, "
+            "where its kernel prints a panic, was not kept (virtme-ng sends it to /dev/null "
+            "unless --verbose, as it did before the matrix passed --verbose)"
+        )
+        + f" (vng exit {rc}: QEMU ended before the guest's script"
         + (
             "; QEMU's watchdog action was reset, under which a watchdog the guest failed to "
             "ping ends QEMU this way, silently)"

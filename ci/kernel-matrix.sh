@@ -44,7 +44,8 @@
 #                    not counted) and booted again
 #
 # Each VM's directory (target/kernel-matrix/<UTC time>[/run-<i>]/<kernel>/) keeps console.log
-# (the script's step lines, the guest kernel's errors and warnings, QEMU's messages),
+# (the script's step lines, the guest's serial console: its kernel's messages from boot at
+# loglevel 5, a panic included; QEMU's messages), qemu.log (QEMU's CPU resets: a triple fault),
 # kernel.log (the guest kernel's whole log), health.tsv (guest memory, kernel slab and per-CPU
 # memory, processes, network namespaces, bpffs mounts, BPF programs and maps: after each step
 # and every 30 s), host.tsv (the host's load and memory, QEMU's resident memory, every 30 s),

@@ -338,6 +338,74 @@ fn flake_counts_tell_a_failed_step_from_a_vm_that_died() {
     );
 }
 
+#[test]
+fn a_vm_death_is_named_by_what_its_console_and_qemu_said() {
+    let test = "a_vm_death_is_named_by_what_its_console_and_qemu_said";
+    let root = TempDir(std::env::temp_dir().join(format!(
+        "xdplab-deaths-{}/20261204T090000Z",
+        std::process::id()
+    )));
+    let boot =
+        "[    0.000000] Linux version 7.2.13+deb14-amd64\n== test-privileged_lab: /bin/true\n";
+    // (console, qemu.log) of each round's VM, each dead in test-privileged_lab.
+    let logs = [
+        (
+            format!(
+                "{boot}[  900.1] BUG: kernel NULL pointer dereference, address: 0000000000000008\n\
+                 [  900.2] Oops: 0000 [#1] SMP NOPTI\n[  900.3] Kernel panic - not syncing: Fatal exception\n"
+            ),
+            "CPU Reset (CPU 0)\n",
+        ),
+        (boot.to_string(), "CPU Reset (CPU 0)\nTriple fault\n"),
+        (format!("{boot}[  900.1] reboot: Power down\n"), ""),
+        (boot.to_string(), "CPU Reset (CPU 0)\n"),
+    ];
+    for (i, (console, qemu)) in logs.iter().enumerate() {
+        let dir = root.0.join(format!("run-{}/sid", i + 1));
+        vm(&dir, &[("scenarios", 0)], Some("test-privileged_lab"));
+        write(&dir, "console.log", console);
+        write(&dir, "qemu.log", qemu);
+        write(&dir, "vm.txt", "cpus 2\nmemory 2G\nwatchdog_action debug\n");
+    }
+    let rounds: Vec<String> = (1..=logs.len())
+        .map(|i| root.0.join(format!("run-{i}")).display().to_string())
+        .collect();
+    let mut args = vec!["--flakes", "full", "4"];
+    args.extend(rounds.iter().map(String::as_str));
+    args.push("sid");
+    let Some(md) = report(test, &args) else {
+        return;
+    };
+    let _ = fs::remove_dir_all(root.0.parent().unwrap());
+    let cause = |round: usize| {
+        let at = md
+            .find(&format!("- **run-{round}**"))
+            .unwrap_or_else(|| panic!("no death of run-{round}:\n{md}"));
+        let line = md[at..].lines().next().unwrap();
+        line[line.find("Cause: ").expect("a cause") + 7..].to_string()
+    };
+    assert!(md.contains("**0 finished, 4 died, 0 timed out**"), "{md}");
+    assert_eq!(
+        cause(1),
+        "guest kernel panic: Fatal exception (first report: BUG: kernel NULL pointer \
+         dereference, address: 0000000000000008)."
+    );
+    assert!(cause(2).starts_with("triple fault:"), "{}", cause(2));
+    assert!(
+        cause(3).starts_with("the guest powered itself off (reboot: Power down)"),
+        "{}",
+        cause(3)
+    );
+    // A console kept from boot that ends in nothing is said to be so, not "no console".
+    assert!(
+        cause(4).starts_with(
+            "no message: the guest's console (console.log, its kernel from boot) ends"
+        ),
+        "{}",
+        cause(4)
+    );
+}
+
 /// Runs `ci/kernel-matrix.sh --prepare-only ARGS` and returns its exit code and stderr.
 /// `--prepare-only`: should a refusal below ever let a run through, it installs and builds
 /// but boots nothing.
