@@ -16,7 +16,9 @@ RUN_DIR (a round) holds one directory per kernel, as the script leaves it: `verd
 `steps.tsv` (step, exit code, seconds), `current` (the step running when the VM stopped, if it
 never finished), `done` (when it did), each step's stdout (`<step>.log`, JSON for `info-doctor`
 and `scenarios`) and stderr (`<step>.err`), `kernel.log`, `console.log` (with the guest's
-serial console), `qemu.log` (QEMU's CPU resets), `health.tsv` and `host.tsv`.
+serial console), `qemu.log` (QEMU's CPU resets), `qemu-exit` (how QEMU ended: `exit N`,
+`signal N`, or `running` when it was killed with the wrapper that records it), `health.tsv`
+and `host.tsv`.
 """
 
 import json
@@ -398,8 +400,20 @@ def death_cause(d):
     klog = read(d / "kernel.log")
     qemu = read(d / "qemu.log")
     both = console + "\n" + klog
+    # How QEMU itself ended (the script's wrapper), where vng says 255 for every end.
+    qemu_end = read(d / "qemu-exit").strip()
     if rc in ("124", "137"):
         return "killed by --vm-timeout"
+    if qemu_end.startswith("signal "):
+        return (
+            f"QEMU was killed by {qemu_end} (qemu-exit), from outside the guest: nothing the "
+            "guest did ends QEMU by a signal"
+        )
+    if qemu_end == "running":
+        return (
+            "QEMU and the wrapper that records its end were killed together (qemu-exit still "
+            "says running): from outside the guest"
+        )
     panic = re.search(r"Kernel panic - not syncing: ([^\n]*)", both)
     if panic:
         # The report the kernel began with (a BUG, an oops, a fault) says more than the panic's
@@ -440,6 +454,7 @@ def death_cause(d):
             "no message: the guest's console (console.log, its kernel from boot) ends without a "
             "panic, an oops, a restart or a power-off, QEMU logged no triple fault (qemu.log) "
             "and said nothing"
+            + (f" and QEMU ended with {qemu_end} (qemu-exit)" if qemu_end else "")
             if captured
             else "no message: kernel.log and QEMU said nothing, and the guest's serial console, "
             "where its kernel prints a panic, was not kept (virtme-ng sends it to /dev/null "

@@ -582,6 +582,22 @@ for d in "$root"/target/kernel-matrix/.script-*; do
 	[[ -d $d && $d != "$(dirname "$self")" ]] || continue
 	kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
 done
+# vng reports 255 for any end of QEMU before the guest's script, QEMU's own clean exit (the
+# guest reset or powered off under -no-reboot) and a SIGKILL from outside alike. The VMs run
+# QEMU through this wrapper, which writes how QEMU ended to OUT/qemu-exit ("exit N" or
+# "signal N"; "running" if the wrapper was killed with it).
+qemu_wrapper=$run_dir/.qemu-system-x86_64
+cat >"$qemu_wrapper" <<WRAPPER
+#!/usr/bin/env bash
+# Written by ci/kernel-matrix.sh: QEMU for one VM, its end recorded in \$XDPLAB_QEMU_EXIT.
+[[ -n \${XDPLAB_QEMU_EXIT:-} && " \$* " == *" -kernel "* ]] || exec $(printf '%q' "$(command -v qemu-system-x86_64)") "\$@"
+echo running >"\$XDPLAB_QEMU_EXIT"
+$(printf '%q' "$(command -v qemu-system-x86_64)") "\$@"
+rc=\$?
+if ((rc > 128)); then echo "signal \$((rc - 128))"; else echo "exit \$rc"; fi >"\$XDPLAB_QEMU_EXIT"
+exit \$rc
+WRAPPER
+chmod +x "$qemu_wrapper"
 kvm_flag=(--disable-kvm)
 first=''
 for k in "${kernels[@]}"; do [[ -n ${kimg[$k]:-} ]] && first=$k && break; done
@@ -671,7 +687,8 @@ run_vm() {
 	# at once and the VM dies with vng's 255 and not a word anywhere. QEMU's -d cpu_reset logs
 	# a triple fault (another silent end under -no-reboot) to OUT/qemu.log.
 	# -action watchdog=debug: see "The VM's watchdog" below.
-	timeout --kill-after=30 "$vm_timeout" "$vng" --verbose -r "${kimg[$k]}" "${kvm_flag[@]}" \
+	XDPLAB_QEMU_EXIT=$out/qemu-exit timeout --kill-after=30 "$vm_timeout" "$vng" --verbose \
+		--qemu "$qemu_wrapper" -r "${kimg[$k]}" "${kvm_flag[@]}" \
 		--cpus "$vm_cpus" --memory "$vm_memory" --rwdir "$out" --cwd "$root" --append loglevel=5 \
 		--qemu-opts="-action watchdog=$watchdog -d cpu_reset,guest_errors -D $(printf '%q' "$out/qemu.log")" \
 		--exec "$self --in-vm $out $mode $root" </dev/null 2>&1 | console "$out" || rc=$?

@@ -347,7 +347,7 @@ fn a_vm_death_is_named_by_what_its_console_and_qemu_said() {
     )));
     let boot =
         "[    0.000000] Linux version 7.2.13+deb14-amd64\n== test-privileged_lab: /bin/true\n";
-    // (console, qemu.log) of each round's VM, each dead in test-privileged_lab.
+    // (console, qemu.log, qemu-exit) of each round's VM, each dead in test-privileged_lab.
     let logs = [
         (
             format!(
@@ -355,22 +355,34 @@ fn a_vm_death_is_named_by_what_its_console_and_qemu_said() {
                  [  900.2] Oops: 0000 [#1] SMP NOPTI\n[  900.3] Kernel panic - not syncing: Fatal exception\n"
             ),
             "CPU Reset (CPU 0)\n",
+            "exit 0\n",
         ),
-        (boot.to_string(), "CPU Reset (CPU 0)\nTriple fault\n"),
-        (format!("{boot}[  900.1] reboot: Power down\n"), ""),
-        (boot.to_string(), "CPU Reset (CPU 0)\n"),
+        (
+            boot.to_string(),
+            "CPU Reset (CPU 0)\nTriple fault\n",
+            "exit 0\n",
+        ),
+        (
+            format!("{boot}[  900.1] reboot: Power down\n"),
+            "",
+            "exit 0\n",
+        ),
+        (boot.to_string(), "CPU Reset (CPU 0)\n", "exit 0\n"),
+        (boot.to_string(), "CPU Reset (CPU 0)\n", "signal 9\n"),
     ];
-    for (i, (console, qemu)) in logs.iter().enumerate() {
+    for (i, (console, qemu, qemu_exit)) in logs.iter().enumerate() {
         let dir = root.0.join(format!("run-{}/sid", i + 1));
         vm(&dir, &[("scenarios", 0)], Some("test-privileged_lab"));
         write(&dir, "console.log", console);
         write(&dir, "qemu.log", qemu);
+        write(&dir, "qemu-exit", qemu_exit);
         write(&dir, "vm.txt", "cpus 2\nmemory 2G\nwatchdog_action debug\n");
     }
     let rounds: Vec<String> = (1..=logs.len())
         .map(|i| root.0.join(format!("run-{i}")).display().to_string())
         .collect();
-    let mut args = vec!["--flakes", "full", "4"];
+    let n = logs.len().to_string();
+    let mut args = vec!["--flakes", "full", n.as_str()];
     args.extend(rounds.iter().map(String::as_str));
     args.push("sid");
     let Some(md) = report(test, &args) else {
@@ -384,7 +396,7 @@ fn a_vm_death_is_named_by_what_its_console_and_qemu_said() {
         let line = md[at..].lines().next().unwrap();
         line[line.find("Cause: ").expect("a cause") + 7..].to_string()
     };
-    assert!(md.contains("**0 finished, 4 died, 0 timed out**"), "{md}");
+    assert!(md.contains("**0 finished, 5 died, 0 timed out**"), "{md}");
     assert_eq!(
         cause(1),
         "guest kernel panic: Fatal exception (first report: BUG: kernel NULL pointer \
@@ -403,6 +415,17 @@ fn a_vm_death_is_named_by_what_its_console_and_qemu_said() {
         ),
         "{}",
         cause(4)
+    );
+    assert!(
+        cause(4).contains("QEMU ended with exit 0 (qemu-exit)"),
+        "{}",
+        cause(4)
+    );
+    // QEMU's end by a signal outranks the console's silence: it came from outside the guest.
+    assert!(
+        cause(5).starts_with("QEMU was killed by signal 9 (qemu-exit)"),
+        "{}",
+        cause(5)
     );
 }
 
