@@ -490,7 +490,14 @@ def failed_names(d, step):
 def flakes(rounds, mode, kernels):
     """Markdown: for each kernel, every step's pass count over the rounds (failures with the
     rounds they failed in), the steps a dead VM never finished, and each VM death."""
-    run = rounds[0].parent.name if rounds[0].name.startswith("run-") else rounds[0].name
+    run_root = rounds[0].parent if rounds[0].name.startswith("run-") else rounds[0]
+    run = run_root.name
+    # The commit the run began on (run.txt), so a section says which code it measured.
+    commit = next(
+        (l.split()[1] for l in read(run_root / "run.txt").splitlines() if l.startswith("commit ")),
+        "",
+    )
+    on_commit = f" (commit `{commit[:12]}`)" if commit else ""
     out = []
     w = out.append
     w("# Kernel matrix: flake counts")
@@ -530,7 +537,7 @@ def flakes(rounds, mode, kernels):
                     pass
         load = f", host load (1 min) {min(loads):.1f}-{max(loads):.1f}" if loads else ""
         w(
-            f"Run `{run}`: {len(booted)} VM(s) of `{read(booted[0][1] / 'release', '?')}` "
+            f"Run `{run}`{on_commit}: {len(booted)} VM(s) of `{read(booted[0][1] / 'release', '?')}` "
             f"({vm.get('accel', '?')}, {vm.get('cpus', '?')} CPUs, {vm.get('memory', '?')} memory, "
             f"watchdog action {vm.get('watchdog_action', 'reset')}; host {vm.get('host_cpus', '?')} "
             f"CPUs{load}), {min(secs)}-{max(secs)} s each: "

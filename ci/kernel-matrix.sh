@@ -46,12 +46,13 @@
 # Each VM's directory (target/kernel-matrix/<UTC time>[/run-<i>]/<kernel>/) keeps console.log
 # (the script's step lines, the guest's serial console: its kernel's messages from boot at
 # loglevel 5, a panic included; QEMU's messages), qemu.log (QEMU's CPU resets: a triple fault),
-# kernel.log (the guest kernel's whole log), health.tsv (guest memory, kernel slab and per-CPU
-# memory, processes, network namespaces, bpffs mounts, BPF programs and maps: after each step
-# and every 30 s), host.tsv (the host's load and memory, QEMU's resident memory, every 30 s),
-# vm.txt (the VM's CPUs and memory, the host's load at boot and at the end), vm-exit, steps.tsv,
-# each step's .log and .err, and verdict. A VM that dies is reported with the step it died in,
-# vng's exit (255: QEMU ended before the guest's script did) and what its kernel said last.
+# qemu-exit (how QEMU ended), kernel.log (the guest kernel's whole log), health.tsv (guest
+# memory, kernel slab and per-CPU memory, processes, network namespaces, bpffs mounts, BPF
+# programs and maps: after each step and every 30 s), host.tsv (the host's load and memory,
+# QEMU's resident memory, every 30 s), vm.txt (the VM's CPUs and memory, the host's load at boot
+# and at the end), vm-exit, steps.tsv, each step's .log and .err, and verdict. A VM that dies is
+# reported with the step it died in, vng's exit (255: QEMU ended before the guest's script did)
+# and what its kernel said last.
 #
 # A checkout under /tmp, /var/tmp or /var/cache (hidden in the guest) runs from a copy in
 # XDPLAB_MATRIX_CHECKOUT (default /var/lib/xdplab/kernel-matrix/checkout), built there.

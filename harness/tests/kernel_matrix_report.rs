@@ -278,6 +278,11 @@ fn flake_counts_tell_a_failed_step_from_a_vm_that_died() {
         "scenarios\t0\t60\ntest-privileged_lab\t0\t20\n",
     );
     write(&stopped, "current", "test-privileged_verdicts\n");
+    write(
+        &root.0,
+        "run.txt",
+        "commit 0123456789abcdef0123456789abcdef01234567\nmode full\nrepeat 3\n",
+    );
     let rounds: Vec<String> = (1..=3)
         .map(|i| root.0.join(format!("run-{i}")).display().to_string())
         .collect();
@@ -297,6 +302,10 @@ fn flake_counts_tell_a_failed_step_from_a_vm_that_died() {
     assert!(
         md.contains("**2 finished, 1 died, 0 timed out**"),
         "VMs counted:\n{md}"
+    );
+    assert!(
+        md.contains("Run `20261203T140000Z` (commit `0123456789ab`): 3 VM(s)"),
+        "the section names the run and the commit it measured:\n{md}"
     );
     // Every VM ran these to their end.
     assert!(
