@@ -681,3 +681,51 @@ pub fn enable_napi(
     let attachment = helper.attach(end(topology, at)?, XdpMode::Native)?;
     Ok((helper, attachment))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::XdpStats;
+
+    /// A two-interface snapshot: at the attach interface (0), `packets` frames XDP ran on,
+    /// `redirect` of them redirected, and `captured` frames its capture read.
+    fn snapshot(packets: u64, redirect: u64, captured: u64) -> Snapshot {
+        let iface = |xdp, captured| IfaceSnapshot {
+            xdp,
+            link: Default::default(),
+            captured,
+        };
+        Snapshot {
+            ifaces: vec![
+                iface(
+                    XdpStats {
+                        packets,
+                        redirect,
+                        ..Default::default()
+                    },
+                    captured,
+                ),
+                iface(XdpStats::default(), 0),
+            ],
+            drop_cnt: None,
+            pass_cnt: None,
+            aborted: 0,
+        }
+    }
+
+    #[test]
+    fn a_passed_frame_the_capture_has_not_read_keeps_the_window_from_closing() {
+        let before = snapshot(1000, 900, 40);
+        // 100 redirected, and one frame of the kernel's own passed but not read yet.
+        let counted_first = snapshot(1101, 1000, 40);
+        assert!(passed_unseen(XdpMode::Native, 0, &before, &counted_first));
+        // Read: the window may close, the frame counted on both sides.
+        let read = snapshot(1101, 1000, 41);
+        assert!(!passed_unseen(XdpMode::Native, 0, &before, &read));
+        // Read since `before` but passed before it: nothing is in flight.
+        let earlier = snapshot(1100, 1000, 41);
+        assert!(!passed_unseen(XdpMode::Native, 0, &before, &earlier));
+        // Generic XDP has no counters of its own to be ahead of the capture.
+        assert!(!passed_unseen(XdpMode::Generic, 0, &before, &counted_first));
+    }
+}
